@@ -1,0 +1,8 @@
+"""Synthetic multi-site data shared by tests, examples and benchmarks."""
+
+from ._cohort import make_multisite_cohort, make_xray_cohort
+
+__all__ = [
+    "make_multisite_cohort",
+    "make_xray_cohort",
+]

@@ -1,0 +1,56 @@
+"""Warnings and errors raised by sklearn-medprep.
+
+All errors derive from the standard exception a scikit-learn user expects
+(``ValueError``, ``FileNotFoundError``) so that existing ``except`` clauses keep
+working; the subclasses carry the row index, column and file at fault.
+"""
+
+__all__ = [
+    "MedprepWarning",
+    "SubjectTableError",
+    "ImageReadError",
+    "GeometryMismatchError",
+]
+
+
+class MedprepWarning(UserWarning):
+    """Warning issued by sklearn-medprep (e.g. rows that failed and became NaN)."""
+
+
+class SubjectTableError(ValueError):
+    """A subject table is invalid; the message names row index, column and file.
+
+    Parameters
+    ----------
+    message : str
+        Human-readable description.
+    row : hashable, default=None
+        Index label of the row at fault.
+    column : str, default=None
+        Column at fault.
+    file : str, default=None
+        File at fault, when the cell was a path.
+    """
+
+    def __init__(self, message, *, row=None, column=None, file=None):
+        self.row = row
+        self.column = column
+        self.file = file
+        where = []
+        if row is not None:
+            where.append(f"row {row!r}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        if file is not None:
+            where.append(f"file {str(file)!r}")
+        prefix = f"[{', '.join(where)}] " if where else ""
+        super().__init__(prefix + message)
+        self.bare_message = message
+
+
+class ImageReadError(SubjectTableError):
+    """An image cell could not be read (missing, corrupt or unsupported file)."""
+
+
+class GeometryMismatchError(SubjectTableError):
+    """Image and mask of one row do not share size, spacing, origin and direction."""

@@ -1,0 +1,3 @@
+"""Site-aware cross-validation splitters."""
+
+__all__ = []

@@ -1,0 +1,24 @@
+"""Shared fixtures: small seeded cohorts and the optional ../shared reference data."""
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Path of ../shared/data; the test is skipped where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cohort_dir(tmp_path_factory):
+    """A small 3D cohort written to disk once per session (paths in the table)."""
+    from sklearn_medprep.datasets import make_multisite_cohort
+
+    folder = tmp_path_factory.mktemp("cohort")
+    return make_multisite_cohort(12, 3, shape=(20, 22, 18), path=folder, random_state=0)
