@@ -1,8 +1,10 @@
 """Synthetic multi-site data shared by tests, examples and benchmarks."""
 
 from ._cohort import make_multisite_cohort, make_xray_cohort
+from ._features import make_multisite_features
 
 __all__ = [
+    "make_multisite_features",
     "make_multisite_cohort",
     "make_xray_cohort",
 ]

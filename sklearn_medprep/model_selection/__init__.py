@@ -1,3 +1,8 @@
 """Site-aware cross-validation splitters."""
 
-__all__ = []
+from ._split import LeaveOneSiteOut, SiteStratifiedKFold
+
+__all__ = [
+    "LeaveOneSiteOut",
+    "SiteStratifiedKFold",
+]

@@ -20,12 +20,166 @@ _IMAGE_TABLE = (
     "by check_subject_table_* in sklearn_medprep.utils.estimator_checks"
 )
 
+def _tio():
+    import torchio
+
+    return torchio
+
+
 INIT_PARAMS = {
     # "EstimatorName": dict(param=value, ...),
+    # TorchIO estimators (sklearn_medprep/_torchio.py, _augment.py, _tensor.py)
+    "TorchIOPreprocessor": dict(transforms=_tio().ToCanonical()),
+    "TorchIOAugmenter": dict(transforms=_tio().RandomFlip(), random_state=0),
 }
+
+# ComBatHarmonizer refuses to harmonize rows whose site it does not know, and
+# scikit-learn's checks fit plain arrays with no site column and no routed sites=.
+_COMBAT_NO_SITE = (
+    "sklearn's check fits a plain array without sites; ComBatHarmonizer refuses to "
+    "harmonize without the site of each row (DataFrame site column or routed "
+    "sites=); replaced on a multi-site table by tests/test_combat.py::"
+)
+_COMBAT_CONTRACT = _COMBAT_NO_SITE + "test_sklearn_contract_on_tables"
+_COMBAT_CHECKS = {
+    name: _COMBAT_CONTRACT
+    for name in [
+        "check_fit_score_takes_y",
+        "check_estimators_overwrite_params",
+        "check_dont_overwrite_parameters",
+        "check_estimators_fit_returns_self",
+        "check_readonly_memmap_input",
+        "check_n_features_in_after_fitting",
+        "check_positive_only_tag_during_fit",
+        "check_estimators_dtypes",
+        "check_dtype_object",
+        "check_pipeline_consistency",
+        "check_estimators_pickle",
+        "check_f_contiguous_array_estimator",
+        "check_transformer_data_not_an_array",
+        "check_transformer_general",
+        "check_transformer_preserve_dtypes",
+        "check_methods_sample_order_invariance",
+        "check_dict_unchanged",
+        "check_fit_idempotent",
+        "check_fit_check_is_fitted",
+        "check_n_features_in",
+        "check_fit2d_predict1d",
+    ]
+}
+_COMBAT_CHECKS.update(
+    check_methods_subset_invariance=_COMBAT_NO_SITE
+    + "test_transform_subsets_and_single_rows",
+    check_fit2d_1sample=_COMBAT_NO_SITE + "test_guard_site_with_one_subject",
+    check_fit2d_1feature=_COMBAT_NO_SITE + "test_single_feature_bypasses_eb",
+)
+
+# RadiomicsExtractor (sklearn_medprep/_radiomics.py): it reads image and mask
+# columns of a subject table; scikit-learn's checks pass numeric arrays.
+_RADIOMICS_TABLE = (
+    _IMAGE_TABLE + "; RadiomicsExtractor's own contract tests are "
+    "tests/test_radiomics.py::test_output_matches_pyradiomics_index_order_and_"
+    "passthrough and tests/test_radiomics_fidelity.py"
+)
+_RADIOMICS_CHECKS = {check: _RADIOMICS_TABLE for check in (
+    "check_complex_data",
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimator_sparse_tag",
+    "check_estimators_dtypes",
+    "check_estimators_empty_data_messages",
+    "check_estimators_fit_returns_self",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
+    "check_estimators_pickle(readonly_memmap=True)",
+    "check_f_contiguous_array_estimator",
+    "check_fit1d",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit",
+    "check_readonly_memmap_input",
+    "check_transformer_data_not_an_array",
+    "check_transformer_general",
+    "check_transformer_general(readonly_memmap=True)",
+)}
+_RADIOMICS_CHECKS.update({
+    "check_estimators_pickle": _RADIOMICS_TABLE + "; persistence: tests/"
+    "test_radiomics_cache_parallel.py::test_pipeline_survives_joblib_dump_load_in_"
+    "new_process",
+    "check_methods_sample_order_invariance": _RADIOMICS_TABLE + "; row order: "
+    "test_output_matches_pyradiomics_index_order_and_passthrough (reversed rows)",
+    "check_methods_subset_invariance": _RADIOMICS_TABLE + "; rows are extracted "
+    "independently: test_n_jobs_gives_identical_results_and_errors",
+})
+
+# TorchIO estimators: every data check feeds an anonymous numeric array, where
+# they read image cells (paths or in-memory images) of named columns.
+_TORCHIO_DOMAIN = {
+    "check_estimators_pickle": "check_subject_table_pickle",
+    "check_methods_sample_order_invariance": "check_subject_table_row_alignment",
+    "check_methods_subset_invariance": "check_subject_table_row_alignment",
+    "check_transformer_general": "check_subject_table_index_preserved",
+    "check_transformer_data_not_an_array": "check_subject_table_index_preserved",
+    "check_fit_idempotent": "check_subject_table_index_preserved",
+    "check_pipeline_consistency": "check_subject_table_index_preserved",
+    "check_estimators_overwrite_params": "check_subject_table_clone",
+    "check_dont_overwrite_parameters": "check_subject_table_clone",
+    "check_dict_unchanged": "check_subject_table_clone",
+    "check_fit_check_is_fitted": "check_subject_table_clone",
+    "check_estimators_fit_returns_self": "check_subject_table_clone",
+    "check_readonly_memmap_input": "check_subject_table_n_jobs_invariance",
+}
+_TORCHIO_TABLE_ONLY = [
+    "check_complex_data",
+    "check_dtype_object",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimator_sparse_tag",
+    "check_estimators_dtypes",
+    "check_estimators_empty_data_messages",
+    "check_estimators_nan_inf",
+    "check_f_contiguous_array_estimator",
+    "check_fit1d",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_fit_score_takes_y",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit",
+]
+
+
+def _torchio_checks(own_tests):
+    table = {
+        name: f"{_IMAGE_TABLE} ({domain}; and {own_tests})"
+        for name, domain in _TORCHIO_DOMAIN.items()
+    }
+    table.update(
+        {name: f"{_IMAGE_TABLE} (and {own_tests})" for name in _TORCHIO_TABLE_ONLY}
+    )
+    return table
+
 
 EXPECTED_FAILED_CHECKS = {
     # "EstimatorName": {"check_name": "reason (and the domain check replacing it)"},
+    "ComBatHarmonizer": _COMBAT_CHECKS,
+    "TorchIOPreprocessor": _torchio_checks("tests/test_torchio_preprocessor.py"),
+    "TorchIOAugmenter": _torchio_checks("tests/test_augmenter.py"),
+    "ImageTensorizer": _torchio_checks("tests/test_tensorizer_skorch.py"),
+    "RadiomicsExtractor": _RADIOMICS_CHECKS,
 }
 
 

@@ -1,0 +1,179 @@
+"""ComBatHarmonizer against neuroHarmonize: time, peak memory, real data.
+
+Each (method, size) runs in its own subprocess (fresh interpreter): the data are
+generated there, then fit+transform of the same data is timed and its peak
+memory traced with tracemalloc (numpy reports its buffers to tracemalloc);
+peak memory is given as a multiple of the input feature matrix.
+
+Then the FCON1000 table (../shared/data/multisite/pcn_fcon1000.csv): fit on 70%
+(stratified by site), apply to 30%; site balanced accuracy (logistic regression
+trained on the 70%, scored on the 30%) and age R^2 (ridge) before/after.
+
+Usage::
+
+    python benchmarks/bench_combat.py --quick      # small size, seconds
+    python benchmarks/bench_combat.py              # 1000x10000 and 2000x50000
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "multisite" / "pcn_fcon1000.csv"
+
+
+def make_data(n, p, seed=0):
+    rng = np.random.default_rng(seed)
+    n_sites = 4
+    site = rng.integers(0, n_sites, size=n)
+    age = rng.uniform(20, 80, size=n).astype(np.float32).astype(np.float64)
+    sex = rng.integers(0, 2, size=n).astype(np.float64)
+    data = rng.standard_normal((n, p))
+    data *= np.exp(rng.normal(0, 0.3, size=(n_sites, p)))[site]
+    data += rng.normal(0, 1, size=(n_sites, p))[site]
+    data += np.outer(age / 50, rng.normal(0, 0.5, size=p))
+    return data, np.array([f"s{k}" for k in site], dtype=object), age, sex
+
+
+def run_one(method, n, p, warm_up=True):
+    if warm_up:  # first-call imports and caches out of the timing
+        run_one(method, 40, 30, warm_up=False)
+        tracemalloc.stop()
+    data, site, age, sex = make_data(n, p)
+    if method == "ours":
+        sys.path.insert(0, str(REPO))
+        from sklearn_medprep import ComBatHarmonizer
+
+        cols = [f"f{j}" for j in range(p)]
+        table = pd.DataFrame(data, columns=cols)
+        table["site"] = site
+        table["age"] = age
+        table["sex"] = sex
+        del data
+        input_bytes = n * p * 8
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        out = ComBatHarmonizer(covariates=["age", "sex"]).fit_transform(table)
+        elapsed = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        result = out.iloc[:3, :3].to_numpy()
+    else:
+        from neuroHarmonize import harmonizationLearn
+
+        covars = pd.DataFrame({"SITE": site, "age": age, "sex": sex})
+        input_bytes = data.nbytes
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, out = harmonizationLearn(data, covars)
+        elapsed = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        result = out[:3, :3]
+    return {"time": elapsed, "peak_ratio": peak / input_bytes, "head": result.tolist()}
+
+
+def speed(sizes):
+    print(
+        "mem = peak memory traced during fit+transform / input matrix size "
+        "(the input itself, allocated before, not counted)"
+    )
+    print(
+        f"{'size':>14} {'ours s':>8} {'nH s':>8} {'speedup':>8} "
+        f"{'ours mem':>9} {'nH mem':>8} {'max|diff|':>10}"
+    )
+    for n, p in sizes:
+        res = {}
+        for method in ("ours", "neuroHarmonize"):
+            proc = subprocess.run(
+                [sys.executable, __file__, "--worker", method, str(n), str(p)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            res[method] = json.loads(proc.stdout.strip().splitlines()[-1])
+        a, b = res["ours"], res["neuroHarmonize"]
+        diff = np.abs(np.array(a["head"]) - np.array(b["head"])).max()
+        print(
+            f"{f'{n}x{p}':>14} {a['time']:8.2f} {b['time']:8.2f} "
+            f"{b['time'] / a['time']:7.1f}x {a['peak_ratio']:8.2f}x "
+            f"{b['peak_ratio']:7.2f}x {diff:10.1e}"
+        )
+
+
+def real_data():
+    if not DATA.exists():
+        print(f"\n{DATA} not found: real-data benchmark skipped")
+        return
+    sys.path.insert(0, str(REPO))
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.metrics import balanced_accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_medprep import ComBatHarmonizer
+
+    df = pd.read_csv(DATA).drop(columns="sub_id")
+    feats = [c for c in df.columns if c not in ("site", "age", "sex")]
+    train, test = train_test_split(
+        df, test_size=0.3, stratify=df["site"], random_state=0
+    )
+    combat = ComBatHarmonizer(covariates=["age", "sex"])
+    t0 = time.perf_counter()
+    h_train = combat.fit_transform(train)
+    h_test = combat.transform(test)
+    elapsed = time.perf_counter() - t0
+
+    def site_acc(tr, te):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        clf.fit(tr[feats], train["site"])
+        return balanced_accuracy_score(test["site"], clf.predict(te[feats]))
+
+    def age_r2(tr, te):
+        reg = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+        reg.fit(tr[feats], train["age"])
+        return r2_score(test["age"], reg.predict(te[feats]))
+
+    n_sites = df["site"].nunique()
+    print(
+        f"\nFCON1000: {len(df)} subjects, {len(feats)} features, {n_sites} sites; "
+        f"fit on {len(train)}, apply to {len(test)} ({elapsed:.2f} s)"
+    )
+    print(
+        f"  site balanced accuracy  before {site_acc(train, test):.3f}  "
+        f"after {site_acc(h_train, h_test):.3f}  (chance {1 / n_sites:.3f})"
+    )
+    print(
+        f"  age R^2                 before {age_r2(train, test):.3f}  "
+        f"after {age_r2(h_train, h_test):.3f}"
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small size only")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        method, n, p = args.worker
+        print(json.dumps(run_one(method, int(n), int(p))))
+        return
+    sizes = [(300, 2000)] if args.quick else [(1000, 10_000), (2000, 50_000)]
+    speed(sizes)
+    real_data()
+
+
+if __name__ == "__main__":
+    main()

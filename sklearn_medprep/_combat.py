@@ -1,0 +1,616 @@
+"""ComBat harmonization of the subject table, as a leak-free transformer."""
+
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _combat_core as core
+from . import _combat_gam as design
+from ._docstrings import fill_doc
+from ._tags import subject_table_input_tags
+from .exceptions import MedprepWarning, SubjectTableError
+
+__all__ = ["ComBatHarmonizer"]
+
+#: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
+MIN_NEW_SITE_SUBJECTS = 5
+
+
+_is_numeric = design._is_numeric
+_first_row = design._first_row
+
+
+@fill_doc
+class ComBatHarmonizer(TransformerMixin, BaseEstimator):
+    """Remove site effects from features with ComBat, fitted on training rows only.
+
+    The model of neuroCombat / neuroHarmonize (Johnson et al. 2007; Fortin et
+    al. 2018): each feature is regressed on site indicators and covariates,
+    standardized with the pooled variance, and each site's location and scale
+    are estimated, shrunk by empirical Bayes towards priors shared by the site's
+    features, and removed. ``fit`` learns only parameters whose size is the
+    number of features or of sites; ``transform`` applies them to any rows of the
+    training sites (one row included), so that harmonizing inside a
+    :class:`~sklearn.pipeline.Pipeline` under cross-validation does not leak.
+
+    Parameters
+    ----------
+    %(site)s
+        Read from ``X`` unless ``sites=`` is passed to ``fit``/``transform``
+        (metadata routing). A plain array ``X`` requires ``sites=``: the
+        estimator never harmonizes without knowing the sites.
+    covariates : list of str or None, default=None
+        Columns of ``X`` whose effects are preserved (age, sex, ...). Numeric
+        columns enter the design as float64; string, categorical and boolean
+        columns are one-hot encoded (first level dropped). Overridden by a
+        routed ``covariates=`` DataFrame.
+    smooth_terms : list of str or None, default=None
+        Covariates modelled as smooth, non-linear terms (ComBat-GAM: cubic
+        B-splines with 10 degrees of freedom, penalty chosen by 5-fold
+        cross-validation with statsmodels, as neuroHarmonize does).
+    smooth_term_bounds : tuple of (float or None, float or None) or None, \
+default=None
+        Boundary knots ``(min, max)`` of a single smooth term, so that the
+        basis covers values outside the training range.
+    eb : bool, default=True
+        Shrink the site estimates with empirical Bayes. With one feature the
+        priors cannot be estimated and ``eb`` is not applied (as neuroHarmonize).
+    parametric : bool, default=True
+        Parametric (iterative) or non-parametric empirical Bayes.
+    mean_only : bool, default=False
+        Adjust only the location of each site, not its scale.
+    reference_site : str, int or None, default=None
+        Site whose data are kept unchanged and towards which the others are
+        harmonized.
+    unseen_site : {"error", "estimate", "passthrough"}, default="error"
+        Rows of a site absent at ``fit``: ``"error"`` raises naming the site;
+        ``"estimate"`` estimates the new site's location and scale from its rows
+        in the batch (at least ``MIN_NEW_SITE_SUBJECTS`` = 5), the fitted model
+        held fixed; ``"passthrough"`` returns them unchanged with a warning.
+    features : list of str or None, default=None
+        Columns to harmonize; ``None`` takes every numeric column that is neither
+        the site nor a covariate.
+    keep_covariates : bool, default=False
+        Keep the site and covariate columns in the output (they are dropped by
+        default, having been consumed). Other non-feature columns are always
+        passed through unchanged.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the cross-validated choice of the smoothing penalty (only used
+        with ``smooth_terms``).
+
+    Attributes
+    ----------
+    sites_ : ndarray of shape (n_sites,)
+        Training sites, sorted.
+    site_counts_ : ndarray of shape (n_sites,)
+        Training rows per site.
+    features_ : ndarray of shape (n_features,)
+        Names of the harmonized columns.
+    covariates_ : list of str
+        Covariate names.
+    covariate_levels_ : dict
+        For each categorical covariate, its levels (first one is the baseline).
+    coef_ : ndarray of shape (n_design, n_features)
+        Regression coefficients (site, then covariate and spline columns).
+    grand_mean_ : ndarray of shape (n_features,)
+    var_pooled_ : ndarray of shape (n_features,)
+    gamma_hat_, delta_hat_ : ndarray of shape (n_sites, n_features)
+        Per-site location/scale estimates before shrinkage.
+    gamma_star_, delta_star_ : ndarray of shape (n_sites, n_features)
+        Adjustments applied by ``transform``.
+    priors_ : dict of ndarray of shape (n_sites,)
+        ``gamma_bar``, ``t2``, ``a_prior``, ``b_prior``.
+    harmonized_ : ndarray of bool of shape (n_features,)
+        False for features left unchanged (constant, or not estimable).
+    spline_knots_ : list of ndarray
+        Knots of the smooth terms.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``X`` is a DataFrame.
+
+    See Also
+    --------
+    sklearn_medprep.model_selection.SiteStratifiedKFold :
+        Keeps every site in every training fold.
+    sklearn_medprep.site_effect_report : Site ANOVA before/after.
+
+    References
+    ----------
+    .. [1] Johnson, Li, Rabinovic (2007). Adjusting batch effects in microarray
+       expression data using empirical Bayes methods. Biostatistics 8(1).
+    .. [2] Fortin et al. (2018). Harmonization of cortical thickness
+       measurements across scanners and sites. NeuroImage 167.
+    .. [3] Pomponio et al. (2020). Harmonization of large MRI datasets for the
+       analysis of brain imaging patterns throughout the lifespan. NeuroImage 208.
+
+    Examples
+    --------
+    >>> from sklearn_medprep import ComBatHarmonizer
+    >>> from sklearn_medprep.datasets import make_multisite_features
+    >>> df = make_multisite_features(n_subjects=60, n_features=4, random_state=0)
+    >>> combat = ComBatHarmonizer(covariates=["age", "sex"])
+    >>> out = combat.fit_transform(df.drop(columns="y"))
+    >>> list(out.columns)
+    ['f000', 'f001', 'f002', 'f003']
+    >>> out.index.equals(df.index)
+    True
+    >>> combat.gamma_star_.shape
+    (3, 4)
+    """
+
+    _parameter_constraints = {
+        "site": [str, numbers.Integral],
+        "covariates": [list, tuple, None],
+        "smooth_terms": [list, tuple, None],
+        "smooth_term_bounds": [tuple, None],
+        "eb": ["boolean"],
+        "parametric": ["boolean"],
+        "mean_only": ["boolean"],
+        "reference_site": [str, numbers.Integral, None],
+        "unseen_site": [StrOptions({"error", "estimate", "passthrough"})],
+        "features": [list, tuple, None],
+        "keep_covariates": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        site="site",
+        covariates=None,
+        smooth_terms=None,
+        smooth_term_bounds=None,
+        eb=True,
+        parametric=True,
+        mean_only=False,
+        reference_site=None,
+        unseen_site="error",
+        features=None,
+        keep_covariates=False,
+        random_state=None,
+    ):
+        self.site = site
+        self.covariates = covariates
+        self.smooth_terms = smooth_terms
+        self.smooth_term_bounds = smooth_term_bounds
+        self.eb = eb
+        self.parametric = parametric
+        self.mean_only = mean_only
+        self.reference_site = reference_site
+        self.unseen_site = unseen_site
+        self.features = features
+        self.keep_covariates = keep_covariates
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ input
+    def _read(self, X, sites, covariates, *, reset):
+        """Split ``X`` into features, sites, covariates and pass-through columns."""
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            table = X
+        else:
+            arr = validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=np.float64,
+                ensure_all_finite="allow-nan",
+            )
+            table = pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
+        index = table.index
+        n = table.shape[0]
+        from_table = []
+
+        if sites is not None:
+            site_values = check_array(
+                sites,
+                input_name="sites",
+                ensure_2d=False,
+                dtype=None,
+                ensure_all_finite=False,
+            )
+            if site_values.ndim != 1 or site_values.shape[0] != n:
+                raise ValueError(
+                    f"sites must have one value per row of X ({n}), got shape "
+                    f"{site_values.shape}."
+                )
+        elif isinstance(X, pd.DataFrame) and self.site in X.columns:
+            site_values = X[self.site].to_numpy()
+        elif isinstance(X, pd.DataFrame):
+            raise SubjectTableError(
+                f"ComBatHarmonizer needs the site of each row: X has no column "
+                f"{self.site!r} and no sites= were passed.",
+                column=self.site,
+            )
+        else:
+            raise ValueError(
+                "ComBatHarmonizer needs the site of each row: X is an array without "
+                "named columns; pass a DataFrame with a site column or route sites= "
+                "(metadata routing)."
+            )
+        if isinstance(X, pd.DataFrame) and self.site in X.columns:
+            from_table.append(self.site)
+        missing = pd.isna(site_values)
+        if missing.any():
+            raise SubjectTableError(
+                "site is missing", row=_first_row(index, missing), column=self.site
+            )
+
+        if covariates is not None:
+            if isinstance(covariates, pd.DataFrame):
+                cov = covariates.set_axis(index, axis=0)
+            elif isinstance(covariates, pd.Series):
+                cov = covariates.to_frame().set_axis(index, axis=0)
+            else:
+                arr = np.asarray(covariates)
+                arr = arr.reshape(n, -1) if arr.ndim < 2 else arr
+                cov = pd.DataFrame(
+                    arr,
+                    index=index,
+                    columns=[f"covariate{j}" for j in range(arr.shape[1])],
+                )
+            if cov.shape[0] != n:
+                raise ValueError("covariates must have one row per row of X.")
+        else:
+            names = list(self.covariates or [])
+            for name in names:
+                if not isinstance(X, pd.DataFrame) or name not in X.columns:
+                    raise SubjectTableError(
+                        "covariate column not found in X", column=name
+                    )
+            cov = X[names] if names else pd.DataFrame(index=index)
+            from_table.extend(names)
+
+        if self.features is not None:
+            feats = list(self.features)
+            for name in feats:
+                if name not in table.columns:
+                    raise SubjectTableError(
+                        "feature column not found in X", column=name
+                    )
+                if not _is_numeric(table[name]):
+                    raise SubjectTableError(
+                        f"feature column has non-numeric dtype {table[name].dtype}",
+                        column=name,
+                    )
+        elif reset:
+            feats = [
+                c
+                for c, dt in zip(table.columns, table.dtypes)
+                if c not in from_table and dt.kind in "iuf"
+            ]
+        else:
+            feats = list(self.features_)
+            for name in feats:
+                if name not in table.columns:
+                    raise SubjectTableError(
+                        "feature column not found in X", column=name
+                    )
+        if not feats:
+            raise ValueError(
+                "ComBatHarmonizer found no numeric feature column to harmonize."
+            )
+        return table, feats, site_values, cov, from_table
+
+    def _encode_covariates(self, cov, index, *, fit):
+        """Design columns of the covariates (no intercept)."""
+        smooth = list(self.smooth_terms or [])
+        if fit:
+            self.covariates_ = list(cov.columns)
+            self.covariate_levels_ = design.covariate_levels(cov, index, smooth)
+        elif list(cov.columns) != self.covariates_:
+            raise ValueError(
+                f"covariates {list(cov.columns)} differ from those seen in fit "
+                f"{self.covariates_}."
+            )
+        return design.encode_covariates(cov, index, self.covariate_levels_, smooth)
+
+    def _getter(self, table, feats):
+        positions = table.columns.get_indexer(feats)
+        if table.shape[1] == len(feats) and (table.dtypes == np.float64).all():
+            arr = table.to_numpy()
+            return lambda a, b: arr[:, a:b]
+        if positions.size > 1 and (np.diff(positions) == 1).all():
+            # a run of columns: slices of pandas blocks are views, not copies
+            first = int(positions[0])
+            return lambda a, b: table.iloc[:, first + a : first + b].to_numpy(
+                dtype=np.float64
+            )
+        return lambda a, b: table.iloc[:, positions[a:b]].to_numpy(dtype=np.float64)
+
+    # -------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, *, sites=None, covariates=None):
+        """Learn the site location/scale parameters from the training rows.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame of shape (n_samples, n_columns) or array-like
+            Subject table with the site, covariate and feature columns, or a
+            numeric array (then ``sites=`` is required).
+        y : array-like of shape (n_samples,), default=None
+            Only checked: a covariate equal to ``y`` is refused (the target is
+            unknown at transform time).
+        sites : array-like of shape (n_samples,), default=None
+            Site of each row (metadata routing); overrides the site column.
+        covariates : pandas.DataFrame or array-like, default=None
+            Covariates of each row (metadata routing); override ``covariates``.
+
+        Returns
+        -------
+        self : ComBatHarmonizer
+            Fitted estimator.
+        """
+        table, feats, site_values, cov, from_table = self._read(
+            X, sites, covariates, reset=True
+        )
+        index = table.index
+        if y is not None:
+            design.check_target_not_covariate(cov, y)
+        labels, codes, counts = np.unique(
+            site_values, return_inverse=True, return_counts=True
+        )
+        if labels.size < 2:
+            raise SubjectTableError(
+                f"ComBat needs at least 2 sites, all rows are from {labels[0]!r}",
+                column=self.site,
+            )
+        small = labels[counts < 2]
+        if small.size:
+            raise SubjectTableError(
+                f"site {small[0]!r} has {counts[counts < 2][0]} subject(s) in fit; "
+                "ComBat needs at least 2 per site (use SiteStratifiedKFold to keep "
+                "every site in every training fold)",
+                column=self.site,
+            )
+        ref_level = None
+        if self.reference_site is not None:
+            hits = np.flatnonzero(labels == self.reference_site)
+            if hits.size == 0:
+                raise ValueError(
+                    f"reference_site {self.reference_site!r} is not among the "
+                    f"training sites {list(labels)}."
+                )
+            ref_level = int(hits[0])
+        linear, spline = self._encode_covariates(cov, index, fit=True)
+        get = self._getter(table, feats)
+        p = len(feats)
+        eb = bool(self.eb) and p > 1
+
+        coef = None
+        self.spline_knots_ = []
+        if spline.shape[1]:
+            from ._combat_gam import fit_gam_coef
+
+            coef, self.spline_knots_ = fit_gam_coef(
+                get,
+                p,
+                codes,
+                labels.size,
+                linear,
+                spline,
+                ref_level=ref_level,
+                bounds=self.smooth_term_bounds,
+                random_state=self.random_state,
+            )
+        design_cov = self._covariate_design(linear, spline)
+        params = core.fit_combat(
+            get,
+            p,
+            codes,
+            labels.size,
+            design_cov,
+            ref_level=ref_level,
+            eb=eb,
+            parametric=self.parametric,
+            mean_only=self.mean_only,
+            coef=coef,
+        )
+        if not params["ok"].all():
+            bad = np.asarray(feats, dtype=object)[~params["ok"]]
+            warnings.warn(
+                f"{bad.size} feature(s) are constant (zero residual variance) or "
+                f"cannot be estimated at every site and are left unharmonized: "
+                f"{list(bad[:5])}{' ...' if bad.size > 5 else ''}",
+                MedprepWarning,
+                stacklevel=2,
+            )
+        self.sites_ = labels
+        self.site_counts_ = counts
+        self.features_ = np.asarray(feats, dtype=object)
+        self.coef_ = params["coef"]
+        self.grand_mean_ = params["grand_mean"]
+        self.var_pooled_ = params["var_pooled"]
+        self.gamma_hat_ = params["gamma_hat"]
+        self.delta_hat_ = params["delta_hat"]
+        self.gamma_star_ = params["gamma_star"]
+        self.delta_star_ = params["delta_star"]
+        self.priors_ = params["priors"]
+        self.harmonized_ = params["ok"]
+        self.eb_ = eb
+        self._ref_level = ref_level
+        self._output_columns = self._output_names(table, feats, from_table)
+        return self
+
+    def _covariate_design(self, linear, spline):
+        if not spline.shape[1]:
+            return linear
+        from ._combat_gam import spline_basis
+
+        return np.hstack([linear, spline_basis(spline, self.spline_knots_)])
+
+    def _output_names(self, table, feats, from_table):
+        dropped = set() if self.keep_covariates else set(from_table)
+        return np.asarray([c for c in table.columns if c not in dropped], dtype=object)
+
+    # -------------------------------------------------------------- transform
+    def transform(self, X, *, sites=None, covariates=None):
+        """Harmonize the features of ``X`` with the fitted parameters.
+
+        Each row is harmonized with its own site's parameters only, so its
+        output does not depend on the other rows (except under
+        ``unseen_site="estimate"`` for rows of new sites). NaN cells stay NaN.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like
+            Rows to harmonize, with the columns seen in ``fit``.
+        sites : array-like of shape (n_samples,), default=None
+            Site of each row (metadata routing).
+        covariates : pandas.DataFrame or array-like, default=None
+            Covariates of each row (metadata routing).
+
+        Returns
+        -------
+        X_out : pandas.DataFrame or ndarray
+            Same index and row order; features harmonized, site and covariate
+            columns dropped unless ``keep_covariates=True``. An ndarray when
+            ``X`` is one.
+        """
+        check_is_fitted(self)
+        table, feats, site_values, cov, from_table = self._read(
+            X, sites, covariates, reset=False
+        )
+        index = table.index
+        linear, spline = self._encode_covariates(cov, index, fit=False)
+        design_cov = self._covariate_design(linear, spline)
+        lookup = {label: k for k, label in enumerate(self.sites_)}
+        codes = np.fromiter(
+            (lookup.get(v, -1) for v in site_values),
+            dtype=np.int64,
+            count=len(site_values),
+        )
+        params = {
+            "coef_cov": self.coef_[self.sites_.size :],
+            "grand_mean": self.grand_mean_,
+            "var_pooled": self.var_pooled_,
+            "gamma_star": self.gamma_star_,
+            "delta_star": self.delta_star_,
+            "ok": self.harmonized_,
+        }
+        get = self._getter(table, feats)
+        new_params = []
+        unseen = codes < 0
+        if unseen.any():
+            new_labels = pd.unique(site_values[unseen])
+            if self.unseen_site == "error":
+                raise SubjectTableError(
+                    f"site {new_labels[0]!r} was not seen in fit (training sites: "
+                    f"{list(self.sites_)}); set unseen_site='estimate' or "
+                    "'passthrough' to allow new sites",
+                    row=_first_row(index, unseen),
+                    column=self.site,
+                )
+            if self.unseen_site == "passthrough":
+                warnings.warn(
+                    f"rows of sites {list(new_labels)} not seen in fit are returned "
+                    "unharmonized (unseen_site='passthrough')",
+                    MedprepWarning,
+                    stacklevel=2,
+                )
+            else:
+                for j, label in enumerate(new_labels):
+                    rows = np.flatnonzero(site_values == label)
+                    if rows.size < MIN_NEW_SITE_SUBJECTS:
+                        raise SubjectTableError(
+                            f"site {label!r} was not seen in fit and has only "
+                            f"{rows.size} row(s) in this batch; unseen_site='estimate' "
+                            f"needs at least {MIN_NEW_SITE_SUBJECTS}",
+                            row=index[rows[0]],
+                            column=self.site,
+                        )
+                    sub_get = self._rows_getter(get, rows)
+                    new_params.append(
+                        core.estimate_new_site(
+                            sub_get,
+                            len(feats),
+                            design_cov[rows],
+                            params,
+                            eb=self.eb_,
+                            parametric=self.parametric,
+                            mean_only=self.mean_only,
+                        )
+                    )
+                    codes[rows] = -2 - j
+        out = np.empty((table.shape[0], len(feats)), order="F")
+        core.apply_combat(
+            get,
+            out,
+            codes,
+            design_cov,
+            params,
+            ref_level=self._ref_level,
+            new_site_params=new_params,
+        )
+        if not isinstance(X, pd.DataFrame):
+            return out
+        harmonized = pd.DataFrame(out, index=index, columns=feats)
+        columns = list(self._output_columns)
+        if columns == feats:
+            return harmonized
+        pieces = {c: table[c] for c in columns if c not in set(feats)}
+        result = pd.concat([harmonized, pd.DataFrame(pieces, index=index)], axis=1)
+        return result[columns]
+
+    @staticmethod
+    def _rows_getter(get, rows):
+        return lambda a, b: get(a, b)[rows]
+
+    def fit_transform(self, X, y=None, *, sites=None, covariates=None):
+        """Fit to ``X`` then harmonize it (the same as ``fit(X).transform(X)``).
+
+        Overridden so that ``sites=`` and ``covariates=`` reach ``transform``
+        under metadata routing.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like
+            Training subject table.
+        y : array-like, default=None
+            Only checked (see :meth:`fit`).
+        sites : array-like, default=None
+            Site of each row.
+        covariates : pandas.DataFrame or array-like, default=None
+            Covariates of each row.
+
+        Returns
+        -------
+        X_out : pandas.DataFrame or ndarray
+            Harmonized training rows.
+        """
+        return self.fit(X, y, sites=sites, covariates=covariates).transform(
+            X, sites=sites, covariates=covariates
+        )
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored beyond the check against ``feature_names_in_``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            The harmonized features, in input order, with the pass-through
+            columns (and site/covariates when ``keep_covariates=True``).
+        """
+        check_is_fitted(self)
+        return np.asarray(self._output_columns, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags = subject_table_input_tags(
+            tags.input_tags,
+            image=False,
+            allow_nan=True,
+            string=True,
+            categorical=True,
+        )
+        return tags

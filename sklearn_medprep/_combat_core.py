@@ -1,0 +1,549 @@
+"""Vectorized ComBat numerics (Johnson et al. 2007; Fortin et al. 2018).
+
+Pure numpy, float64, no pandas. The data are read in blocks of columns through
+a *getter* ``get(start, stop) -> ndarray (n_samples, stop - start)`` so that the
+peak memory stays near the size of the input and of the output, whatever the
+number of features. Every per-feature quantity (regression coefficients, pooled
+variance, per-site mean and variance of the standardized data) is computed within
+a block; only the empirical-Bayes step looks across features, and it works on
+per-site summary statistics (``n_sites x n_features`` arrays).
+
+The formulas follow neuroCombat / neuroHarmonize line by line (same design
+matrix, same pooled variance, same priors, same iterative solution and the same
+convergence rule), so that outputs agree to rounding error; NaN cells are left
+out of every sum instead of spreading.
+"""
+
+import numpy as np
+
+__all__ = [
+    "fit_combat",
+    "apply_combat",
+    "estimate_new_site",
+    "column_blocks",
+]
+
+_BLOCK_CELLS = 1_000_000  # cells per block of columns (8 MB of float64)
+
+
+def column_blocks(n_samples, n_features):
+    """Yield ``(start, stop)`` of blocks of columns of bounded size."""
+    width = max(1, _BLOCK_CELLS // max(n_samples, 1))
+    for start in range(0, n_features, width):
+        yield start, min(start + width, n_features)
+
+
+def _site_onehot(codes, n_sites):
+    onehot = np.zeros((codes.shape[0], n_sites))
+    onehot[np.arange(codes.shape[0]), codes] = 1.0
+    return onehot
+
+
+def _site_stats(s, onehot, counts):
+    """Per-site NaN-aware mean and ddof=1 variance of ``s`` (n x b)."""
+    finite = ~np.isnan(s)
+    s0 = np.where(finite, s, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (onehot.T @ s0) / counts
+        codes = onehot.argmax(axis=1)
+        centred = np.where(finite, s - mean[codes], 0.0)
+        var = (onehot.T @ centred**2) / (counts - 1)
+    return mean, var
+
+
+def fit_combat(
+    get,
+    n_features,
+    site_codes,
+    n_sites,
+    covariate_design,
+    *,
+    ref_level=None,
+    eb=True,
+    parametric=True,
+    mean_only=False,
+    coef=None,
+):
+    """Fit ComBat location/scale parameters.
+
+    Parameters
+    ----------
+    get : callable
+        ``get(start, stop)`` returns the float64 data of columns
+        ``start:stop`` as an ``(n_samples, stop - start)`` array (NaN allowed).
+    n_features : int
+        Number of columns.
+    site_codes : ndarray of int, shape (n_samples,)
+        Site of each row, coded ``0 .. n_sites - 1``.
+    n_sites : int
+        Number of sites.
+    covariate_design : ndarray, shape (n_samples, n_cov)
+        Covariate columns of the design (no intercept, no site indicators).
+    ref_level : int or None
+        Code of the reference site.
+    eb, parametric, mean_only : bool
+        As in neuroCombat.
+    coef : ndarray of shape (n_sites + n_cov, n_features) or None
+        Regression coefficients computed elsewhere (ComBat-GAM); ``None``
+        computes them by ordinary least squares, row by row NaN-aware.
+
+    Returns
+    -------
+    params : dict
+        ``coef``, ``grand_mean``, ``var_pooled``, ``gamma_hat``, ``delta_hat``,
+        ``gamma_star``, ``delta_star``, ``priors`` and ``ok`` (features that
+        could be harmonized).
+    """
+    n_samples = site_codes.shape[0]
+    onehot = _site_onehot(site_codes, n_sites)
+    site_design = onehot.copy()
+    if ref_level is not None:
+        site_design[:, ref_level] = 1.0
+    design = np.hstack([site_design, covariate_design])
+    n_cov = covariate_design.shape[1]
+    compute_coef = coef is None
+    if compute_coef:
+        coef = np.empty((n_sites + n_cov, n_features))
+        gram = design.T @ design
+        if np.linalg.matrix_rank(gram) < gram.shape[0]:
+            raise ValueError(
+                "The ComBat design (site indicators and covariates) is singular: "
+                "a covariate is constant or collinear with the site."
+            )
+        gram_inv = np.linalg.inv(gram)
+    grand_mean = np.empty(n_features)
+    var_pooled = np.empty(n_features)
+    site_mean = np.empty((n_sites, n_features))
+    site_var = np.empty((n_sites, n_features))
+    counts = np.empty((n_sites, n_features))
+    ref_rows = None if ref_level is None else site_codes == ref_level
+    site_sizes = onehot.sum(axis=0)
+
+    # design row of each site, to recover the per-site offsets from the coefficients
+    site_rows = np.eye(n_sites)
+    if ref_level is not None:
+        site_rows[:, ref_level] = 1.0
+    sizes = site_sizes[:, None]
+    for start, stop in column_blocks(n_samples, n_features):
+        cols = slice(start, stop)
+        block = get(start, stop)
+        if compute_coef:
+            coef[:, cols] = gram_inv @ (design.T @ block)
+        bcoef = coef[:, cols]
+        # Fast path (columns without NaN): everything from per-site sums of the
+        # residuals R; s = (R + site offset) / sd, as neuroCombat standardizes.
+        resid = block - design @ bcoef
+        s1 = onehot.T @ resid
+        resid *= resid
+        ss = onehot.T @ resid
+        del resid
+        if ref_level is None:
+            gm = (site_sizes @ bcoef[:n_sites]) / n_samples
+            var = ss.sum(axis=0) / n_samples
+        else:
+            gm = bcoef[ref_level]
+            var = ss[ref_level] / site_sizes[ref_level]
+        mean_r = s1 / sizes
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd = np.sqrt(var)
+            site_mean[:, cols] = (mean_r + site_rows @ bcoef[:n_sites] - gm) / sd
+            site_var[:, cols] = (ss - sizes * mean_r**2) / (sizes - 1) / var
+        grand_mean[cols] = gm
+        var_pooled[cols] = var
+        counts[:, cols] = sizes
+        slow = ~(np.isfinite(s1).all(axis=0) & np.isfinite(ss).all(axis=0))
+        if slow.any():
+            idx = start + np.flatnonzero(slow)
+            sub = np.ascontiguousarray(block[:, slow])
+            (
+                coef[:, idx],
+                grand_mean[idx],
+                var_pooled[idx],
+                site_mean[:, idx],
+                site_var[:, idx],
+                counts[:, idx],
+            ) = _fit_block_nan(
+                sub,
+                coef[:, idx],
+                compute_coef,
+                design,
+                onehot,
+                site_sizes,
+                covariate_design,
+                n_sites,
+                ref_level,
+                ref_rows,
+            )
+
+    # zero residual variance up to rounding: constant (or fully explained) feature
+    tiny = (1e3 * np.finfo(np.float64).eps * (np.abs(grand_mean) + 1.0)) ** 2
+    ok = (
+        np.isfinite(var_pooled)
+        & (var_pooled > tiny)
+        & np.isfinite(coef).all(axis=0)
+        & np.isfinite(site_mean).all(axis=0)
+    )
+    if not mean_only:
+        ok &= np.isfinite(site_var).all(axis=0) & (site_var > 0).all(axis=0)
+
+    gamma_hat = site_mean.copy()
+    if ref_level is not None:
+        # OLS on the site design whose reference column is all ones.
+        others = np.arange(n_sites) != ref_level
+        gamma_hat[others] -= site_mean[ref_level]
+    delta_hat = np.ones_like(site_var) if mean_only else site_var.copy()
+
+    gamma_star, delta_star, priors = _adjustments(
+        gamma_hat,
+        delta_hat,
+        site_mean,
+        site_var,
+        counts,
+        ok,
+        eb=eb,
+        parametric=parametric,
+        mean_only=mean_only,
+        skip=ref_level,
+    )
+    if ref_level is not None:
+        gamma_star[ref_level] = 0.0
+        delta_star[ref_level] = 1.0
+    gamma_star[:, ~ok] = 0.0
+    delta_star[:, ~ok] = 1.0
+    return {
+        "coef": coef,
+        "grand_mean": grand_mean,
+        "var_pooled": var_pooled,
+        "gamma_hat": gamma_hat,
+        "delta_hat": delta_hat,
+        "gamma_star": gamma_star,
+        "delta_star": delta_star,
+        "priors": priors,
+        "ok": ok,
+    }
+
+
+def _fit_block_nan(
+    block,
+    bcoef,
+    compute_coef,
+    design,
+    onehot,
+    site_sizes,
+    covariate_design,
+    n_sites,
+    ref_level,
+    ref_rows,
+):
+    """Per-feature estimates for columns with NaN cells (left out of every sum)."""
+    bcoef = bcoef.copy()
+    nan = np.isnan(block)
+    if compute_coef:
+        for j in range(block.shape[1]):
+            rows = ~nan[:, j]
+            sub = design[rows]
+            if np.linalg.matrix_rank(sub) < sub.shape[1]:
+                bcoef[:, j] = np.nan
+            else:
+                bcoef[:, j] = np.linalg.lstsq(sub, block[rows, j], rcond=None)[0]
+    cnt = site_sizes[:, None] - onehot.T @ nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if ref_level is None:
+            gm = (cnt * bcoef[:n_sites]).sum(axis=0) / cnt.sum(axis=0)
+        else:
+            gm = bcoef[ref_level]
+        resid2 = (block - design @ bcoef) ** 2
+        rows = slice(None) if ref_rows is None else ref_rows
+        var = np.nanmean(resid2[rows], axis=0)
+        s = (block - gm - covariate_design @ bcoef[n_sites:]) / np.sqrt(var)
+    mean, site_var = _site_stats(s, onehot, cnt)
+    return bcoef, gm, var, mean, site_var, cnt
+
+
+def _adjustments(
+    gamma_hat,
+    delta_hat,
+    site_mean,
+    site_var,
+    counts,
+    ok,
+    *,
+    eb,
+    parametric,
+    mean_only,
+    skip=None,
+):
+    """Location/scale adjustments per site: EB (parametric or not) or plain."""
+    n_sites, n_features = gamma_hat.shape
+    gamma_star = gamma_hat.copy()
+    delta_star = delta_hat.copy()
+    priors = {
+        "gamma_bar": np.full(n_sites, np.nan),
+        "t2": np.full(n_sites, np.nan),
+        "a_prior": np.full(n_sites, np.nan),
+        "b_prior": np.full(n_sites, np.nan),
+    }
+    if not eb or ok.sum() < 2:
+        return gamma_star, delta_star, priors
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        _shrink(
+            gamma_hat,
+            delta_hat,
+            site_mean,
+            site_var,
+            counts,
+            ok,
+            parametric,
+            mean_only,
+            skip,
+            gamma_star,
+            delta_star,
+            priors,
+        )
+    return gamma_star, delta_star, priors
+
+
+def _shrink(
+    gamma_hat,
+    delta_hat,
+    site_mean,
+    site_var,
+    counts,
+    ok,
+    parametric,
+    mean_only,
+    skip,
+    gamma_star,
+    delta_star,
+    priors,
+):
+    """Empirical-Bayes shrinkage of each site's estimates, in place."""
+    for i in range(gamma_hat.shape[0]):
+        if i == skip:  # the reference site is not adjusted
+            continue
+        g_hat = gamma_hat[i, ok]
+        d_hat = delta_hat[i, ok]
+        g_bar = g_hat.mean()
+        t2 = g_hat.var(ddof=1)
+        priors["gamma_bar"][i] = g_bar
+        priors["t2"][i] = t2
+        if not mean_only:
+            a, b = _ab_prior(d_hat)
+            priors["a_prior"][i] = a
+            priors["b_prior"][i] = b
+        if parametric:
+            if mean_only:
+                g = _postmean(g_hat, g_bar, 1.0, 1.0, t2)
+                d = np.ones_like(d_hat)
+            else:
+                g, d = _it_sol(
+                    g_hat,
+                    d_hat,
+                    site_mean[i, ok],
+                    site_var[i, ok],
+                    counts[i, ok],
+                    g_bar,
+                    t2,
+                    a,
+                    b,
+                )
+        else:
+            g, d = _int_eprior(
+                g_hat, d_hat, site_mean[i, ok], site_var[i, ok], counts[i, ok]
+            )
+        if not (np.isfinite(g).all() and np.isfinite(d).all()):
+            # degenerate priors (no spread across features): no shrinkage
+            g, d = g_hat, d_hat
+        gamma_star[i, ok] = g
+        delta_star[i, ok] = d
+    return gamma_star, delta_star, priors
+
+
+def _ab_prior(delta_hat):
+    m = delta_hat.mean()
+    s2 = delta_hat.var(ddof=1)
+    return (2 * s2 + m**2) / s2, (m * s2 + m**3) / s2
+
+
+def _postmean(g_hat, g_bar, n, d_star, t2):
+    return (t2 * n * g_hat + d_star * g_bar) / (t2 * n + d_star)
+
+
+def _it_sol(g_hat, d_hat, mean, var, n, g_bar, t2, a, b, conv=1e-4, max_iter=10_000):
+    """NeuroCombat's ``it_sol`` on summary statistics.
+
+    ``sum((s - g)**2)`` over the rows of the site is ``(n - 1) var + n (mean -
+    g)**2``, so the iteration needs only the per-site mean and variance.
+    """
+    g_old = g_hat.copy()
+    d_old = d_hat.copy()
+    ss = (n - 1) * var
+    for _ in range(max_iter):
+        g_new = _postmean(g_hat, g_bar, n, d_old, t2)
+        sum2 = ss + n * (mean - g_new) ** 2
+        d_new = (0.5 * sum2 + b) / (n / 2.0 + a - 1.0)
+        # Same rule as neuroCombat (relative change, signed denominator).
+        change = max(
+            (np.abs(g_new - g_old) / g_old).max(), (np.abs(d_new - d_old) / d_old).max()
+        )
+        g_old, d_old = g_new, d_new
+        if not change > conv:
+            break
+    return g_new, d_new
+
+
+def _int_eprior(g_hat, d_hat, mean, var, n, block=512):
+    """Non-parametric EB (neuroCombat's ``int_eprior``), vectorized and in log space.
+
+    For feature ``f`` the other features' ``(gamma_hat, delta_hat)`` form the
+    prior; each is weighted by the normal likelihood of feature ``f``'s data.
+    The log-space weights avoid the underflow of the direct product for large
+    sites; where that product does not underflow the two agree.
+    """
+    p = g_hat.shape[0]
+    ss = (n - 1) * var
+    gamma_star = np.empty(p)
+    delta_star = np.empty(p)
+    log2pid = np.log(2 * np.pi * d_hat)
+    for start in range(0, p, block):
+        stop = min(start + block, p)
+        nf = n[start:stop, None]
+        # sum over rows of (s_f - g_k)**2 = ss_f + n_f (mean_f - g_k)**2
+        sum2 = ss[start:stop, None] + nf * (mean[start:stop, None] - g_hat[None]) ** 2
+        loglik = -0.5 * nf * log2pid[None] - sum2 / (2 * d_hat[None])
+        loglik[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        loglik -= loglik.max(axis=1, keepdims=True)
+        w = np.exp(loglik)
+        wsum = w.sum(axis=1)
+        gamma_star[start:stop] = (w @ g_hat) / wsum
+        delta_star[start:stop] = (w @ d_hat) / wsum
+    return gamma_star, delta_star
+
+
+def standardize(block, covariate_design, coef_cov, grand_mean, var_pooled):
+    """Standardized data ``(X - grand mean - covariate effects) / sqrt(var)``."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (block - grand_mean - covariate_design @ coef_cov) / np.sqrt(var_pooled)
+
+
+def apply_combat(
+    get,
+    out,
+    site_codes,
+    covariate_design,
+    params,
+    *,
+    ref_level=None,
+    new_site_params=None,
+):
+    """Harmonize rows of training sites (and estimated new sites) into ``out``.
+
+    Parameters
+    ----------
+    get : callable
+        Column-block getter of the data (see :func:`fit_combat`).
+    out : ndarray of shape (n_samples, n_features)
+        Written in place.
+    site_codes : ndarray of int
+        Training-site code per row; ``-1`` for rows left unchanged, ``-2 - j``
+        for rows of the ``j``-th new site of ``new_site_params``.
+    covariate_design : ndarray
+        Covariate columns of the design.
+    params : dict
+        ``coef_cov``, ``grand_mean``, ``var_pooled``, ``gamma_star``,
+        ``delta_star``, ``ok``.
+    ref_level : int or None
+        Rows of the reference site are returned unchanged.
+    new_site_params : list of (gamma_star, delta_star) or None
+        Adjustments of new sites estimated by :func:`estimate_new_site`.
+    """
+    n_samples, n_features = out.shape
+    # out = M + ((x - M) / sd - g) / sqrt(d) * sd with M = grand mean + covariate
+    # effects, i.e. out = a x + (1 - a) M - a g sd with a = 1 / sqrt(d): one table
+    # of (a, e) per site code, rows of unchanged codes get a = 1, e = 0.
+    gamma = params["gamma_star"]
+    delta = params["delta_star"]
+    n_sites = gamma.shape[0]
+    new = list(new_site_params or [])
+    g_all = np.vstack([gamma, np.zeros((1, n_features))] + [g[None] for g, _ in new])
+    d_all = np.vstack([delta, np.ones((1, n_features))] + [d[None] for _, d in new])
+    if ref_level is not None:
+        g_all[ref_level] = 0.0
+        d_all[ref_level] = 1.0
+    unchanged = n_sites  # row of the table for untouched rows (code -1)
+    idx = np.where(site_codes >= 0, site_codes, unchanged)
+    idx = np.where(site_codes <= -2, n_sites + 1 + (-2 - site_codes), idx)
+    has_cov = covariate_design.shape[1] > 0
+    for start, stop in column_blocks(n_samples, n_features):
+        cols = slice(start, stop)
+        block = get(start, stop)
+        ok = params["ok"][cols]
+        sd = np.sqrt(params["var_pooled"][cols])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            a = np.where(ok, 1.0 / np.sqrt(d_all[:, cols]), 1.0)
+            e = np.where(
+                ok,
+                params["grand_mean"][cols] * (1.0 - a) - a * g_all[:, cols] * sd,
+                0.0,
+            )
+        a_rows = a[idx]
+        target = out[:, cols]
+        np.multiply(block, a_rows, out=target)
+        target += e[idx]
+        if has_cov:
+            mod = covariate_design @ params["coef_cov"][:, cols]
+            a_rows -= 1.0
+            a_rows *= mod
+            target -= a_rows
+    return out
+
+
+def estimate_new_site(
+    get, n_features, covariate_design, params, *, eb, parametric, mean_only
+):
+    """Estimate the adjustments of one new site from its rows, model held fixed.
+
+    The standardization (grand mean, covariate effects, pooled variance) is the
+    fitted one; the new site's location/scale and its priors across features are
+    estimated from its own rows, as neuroHarmonize does for new sites.
+
+    Returns
+    -------
+    gamma_star, delta_star : ndarray of shape (n_features,)
+    """
+    n_samples = covariate_design.shape[0]
+    mean = np.empty(n_features)
+    var = np.empty(n_features)
+    counts = np.empty(n_features)
+    onehot = np.ones((n_samples, 1))
+    for start, stop in column_blocks(n_samples, n_features):
+        cols = slice(start, stop)
+        s = standardize(
+            get(start, stop),
+            covariate_design,
+            params["coef_cov"][:, cols],
+            params["grand_mean"][cols],
+            params["var_pooled"][cols],
+        )
+        cnt = (~np.isnan(s)).sum(axis=0)[None].astype(float)
+        counts[cols] = cnt[0]
+        m, v = _site_stats(s, onehot, cnt)
+        mean[cols], var[cols] = m[0], v[0]
+    ok = params["ok"] & np.isfinite(mean)
+    if not mean_only:
+        ok &= np.isfinite(var) & (var > 0)
+    delta_hat = np.ones(n_features) if mean_only else var.copy()
+    g, d, _ = _adjustments(
+        mean[None],
+        delta_hat[None],
+        mean[None],
+        var[None],
+        counts[None],
+        ok,
+        eb=eb,
+        parametric=parametric,
+        mean_only=mean_only,
+    )
+    g[:, ~ok] = 0.0
+    d[:, ~ok] = 1.0
+    return g[0], d[0]

@@ -1,0 +1,323 @@
+"""TorchIO preprocessing of a subject table, trainable parts fitted on training rows."""
+
+import copy
+from numbers import Integral
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._docstrings import fill_doc
+from ._random import preserve_rng
+from ._subject import (
+    apply_to_row,
+    as_transform,
+    check_table,
+    clone_with_transforms,
+    find_random_transforms,
+    image_columns,
+    replace_cells,
+    row_to_subject,
+)
+from ._tags import subject_table_input_tags
+
+__all__ = ["TorchIOPreprocessor", "train_histogram_landmarks"]
+
+
+def _row_cells(X, images, mask):
+    columns = [*images, mask] if mask is not None else list(images)
+    return X.index, list(X[columns].itertuples(index=False, name=None))
+
+
+def _untrained_keys(hs):
+    return [key for key, value in hs.landmarks_dict.items() if value is None]
+
+
+def _needs_training(part):
+    import torchio as tio
+
+    return isinstance(part, tio.HistogramStandardization) and (
+        not part.landmarks_dict or bool(_untrained_keys(part))
+    )
+
+
+def _flatten(transform):
+    """Return the list of steps of a (nested) Compose, or ``[transform]``."""
+    import torchio as tio
+
+    if isinstance(transform, tio.Compose):
+        steps = []
+        for child in transform.transforms:
+            steps.extend(_flatten(child))
+        return steps
+    return [transform]
+
+
+def train_histogram_landmarks(hs, subjects):
+    """Train the landmarks of a HistogramStandardization on in-memory subjects.
+
+    The computation is TorchIO's own :meth:`torchio.HistogramStandardization.train`
+    (same percentiles, same averaging), fed with the images of ``subjects``
+    instead of files. The voxels used are selected by ``hs.masking_method``, as
+    when the transform is applied: ``None`` uses all voxels (``train`` without
+    ``mask_path``), the name of a label map of the subject uses its non-zero
+    voxels (``train(..., mask_path=masks)``), a callable is ``masking_function``.
+
+    Parameters
+    ----------
+    hs : torchio.HistogramStandardization
+        Transform whose ``landmarks`` is ``{}`` (train every scalar image it
+        applies to) or maps image names to ``None`` (train those).
+    subjects : list of torchio.Subject
+        Training subjects.
+
+    Returns
+    -------
+    dict
+        Image name -> landmarks (numpy array of 13 values).
+    """
+    from torchio.transforms.preprocessing.intensity.histogram_standardization import (
+        DEFAULT_CUTOFF,
+        _get_average_mapping,
+        _get_percentiles,
+    )
+
+    if not subjects:
+        raise ValueError("cannot train HistogramStandardization on zero rows")
+    keys = _untrained_keys(hs) or list(hs.get_images_dict(subjects[0]))
+    a, b = 100 * np.array(DEFAULT_CUTOFF)
+    percentiles = _get_percentiles((a, b))
+    landmarks = {}
+    for key in keys:
+        database = []
+        for subject in subjects:
+            tensor = subject[key].data
+            mask = hs.get_mask_from_masking_method(hs.masking_method, subject, tensor)
+            array = tensor.numpy()
+            database.append(np.percentile(array[np.asarray(mask)], percentiles))
+        landmarks[key] = _get_average_mapping(np.vstack(database))
+    return landmarks
+
+
+def _trained_copy(hs, landmarks):
+    new = copy.deepcopy(hs)
+    merged = {
+        key: value for key, value in hs.landmarks_dict.items() if value is not None
+    }
+    merged.update(landmarks)
+    new.landmarks = merged
+    new.landmarks_dict = merged
+    return new
+
+
+@fill_doc
+class TorchIOPreprocessor(TransformerMixin, BaseEstimator):
+    """Apply a deterministic TorchIO transform to the images of a subject table.
+
+    Each row becomes a :class:`torchio.Subject` (image columns as
+    ``ScalarImage`` keyed by column name, the mask column as ``LabelMap``), the
+    transform is applied, and the row comes back with its image and mask cells
+    replaced by the transformed in-memory TorchIO images; metadata columns, the
+    index and the row order are kept. The output feeds
+    :class:`~sklearn_medprep.RadiomicsExtractor` and
+    :class:`~sklearn_medprep.ImageTensorizer` directly.
+
+    Trainable parts are trained in :meth:`fit` on the rows given to ``fit``
+    only (the training fold in cross-validation): a
+    :class:`torchio.HistogramStandardization` given with empty landmarks
+    (``tio.HistogramStandardization({})``) or with ``None`` values
+    (``{"image": None}``) has its landmarks learned from the training images
+    exactly as :meth:`torchio.HistogramStandardization.train` learns them, after
+    the steps before it in the ``Compose``, masked by its ``masking_method``
+    (e.g. ``masking_method="mask"`` uses the mask column's non-zero voxels).
+    Landmarks given as arrays are used as they are. The fitted transform is
+    ``transform_``; the ``transforms`` parameter is never modified.
+
+    Random transforms (``tio.Random*``, ``OneOf``, any ``p < 1``) are refused:
+    use :class:`~sklearn_medprep.TorchIOAugmenter` for augmentation.
+
+    Parameters
+    ----------
+    transforms : torchio.Transform, torchio.Compose or list of torchio.Transform
+        Deterministic transform(s) (named ``transforms``, not ``transform``,
+        which is the scikit-learn method), e.g. ``ToCanonical``, ``Resample``,
+        ``CropOrPad``, ``ZNormalization``, ``RescaleIntensity``,
+        ``HistogramStandardization``, ``EnsureShapeMultiple``, ``Clamp``,
+        ``Mask``, label transforms. Per-image statistics (``ZNormalization``,
+        ``RescaleIntensity`` percentiles) use each image only.
+    %(image)s
+        A list of columns gives several images per subject.
+    %(mask)s
+    %(n_jobs)s
+
+    Attributes
+    ----------
+    transform_ : torchio.Transform
+        The fitted transform (trained landmarks included).
+    n_features_in_ : int
+        Number of columns of the table seen in fit.
+    feature_names_in_ : ndarray of str
+        Columns of the table seen in fit.
+
+    See Also
+    --------
+    TorchIOAugmenter : random TorchIO transforms on training data only.
+    ImageTensorizer : the table as a float32 array for a skorch net.
+
+    Examples
+    --------
+    >>> import torchio as tio
+    >>> from sklearn_medprep import TorchIOPreprocessor
+    >>> from sklearn_medprep.datasets import make_multisite_cohort
+    >>> table = make_multisite_cohort(4, 2, shape=(7, 8, 9), random_state=0)
+    >>> pre = TorchIOPreprocessor(
+    ...     tio.Compose([tio.CropOrPad((6, 6, 6)), tio.HistogramStandardization({})])
+    ... )
+    >>> out = pre.fit_transform(table)
+    >>> out["image"].iloc[0].shape, out["mask"].iloc[0].shape
+    ((1, 6, 6, 6), (1, 6, 6, 6))
+    >>> list(out.index) == list(table.index), list(out.columns) == list(table.columns)
+    (True, True)
+    >>> pre.transform_[1].landmarks_dict["image"].shape
+    (13,)
+    """
+
+    _parameter_constraints = {
+        "transforms": [HasMethods(["__call__"]), list, tuple],
+        "image": [str, list],
+        "mask": [str, None],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(self, transforms, *, image="image", mask="mask", n_jobs=None):
+        self.transforms = transforms
+        self.image = image
+        self.mask = mask
+        self.n_jobs = n_jobs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags = subject_table_input_tags(tags.input_tags, image=True)
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+    def _check_transform(self):
+        transform = as_transform(self.transforms, "transforms")
+        random = find_random_transforms(transform)
+        if random:
+            raise ValueError(
+                "TorchIOPreprocessor applies deterministic transforms only (the "
+                "same output in fit and transform); random parts found: "
+                f"{', '.join(random)}. Put augmentation in TorchIOAugmenter or in "
+                "the skorch collate function (TorchIOCollate)."
+            )
+        return transform
+
+    def __sklearn_clone__(self):
+        return clone_with_transforms(self)
+
+    def get_params(self, deep=True):
+        """Get the parameters of this estimator.
+
+        TorchIO transforms are parameters, not nested estimators: their own
+        ``get_params`` (random parameter sampling) is never called.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Ignored (no parameter is an estimator).
+
+        Returns
+        -------
+        dict
+        """
+        return super().get_params(deep=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the trainable parts of the transform on the rows of ``X``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The subject table (training rows).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : TorchIOPreprocessor
+        """
+        check_table(X, self.image, self.mask, type(self).__name__)
+        validate_data(self, X, skip_check_array=True, reset=True)
+        images, mask = image_columns(self.image, self.mask)
+        transform = self._check_transform()
+        steps = _flatten(transform)
+        to_train = [i for i, step in enumerate(steps) if _needs_training(step)]
+        if not to_train:
+            self.transform_ = transform
+            return self
+        index, rows = _row_cells(X, images, mask)
+        subjects = [
+            row_to_subject(cells, images, mask, row=row)
+            for row, cells in zip(index, rows)
+        ]
+        import torchio as tio
+
+        done = 0
+        with preserve_rng():
+            for i in to_train:
+                for step in steps[done:i]:
+                    subjects = [step(subject) for subject in subjects]
+                steps[i] = _trained_copy(
+                    steps[i], train_histogram_landmarks(steps[i], subjects)
+                )
+                done = i
+        self.transform_ = tio.Compose(steps) if len(steps) > 1 else steps[0]
+        return self
+
+    def transform(self, X):
+        """Apply the fitted transform to every row of ``X``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The subject table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``X`` with image (and mask) cells replaced by transformed in-memory
+            TorchIO images; same index, row order and other columns.
+        """
+        check_is_fitted(self)
+        check_table(X, self.image, self.mask, type(self).__name__)
+        validate_data(self, X, skip_check_array=True, reset=False)
+        images, mask = image_columns(self.image, self.mask)
+        index, rows = _row_cells(X, images, mask)
+        new_cells = Parallel(n_jobs=self.n_jobs)(
+            delayed(apply_to_row)(self.transform_, cells, images, mask, row, None)
+            for row, cells in zip(index, rows)
+        )
+        return replace_cells(X, images, mask, new_cells)
+
+    def get_feature_names_out(self, input_features=None):
+        """Return the column names of the output table (those of the input).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None
+            Must match ``feature_names_in_`` if given.
+
+        Returns
+        -------
+        ndarray of str
+        """
+        check_is_fitted(self, "n_features_in_")
+        return _check_feature_names_in(self, input_features)
