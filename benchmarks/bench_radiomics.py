@@ -2,7 +2,7 @@
 
 (0) per image: RadiomicsExtractor (no diagnostics, exact crop) vs PyRadiomics'
     default ``RadiomicsFeatureExtractor().execute(image_path, mask_path)`` on
-    brain1 and lung1 (../shared/data/pyradiomics), features checked identical;
+    breast1, brain1 and lung1 (../shared/data/pyradiomics), features checked identical;
 (a) throughput: RadiomicsExtractor(n_jobs=2) vs a plain serial PyRadiomics loop
     over the same images (wall and CPU seconds, workers included);
 (b) GridSearchCV, 5 folds x 4 candidates, over a radiomics Pipeline of 20

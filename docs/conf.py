@@ -13,13 +13,13 @@ extensions = [
     "numpydoc",
 ]
 autosummary_generate = True
-autodoc_default_options = {"members": False, "inherited-members": False}
+autodoc_default_options = {}  # members: listed by the class template (_templates)
 numpydoc_show_class_members = False
 numpydoc_xref_param_type = False
 numpydoc_class_members_toctree = False
 # no network: intersphinx targets are not fetched
 intersphinx_mapping = {}
-templates_path = []
+templates_path = ["_templates"]
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_static_path = []

@@ -108,6 +108,9 @@ default=None
         ``gamma_bar``, ``t2``, ``a_prior``, ``b_prior``.
     harmonized_ : ndarray of bool of shape (n_features,)
         False for features left unchanged (constant, or not estimable).
+    eb_ : bool
+        Whether empirical Bayes was used: ``eb``, except with a single feature,
+        where there is nothing to pool across (as neuroHarmonize does).
     spline_knots_ : list of ndarray
         Knots of the smooth terms.
     n_features_in_ : int
@@ -325,6 +328,33 @@ default=None
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
+    def _check_feature_columns(self, table, feats, y, from_table):
+        """Refuse the target among the features; warn on binary auto-features."""
+        if not from_table:
+            return
+        block = table[list(feats)]
+        if y is not None and np.ndim(y) == 1 and len(y) == len(block):
+            target = np.asarray(y, dtype=object)
+            for name in block.columns:
+                if np.array_equal(block[name].to_numpy(dtype=object), target):
+                    raise SubjectTableError(
+                        "this feature column equals the target y: it would be "
+                        "harmonized and handed on to the model as a feature; drop "
+                        "it from X (or set features=)",
+                        column=name,
+                    )
+        if self.features is None:
+            binary = [c for c in block.columns if block[c].nunique(dropna=True) <= 2]
+            if binary:
+                warnings.warn(
+                    f"ComBatHarmonizer harmonizes every numeric column by default, "
+                    f"including {binary}, which take at most two values (a label "
+                    "or a binary covariate?): list them in covariates, drop them, "
+                    "or set features=",
+                    MedprepWarning,
+                    stacklevel=3,
+                )
+
     def fit(self, X, y=None, *, sites=None, covariates=None):
         """Learn the site location/scale parameters from the training rows.
 
@@ -352,6 +382,7 @@ default=None
         index = table.index
         if y is not None:
             design.check_target_not_covariate(cov, y)
+        self._check_feature_columns(table, feats, y, from_table)
         labels, codes, counts = np.unique(
             site_values, return_inverse=True, return_counts=True
         )

@@ -26,7 +26,13 @@ def _check_memory(memory):
         return memory
     if hasattr(memory, "cache"):
         return memory
-    return Memory(location=os.fspath(memory), verbose=0)
+    try:
+        return Memory(location=os.fspath(memory), verbose=0)
+    except OSError as exc:
+        raise OSError(
+            f"cannot use the radiomics cache folder {os.fspath(memory)!r} ({exc}); "
+            "set_params(memory=None) or give a writable folder"
+        ) from exc
 
 
 @fill_doc

@@ -237,6 +237,8 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
     image, mask = images[image_column], images[mask_column]
     spec = json.loads(key)
     params = spec["params"]
+    if memory is not None:
+        _cache_log_file(memory)  # a cache problem is not the row's fault: raise it
     try:
         mask, check, error = _check_mask(image, mask, label, params, mask_file)
         if error is not None:
@@ -250,10 +252,7 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
             cached = memory.cache(
                 _extract, ignore=["image", "mask", "margin", "verbose", "log_file"]
             )
-            log_file = None
-            if getattr(memory, "location", None) is not None:
-                os.makedirs(memory.location, exist_ok=True)
-                log_file = os.path.join(memory.location, EXTRACTION_LOG)
+            log_file = _cache_log_file(memory)
             values = cached(
                 image, mask, label, key, margin, verbose,
                 image_key=image_fingerprint(image),
@@ -273,6 +272,22 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
     return ("ok", values)
 
 
+def _cache_log_file(memory):
+    """Create the cache folder if needed; return the extraction log's path."""
+    location = getattr(memory, "location", None)
+    if location is None:
+        return None
+    try:
+        os.makedirs(location, exist_ok=True)
+    except OSError as exc:
+        raise OSError(
+            f"cannot use the radiomics cache folder {str(location)!r} ({exc}); "
+            "a fitted extractor loaded on another machine keeps the cache path it "
+            "was fitted with: set_params(memory=None) or a writable folder"
+        ) from exc
+    return os.path.join(location, EXTRACTION_LOG)
+
+
 def count_extractions(memory):
     """Return how many extractions actually ran (cache misses) in ``memory``.
 
@@ -290,7 +305,7 @@ def count_extractions(memory):
 
     Examples
     --------
-    >>> from sklearn_medprep._radiomics_worker import count_extractions
+    >>> from sklearn_medprep.utils import count_extractions
     >>> count_extractions("no-such-cache-folder")
     0
     """

@@ -173,7 +173,7 @@ tio.Resample in a TorchIOPreprocessor before this step
 
         Returns
         -------
-        ndarray of shape (n_rows, channels, *spatial)
+        ndarray of shape ``(n_rows, channels, *spatial)``
         """
         check_table(X, self.image, self.mask, type(self).__name__)
         validate_data(self, X, skip_check_array=True, reset=True)
@@ -191,7 +191,7 @@ tio.Resample in a TorchIOPreprocessor before this step
 
         Returns
         -------
-        ndarray of shape (n_rows, channels, *spatial)
+        ndarray of shape ``(n_rows, channels, *spatial)``
             float32 (or ``dtype``), rows in table order.
         """
         check_is_fitted(self)

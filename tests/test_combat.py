@@ -397,3 +397,21 @@ def test_gam_with_nan_and_bounds(df):
     np.testing.assert_array_equal(again.to_numpy(), out.to_numpy())
     with pytest.raises(SubjectTableError, match="smooth term is not a covariate"):
         ComBatHarmonizer(covariates=["sex"], smooth_terms=["age"]).fit(X)
+
+
+def test_target_column_among_features_is_refused(df):
+    X = _x(df, "y")
+    with pytest.raises(SubjectTableError, match="equals the target y") as err:
+        ComBatHarmonizer(covariates=["age", "sex"], features=None).fit(X, df["y"])
+    assert err.value.column == "y"
+
+
+def test_binary_columns_harmonized_by_default_warn(df):
+    X = _x(df, "y")
+    with pytest.warns(MedprepWarning, match=r"\['y'\], which take at most two"):
+        out = ComBatHarmonizer(covariates=["age", "sex"]).fit_transform(X)
+    assert "y" in out.columns  # warned, not dropped silently
+    # naming the features explicitly is the way to say "I know"
+    explicit = ComBatHarmonizer(covariates=["age", "sex"], features=FEATS)
+    out = explicit.fit_transform(X)
+    np.testing.assert_array_equal(out["y"], X["y"])  # passed through untouched

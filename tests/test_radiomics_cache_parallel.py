@@ -15,9 +15,9 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_medprep import RadiomicsExtractor
 from sklearn_medprep._io import to_sitk
-from sklearn_medprep._radiomics_worker import count_extractions
 from sklearn_medprep.datasets import make_multisite_cohort
 from sklearn_medprep.exceptions import MedprepWarning
+from sklearn_medprep.utils import count_extractions
 
 SETTINGS = {
     "featureClass": {"firstorder": [], "glcm": ["Contrast", "JointEntropy"],
@@ -175,3 +175,29 @@ def test_dask_localcluster_backend(cohort, tmp_path):
     with open(memory / "sklearn_medprep_radiomics_extractions.log") as handle:
         pids = {int(line.split()[-1]) for line in handle}
     assert pids <= set(workers.values())
+
+
+def test_unusable_cache_folder_is_reported_as_such(cohort, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    extractor = _extractor(memory=blocker / "cache")
+    with pytest.raises(OSError, match="cannot use the radiomics cache folder") as err:
+        extractor.fit_transform(cohort.drop(columns="y"))
+    assert "set_params(memory=None)" in str(err.value)
+    # the same extractor without the cache works
+    out = extractor.set_params(memory=None).fit_transform(cohort.drop(columns="y"))
+    assert out.index.equals(cohort.index)
+
+
+def test_fitted_extractor_whose_cache_folder_is_gone(cohort, tmp_path):
+    # as for a fitted pipeline loaded on a machine where the cache path of the
+    # training machine cannot be created
+    import shutil
+
+    cache = tmp_path / "cache"
+    X = cohort.drop(columns="y")
+    extractor = _extractor(memory=cache).fit(X)
+    shutil.rmtree(cache)
+    cache.write_text("now a file")
+    with pytest.raises(OSError, match="cannot use the radiomics cache folder"):
+        extractor.transform(X)

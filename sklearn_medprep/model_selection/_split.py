@@ -45,7 +45,8 @@ def _sites(X, groups, site):
         )
     missing = pd.isna(values)
     if missing.any():
-        row = int(np.flatnonzero(missing)[0])
+        position = int(np.flatnonzero(missing)[0])
+        row = X.index[position] if isinstance(X, pd.DataFrame) else position
         raise SubjectTableError("site is missing", row=row, column=site)
     return values
 

@@ -1,5 +1,6 @@
-"""Utilities: estimator discovery and the library's own estimator checks."""
+"""Utilities: estimator discovery, extraction counts and the library's own checks."""
 
+from .._radiomics_worker import count_extractions
 from .discovery import all_estimators
 
-__all__ = ["all_estimators"]
+__all__ = ["all_estimators", "count_extractions"]
