@@ -8,23 +8,19 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import (
-    _check_feature_names_in,
-    check_is_fitted,
-    validate_data,
-)
 
 from ._docstrings import fill_doc
 from ._random import seed_sequence, spawn_seeds
 from ._subject import (
+    _ImageTableMixin,
+    _SameColumnsMixin,
+    _TorchIOParamsMixin,
     apply_to_row,
     as_transform,
-    check_table,
-    clone_with_transforms,
     image_columns,
+    row_cells,
 )
 from ._subject import replace_cells as _replace_cells
-from ._tags import subject_table_input_tags
 
 __all__ = ["TorchIOAugmenter"]
 
@@ -34,7 +30,14 @@ def _is_transformer(self):
 
 
 @fill_doc
-class TorchIOAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class TorchIOAugmenter(
+    _TorchIOParamsMixin,
+    _SameColumnsMixin,
+    _ImageTableMixin,
+    TransformerMixin,
+    BaseEstimator,
+    auto_wrap_output_keys=None,
+):
     """Augment the images of a subject table with random TorchIO transforms.
 
     Augmentation touches training data only:
@@ -141,33 +144,11 @@ class TorchIOAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags = subject_table_input_tags(tags.input_tags, image=True)
-        tags.transformer_tags.preserves_dtype = []
         tags.non_deterministic = self.random_state is None
         if self.as_sampler:
             tags.estimator_type = "sampler"
             tags.transformer_tags = None
         return tags
-
-    def __sklearn_clone__(self):
-        return clone_with_transforms(self)
-
-    def get_params(self, deep=True):
-        """Get the parameters of this estimator.
-
-        TorchIO transforms are parameters, not nested estimators: their own
-        ``get_params`` (random parameter sampling) is never called.
-
-        Parameters
-        ----------
-        deep : bool, default=True
-            Ignored (no parameter is an estimator).
-
-        Returns
-        -------
-        dict
-        """
-        return super().get_params(deep=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -184,19 +165,17 @@ class TorchIOAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
         -------
         self : TorchIOAugmenter
         """
-        check_table(X, self.image, self.mask, type(self).__name__)
-        validate_data(self, X, skip_check_array=True, reset=True)
+        self._check_subject_table(X, reset=True)
         self.transform_ = as_transform(self.transforms, "transforms")
         return self
 
     def _augment(self, X, seeds):
         """Return the augmented image cells of every row, one seed per row."""
         images, mask = image_columns(self.image, self.mask)
-        columns = [*images, mask] if mask is not None else list(images)
-        rows = X[columns].itertuples(index=False, name=None)
+        index, rows = row_cells(X, images, mask)
         return Parallel(n_jobs=self.n_jobs)(
             delayed(apply_to_row)(self.transform_, cells, images, mask, row, seed)
-            for row, cells, seed in zip(X.index, rows, seeds)
+            for row, cells, seed in zip(index, rows, seeds)
         )
 
     def _seeds(self, n_rows):
@@ -240,9 +219,7 @@ class TorchIOAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
         pandas.DataFrame
             ``X`` itself.
         """
-        check_is_fitted(self)
-        check_table(X, self.image, self.mask, type(self).__name__)
-        validate_data(self, X, skip_check_array=True, reset=False)
+        self._check_subject_table(X, reset=False)
         return X
 
     def fit_resample(self, X, y):
@@ -307,18 +284,3 @@ class TorchIOAugmenter(TransformerMixin, BaseEstimator, auto_wrap_output_keys=No
                 f"set_output(transform={transform!r}) is not supported"
             )
         return self
-
-    def get_feature_names_out(self, input_features=None):
-        """Return the column names of the output table (those of the input).
-
-        Parameters
-        ----------
-        input_features : array-like of str or None
-            Must match ``feature_names_in_`` if given.
-
-        Returns
-        -------
-        ndarray of str
-        """
-        check_is_fitted(self, "n_features_in_")
-        return _check_feature_names_in(self, input_features)

@@ -92,7 +92,7 @@ def _extract(args, parser):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MedprepWarning)
             features = extractor.fit_transform(table)
-    except SubjectTableError as exc:
+    except (SubjectTableError, OSError, ValueError) as exc:
         print(f"sklearn-medprep extract: error: {exc}", file=sys.stderr)
         print("no output written", file=sys.stderr)
         return 1

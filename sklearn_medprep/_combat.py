@@ -6,12 +6,12 @@ import warnings
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils import check_array
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from . import _combat_core as core
 from . import _combat_gam as design
+from . import _combat_input as inputs
 from ._docstrings import fill_doc
 from ._tags import subject_table_input_tags
 from .exceptions import MedprepWarning, SubjectTableError
@@ -20,10 +20,6 @@ __all__ = ["ComBatHarmonizer"]
 
 #: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
 MIN_NEW_SITE_SUBJECTS = 5
-
-
-_is_numeric = design._is_numeric
-_first_row = design._first_row
 
 
 @fill_doc
@@ -193,168 +189,20 @@ default=None
     # ------------------------------------------------------------------ input
     def _read(self, X, sites, covariates, *, reset):
         """Split ``X`` into features, sites, covariates and pass-through columns."""
-        if isinstance(X, pd.DataFrame):
-            validate_data(self, X, skip_check_array=True, reset=reset)
-            table = X
-        else:
-            arr = validate_data(
-                self,
-                X,
-                reset=reset,
-                dtype=np.float64,
-                ensure_all_finite="allow-nan",
-            )
-            table = pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
-        index = table.index
-        n = table.shape[0]
-        from_table = []
-
-        if sites is not None:
-            site_values = check_array(
-                sites,
-                input_name="sites",
-                ensure_2d=False,
-                dtype=None,
-                ensure_all_finite=False,
-            )
-            if site_values.ndim != 1 or site_values.shape[0] != n:
-                raise ValueError(
-                    f"sites must have one value per row of X ({n}), got shape "
-                    f"{site_values.shape}."
-                )
-        elif isinstance(X, pd.DataFrame) and self.site in X.columns:
-            site_values = X[self.site].to_numpy()
-        elif isinstance(X, pd.DataFrame):
-            raise SubjectTableError(
-                f"ComBatHarmonizer needs the site of each row: X has no column "
-                f"{self.site!r} and no sites= were passed.",
-                column=self.site,
-            )
-        else:
-            raise ValueError(
-                "ComBatHarmonizer needs the site of each row: X is an array without "
-                "named columns; pass a DataFrame with a site column or route sites= "
-                "(metadata routing)."
-            )
-        if isinstance(X, pd.DataFrame) and self.site in X.columns:
-            from_table.append(self.site)
-        missing = pd.isna(site_values)
-        if missing.any():
-            raise SubjectTableError(
-                "site is missing", row=_first_row(index, missing), column=self.site
-            )
-
-        if covariates is not None:
-            if isinstance(covariates, pd.DataFrame):
-                cov = covariates.set_axis(index, axis=0)
-            elif isinstance(covariates, pd.Series):
-                cov = covariates.to_frame().set_axis(index, axis=0)
-            else:
-                arr = np.asarray(covariates)
-                arr = arr.reshape(n, -1) if arr.ndim < 2 else arr
-                cov = pd.DataFrame(
-                    arr,
-                    index=index,
-                    columns=[f"covariate{j}" for j in range(arr.shape[1])],
-                )
-            if cov.shape[0] != n:
-                raise ValueError("covariates must have one row per row of X.")
-        else:
-            names = list(self.covariates or [])
-            for name in names:
-                if not isinstance(X, pd.DataFrame) or name not in X.columns:
-                    raise SubjectTableError(
-                        "covariate column not found in X", column=name
-                    )
-            cov = X[names] if names else pd.DataFrame(index=index)
-            from_table.extend(names)
-
-        if self.features is not None:
-            feats = list(self.features)
-            for name in feats:
-                if name not in table.columns:
-                    raise SubjectTableError(
-                        "feature column not found in X", column=name
-                    )
-                if not _is_numeric(table[name]):
-                    raise SubjectTableError(
-                        f"feature column has non-numeric dtype {table[name].dtype}",
-                        column=name,
-                    )
-        elif reset:
-            feats = [
-                c
-                for c, dt in zip(table.columns, table.dtypes)
-                if c not in from_table and dt.kind in "iuf"
-            ]
-        else:
-            feats = list(self.features_)
-            for name in feats:
-                if name not in table.columns:
-                    raise SubjectTableError(
-                        "feature column not found in X", column=name
-                    )
-        if not feats:
-            raise ValueError(
-                "ComBatHarmonizer found no numeric feature column to harmonize."
-            )
-        return table, feats, site_values, cov, from_table
-
-    def _encode_covariates(self, cov, index, *, fit):
-        """Design columns of the covariates (no intercept)."""
-        smooth = list(self.smooth_terms or [])
-        if fit:
-            self.covariates_ = list(cov.columns)
-            self.covariate_levels_ = design.covariate_levels(cov, index, smooth)
-        elif list(cov.columns) != self.covariates_:
-            raise ValueError(
-                f"covariates {list(cov.columns)} differ from those seen in fit "
-                f"{self.covariates_}."
-            )
-        return design.encode_covariates(cov, index, self.covariate_levels_, smooth)
-
-    def _getter(self, table, feats):
-        positions = table.columns.get_indexer(feats)
-        if table.shape[1] == len(feats) and (table.dtypes == np.float64).all():
-            arr = table.to_numpy()
-            return lambda a, b: arr[:, a:b]
-        if positions.size > 1 and (np.diff(positions) == 1).all():
-            # a run of columns: slices of pandas blocks are views, not copies
-            first = int(positions[0])
-            return lambda a, b: table.iloc[:, first + a : first + b].to_numpy(
-                dtype=np.float64
-            )
-        return lambda a, b: table.iloc[:, positions[a:b]].to_numpy(dtype=np.float64)
+        return inputs.read_table(
+            self,
+            X,
+            sites,
+            covariates,
+            site=self.site,
+            covariate_columns=self.covariates,
+            features=self.features,
+            features_seen=None if reset else self.features_,
+            reset=reset,
+        )
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def _check_feature_columns(self, table, feats, y, from_table):
-        """Refuse the target among the features; warn on binary auto-features."""
-        if not from_table:
-            return
-        block = table[list(feats)]
-        if y is not None and np.ndim(y) == 1 and len(y) == len(block):
-            target = np.asarray(y, dtype=object)
-            for name in block.columns:
-                if np.array_equal(block[name].to_numpy(dtype=object), target):
-                    raise SubjectTableError(
-                        "this feature column equals the target y: it would be "
-                        "harmonized and handed on to the model as a feature; drop "
-                        "it from X (or set features=)",
-                        column=name,
-                    )
-        if self.features is None:
-            binary = [c for c in block.columns if block[c].nunique(dropna=True) <= 2]
-            if binary:
-                warnings.warn(
-                    f"ComBatHarmonizer harmonizes every numeric column by default, "
-                    f"including {binary}, which take at most two values (a label "
-                    "or a binary covariate?): list them in covariates, drop them, "
-                    "or set features=",
-                    MedprepWarning,
-                    stacklevel=3,
-                )
-
     def fit(self, X, y=None, *, sites=None, covariates=None):
         """Learn the site location/scale parameters from the training rows.
 
@@ -382,7 +230,9 @@ default=None
         index = table.index
         if y is not None:
             design.check_target_not_covariate(cov, y)
-        self._check_feature_columns(table, feats, y, from_table)
+        inputs.check_feature_columns(
+            table, feats, y, from_table, features=self.features
+        )
         labels, codes, counts = np.unique(
             site_values, return_inverse=True, return_counts=True
         )
@@ -408,8 +258,11 @@ default=None
                     f"training sites {list(labels)}."
                 )
             ref_level = int(hits[0])
-        linear, spline = self._encode_covariates(cov, index, fit=True)
-        get = self._getter(table, feats)
+        self.covariates_ = list(cov.columns)
+        linear, spline, self.covariate_levels_ = inputs.encode_covariates(
+            cov, index, self.smooth_terms
+        )
+        get = inputs.feature_getter(table, feats)
         p = len(feats)
         eb = bool(self.eb) and p > 1
 
@@ -449,7 +302,7 @@ default=None
                 f"cannot be estimated at every site and are left unharmonized: "
                 f"{list(bad[:5])}{' ...' if bad.size > 5 else ''}",
                 MedprepWarning,
-                stacklevel=2,
+                stacklevel=3,  # fit < _fit_context wrapper < caller
             )
         self.sites_ = labels
         self.site_counts_ = counts
@@ -508,7 +361,13 @@ default=None
             X, sites, covariates, reset=False
         )
         index = table.index
-        linear, spline = self._encode_covariates(cov, index, fit=False)
+        linear, spline, _ = inputs.encode_covariates(
+            cov,
+            index,
+            self.smooth_terms,
+            levels=self.covariate_levels_,
+            seen=self.covariates_,
+        )
         design_cov = self._covariate_design(linear, spline)
         lookup = {label: k for k, label in enumerate(self.sites_)}
         codes = np.fromiter(
@@ -524,7 +383,7 @@ default=None
             "delta_star": self.delta_star_,
             "ok": self.harmonized_,
         }
-        get = self._getter(table, feats)
+        get = inputs.feature_getter(table, feats)
         new_params = []
         unseen = codes < 0
         if unseen.any():
@@ -534,7 +393,7 @@ default=None
                     f"site {new_labels[0]!r} was not seen in fit (training sites: "
                     f"{list(self.sites_)}); set unseen_site='estimate' or "
                     "'passthrough' to allow new sites",
-                    row=_first_row(index, unseen),
+                    row=design._first_row(index, unseen),
                     column=self.site,
                 )
             if self.unseen_site == "passthrough":
@@ -555,7 +414,7 @@ default=None
                             row=index[rows[0]],
                             column=self.site,
                         )
-                    sub_get = self._rows_getter(get, rows)
+                    sub_get = inputs.rows_getter(get, rows)
                     new_params.append(
                         core.estimate_new_site(
                             sub_get,
@@ -587,10 +446,6 @@ default=None
         pieces = {c: table[c] for c in columns if c not in set(feats)}
         result = pd.concat([harmonized, pd.DataFrame(pieces, index=index)], axis=1)
         return result[columns]
-
-    @staticmethod
-    def _rows_getter(get, rows):
-        return lambda a, b: get(a, b)[rows]
 
     def fit_transform(self, X, y=None, *, sites=None, covariates=None):
         """Fit to ``X`` then harmonize it (the same as ``fit(X).transform(X)``).
@@ -624,7 +479,8 @@ default=None
         Parameters
         ----------
         input_features : array-like of str or None, default=None
-            Ignored beyond the check against ``feature_names_in_``.
+            Checked against ``feature_names_in_`` (when fitted on a
+            DataFrame) or ``n_features_in_``.
 
         Returns
         -------
@@ -633,6 +489,7 @@ default=None
             columns (and site/covariates when ``keep_covariates=True``).
         """
         check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
         return np.asarray(self._output_columns, dtype=object)
 
     def __sklearn_tags__(self):

@@ -33,6 +33,73 @@ def _site_and_features(table, site, features):
     return frame[list(features)].to_numpy(dtype=np.float64), sites, list(features)
 
 
+def _covariate_design(table, covariates):
+    """Design matrix (intercept + covariates) and the rows with all covariates.
+
+    Numeric columns enter as they are; other columns (strings, categories,
+    booleans) are one-hot encoded dropping their first level.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError("covariates need a pandas DataFrame holding those columns.")
+    covariates = [covariates] if isinstance(covariates, str) else list(covariates)
+    blocks = [np.ones((len(table), 1))]
+    complete = np.ones(len(table), dtype=bool)
+    for name in covariates:
+        if name not in table.columns:
+            raise SubjectTableError("covariate column not found", column=name)
+        col = table[name]
+        complete &= col.notna().to_numpy()
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            blocks.append(col.to_numpy(dtype=np.float64)[:, None])
+        else:
+            dummies = pd.get_dummies(col, drop_first=True, dtype=np.float64)
+            blocks.append(dummies.to_numpy())
+    design = np.hstack(blocks)
+    return np.where(complete[:, None], design, 0.0), complete
+
+
+def _residualize(values, design, complete):
+    """Residuals of each column on ``design`` (OLS), NaN cells left out.
+
+    Each column is fitted on its own non-missing rows with complete
+    covariates; the other cells of the result are NaN.
+    """
+    out = np.full(values.shape, np.nan)
+    rows_used = ~np.isnan(values) & complete[:, None]
+    if values.shape[1] == 0:
+        return out
+    # Columns sharing the same missing-cell pattern are solved together.
+    patterns, inverse = np.unique(rows_used.T, axis=0, return_inverse=True)
+    inverse = np.asarray(inverse).ravel()
+    for k, rows in enumerate(patterns):
+        if not rows.any():
+            continue
+        cols = np.flatnonzero(inverse == k)
+        y = values[np.ix_(rows, cols)]
+        beta = np.linalg.lstsq(design[rows], y, rcond=None)[0]
+        out[np.ix_(rows, cols)] = y - design[rows] @ beta
+    return out
+
+
+def _align_rows(before, after):
+    """Reorder ``after`` to the row order of ``before`` when the labels allow.
+
+    Only a permutation of unique labels is reordered; otherwise rows pair by
+    position, as before.
+    """
+    if (
+        isinstance(before, pd.DataFrame)
+        and isinstance(after, pd.DataFrame)
+        and not after.index.equals(before.index)
+        and before.index.is_unique
+        and after.index.is_unique
+        and len(before) == len(after)
+        and after.index.isin(before.index).all()
+    ):
+        return after.reindex(before.index)
+    return after
+
+
 def _anova(values, sites):
     """Per-column one-way ANOVA over sites, NaN cells left out."""
     labels, codes = np.unique(sites, return_inverse=True)
@@ -55,7 +122,7 @@ def _anova(values, sites):
     return f, p, between_var
 
 
-def site_effect_report(before, after, site, features=None):
+def site_effect_report(before, after, site, features=None, *, covariates=None):
     """Per-feature site effect before and after harmonization.
 
     Parameters
@@ -64,19 +131,44 @@ def site_effect_report(before, after, site, features=None):
         Features before harmonization (with the site column when ``site`` is a
         column name).
     after : pandas.DataFrame
-        The same rows after harmonization (same index).
+        The same rows after harmonization. Rows pair with ``before`` by index
+        label when the two indexes hold the same unique labels (in any order),
+        by position otherwise.
     site : str or array-like of shape (n_samples,)
-        Site column of ``before`` or the site of each row.
+        Site column of ``before`` or the site of each row (in the row order
+        of ``before``).
     features : list of str or None, default=None
         Features to report; ``None`` takes the numeric columns of ``after``
-        other than the site.
+        other than the site and the covariates.
+    covariates : list of str or None, default=None
+        Columns of ``before`` (numeric, or categorical/string, one-hot
+        encoded dropping the first level) to adjust for. When given, every
+        feature, before and after, is replaced by its residuals from an
+        ordinary least-squares fit on an intercept and the covariates (NaN
+        cells, and rows with a missing covariate, left out per feature)
+        before the ANOVA. The covariates of ``after`` are taken from the
+        same rows of ``before``, since :class:`ComBatHarmonizer` drops its
+        covariate columns by default. ``None`` reports the raw features.
+
+        Adjust for the covariates given to ComBat whenever they differ
+        between sites (e.g. older subjects at one site): ComBat estimates and
+        preserves the covariate effects, so the site means of the harmonized
+        features still differ by the covariate effect, and the unadjusted
+        F statistic after ComBat can exceed the one before, as if
+        harmonization had made the site effect worse. Once the covariates are
+        regressed out, the F statistic measures the site effect that is left.
 
     Returns
     -------
     report : pandas.DataFrame
         Indexed by feature: ``F_before``, ``p_before``, ``F_after``,
-        ``p_after`` (one-way ANOVA over sites) and ``between_var_ratio``, the
-        between-site variance (of the site means) after over before.
+        ``p_after`` (one-way ANOVA over sites, of the covariate residuals when
+        ``covariates`` is given) and ``between_var_ratio``, the between-site
+        variance (of the site means) after over before.
+
+    See Also
+    --------
+    site_predictability : Cross-validated site prediction from the features.
 
     Examples
     --------
@@ -90,18 +182,37 @@ def site_effect_report(before, after, site, features=None):
     ['F_before', 'p_before', 'F_after', 'p_after', 'between_var_ratio']
     >>> bool((report["F_after"] < report["F_before"]).all())
     True
+
+    With site and age confounded, adjust for the covariates ComBat protected:
+
+    >>> after = ComBatHarmonizer(covariates=["age", "sex"]).fit_transform(
+    ...     df.drop(columns="y"))
+    >>> adjusted = site_effect_report(df, after, "site", covariates=["age", "sex"])
+    >>> bool((adjusted["F_after"] < adjusted["F_before"]).all())
+    True
     """
     if isinstance(site, str):
         sites = _site_and_features(before, site, [])[1]
     else:
         sites = np.asarray(site)
-    if features is None:
-        features = _site_and_features(after, sites, None)[2]
-        features = [c for c in features if not isinstance(site, str) or c != site]
-    b, _, _ = _site_and_features(before, sites, features)
-    a, _, _ = _site_and_features(after, sites, features)
     if len(before) != len(after):
         raise ValueError("before and after must have the same rows.")
+    after = _align_rows(before, after)
+    if covariates is not None:
+        covariates = [covariates] if isinstance(covariates, str) else list(covariates)
+    if features is None:
+        features = _site_and_features(after, sites, None)[2]
+        features = [
+            c
+            for c in features
+            if (not isinstance(site, str) or c != site) and c not in (covariates or ())
+        ]
+    b, _, _ = _site_and_features(before, sites, features)
+    a, _, _ = _site_and_features(after, sites, features)
+    if covariates is not None:
+        design, complete = _covariate_design(before, covariates)
+        b = _residualize(b, design, complete)
+        a = _residualize(a, design, complete)
     f_b, p_b, v_b = _anova(b, sites)
     f_a, p_a, v_a = _anova(a, sites)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -118,7 +229,9 @@ def site_effect_report(before, after, site, features=None):
     )
 
 
-def site_predictability(X, site, features=None, *, cv=5, random_state=0):
+def site_predictability(
+    X, site, features=None, *, covariates=None, cv=5, random_state=0
+):
     """Cross-validated balanced accuracy of predicting the site from features.
 
     A standardized multinomial logistic regression predicts the site; after a
@@ -132,7 +245,20 @@ def site_predictability(X, site, features=None, *, cv=5, random_state=0):
     site : str or array-like of shape (n_samples,)
         Site column or labels.
     features : list of str or None, default=None
-        Columns to use; ``None`` takes the numeric columns other than the site.
+        Columns to use; ``None`` takes the numeric columns other than the site
+        and the covariates.
+    covariates : list of str or None, default=None
+        Columns of ``X`` (numeric, or categorical/string, one-hot encoded
+        dropping the first level) to adjust for: every feature is replaced by
+        its residuals from an ordinary least-squares fit on an intercept and
+        the covariates (NaN cells, and rows with a missing covariate, left
+        out per feature) before the site is predicted. The fit uses no site
+        labels. Pass the covariates given to ComBat when they differ between
+        sites: ComBat preserves their effects, so without the adjustment the
+        site stays predictable through them (e.g. through age) and the
+        harmonization looks worse than it is. ``None`` uses the raw features.
+        To score a harmonized table without the covariate columns, add them
+        back from the table before harmonization (same rows).
     cv : int or cross-validation generator, default=5
         Stratified by site when an int.
     random_state : int, default=0
@@ -158,7 +284,15 @@ def site_predictability(X, site, features=None, *, cv=5, random_state=0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if covariates is not None:
+        covariates = [covariates] if isinstance(covariates, str) else list(covariates)
+        if features is None:
+            features = [
+                c for c in _site_and_features(X, site, None)[2] if c not in covariates
+            ]
     values, sites, _ = _site_and_features(X, site, features)
+    if covariates is not None:
+        values = _residualize(values, *_covariate_design(X, covariates))
     if isinstance(cv, int):
         cv = StratifiedKFold(cv, shuffle=True, random_state=random_state)
     model = make_pipeline(

@@ -218,6 +218,15 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         X = self._check_table(X)
         validate_data(self, X, skip_check_array=True, reset=True)
         self.settings_ = validate_settings(self.settings)
+        label_in_settings = (self.settings_.get("setting") or {}).get("label")
+        if label_in_settings is not None and label_in_settings != self.label:
+            warnings.warn(
+                f"settings set label={label_in_settings!r}, but RadiomicsExtractor"
+                f"(label={self.label!r}) decides which label is extracted; pass "
+                f"label={label_in_settings!r} to extract that one",
+                MedprepWarning,
+                stacklevel=3,
+            )
         self._key_ = settings_key(
             self.settings_, include_diagnostics=self.include_diagnostics
         )

@@ -223,8 +223,10 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
     image_file = describe_cell(image_cell)
     mask_file = describe_cell(mask_cell)
     try:
+        if isinstance(label, (bool, np.bool_)) or float(label) != int(label):
+            raise ValueError
         label = int(label)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return ("error", mask_column, mask_file,
                 f"label must be an integer, got {label!r}", "table")
     images = {}

@@ -9,9 +9,15 @@ the row as one subject: spatial transforms move image and mask together and
 import copy
 
 import pandas as pd
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._io import to_torchio
 from ._table import check_subject_table
+from ._tags import subject_table_input_tags
 
 __all__ = [
     "apply_to_row",
@@ -19,8 +25,10 @@ __all__ = [
     "clone_with_transforms",
     "find_random_transforms",
     "image_columns",
+    "row_cells",
     "row_to_subject",
     "subject_to_cells",
+    "table_columns",
 ]
 
 
@@ -53,6 +61,17 @@ def check_table(X, image, mask, estimator):
     return check_subject_table(X, columns=[*images, mask], estimator=estimator)
 
 
+def table_columns(images, mask):
+    """Return the image columns then the mask column (if any), as a list."""
+    return [*images, mask] if mask is not None else list(images)
+
+
+def row_cells(X, images, mask):
+    """Return the index of ``X`` and, per row, the tuple of its image/mask cells."""
+    columns = table_columns(images, mask)
+    return X.index, list(X[columns].itertuples(index=False, name=None))
+
+
 def row_to_subject(cells, images, mask, row=None):
     """Build a :class:`torchio.Subject` from the image cells of one row.
 
@@ -83,8 +102,7 @@ def row_to_subject(cells, images, mask, row=None):
 
 def subject_to_cells(subject, images, mask):
     """Return the images of ``subject`` as new in-memory cells (list)."""
-    columns = [*images, mask] if mask is not None else list(images)
-    return [subject[column] for column in columns]
+    return [subject[column] for column in table_columns(images, mask)]
 
 
 def apply_to_row(transform, cells, images, mask, row, seed):
@@ -102,9 +120,8 @@ def apply_to_row(transform, cells, images, mask, row, seed):
 
 def replace_cells(X, images, mask, new_cells, index=None):
     """Return a copy of ``X`` with the image (and mask) cells replaced."""
-    columns = [*images, mask] if mask is not None else list(images)
     out = X.copy() if index is None else X.set_axis(index, axis=0)
-    for j, column in enumerate(columns):
+    for j, column in enumerate(table_columns(images, mask)):
         out[column] = pd.Series(
             [cells[j] for cells in new_cells], index=out.index, dtype=object
         )
@@ -197,3 +214,76 @@ def find_random_transforms(transform):
         elif getattr(part, "probability", 1) < 1:
             found.append(f"{part.name} (applied with p={part.probability})")
     return found
+
+
+class _ImageTableMixin:
+    """Estimators whose input is a subject table with ``image``/``mask`` columns.
+
+    Declares the image-table input tags and checks the table the same way in
+    ``fit`` and ``transform``.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags = subject_table_input_tags(tags.input_tags, image=True)
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+    def _check_subject_table(self, X, *, reset):
+        """Check ``X`` and its columns; return ``(image_columns, mask_column)``.
+
+        ``reset=True`` (fit) records the columns; ``reset=False`` (transform)
+        requires a fitted estimator and the columns seen in fit.
+        """
+        if not reset:
+            check_is_fitted(self)
+        check_table(X, self.image, self.mask, type(self).__name__)
+        validate_data(self, X, skip_check_array=True, reset=reset)
+        return image_columns(self.image, self.mask)
+
+
+class _TorchIOParamsMixin:
+    """Estimators whose ``transforms`` parameter holds TorchIO transforms.
+
+    Cloned with :func:`clone_with_transforms`; ``get_params`` never descends
+    into the transforms.
+    """
+
+    def __sklearn_clone__(self):
+        return clone_with_transforms(self)
+
+    def get_params(self, deep=True):
+        """Get the parameters of this estimator.
+
+        TorchIO transforms are parameters, not nested estimators: their own
+        ``get_params`` (random parameter sampling) is never called.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Ignored (no parameter is an estimator).
+
+        Returns
+        -------
+        dict
+        """
+        return super().get_params(deep=False)
+
+
+class _SameColumnsMixin:
+    """Transformers whose output table has the columns of their input."""
+
+    def get_feature_names_out(self, input_features=None):
+        """Return the column names of the output table (those of the input).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None
+            Must match ``feature_names_in_`` if given.
+
+        Returns
+        -------
+        ndarray of str
+        """
+        check_is_fitted(self, "n_features_in_")
+        return _check_feature_names_in(self, input_features)

@@ -3,12 +3,10 @@
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._docstrings import fill_doc
 from ._io import to_torchio
-from ._subject import check_table, image_columns
-from ._tags import subject_table_input_tags
+from ._subject import _ImageTableMixin, image_columns, table_columns
 from .exceptions import SubjectTableError
 
 __all__ = ["ImageTensorizer"]
@@ -24,7 +22,9 @@ def _channels_first(image):
 
 
 @fill_doc
-class ImageTensorizer(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+class ImageTensorizer(
+    _ImageTableMixin, TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
+):
     """Turn the images of a subject table into one float32 array for a skorch net.
 
     The output has shape ``(n_rows, channels, *spatial)``, rows in table
@@ -96,15 +96,9 @@ tio.Resample in a TorchIOPreprocessor before this step
         self.mask = mask
         self.dtype = dtype
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags = subject_table_input_tags(tags.input_tags, image=True)
-        tags.transformer_tags.preserves_dtype = []
-        return tags
-
     def _rows(self, X, expected):
         images, mask = image_columns(self.image, self.mask)
-        columns = [*images, mask] if mask is not None else list(images)
+        columns = table_columns(images, mask)
         first_shape = expected
         out = None
         n = X.shape[0]
@@ -175,8 +169,7 @@ tio.Resample in a TorchIOPreprocessor before this step
         -------
         ndarray of shape ``(n_rows, channels, *spatial)``
         """
-        check_table(X, self.image, self.mask, type(self).__name__)
-        validate_data(self, X, skip_check_array=True, reset=True)
+        self._check_subject_table(X, reset=True)
         out = self._rows(X, None)
         self.shape_ = tuple(out.shape[1:])
         return out
@@ -194,9 +187,7 @@ tio.Resample in a TorchIOPreprocessor before this step
         ndarray of shape ``(n_rows, channels, *spatial)``
             float32 (or ``dtype``), rows in table order.
         """
-        check_is_fitted(self)
-        check_table(X, self.image, self.mask, type(self).__name__)
-        validate_data(self, X, skip_check_array=True, reset=False)
+        self._check_subject_table(X, reset=False)
         return self._rows(X, self.shape_)
 
     def set_output(self, *, transform=None):

@@ -7,32 +7,22 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods
-from sklearn.utils.validation import (
-    _check_feature_names_in,
-    check_is_fitted,
-    validate_data,
-)
 
 from ._docstrings import fill_doc
 from ._random import preserve_rng
 from ._subject import (
+    _ImageTableMixin,
+    _SameColumnsMixin,
+    _TorchIOParamsMixin,
     apply_to_row,
     as_transform,
-    check_table,
-    clone_with_transforms,
     find_random_transforms,
-    image_columns,
     replace_cells,
+    row_cells,
     row_to_subject,
 )
-from ._tags import subject_table_input_tags
 
 __all__ = ["TorchIOPreprocessor", "train_histogram_landmarks"]
-
-
-def _row_cells(X, images, mask):
-    columns = [*images, mask] if mask is not None else list(images)
-    return X.index, list(X[columns].itertuples(index=False, name=None))
 
 
 def _untrained_keys(hs):
@@ -117,7 +107,13 @@ def _trained_copy(hs, landmarks):
 
 
 @fill_doc
-class TorchIOPreprocessor(TransformerMixin, BaseEstimator):
+class TorchIOPreprocessor(
+    _TorchIOParamsMixin,
+    _SameColumnsMixin,
+    _ImageTableMixin,
+    TransformerMixin,
+    BaseEstimator,
+):
     """Apply a deterministic TorchIO transform to the images of a subject table.
 
     Each row becomes a :class:`torchio.Subject` (image columns as
@@ -201,12 +197,6 @@ class TorchIOPreprocessor(TransformerMixin, BaseEstimator):
         self.mask = mask
         self.n_jobs = n_jobs
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags = subject_table_input_tags(tags.input_tags, image=True)
-        tags.transformer_tags.preserves_dtype = []
-        return tags
-
     def _check_transform(self):
         transform = as_transform(self.transforms, "transforms")
         random = find_random_transforms(transform)
@@ -218,26 +208,6 @@ class TorchIOPreprocessor(TransformerMixin, BaseEstimator):
                 "the skorch collate function (TorchIOCollate)."
             )
         return transform
-
-    def __sklearn_clone__(self):
-        return clone_with_transforms(self)
-
-    def get_params(self, deep=True):
-        """Get the parameters of this estimator.
-
-        TorchIO transforms are parameters, not nested estimators: their own
-        ``get_params`` (random parameter sampling) is never called.
-
-        Parameters
-        ----------
-        deep : bool, default=True
-            Ignored (no parameter is an estimator).
-
-        Returns
-        -------
-        dict
-        """
-        return super().get_params(deep=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -254,16 +224,14 @@ class TorchIOPreprocessor(TransformerMixin, BaseEstimator):
         -------
         self : TorchIOPreprocessor
         """
-        check_table(X, self.image, self.mask, type(self).__name__)
-        validate_data(self, X, skip_check_array=True, reset=True)
-        images, mask = image_columns(self.image, self.mask)
+        images, mask = self._check_subject_table(X, reset=True)
         transform = self._check_transform()
         steps = _flatten(transform)
         to_train = [i for i, step in enumerate(steps) if _needs_training(step)]
         if not to_train:
             self.transform_ = transform
             return self
-        index, rows = _row_cells(X, images, mask)
+        index, rows = row_cells(X, images, mask)
         subjects = [
             row_to_subject(cells, images, mask, row=row)
             for row, cells in zip(index, rows)
@@ -296,28 +264,10 @@ class TorchIOPreprocessor(TransformerMixin, BaseEstimator):
             ``X`` with image (and mask) cells replaced by transformed in-memory
             TorchIO images; same index, row order and other columns.
         """
-        check_is_fitted(self)
-        check_table(X, self.image, self.mask, type(self).__name__)
-        validate_data(self, X, skip_check_array=True, reset=False)
-        images, mask = image_columns(self.image, self.mask)
-        index, rows = _row_cells(X, images, mask)
+        images, mask = self._check_subject_table(X, reset=False)
+        index, rows = row_cells(X, images, mask)
         new_cells = Parallel(n_jobs=self.n_jobs)(
             delayed(apply_to_row)(self.transform_, cells, images, mask, row, None)
             for row, cells in zip(index, rows)
         )
         return replace_cells(X, images, mask, new_cells)
-
-    def get_feature_names_out(self, input_features=None):
-        """Return the column names of the output table (those of the input).
-
-        Parameters
-        ----------
-        input_features : array-like of str or None
-            Must match ``feature_names_in_`` if given.
-
-        Returns
-        -------
-        ndarray of str
-        """
-        check_is_fitted(self, "n_features_in_")
-        return _check_feature_names_in(self, input_features)

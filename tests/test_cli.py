@@ -113,3 +113,16 @@ def test_no_subcommand_is_an_error(capsys):
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2
+
+
+def test_unusable_cache_folder_exits_1_without_traceback(manifest):
+    blocker = manifest / "blocker"
+    blocker.write_text("a file, not a folder")
+    out = manifest / "features.csv"
+    result = _run("extract", manifest / "table.csv", "--params",
+                  manifest / "params.json", "--out", out,
+                  "--memory", blocker / "cache", "--quiet")
+    assert result.returncode == 1
+    assert "cannot use the radiomics cache folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "no output written" in result.stderr and not out.exists()

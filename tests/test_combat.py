@@ -415,3 +415,26 @@ def test_binary_columns_harmonized_by_default_warn(df):
     explicit = ComBatHarmonizer(covariates=["age", "sex"], features=FEATS)
     out = explicit.fit_transform(X)
     np.testing.assert_array_equal(out["y"], X["y"])  # passed through untouched
+
+
+def test_routed_pandas_metadata_is_aligned_by_label(df):
+    X = df[FEATS]
+    expected = ComBatHarmonizer(covariates=["age", "sex"]).fit_transform(_x(df))
+    with sklearn.config_context(enable_metadata_routing=True):
+        shuffled = df[["age", "sex"]].sample(frac=1, random_state=0)
+        sites = df["site"].sample(frac=1, random_state=1)
+        out = ComBatHarmonizer().fit_transform(X, sites=sites, covariates=shuffled)
+        pd.testing.assert_frame_equal(out, expected[out.columns], atol=1e-12)
+        # labels that do not match the rows of X are an error, not a reordering
+        wrong = shuffled.set_axis(np.arange(len(shuffled)) + 10_000)
+        with pytest.raises(SubjectTableError, match="does not match the rows of X"):
+            ComBatHarmonizer().fit(X, sites=df["site"], covariates=wrong)
+
+
+def test_get_feature_names_out_checks_input_features(df):
+    fitted = ComBatHarmonizer(covariates=["age", "sex"]).fit(_x(df))
+    names = fitted.get_feature_names_out()
+    assert list(names) == FEATS
+    assert list(fitted.get_feature_names_out(_x(df).columns)) == FEATS
+    with pytest.raises(ValueError, match="input_features is not equal"):
+        fitted.get_feature_names_out(["nonsense"])

@@ -62,3 +62,129 @@ def test_plot(tables):
     fig = plot_harmonization(df, after, "site", n_features=2)
     assert len(fig.axes) == 6
     matplotlib.pyplot.close(fig)
+
+
+# --- covariate adjustment -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def confounded():
+    # The sites differ in mean age (about 64, 61 and 42 years): ComBat keeps the
+    # age effect, so the site means of the harmonized features still differ.
+    df = make_multisite_features(60, 5, random_state=0)
+    assert stats.f_oneway(*[g["age"] for _, g in df.groupby("site")]).pvalue < 1e-6
+    after = ComBatHarmonizer(covariates=["age", "sex"]).fit_transform(
+        df.drop(columns="y")
+    )
+    return df, after
+
+
+def test_covariate_adjusted_report_on_confounded_sites(confounded):
+    df, after = confounded
+    raw = site_effect_report(df, after, "site")
+    adjusted = site_effect_report(df, after, "site", covariates=["age", "sex"])
+    # The unadjusted report blames ComBat for the age effect it protects.
+    assert raw.loc["f002", "F_after"] > 3 * raw.loc["f002", "F_before"]
+    assert list(adjusted.index) == list(after.columns)
+    assert adjusted["F_after"].median() < 0.2 * adjusted["F_before"].median()
+    assert adjusted["F_after"].median() < 0.2 * raw["F_after"].median()
+    assert (adjusted["F_after"] < adjusted["F_before"]).all()
+    assert (adjusted["p_after"] > 0.5).all()
+    # Covariate columns present in `after` are not reported as features.
+    kept = after.join(df[["age", "sex"]])
+    with_cov = site_effect_report(df, kept, "site", covariates=["age", "sex"])
+    assert list(with_cov.index) == list(after.columns)
+    np.testing.assert_allclose(with_cov.to_numpy(), adjusted.to_numpy())
+
+
+def test_covariate_residuals_match_statsmodels_ols(confounded):
+    smf = pytest.importorskip("statsmodels.formula.api")
+    df, after = confounded
+    report = site_effect_report(df, after, "site", covariates=["age", "sex"])
+    data = df.assign(after_f002=after["f002"])
+    for column, stat in [("f002", "F_before"), ("after_f002", "F_after")]:
+        resid = smf.ols(f"{column} ~ age + C(sex)", data=data).fit().resid
+        groups = [g.to_numpy() for _, g in resid.groupby(df["site"])]
+        assert report.loc["f002", stat] == pytest.approx(
+            stats.f_oneway(*groups)[0], rel=1e-8
+        )
+    # Same with a numpy least-squares reference on a 3-level string covariate.
+    scanner = np.array(["A", "B", "C"])[np.arange(len(df)) % 3]
+    table = df.assign(scanner=scanner)
+    design = np.column_stack(
+        [np.ones(len(df)), df["age"], scanner == "B", scanner == "C"]
+    ).astype(float)
+    y = df["f001"].to_numpy()
+    resid = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    groups = [resid[df["site"].to_numpy() == s] for s in np.unique(df["site"])]
+    report = site_effect_report(
+        table, after, "site", features=["f001"], covariates=["age", "scanner"]
+    )
+    assert report.loc["f001", "F_before"] == pytest.approx(
+        stats.f_oneway(*groups)[0], rel=1e-8
+    )
+
+
+def test_covariate_adjustment_leaves_nan_cells_out(confounded):
+    df, after = confounded
+    before = df.copy()
+    before.loc[3, "f000"] = np.nan
+    before.loc[7, "age"] = np.nan
+    with_nan = after.copy()
+    with_nan.loc[5, "f001"] = np.nan
+    report = site_effect_report(before, with_nan, "site", covariates=["age", "sex"])
+    assert np.isfinite(report.to_numpy()).all()
+    # f000 before: fitted on the rows with both the feature and the covariates.
+    rows = before["f000"].notna() & before["age"].notna()
+    design = np.column_stack(
+        [np.ones(rows.sum()), before.loc[rows, "age"], before.loc[rows, "sex"] == "M"]
+    ).astype(float)
+    y = before.loc[rows, "f000"].to_numpy()
+    resid = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    sites = before.loc[rows, "site"].to_numpy()
+    groups = [resid[sites == s] for s in np.unique(sites)]
+    assert report.loc["f000", "F_before"] == pytest.approx(
+        stats.f_oneway(*groups)[0], rel=1e-8
+    )
+    score = site_predictability(
+        before.drop(columns="y"), "site", covariates=["age", "sex"]
+    )
+    assert 0 <= score <= 1
+
+
+def test_covariate_adjustment_aligns_rows_by_label(confounded):
+    df, after = confounded
+    expected = site_effect_report(df, after, "site", covariates=["age", "sex"])
+    shuffled = after.sample(frac=1, random_state=0)
+    assert not shuffled.index.equals(after.index)
+    report = site_effect_report(df, shuffled, "site", covariates=["age", "sex"])
+    np.testing.assert_allclose(report.to_numpy(), expected.to_numpy())
+
+
+def test_site_predictability_with_covariates(confounded):
+    df, after = confounded
+    sites = df["site"].to_numpy()
+    covs = ["age", "sex"]
+    raw_after = site_predictability(after, sites)
+    adj_after = site_predictability(after.join(df[covs]), sites, covariates=covs)
+    adj_before = site_predictability(df.drop(columns="y"), "site", covariates=covs)
+    # Chance is 1/3: age predicts the site unless it is adjusted for.
+    assert adj_after < raw_after - 0.15
+    assert adj_after < 0.3
+    assert adj_before > adj_after
+    # Default behaviour (no covariates) is unchanged by passing None.
+    assert site_predictability(after, sites, covariates=None) == raw_after
+
+
+def test_covariates_must_be_columns(confounded):
+    from sklearn_medprep.exceptions import SubjectTableError
+
+    df, after = confounded
+    with pytest.raises(SubjectTableError, match="scanner"):
+        site_effect_report(df, after, "site", covariates=["age", "scanner"])
+    with pytest.raises(SubjectTableError, match="scanner"):
+        site_predictability(df, "site", covariates=["scanner"])
+    with pytest.raises(TypeError, match="DataFrame"):
+        site_predictability(
+            df[["f000", "f001"]].to_numpy(), df["site"].to_numpy(), covariates=[0]
+        )

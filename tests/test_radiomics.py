@@ -280,3 +280,28 @@ def test_complex_values_become_floats():
     assert type(_plain(np.complex128(2.5 + 0j))) is float
     assert type(_plain(np.array(3.0))) is float
     assert _plain("abc") == "abc"
+
+
+def test_non_integer_label_in_label_column_is_an_error_not_truncated():
+    table = _table(2)
+    table["lab"] = [1.5, 1.0]
+    extractor = RadiomicsExtractor(label="lab", settings=FIRSTORDER, on_error="nan")
+    with pytest.warns(MedprepWarning, match="1 of 2"):
+        out = extractor.fit_transform(table)
+    assert out.loc["sub-000"].drop(["site", "age", "lab"]).isna().all()
+    assert not out.loc["sub-001"].drop(["site", "age", "lab"]).isna().any()
+    errors = extractor.extraction_errors_
+    assert list(errors["row"]) == ["sub-000"]
+    assert "label must be an integer, got 1.5" in errors["message"].iloc[0]
+
+
+def test_label_in_settings_that_disagrees_warns():
+    image, mask = _case(0, labels=(1, 2))
+    table = pd.DataFrame({"image": [image], "mask": [mask]}, index=["s"])
+    settings = {**FIRSTORDER, "setting": {"label": 2}}
+    with pytest.warns(MedprepWarning, match="settings set label=2"):
+        out = RadiomicsExtractor(settings=settings).fit_transform(table)
+    expected = _reference(image, mask, FIRSTORDER, label=1)
+    np.testing.assert_allclose(out.loc["s", expected.index], expected, rtol=1e-12)
+    # agreeing settings and parameter: no warning (MedprepWarning is an error here)
+    RadiomicsExtractor(settings=settings, label=2).fit_transform(table)

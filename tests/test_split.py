@@ -2,6 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_validate
 from sklearn.pipeline import make_pipeline
@@ -148,3 +150,37 @@ def test_leave_one_site_out(df):
     assert np.isfinite(res["test_score"]).all()
     with pytest.raises(ValueError, match="at least 2 sites"):
         next(cv.split(pd.DataFrame({"site": ["a"] * 4})))
+
+
+def test_stratified_minority_class_is_spread_over_folds():
+    # three sites with the same class layout: the positives must not all land
+    # in the same test fold (a one-class test fold breaks ROC AUC)
+    sites = np.repeat(list("ABC"), 4)
+    y = np.array([0, 0, 0, 1] * 3)
+    cv = SiteStratifiedKFold(2, stratify_y=True)
+    positives = [y[test].sum() for _, test in cv.split(np.zeros((12, 1)), y, sites)]
+    assert sorted(positives) == [1, 2]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(6, 25), min_size=2, max_size=5),
+    k=st.integers(2, 3),
+    seed=st.integers(0, 10_000),
+)
+def test_site_and_class_cells_balanced_property(sizes, k, seed):
+    rng = np.random.default_rng(seed)
+    sites = np.repeat(np.arange(len(sizes)), sizes)
+    y = (rng.uniform(size=sites.size) < 0.3).astype(int)
+    cv = SiteStratifiedKFold(k, stratify_y=True, shuffle=True, random_state=seed)
+    folds = list(cv.split(np.zeros((sites.size, 1)), y, sites))
+    assert sorted(np.concatenate([test for _, test in folds])) == list(
+        range(sites.size)
+    )
+    for train, _ in folds:
+        assert set(sites[train]) == set(sites)
+    for s in np.unique(sites):
+        for c in (None, 0, 1):
+            cell = (sites == s) if c is None else (sites == s) & (y == c)
+            per_fold = [cell[test].sum() for _, test in folds]
+            assert max(per_fold) - min(per_fold) <= 1, (s, c, per_fold)

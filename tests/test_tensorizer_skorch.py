@@ -11,11 +11,13 @@ import pytest
 import SimpleITK as sitk
 import torch
 import torchio as tio
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from skorch import NeuralNetClassifier
 from skorch.dataset import ValidSplit
 from torch import nn
+from torch.utils.data import DataLoader
 
 from sklearn_medprep import ImageTensorizer, TorchIOCollate, TorchIOPreprocessor
 from sklearn_medprep._io import to_torchio
@@ -231,3 +233,67 @@ def test_grid_search_site_folds_and_persistence_in_new_process(
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path)
     np.testing.assert_array_equal(np.load(tmp_path / "proba.npy"), proba)
+
+
+def _epochs(collate, n_epochs=2, seed=0):
+    dataset = [(torch.zeros(1, 2, 2, 2), 0) for _ in range(8)]
+    loader = DataLoader(dataset, batch_size=2, collate_fn=collate, num_workers=2)
+    torch.manual_seed(seed)
+    return [torch.cat([X for X, _ in loader]) for _ in range(n_epochs)]
+
+
+def test_collate_in_workers_draws_anew_per_worker_and_epoch_reproducibly():
+    noise = tio.RandomNoise(std=(1, 1))
+    first, second = _epochs(TorchIOCollate(noise, random_state=0))
+    samples = torch.cat([first, second]).flatten(1)
+    assert len(torch.unique(samples, dim=0)) == len(samples)  # no repeat at all
+    again = _epochs(TorchIOCollate(noise, random_state=0))
+    assert torch.equal(again[0], first) and torch.equal(again[1], second)
+    other = _epochs(TorchIOCollate(noise, random_state=1))
+    assert not torch.equal(other[0], first)
+
+
+def test_collate_label_channels_skip_intensity_and_follow_spatial_transforms():
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 6, 5, 4, generator=gen)
+    label = torch.randint(0, 3, (1, 6, 5, 4), generator=gen).float()
+    sample = torch.cat([image, label])
+    X, _ = TorchIOCollate(tio.RandomNoise(std=(1, 1)), 0, label_channels=1)(
+        [(sample, 0)]
+    )
+    assert torch.equal(X[0, 1], label[0]) and not torch.equal(X[0, 0], image[0])
+    X, _ = TorchIOCollate(tio.RandomNoise(std=(1, 1)), 0)([(sample, 0)])
+    assert not torch.equal(X[0, 1], label[0])  # default: every channel is image
+    # a label channel given by index, first, keeps its place
+    swapped = torch.stack([label[0], image[0]])
+    flip = tio.RandomFlip(axes=(1,), flip_probability=1.0)
+    X, _ = TorchIOCollate(flip, 0, label_channels=[0])([(swapped, 0)])
+    assert torch.equal(X[0], torch.flip(swapped, dims=(2,)))
+    affine = tio.RandomAffine(scales=0.2, degrees=20, translation=1)
+    X, _ = TorchIOCollate(affine, 0, label_channels=1)([(sample, 0)] * 3)
+    assert set(X[:, 1].unique().tolist()) <= set(label.unique().tolist())
+    assert not torch.equal(X[0, 1], label[0])  # moved
+    # 2D (C, H, W): image and mask flip together along W
+    mask = torch.randint(0, 2, (1, 7, 6), generator=gen).float()
+    picture = torch.cat([torch.rand(1, 7, 6, generator=gen), mask])
+    flip = tio.RandomFlip(axes=(0,), flip_probability=1.0)
+    X, _ = TorchIOCollate(flip, 0, label_channels=1)([(picture, 0)])
+    assert torch.equal(X[0], torch.flip(picture, dims=(2,)))
+    with pytest.raises(ValueError, match="label_channels"):
+        TorchIOCollate(flip, label_channels=3)([(picture, 0)])
+    collate = TorchIOCollate(flip, 0, label_channels=[1])
+    assert pickle.loads(pickle.dumps(collate)).label_channels == [1]
+
+
+def test_clone_restarts_the_batch_count_and_keeps_params():
+    collate = TorchIOCollate(AUGMENT, random_state=3, label_channels=1)
+    batch = [(torch.rand(2, 4, 4, 4), 0)]
+    first = collate(batch)[0]
+    collate(batch)
+    copy = clone(collate)
+    assert copy.n_batches == 0 and collate.n_batches == 2
+    assert copy.random_state == 3 and copy.label_channels == 1
+    assert torch.equal(copy(batch)[0], first)
+    net = clone(_net(collate))
+    fresh = net.get_params()["iterator_train__collate_fn"]
+    assert fresh is not collate and fresh.n_batches == 0

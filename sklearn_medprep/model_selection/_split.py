@@ -179,19 +179,48 @@ class SiteStratifiedKFold(_SiteSplitter):
                     "at least 2 of every site",
                     column=self.site,
                 )
-        fold_of = np.empty(len(sites), dtype=int)
-        offset = 0
-        for c in range(labels.size):
-            rows = np.flatnonzero(codes == c)
-            if rng is not None:
-                rows = rows[rng.permutation(rows.size)]
-            if self.stratify_y:
-                _, ycodes = np.unique(y[rows], return_inverse=True)
-                rows = rows[np.argsort(ycodes, kind="stable")]
-            fold_of[rows] = (offset + np.arange(rows.size)) % k
-            offset = (offset + rows.size) % k
+        if self.stratify_y:
+            _, classes = np.unique(y, return_inverse=True)
+        else:
+            classes = np.zeros(len(sites), dtype=int)
+        fold_of = _deal_sites(codes, labels.size, classes, k, rng)
         for fold in range(k):
             yield np.flatnonzero(fold_of == fold)
+
+
+def _deal_sites(codes, n_sites, classes, k, rng):
+    """Assign each row a fold: balanced within every site (x class) cell.
+
+    Each site's rows, ordered by class, are dealt round robin over the folds,
+    so every fold gets its share of every site and of every site x class cell
+    (to within one). Only the fold where a site's dealing starts is free; it
+    is chosen, site after site, to balance the classes (then the fold sizes)
+    over the whole split, so that the minority class of sites with the same
+    layout is not sent to the same fold every time.
+    """
+    n_classes = int(classes.max()) + 1 if classes.size else 1
+    counts = np.zeros((k, n_classes), dtype=int)
+    fold_of = np.empty(codes.size, dtype=int)
+    for site in range(n_sites):
+        rows = np.flatnonzero(codes == site)
+        if rng is not None:
+            rows = rows[rng.permutation(rows.size)]
+        rows = rows[np.argsort(classes[rows], kind="stable")]
+        best = None
+        for start in range(k):
+            folds = (start + np.arange(rows.size)) % k
+            trial = counts.copy()
+            np.add.at(trial, (folds, classes[rows]), 1)
+            sizes = trial.sum(axis=1)
+            cost = (
+                int((trial.max(axis=0) - trial.min(axis=0)).sum()),
+                int(sizes.max() - sizes.min()),
+            )
+            if best is None or cost < best[0]:
+                best = (cost, folds, trial)
+        fold_of[rows] = best[1]
+        counts = best[2]
+    return fold_of
 
 
 @fill_doc
