@@ -82,22 +82,30 @@ def _residualize(values, design, complete):
 
 
 def _align_rows(before, after):
-    """Reorder ``after`` to the row order of ``before`` when the labels allow.
+    """Return ``after`` in the row order of ``before`` (pairing rows by label).
 
-    Only a permutation of unique labels is reordered; otherwise rows pair by
-    position, as before.
+    Two DataFrames must hold the same rows: the same unique index labels, in
+    any order. Anything else is an error rather than a silent pairing by
+    position; a non-DataFrame ``after`` pairs by position.
     """
+    if not (isinstance(before, pd.DataFrame) and isinstance(after, pd.DataFrame)):
+        return after
+    if after.index.equals(before.index):
+        return after
     if (
-        isinstance(before, pd.DataFrame)
-        and isinstance(after, pd.DataFrame)
-        and not after.index.equals(before.index)
-        and before.index.is_unique
+        before.index.is_unique
         and after.index.is_unique
         and len(before) == len(after)
         and after.index.isin(before.index).all()
     ):
         return after.reindex(before.index)
-    return after
+    missing = before.index[~before.index.isin(after.index)]
+    raise SubjectTableError(
+        "before and after must hold the same rows (same unique index labels); "
+        f"{len(before)} rows before, {len(after)} after"
+        + (f", first row missing after: {missing[0]!r}" if len(missing) else ""),
+        row=missing[0] if len(missing) else None,
+    )
 
 
 def _anova(values, sites):
@@ -131,9 +139,8 @@ def site_effect_report(before, after, site, features=None, *, covariates=None):
         Features before harmonization (with the site column when ``site`` is a
         column name).
     after : pandas.DataFrame
-        The same rows after harmonization. Rows pair with ``before`` by index
-        label when the two indexes hold the same unique labels (in any order),
-        by position otherwise.
+        The same rows after harmonization: the same unique index labels as
+        ``before``, in any order (rows pair by label).
     site : str or array-like of shape (n_samples,)
         Site column of ``before`` or the site of each row (in the row order
         of ``before``).

@@ -13,6 +13,7 @@ from sklearn_medprep import (
     site_predictability,
 )
 from sklearn_medprep.datasets import make_multisite_features
+from sklearn_medprep.exceptions import SubjectTableError
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +189,12 @@ def test_covariates_must_be_columns(confounded):
         site_predictability(
             df[["f000", "f001"]].to_numpy(), df["site"].to_numpy(), covariates=[0]
         )
+
+
+def test_before_and_after_with_different_rows_is_an_error():
+    before = make_multisite_features(30, 3, 3, random_state=0)
+    after = before.drop(columns=["site", "age", "sex", "y"])
+    with pytest.raises(ValueError, match="same rows"):
+        site_effect_report(before, after.iloc[1:], "site")
+    with pytest.raises(SubjectTableError, match="first row missing after: 0"):
+        site_effect_report(before, after.set_axis(after.index + 100), "site")
