@@ -20,6 +20,28 @@ from .exceptions import MedprepWarning, SubjectTableError
 
 __all__ = ["RadiomicsExtractor", "expand_labels"]
 
+# prefix of the feature names PyRadiomics gives each image type
+_FEATURE_PREFIX = {
+    "Original": "original_",
+    "Wavelet": "wavelet-",
+    "LoG": "log-sigma-",
+    "Square": "square_",
+    "SquareRoot": "squareroot_",
+    "Logarithm": "logarithm_",
+    "Exponential": "exponential_",
+    "Gradient": "gradient_",
+    "LBP2D": "lbp-2d_",
+    "LBP3D": "lbp-3d-",
+}
+_FILTER_NEEDS = {
+    "LBP2D": " (LBP2D needs scikit-image)",
+    "LBP3D": (
+        " (LBP3D needs trimesh and scipy.special.sph_harm, which SciPy 1.17 "
+        "removed; PyRadiomics has not been updated for it)"
+    ),
+    "LoG": " (LoG needs a sigma smaller than the image extent)",
+}
+
 
 def _check_memory(memory):
     if memory is None or isinstance(memory, Memory):
@@ -246,10 +268,26 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         for _, record in results:
             if record[0] == "ok":
                 self.feature_names_ = [name for name, _ in record[1]]
+                self._check_image_types()
                 return
         # no row extracted: nothing to learn the feature names from
         i, record = results[0]
         self._raise(X.index[i], record)
+
+    def _check_image_types(self):
+        """Refuse an enabled image type that gave no feature (never silent)."""
+        enabled = self.settings_.get("imageType") or {"Original": {}}
+        names = [name.lower() for name in self.feature_names_]
+        for image_type in enabled:
+            prefix = _FEATURE_PREFIX.get(image_type, image_type.lower())
+            if not any(name.startswith(prefix) for name in names):
+                raise ValueError(
+                    f"image type {image_type!r} produced no features: PyRadiomics "
+                    "could not compute that filter here"
+                    + _FILTER_NEEDS.get(image_type, "")
+                    + "; remove it from settings['imageType'] or install what it "
+                    "needs"
+                )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

@@ -305,3 +305,23 @@ def test_label_in_settings_that_disagrees_warns():
     np.testing.assert_allclose(out.loc["s", expected.index], expected, rtol=1e-12)
     # agreeing settings and parameter: no warning (MedprepWarning is an error here)
     RadiomicsExtractor(settings=settings, label=2).fit_transform(table)
+
+
+@pytest.mark.filterwarnings("ignore:Applying `local_binary_pattern`:UserWarning")
+def test_lbp2d_matches_pyradiomics_and_unavailable_filter_is_an_error():
+    image, mask = _case(4, shape=(9, 12, 11))
+    table = pd.DataFrame({"image": [image], "mask": [mask]}, index=["s"])
+    settings = {
+        "imageType": {"LBP2D": {}},
+        "featureClass": {"firstorder": []},
+        "setting": {"force2D": True, "binCount": 16},
+    }
+    out = RadiomicsExtractor(settings=settings).fit_transform(table)
+    expected = _reference(image, mask, settings)
+    assert len(expected) > 10 and all(k.startswith("lbp-2D_") for k in expected.index)
+    np.testing.assert_allclose(out.loc["s", expected.index], expected, rtol=1e-12)
+    # an image type PyRadiomics cannot compute here gives no silent empty output
+    broken = {"imageType": {"LBP3D": {}}, "featureClass": {"firstorder": []}}
+    if len(_reference(image, mask, broken)) == 0:
+        with pytest.raises(ValueError, match="image type 'LBP3D' produced no feat"):
+            RadiomicsExtractor(settings=broken).fit(table)
