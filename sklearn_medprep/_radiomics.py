@@ -283,10 +283,11 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             if not any(name.startswith(prefix) for name in names):
                 raise ValueError(
                     f"image type {image_type!r} produced no features: PyRadiomics "
-                    "could not compute that filter here"
+                    "skipped it (a filter it could not build here"
                     + _FILTER_NEEDS.get(image_type, "")
-                    + "; remove it from settings['imageType'] or install what it "
-                    "needs"
+                    + ", or only shape features enabled, which it computes on the "
+                    "Original image only); remove it from settings['imageType'] or "
+                    "install what it needs"
                 )
 
     @_fit_context(prefer_skip_nested_validation=True)
