@@ -16,6 +16,7 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
 from . import _combat_gam as design
+from ._table import align_rows
 from .exceptions import MedprepWarning, SubjectTableError
 
 __all__ = [
@@ -27,37 +28,14 @@ __all__ = [
 ]
 
 
-def _align_by_label(values, X, name):
-    """Put a routed pandas object (``sites=``, ``covariates=``) in X's row order.
-
-    pandas objects are matched to the rows of a DataFrame ``X`` by index label
-    (as pandas does), never silently by position; arrays are read by position.
-    """
-    if not isinstance(values, (pd.Series, pd.DataFrame)) or not isinstance(
-        X, pd.DataFrame
-    ):
-        return values
-    if values.index.equals(X.index):
-        return values
-    if (
-        len(values.index) == len(X.index)
-        and values.index.is_unique
-        and values.index.isin(X.index).all()
-    ):
-        return values.loc[X.index]
-    missing = X.index[~X.index.isin(values.index)]
-    raise SubjectTableError(
-        f"{name}= is a pandas object whose index does not match the rows of X "
-        f"(first row of X without a {name} value: {missing[0]!r}); pass it with "
-        "X's index, or as a numpy array in X's row order",
-        row=missing[0] if len(missing) else None,
-    )
+def _rows_of(X):
+    return X.index if isinstance(X, pd.DataFrame) else None
 
 
 def _read_sites(X, sites, site, n, index, from_table):
     """Site of each row, from ``sites=`` or the site column of ``X``."""
     if sites is not None:
-        sites = _align_by_label(sites, X, "sites")
+        sites = align_rows(sites, _rows_of(X), what="sites=", reference="X")
         site_values = check_array(
             sites,
             input_name="sites",
@@ -97,7 +75,9 @@ def _read_sites(X, sites, site, n, index, from_table):
 def _read_covariates(X, covariates, names, n, index, from_table):
     """Covariates of each row, from ``covariates=`` or the columns ``names``."""
     if covariates is not None:
-        covariates = _align_by_label(covariates, X, "covariates")
+        covariates = align_rows(
+            covariates, _rows_of(X), what="covariates=", reference="X"
+        )
         if isinstance(covariates, pd.DataFrame):
             cov = covariates.set_axis(index, axis=0)
         elif isinstance(covariates, pd.Series):

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._table import align_rows
 from .exceptions import SubjectTableError
 
 __all__ = ["site_effect_report", "site_predictability", "plot_harmonization"]
@@ -79,33 +80,6 @@ def _residualize(values, design, complete):
         beta = np.linalg.lstsq(design[rows], y, rcond=None)[0]
         out[np.ix_(rows, cols)] = y - design[rows] @ beta
     return out
-
-
-def _align_rows(before, after):
-    """Return ``after`` in the row order of ``before`` (pairing rows by label).
-
-    Two DataFrames must hold the same rows: the same unique index labels, in
-    any order. Anything else is an error rather than a silent pairing by
-    position; a non-DataFrame ``after`` pairs by position.
-    """
-    if not (isinstance(before, pd.DataFrame) and isinstance(after, pd.DataFrame)):
-        return after
-    if after.index.equals(before.index):
-        return after
-    if (
-        before.index.is_unique
-        and after.index.is_unique
-        and len(before) == len(after)
-        and after.index.isin(before.index).all()
-    ):
-        return after.reindex(before.index)
-    missing = before.index[~before.index.isin(after.index)]
-    raise SubjectTableError(
-        "before and after must hold the same rows (same unique index labels); "
-        f"{len(before)} rows before, {len(after)} after"
-        + (f", first row missing after: {missing[0]!r}" if len(missing) else ""),
-        row=missing[0] if len(missing) else None,
-    )
 
 
 def _anova(values, sites):
@@ -204,7 +178,8 @@ def site_effect_report(before, after, site, features=None, *, covariates=None):
         sites = np.asarray(site)
     if len(before) != len(after):
         raise ValueError("before and after must have the same rows.")
-    after = _align_rows(before, after)
+    if isinstance(after, pd.DataFrame) and isinstance(before, pd.DataFrame):
+        after = align_rows(after, before.index, what="after", reference="before")
     if covariates is not None:
         covariates = [covariates] if isinstance(covariates, str) else list(covariates)
     if features is None:

@@ -15,6 +15,7 @@ from ._io import _is_missing, describe_cell, read_geometry, to_sitk, to_torchio
 from .exceptions import GeometryMismatchError, ImageReadError, SubjectTableError
 
 __all__ = [
+    "align_rows",
     "check_subject_table",
     "load_image",
     "read_manifest",
@@ -107,6 +108,50 @@ def check_subject_table(X, *, columns=(), estimator=None):
             column=missing[0],
         )
     return X
+
+
+def align_rows(values, index, *, what, reference):
+    """Return a pandas ``values`` in the row order of ``index``, matched by label.
+
+    pandas objects pair with the rows of a table by index label, never silently
+    by position: the same unique labels in another order are reordered, other
+    labels are an error. Anything else (arrays) is returned as is (positional).
+
+    Parameters
+    ----------
+    values : object
+        Routed metadata (``sites=``, ``covariates=``) or a second table.
+    index : pandas.Index or None
+        Rows to match; None (the reference is not a table) returns ``values``.
+    what, reference : str
+        Names of ``values`` and of the reference table, for the message.
+
+    Returns
+    -------
+    object
+        ``values``, reordered when it is a pandas object.
+    """
+    if index is None or not isinstance(values, (pd.Series, pd.DataFrame)):
+        return values
+    if values.index.equals(index):
+        return values
+    if (
+        len(values.index) == len(index)
+        and values.index.is_unique
+        and index.is_unique
+        and values.index.isin(index).all()
+    ):
+        return values.loc[index]
+    missing = index[~index.isin(values.index)]
+    first = missing[0] if len(missing) else None
+    raise SubjectTableError(
+        f"{what} does not match the rows of {reference}: it must hold the same "
+        f"unique index labels, in any order ({len(index)} rows in {reference}, "
+        f"{len(values)} in {what}"
+        + (f"; first row missing {what}: {first!r}" if len(missing) else "")
+        + "); or give a numpy array in the row order",
+        row=first,
+    )
 
 
 def _same_geometry(a, b):
