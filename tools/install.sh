@@ -41,19 +41,19 @@ if [ ! -x "$VENV/bin/python" ]; then
     step "creating $VENV with $("$PYTHON" --version 2>&1) ($PYTHON)"
     "$PYTHON" -m venv "$VENV"
 fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check --progress-bar on)
+INSTALL=("$VENV/bin/python" -m pip --disable-pip-version-check install --progress-bar on)
 step "upgrading pip"
-"${PIP[@]}" install --upgrade pip
+"${INSTALL[@]}" --upgrade pip
 
 step "installing torch==${TORCH_VERSION} (see the notes at the top of this script)"
 if [ -n "$TORCH_INDEX_URL" ]; then
-    "${PIP[@]}" install "torch==${TORCH_VERSION}" --index-url "$TORCH_INDEX_URL"
+    "${INSTALL[@]}" "torch==${TORCH_VERSION}" --index-url "$TORCH_INDEX_URL"
 else
-    "${PIP[@]}" install "torch==${TORCH_VERSION}"
+    "${INSTALL[@]}" "torch==${TORCH_VERSION}"
 fi
 
 step "installing sklearn-medprep in editable mode with extras [$EXTRAS] (stack: $STACK)"
-"${PIP[@]}" install -e ".[$EXTRAS]" "torch==${TORCH_VERSION}"
+"${INSTALL[@]}" -e ".[$EXTRAS]" "torch==${TORCH_VERSION}"
 
 "$VENV/bin/python" - <<'PY'
 import importlib.util
