@@ -7,15 +7,33 @@ skorch model compose in a :class:`~sklearn.pipeline.Pipeline`, cross-validate
 without leakage with site-aware splitters, and persist with joblib.
 """
 
-from ._augment import TorchIOAugmenter
-from ._combat import ComBatHarmonizer
-from ._qc import plot_harmonization, site_effect_report, site_predictability
-from ._radiomics import RadiomicsExtractor, expand_labels
-from ._skorch import TorchIOCollate
-from ._table import load_image, read_manifest, validate_table
-from ._tensor import ImageTensorizer
-from ._torchio import TorchIOPreprocessor
+import importlib
+
 from ._version import __version__
+
+# Public names are imported on first access (PEP 562), so that
+# ``import sklearn_medprep`` and ComBat or radiomics work never import torch or
+# torchio (several seconds): only the TorchIO estimators do, when first used.
+# To export a new name, add ``"Name": "._module"`` here and "Name" to __all__.
+_LAZY = {
+    # estimators
+    "ComBatHarmonizer": "._combat",
+    "ImageTensorizer": "._tensor",
+    "RadiomicsExtractor": "._radiomics",
+    "TorchIOAugmenter": "._augment",
+    "TorchIOPreprocessor": "._torchio",
+    # skorch bridge
+    "TorchIOCollate": "._skorch",
+    # quality control
+    "plot_harmonization": "._qc",
+    "site_effect_report": "._qc",
+    "site_predictability": "._qc",
+    # subject table
+    "expand_labels": "._radiomics",
+    "load_image": "._table",
+    "read_manifest": "._table",
+    "validate_table": "._table",
+}
 
 __all__ = [
     # estimators
@@ -37,3 +55,16 @@ __all__ = [
     "validate_table",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

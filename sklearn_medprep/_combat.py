@@ -14,7 +14,7 @@ from . import _combat_gam as design
 from . import _combat_input as inputs
 from ._docstrings import fill_doc
 from ._tags import subject_table_input_tags
-from .exceptions import MedprepWarning, SubjectTableError
+from .exceptions import MedprepWarning, SubjectTableError, plain
 
 __all__ = ["ComBatHarmonizer"]
 
@@ -238,13 +238,15 @@ default=None
         )
         if labels.size < 2:
             raise SubjectTableError(
-                f"ComBat needs at least 2 sites, all rows are from {labels[0]!r}",
+                "ComBat needs at least 2 sites, all rows are from "
+                f"{plain(labels[0])!r}",
                 column=self.site,
             )
         small = labels[counts < 2]
         if small.size:
             raise SubjectTableError(
-                f"site {small[0]!r} has {counts[counts < 2][0]} subject(s) in fit; "
+                f"site {plain(small[0])!r} has {plain(counts[counts < 2][0])} "
+                "subject(s) in fit; "
                 "ComBat needs at least 2 per site (use SiteStratifiedKFold to keep "
                 "every site in every training fold)",
                 column=self.site,
@@ -255,7 +257,7 @@ default=None
             if hits.size == 0:
                 raise ValueError(
                     f"reference_site {self.reference_site!r} is not among the "
-                    f"training sites {list(labels)}."
+                    f"training sites {plain(labels)}."
                 )
             ref_level = int(hits[0])
         self.covariates_ = list(cov.columns)
@@ -300,7 +302,7 @@ default=None
             warnings.warn(
                 f"{bad.size} feature(s) are constant (zero residual variance) or "
                 f"cannot be estimated at every site and are left unharmonized: "
-                f"{list(bad[:5])}{' ...' if bad.size > 5 else ''}",
+                f"{plain(bad[:5])}{' ...' if bad.size > 5 else ''}",
                 MedprepWarning,
                 stacklevel=3,  # fit < _fit_context wrapper < caller
             )
@@ -390,15 +392,16 @@ default=None
             new_labels = pd.unique(site_values[unseen])
             if self.unseen_site == "error":
                 raise SubjectTableError(
-                    f"site {new_labels[0]!r} was not seen in fit (training sites: "
-                    f"{list(self.sites_)}); set unseen_site='estimate' or "
+                    f"site {plain(new_labels[0])!r} was not seen in fit "
+                    "(training sites: "
+                    f"{plain(self.sites_)}); set unseen_site='estimate' or "
                     "'passthrough' to allow new sites",
                     row=design._first_row(index, unseen),
                     column=self.site,
                 )
             if self.unseen_site == "passthrough":
                 warnings.warn(
-                    f"rows of sites {list(new_labels)} not seen in fit are returned "
+                    f"rows of sites {plain(new_labels)} not seen in fit are returned "
                     "unharmonized (unseen_site='passthrough')",
                     MedprepWarning,
                     stacklevel=2,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
-from .exceptions import SubjectTableError
+from .exceptions import SubjectTableError, plain
 
 __all__ = [
     "fit_gam_coef",
@@ -179,8 +179,9 @@ def encode_covariates(cov, index, levels, smooth):
             known = pd.Series(vals).isin(levels[name]).to_numpy()
             if not known.all():
                 raise SubjectTableError(
-                    f"level {vals[~known][0]!r} of categorical covariate was not seen "
-                    f"in fit (known levels: {list(levels[name])})",
+                    f"level {plain(vals[~known][0])!r} of categorical covariate was "
+                    "not seen "
+                    f"in fit (known levels: {plain(levels[name])})",
                     row=_first_row(index, ~known),
                     column=name,
                 )

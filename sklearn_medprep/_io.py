@@ -9,6 +9,7 @@ the same voxels in the same physical space.
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,17 @@ def _torchio():
     return torchio
 
 
-def _nibabel_classes():
-    import nibabel
+def _is_torchio_image(cell, cls="Image"):
+    # A torchio image exists only if torchio was imported: never import it (and
+    # torch) just to answer "no".
+    tio = sys.modules.get("torchio")
+    return tio is not None and isinstance(cell, getattr(tio, cls))
 
+
+def _nibabel_classes():
+    nibabel = sys.modules.get("nibabel")
+    if nibabel is None:
+        return ()
     return (nibabel.spatialimages.SpatialImage,)
 
 
@@ -54,10 +63,7 @@ def is_image_object(cell):
     """
     if isinstance(cell, sitk.Image):
         return True
-    tio = _torchio()
-    if isinstance(cell, tio.Image):
-        return True
-    return isinstance(cell, _nibabel_classes())
+    return _is_torchio_image(cell) or isinstance(cell, _nibabel_classes())
 
 
 def describe_cell(cell):
@@ -75,8 +81,7 @@ def describe_cell(cell):
     """
     if isinstance(cell, (str, os.PathLike)):
         return str(cell)
-    tio = _torchio()
-    if isinstance(cell, tio.Image) and cell.path is not None:
+    if _is_torchio_image(cell) and cell.path is not None:
         path = cell.path
         return str(path[0] if isinstance(path, (list, tuple)) else path)
     return None
@@ -162,10 +167,9 @@ def to_sitk(cell, *, row=None, column=None):
             return cell
         if isinstance(cell, (str, os.PathLike)):
             return _read_path(cell)
-        tio = _torchio()
-        if isinstance(cell, tio.Image):
+        if _is_torchio_image(cell):
             image = cell.as_sitk()
-            if isinstance(cell, tio.LabelMap) and image.GetPixelID() in (
+            if _is_torchio_image(cell, "LabelMap") and image.GetPixelID() in (
                 sitk.sitkFloat32,
                 sitk.sitkFloat64,
             ):

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._optional import import_optional
 from ._table import align_rows
 from .exceptions import SubjectTableError
 
@@ -309,8 +310,9 @@ def plot_harmonization(
         Two rows (before, after): box plots per site, then PCA scores
         coloured by site.
     """
-    import matplotlib.pyplot as plt
     from sklearn.decomposition import PCA
+
+    plt = import_optional("matplotlib.pyplot", "plot_harmonization")
 
     if isinstance(site, str):
         sites = _site_and_features(before, site, [])[1]

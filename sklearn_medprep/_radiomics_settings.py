@@ -16,6 +16,8 @@ import os
 import threading
 from pathlib import Path
 
+from ._optional import import_optional
+
 __all__ = [
     "crop_margin",
     "load_settings",
@@ -160,6 +162,9 @@ Path: '/setting'
     if core.validation_errors:
         problems = "; ".join(str(e).strip() for e in core.validation_errors)
         raise ValueError(f"invalid PyRadiomics settings: {problems}")
+    if "LBP2D" in ((data or {}).get("imageType") or {}):
+        # PyRadiomics computes LBP2D with scikit-image, an optional dependency
+        import_optional("skimage", "the LBP2D image type")
     return data
 
 

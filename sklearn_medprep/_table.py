@@ -143,7 +143,7 @@ def align_rows(values, index, *, what, reference):
     ):
         return values.loc[index]
     missing = index[~index.isin(values.index)]
-    first = missing[0] if len(missing) else None
+    first = missing[:1].tolist()[0] if len(missing) else None  # a Python value
     raise SubjectTableError(
         f"{what} does not match the rows of {reference}: it must hold the same "
         f"unique index labels, in any order ({len(index)} rows in {reference}, "
@@ -227,7 +227,7 @@ def validate_table(
         missing = X.index[X[column].map(_is_missing)]
         if len(missing):
             raise SubjectTableError(
-                f"missing value ({len(missing)} row(s) in all: {list(missing[:5])})",
+                f"missing value ({len(missing)} row(s) in all: {missing[:5].tolist()})",
                 row=missing[0],
                 column=column,
             )

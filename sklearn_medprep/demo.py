@@ -164,9 +164,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import joblib
-    import matplotlib
 
-    matplotlib.use("Agg")
+    try:
+        import matplotlib
+    except ImportError:  # the `plot` extra is optional: the demo runs without it
+        matplotlib = None
+    else:
+        matplotlib.use("Agg")
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
@@ -275,9 +279,15 @@ def main(argv=None):
             f"    site predictable from the features (balanced accuracy, chance 0.5): "
             f"{acc_before:.2f} before, {acc_after:.2f} after"
         )
-        fig = plot_harmonization(before, after, "site")
-        fig.savefig(out / "qc_harmonization.png", dpi=80)
-        print(f"    QC plots written to {out / 'qc_harmonization.png'}")
+        if matplotlib is None:
+            print(
+                "    QC plots skipped: matplotlib is not installed "
+                '(pip install "sklearn-medprep[plot]")'
+            )
+        else:
+            fig = plot_harmonization(before, after, "site")
+            fig.savefig(out / "qc_harmonization.png", dpi=80)
+            print(f"    QC plots written to {out / 'qc_harmonization.png'}")
 
     with stage("Persist, reload, predict new subjects"):
         model_file = out / "pipeline.joblib"

@@ -5,6 +5,8 @@ All errors derive from the standard exception a scikit-learn user expects
 working; the subclasses carry the row index, column and file at fault.
 """
 
+import numpy as np
+
 __all__ = [
     "MedprepWarning",
     "SubjectTableError",
@@ -33,6 +35,8 @@ class SubjectTableError(ValueError):
     """
 
     def __init__(self, message, *, row=None, column=None, file=None):
+        # numpy 2 writes np.int64(3) for repr(numpy scalar): keep Python values
+        row, column = plain(row), plain(column)
         self.row = row
         self.column = column
         self.file = file
@@ -54,3 +58,36 @@ class ImageReadError(SubjectTableError):
 
 class GeometryMismatchError(SubjectTableError):
     """Image and mask of one row do not share size, spacing, origin and direction."""
+
+
+def plain(value):
+    """Return ``value`` with numpy scalars and arrays made Python values.
+
+    For error messages: numpy 2 writes ``np.int64(3)`` for the repr of a numpy
+    scalar, where users expect ``3``.
+
+    Parameters
+    ----------
+    value : object
+        A numpy scalar, array, pandas Index or Series, or anything else
+        (returned unchanged).
+
+    Returns
+    -------
+    object
+        A Python scalar, a list of Python values, or ``value`` itself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_medprep.exceptions import plain
+    >>> plain(np.int64(3)), plain(np.array(["a", "b"]))
+    (3, ['a', 'b'])
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) or (
+        hasattr(value, "tolist") and hasattr(value, "dtype")
+    ):
+        return np.asarray(value).tolist()
+    return value

@@ -98,12 +98,13 @@ def test_spatial_transforms_move_image_and_mask_together(table):
 
 
 def test_same_seed_same_output_any_n_jobs_and_global_seed(table):
-    aug = TorchIOAugmenter(NOISE, random_state=42)
+    aug = TorchIOAugmenter(NOISE, random_state=42, n_jobs=1)
     torch.manual_seed(0)
     first = aug.fit_transform(table)
     torch.manual_seed(1)
     np.random.seed(1)  # noqa: NPY002
-    second = clone(aug).fit_transform(table)
+    # other global seeds and another n_jobs (worker processes): same output
+    second = clone(aug).set_params(n_jobs=2).fit_transform(table)
     assert _equal_tables(first, second)
     other = TorchIOAugmenter(NOISE, random_state=43).fit_transform(table)
     assert not _equal_tables(first, other, columns=("image",))

@@ -8,14 +8,12 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_validate
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_medprep import ComBatHarmonizer
 from sklearn_medprep._combat import MIN_NEW_SITE_SUBJECTS
 from sklearn_medprep.datasets import make_multisite_features
 from sklearn_medprep.exceptions import MedprepWarning, SubjectTableError
 from sklearn_medprep.model_selection import SiteStratifiedKFold
-from sklearn_medprep.utils._test_common import expected_failed_checks
 
 N, P = 97, 9
 
@@ -366,14 +364,6 @@ def test_sklearn_contract_on_tables(df):
     # a 1-D X is refused
     with pytest.raises(ValueError):
         ComBatHarmonizer().fit(arr[:, 0], sites=sites)
-
-
-@parametrize_with_checks(
-    [ComBatHarmonizer()], expected_failed_checks=expected_failed_checks
-)
-def test_sklearn_checks(estimator, check):
-    # Same as tests/test_common.py, for this estimator alone.
-    check(estimator)
 
 
 def test_gam_with_nan_and_bounds(df):

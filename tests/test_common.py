@@ -6,8 +6,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_medprep.utils import all_estimators
 from sklearn_medprep.utils._test_common import (
     EXPECTED_FAILED_CHECKS,
-    INIT_PARAMS,
+    TEST_CASES,
     expected_failed_checks,
+    init_params,
 )
 
 ESTIMATORS = all_estimators()
@@ -15,7 +16,7 @@ ESTIMATORS = all_estimators()
 
 def _instances():
     for name, cls in ESTIMATORS:
-        yield cls(**INIT_PARAMS.get(name, {}))
+        yield cls(**init_params(name))
 
 
 @parametrize_with_checks(
@@ -25,12 +26,14 @@ def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-def test_expected_failures_have_reasons_and_known_estimators():
+def test_every_estimator_has_a_test_case_and_reasons():
     names = {name for name, _ in ESTIMATORS}
-    for name in {**EXPECTED_FAILED_CHECKS, **INIT_PARAMS}:
-        assert name in names, (
-            f"{name} in the common-test table is not a public estimator"
-        )
+    assert names == set(TEST_CASES), (
+        "TEST_CASES in sklearn_medprep/utils/_test_common.py must have one entry "
+        f"per public estimator: missing {sorted(names - set(TEST_CASES))}, "
+        f"unknown {sorted(set(TEST_CASES) - names)}"
+    )
+    assert set(EXPECTED_FAILED_CHECKS) <= names
     for name, table in EXPECTED_FAILED_CHECKS.items():
         for check, reason in table.items():
             assert check.startswith("check_"), (name, check)
@@ -39,7 +42,12 @@ def test_expected_failures_have_reasons_and_known_estimators():
 
 @pytest.mark.parametrize("name, cls", ESTIMATORS)
 def test_init_stores_params_unchanged(name, cls):
-    params = INIT_PARAMS.get(name, {})
+    params = init_params(name)
+    assert params, f"give {name} a non-default argument in TEST_CASES"
     est = cls(**params)
     for key, value in params.items():
-        assert getattr(est, key) is value
+        assert getattr(est, key) is value, key
+    # and get_params returns them as given (no renaming, no copies)
+    got = est.get_params(deep=False)
+    for key, value in params.items():
+        assert got[key] is value, key

@@ -9,7 +9,7 @@ from sklearn.model_selection._split import GroupsConsumerMixin, _build_repr
 from sklearn.utils import check_array, check_random_state
 
 from .._docstrings import fill_doc
-from ..exceptions import SubjectTableError
+from ..exceptions import SubjectTableError, plain
 
 __all__ = ["SiteStratifiedKFold", "LeaveOneSiteOut"]
 
@@ -174,7 +174,7 @@ class SiteStratifiedKFold(_SiteSplitter):
         for label, count in zip(labels, counts):
             if count < k or count - int(np.ceil(count / k)) < 2:
                 raise SubjectTableError(
-                    f"site {label!r} has {count} subject(s), too few for "
+                    f"site {plain(label)!r} has {plain(count)} subject(s), too few for "
                     f"n_splits={k}: each test fold needs one and each training fold "
                     "at least 2 of every site",
                     column=self.site,
@@ -291,7 +291,7 @@ class LeaveOneSiteOut(_SiteSplitter):
         labels = np.unique(sites)
         if labels.size < 2:
             raise ValueError(
-                f"LeaveOneSiteOut needs at least 2 sites, got {list(labels)}."
+                f"LeaveOneSiteOut needs at least 2 sites, got {plain(labels)}."
             )
         for label in labels:
             yield sites == label

@@ -1,7 +1,11 @@
-"""Central table for the common estimator tests (imbalanced-learn/nilearn style).
+"""Central tables for the common estimator tests (imbalanced-learn/nilearn style).
 
-``INIT_PARAMS`` gives small constructor arguments per estimator for
-:func:`sklearn.utils.estimator_checks.parametrize_with_checks`.
+``TEST_CASES`` is the one table of small test instances: per public estimator,
+its constructor arguments and the small table it is tested on. It feeds
+scikit-learn's :func:`~sklearn.utils.estimator_checks.parametrize_with_checks`
+(tests/test_common.py), the library's own subject-table checks
+(tests/test_estimator_checks.py) and the "``__init__`` stores its arguments
+unchanged" test.
 ``EXPECTED_FAILED_CHECKS`` is the one table of scikit-learn checks that an
 estimator is known to fail, each with the reason and the domain check (in
 ``sklearn_medprep.utils.estimator_checks`` or the estimator's own tests) that
@@ -11,7 +15,13 @@ Each estimator module's author adds the entries for that estimator here, and onl
 here.
 """
 
-__all__ = ["INIT_PARAMS", "EXPECTED_FAILED_CHECKS", "expected_failed_checks"]
+__all__ = [
+    "EXPECTED_FAILED_CHECKS",
+    "TEST_CASES",
+    "expected_failed_checks",
+    "init_params",
+    "make_test_case",
+]
 
 # Reasons shared by the image estimators: scikit-learn's checks feed anonymous
 # numeric arrays, while these read named image columns of a subject table.
@@ -20,18 +30,112 @@ _IMAGE_TABLE = (
     "by check_subject_table_* in sklearn_medprep.utils.estimator_checks"
 )
 
+
+def _cohort(n_sites=2, shape=(14, 16, 12)):
+    from ..datasets import make_multisite_cohort
+
+    return make_multisite_cohort(8, n_sites, shape=shape, random_state=0)
+
+
+def _features():
+    from ..datasets import make_multisite_features
+
+    return make_multisite_features(40, 6, 3, random_state=0)
+
+
+def _one_site_cohort():
+    return _cohort(n_sites=1)
+
+
+def _lesion_cohort():
+    return _cohort(shape=(24, 26, 22))  # lesions of a few dozen voxels
+
+
 def _tio():
     import torchio
 
     return torchio
 
 
-INIT_PARAMS = {
-    # "EstimatorName": dict(param=value, ...),
-    # TorchIO estimators (sklearn_medprep/_torchio.py, _augment.py, _tensor.py)
-    "TorchIOPreprocessor": dict(transforms=_tio().ToCanonical()),
-    "TorchIOAugmenter": dict(transforms=_tio().RandomFlip(), random_state=0),
+# "EstimatorName": (constructor arguments, table it is tested on), both
+# functions: TorchIO objects (and torch) are built only when a test asks, and
+# every call returns fresh objects. Give at least one non-default argument, so
+# that test_init_stores_params_unchanged checks something.
+TEST_CASES = {
+    "ComBatHarmonizer": (
+        lambda: dict(site="site", covariates=["age", "sex"]),
+        _features,
+    ),
+    "ImageTensorizer": (lambda: dict(image="image", dtype="float64"),
+                        _one_site_cohort),
+    "RadiomicsExtractor": (
+        lambda: dict(
+            settings={
+                "setting": {"binCount": 16},
+                "imageType": {"Original": {}},
+                "featureClass": {"firstorder": [], "glcm": ["Contrast", "Correlation"]},
+            }
+        ),
+        _lesion_cohort,
+    ),
+    "TorchIOAugmenter": (
+        lambda: dict(
+            transforms=_tio().Compose(
+                [_tio().RandomFlip(axes=(0,)), _tio().RandomNoise(std=0.1)]
+            ),
+            random_state=0,
+        ),
+        _cohort,
+    ),
+    "TorchIOPreprocessor": (
+        lambda: dict(
+            transforms=_tio().Compose(
+                [
+                    _tio().ToCanonical(),
+                    _tio().Resample(2.0),
+                    _tio().HistogramStandardization({}),
+                ]
+            )
+        ),
+        _cohort,
+    ),
 }
+
+
+def init_params(name):
+    """Return fresh constructor arguments of the test instance of ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Estimator class name (a key of ``TEST_CASES``).
+
+    Returns
+    -------
+    dict
+    """
+    return TEST_CASES[name][0]()
+
+
+def make_test_case(name):
+    """Return ``(estimator, table)``: the test instance of ``name`` and its data.
+
+    Parameters
+    ----------
+    name : str
+        Estimator class name (a key of ``TEST_CASES``).
+
+    Returns
+    -------
+    estimator : BaseEstimator
+    table : pandas.DataFrame
+        A small subject table (with a ``y`` column) the estimator accepts.
+    """
+    from .discovery import all_estimators
+
+    params, data = TEST_CASES[name]
+    return dict(all_estimators())[name](**params()), data()
+
 
 # ComBatHarmonizer refuses to harmonize rows whose site it does not know, and
 # scikit-learn's checks fit plain arrays with no site column and no routed sites=.

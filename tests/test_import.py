@@ -1,0 +1,76 @@
+"""Importing the package and its table/radiomics/ComBat paths loads no torch.
+
+torch and torchio take seconds to import; a user who harmonizes a feature table
+or extracts radiomics never needs them. Checked in a fresh interpreter, where
+nothing else has imported them.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+import sklearn_medprep
+from sklearn_medprep._optional import OPTIONAL, import_optional
+
+NO_TORCH = """
+import sys
+import sklearn_medprep
+from sklearn_medprep import ComBatHarmonizer, RadiomicsExtractor, validate_table
+from sklearn_medprep import site_effect_report, load_image, read_manifest
+from sklearn_medprep.datasets import make_multisite_cohort
+from sklearn_medprep.model_selection import SiteStratifiedKFold
+import sklearn_medprep.utils
+
+table = make_multisite_cohort(8, 2, shape=(24, 26, 22), random_state=0)
+validate_table(table, image="image", mask="mask", required=["site"])
+features = RadiomicsExtractor(
+    settings={"featureClass": {"firstorder": ["Mean", "Variance", "Energy"]}},
+    passthrough=["site", "age"],
+).fit_transform(table)
+out = ComBatHarmonizer(site="site", covariates=["age"]).fit_transform(features)
+assert out.shape == (8, 3) and out.index.equals(table.index), out.shape
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchio"))
+print("LOADED", loaded)
+from sklearn_medprep import TorchIOPreprocessor
+print("AFTER", "torch" in sys.modules)
+"""
+
+
+def test_import_and_radiomics_combat_load_no_torch():
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TORCH], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "LOADED []" in result.stdout, result.stdout
+    # a TorchIO estimator does load it
+    assert "AFTER True" in result.stdout, result.stdout
+
+
+def test_lazy_names_resolve_and_are_listed():
+    assert set(sklearn_medprep._LAZY) | {"__version__"} == set(sklearn_medprep.__all__)
+    for name in sklearn_medprep.__all__:
+        assert getattr(sklearn_medprep, name) is not None
+        assert name in dir(sklearn_medprep)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        sklearn_medprep.Nope  # noqa: B018
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONAL))
+def test_missing_optional_dependency_names_its_extra(name, monkeypatch):
+    monkeypatch.setitem(sys.modules, name, None)  # import of `name` now fails
+    extra = OPTIONAL[name][1]
+    with pytest.raises(ImportError, match=rf'sklearn-medprep\[{extra}\]"') as info:
+        import_optional(name, "this feature")
+    assert str(info.value).startswith("this feature needs ")
+
+
+def test_plot_harmonization_without_matplotlib(monkeypatch):
+    from sklearn_medprep import plot_harmonization
+    from sklearn_medprep.datasets import make_multisite_features
+
+    table = make_multisite_features(20, 3, 2, random_state=0)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r'sklearn-medprep\[plot\]'):
+        plot_harmonization(table, table, "site")
