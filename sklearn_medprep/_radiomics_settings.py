@@ -23,6 +23,9 @@ __all__ = [
     "validate_settings",
 ]
 
+#: ``settings`` value of the IBSI-1 preset (see :mod:`sklearn_medprep._ibsi`)
+IBSI_PRESET = "ibsi"
+
 # PyRadiomics' settings validation (pykwalify) and extractor construction are not
 # thread-safe; every construction in this package goes through this lock.
 RADIOMICS_LOCK = threading.RLock()
@@ -46,7 +49,8 @@ def load_settings(settings):
     settings : dict, str, pathlib.Path or None
         Parameter mapping or path of a PyRadiomics parameter file (``.yaml``,
         ``.yml`` or ``.json``). None means PyRadiomics' defaults (Original image,
-        every feature class but ``shape2D``).
+        every feature class but ``shape2D``). The string ``"ibsi"`` is the IBSI-1
+        preset (:data:`sklearn_medprep._ibsi.IBSI_SETTINGS`), not a file name.
 
     Returns
     -------
@@ -70,6 +74,10 @@ def load_settings(settings):
     """
     if settings is None:
         return {}
+    if isinstance(settings, str) and settings == IBSI_PRESET:
+        from ._ibsi import ibsi_settings
+
+        return ibsi_settings()
     if isinstance(settings, dict):
         return copy.deepcopy(settings)
     if isinstance(settings, (str, os.PathLike)):
@@ -163,7 +171,7 @@ Path: '/setting'
     return data
 
 
-def settings_key(settings, *, include_diagnostics=False):
+def settings_key(settings, *, include_diagnostics=False, definitions=None):
     """Return a canonical JSON text of validated settings (part of cache keys).
 
     Parameters
@@ -172,6 +180,11 @@ def settings_key(settings, *, include_diagnostics=False):
         Validated parameters.
     include_diagnostics : bool, default=False
         Whether diagnostics are extracted.
+    definitions : {None, "ibsi"}, default=None
+        Feature definitions applied after PyRadiomics: None keeps PyRadiomics'
+        values; ``"ibsi"`` applies
+        :func:`~sklearn_medprep._ibsi.apply_ibsi_definitions`. Only a non-None
+        value enters the key (keys of PyRadiomics' definitions are unchanged).
 
     Returns
     -------
@@ -185,10 +198,10 @@ def settings_key(settings, *, include_diagnostics=False):
     """
     # keys keep their order: the order of image types and feature classes is
     # the order of PyRadiomics' output columns
-    return json.dumps(
-        {"diagnostics": bool(include_diagnostics), "params": settings},
-        default=str,
-    )
+    spec = {"diagnostics": bool(include_diagnostics), "params": settings}
+    if definitions is not None:
+        spec["definitions"] = definitions
+    return json.dumps(spec, default=str)
 
 
 def crop_margin(settings, *, include_diagnostics=False):

@@ -20,6 +20,7 @@ import traceback
 import numpy as np
 import SimpleITK as sitk
 
+from ._ibsi import apply_ibsi_definitions
 from ._io import describe_cell, image_fingerprint, to_sitk
 from ._radiomics_settings import RADIOMICS_LOCK, crop_margin
 from .exceptions import GeometryMismatchError, ImageReadError, SubjectTableError
@@ -104,7 +105,11 @@ def _extract(image, mask, label, key, margin, verbose, image_key=None,
     if log_file is not None:
         with open(log_file, "a") as handle:
             handle.write(f"{image_key} {mask_key} {label} {os.getpid()}\n")
-    return [(name, _plain(value)) for name, value in result.items()]
+    values = [(name, _plain(value)) for name, value in result.items()]
+    if json.loads(key).get("definitions") == "ibsi":
+        n_voxels = int((sitk.GetArrayViewFromImage(mask) == label).sum())
+        values = apply_ibsi_definitions(values, n_voxels)
+    return values
 
 
 def _bounding_box(mask_array, label):
