@@ -11,6 +11,7 @@ from ._augment import TorchIOAugmenter
 from ._combat import ComBatHarmonizer
 from ._qc import plot_harmonization, site_effect_report, site_predictability
 from ._radiomics import RadiomicsExtractor, expand_labels
+from ._robust import RobustFeatureSelector, icc_3_1
 from ._skorch import TorchIOCollate
 from ._table import load_image, read_manifest, validate_table
 from ._tensor import ImageTensorizer
@@ -22,6 +23,7 @@ __all__ = [
     "ComBatHarmonizer",
     "ImageTensorizer",
     "RadiomicsExtractor",
+    "RobustFeatureSelector",
     "TorchIOAugmenter",
     "TorchIOPreprocessor",
     # skorch bridge
@@ -32,6 +34,7 @@ __all__ = [
     "site_predictability",
     # subject table
     "expand_labels",
+    "icc_3_1",
     "load_image",
     "read_manifest",
     "validate_table",

@@ -12,6 +12,7 @@ from sklearn_medprep import (
     ComBatHarmonizer,
     ImageTensorizer,
     RadiomicsExtractor,
+    RobustFeatureSelector,
     TorchIOAugmenter,
     TorchIOPreprocessor,
 )
@@ -43,6 +44,13 @@ CASES = {
     "RadiomicsExtractor": lambda: (
         RadiomicsExtractor(settings=_SETTINGS),
         _cohort(shape=(24, 26, 22)),  # lesions of a few dozen voxels
+    ),
+    "RobustFeatureSelector": lambda: (
+        RobustFeatureSelector(
+            RadiomicsExtractor(settings=_SETTINGS), n_perturbations=1,
+            random_state=0,
+        ),
+        _cohort(shape=(32, 34, 30)),
     ),
     "TorchIOAugmenter": lambda: (
         TorchIOAugmenter(

@@ -31,6 +31,8 @@ INIT_PARAMS = {
     # TorchIO estimators (sklearn_medprep/_torchio.py, _augment.py, _tensor.py)
     "TorchIOPreprocessor": dict(transforms=_tio().ToCanonical()),
     "TorchIOAugmenter": dict(transforms=_tio().RandomFlip(), random_state=0),
+    # RobustFeatureSelector (sklearn_medprep/_robust.py)
+    "RobustFeatureSelector": dict(n_perturbations=1, random_state=0),
 }
 
 # ComBatHarmonizer refuses to harmonize rows whose site it does not know, and
@@ -124,6 +126,16 @@ _RADIOMICS_CHECKS.update({
     "independently: test_n_jobs_gives_identical_results_and_errors",
 })
 
+# RobustFeatureSelector (sklearn_medprep/_robust.py): it extracts radiomic
+# features of image and mask columns (through RadiomicsExtractor), perturbed.
+_ROBUST_TABLE = (
+    _IMAGE_TABLE + "; RobustFeatureSelector's own contract tests are "
+    "tests/test_robust.py::test_drops_fine_bin_texture_keeps_stable_features "
+    "(output rows, index, names), ::test_cross_validate_fits_on_training_rows_only "
+    "and ::test_reproducible_and_caller_rng_untouched"
+)
+_ROBUST_CHECKS = {check: _ROBUST_TABLE for check in _RADIOMICS_CHECKS}
+
 # TorchIO estimators: every data check feeds an anonymous numeric array, where
 # they read image cells (paths or in-memory images) of named columns.
 _TORCHIO_DOMAIN = {
@@ -180,6 +192,7 @@ EXPECTED_FAILED_CHECKS = {
     "TorchIOAugmenter": _torchio_checks("tests/test_augmenter.py"),
     "ImageTensorizer": _torchio_checks("tests/test_tensorizer_skorch.py"),
     "RadiomicsExtractor": _RADIOMICS_CHECKS,
+    "RobustFeatureSelector": _ROBUST_CHECKS,
 }
 
 
