@@ -72,9 +72,12 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
 
     Values equal PyRadiomics' ``execute`` for the same settings. Work the user
     did not ask for is skipped: diagnostics only with ``include_diagnostics``,
-    and the image is cropped to the mask's bounding box before extraction
-    whenever that leaves every value unchanged (Original and Gradient image
-    types, no normalisation or resampling).
+    and the image is cropped around the mask before extraction whenever that
+    leaves every value unchanged: to the bounding box for Original, and for
+    filtered image types (LoG, Wavelet, Gradient, LBP2D, the Square family) to
+    the region each filter needs, one image type at a time (see
+    ``sklearn_medprep._radiomics_crop``); not with normalisation, resampling or
+    diagnostics, nor for LBP3D.
 
     Parameters
     ----------

@@ -38,7 +38,8 @@ exact to rounding rather than bit for bit (the neglected tail is below 1e-15 of
 the response); tests/test_radiomics_crop.py checks every type against
 PyRadiomics' full-image result at rel <= 1e-9.
 
-Shape features are computed by the first call only; features come back in
+Shape features are computed by the first call only; the Square family shares
+one call, each LoG sigma has its own (and its own region); features come back in
 PyRadiomics' order (shape, then image types in the order of the settings).
 """
 
@@ -158,15 +159,12 @@ class CropPlan:
         collections.OrderedDict
         """
         bounds = _bounding_box(sitk.GetArrayViewFromImage(mask), label)
-        enabled = extractor.enabledImagetypes
-        settings = extractor.settings
-        spacing = image.GetSpacing()
         out = None
-        for position, name in enumerate(enabled):
-            options = {**settings, **(enabled[name] or {})}
-            margin = _type_margin(name, options, spacing)
+        for position, (image_types, margin) in enumerate(
+            _calls(extractor.enabledImagetypes, extractor.settings, image.GetSpacing())
+        ):
             sub = copy.copy(extractor)
-            sub.enabledImagetypes = {name: enabled[name]}
+            sub.enabledImagetypes = image_types
             if position > 0:  # shape once, from the first call
                 sub.enabledFeatures = {
                     cls: features for cls, features in extractor.enabledFeatures.items()
@@ -177,7 +175,7 @@ class CropPlan:
             part_image, part_mask = image, mask
             if margin is not None and bounds is not None:
                 part_image, part_mask = _crop_region(image, mask, bounds, margin)
-                if name in _SQUARE_FAMILY:
+                if any(name in _SQUARE_FAMILY for name in image_types):
                     part_image, part_mask = _carry_maximum(
                         image, mask, part_image, part_mask, label, bounds, margin
                     )
@@ -187,6 +185,29 @@ class CropPlan:
             else:
                 out.update(result)
         return out
+
+
+def _calls(enabled, settings, spacing):
+    """``[(image types, margin), ...]`` in the settings' order: one call per LoG
+    sigma (each its own region), consecutive types of one region together (the
+    Square family shares one call).
+    """
+    calls = []
+    for name, custom in enabled.items():
+        custom = custom or {}
+        options = {**settings, **custom}
+        if name == "LoG" and len(options.get("sigma", [])) > 1:
+            parts = [{**custom, "sigma": [sigma]} for sigma in options["sigma"]]
+        else:
+            parts = [enabled[name]]
+        for part in parts:
+            margin = _type_margin(name, {**settings, **(part or {})}, spacing)
+            group = name in _SQUARE_FAMILY
+            if calls and group and calls[-1][2] and calls[-1][1] == margin:
+                calls[-1][0][name] = part
+            else:
+                calls.append(({name: part}, margin, group))
+    return [(image_types, margin) for image_types, margin, _ in calls]
 
 
 def _bounding_box(mask_array, label):

@@ -214,8 +214,9 @@ def crop_margin(settings, *, include_diagnostics=False):
     size: normalisation (whole-image mean and SD), resampling (B-spline
     coefficients over the whole image), Square/SquareRoot/Logarithm/Exponential
     (scaled by the whole-image maximum), LoG (recursive Gaussian), Wavelet (size-
-    dependent padding) and LBP are therefore never cropped, nor are diagnostics
-    (they describe the whole image).
+    dependent padding) and LBP are therefore not cropped by this single margin,
+    nor are diagnostics (they describe the whole image); filtered image types
+    are cropped one at a time by :func:`sklearn_medprep._radiomics_crop.crop_plan`.
 
     Parameters
     ----------
