@@ -161,6 +161,30 @@ def _perturb_row(image_cell, mask_cell, label, spec, seed, row, image_column,
     return out_image, out_mask
 
 
+def _icc_complete_rows(ratings, index):
+    """ICC(3,1) per feature over the rows with a value in every version; warn
+    with the rows left out (a row that failed under some perturbation with the
+    extractor's ``on_error="nan"``).
+    """
+    complete = ~np.isnan(ratings).any(axis=1)  # (n, p)
+    if complete.all():
+        return icc_3_1(ratings)
+    icc = np.full(ratings.shape[2], np.nan)
+    for f in range(ratings.shape[2]):
+        rows = complete[:, f]
+        if rows.sum() >= 2:
+            icc[f] = icc_3_1(ratings[rows, :, f])
+    left_out = [index[i] for i in np.flatnonzero(~complete.all(axis=1))]
+    warnings.warn(
+        f"{len(left_out)} training row(s) have NaN features in some version "
+        f"(failed extraction); ICC(3,1) of those features uses the other rows: "
+        f"{left_out[:5]}",
+        MedprepWarning,
+        stacklevel=4,
+    )
+    return icc
+
+
 @fill_doc
 class RobustFeatureSelector(TransformerMixin, BaseEstimator):
     """Radiomic features that are reproducible under realistic perturbations.
@@ -207,7 +231,9 @@ class RobustFeatureSelector(TransformerMixin, BaseEstimator):
         nearest neighbour for the mask.
     threshold : float, default=0.75
         Minimum ICC(3,1) of a kept feature. A feature whose ICC is NaN (constant
-        over the training rows, or NaN in some version) is dropped.
+        over the training rows) is dropped. Rows with a NaN value in some
+        version (a failed extraction with the extractor's ``on_error="nan"``)
+        are left out of that feature's ICC, with a warning.
     %(n_jobs)s
         It parallelises the perturbations and, when not None, overrides the
         extractor's ``n_jobs``.
@@ -367,7 +393,7 @@ class RobustFeatureSelector(TransformerMixin, BaseEstimator):
                     stacklevel=3,
                 )
             versions.append(out[names].to_numpy(float))
-        icc = icc_3_1(np.stack(versions, axis=1))
+        icc = _icc_complete_rows(np.stack(versions, axis=1), X.index)
         self.extractor_ = extractor
         self.n_features_in_ = extractor.n_features_in_
         self.feature_names_in_ = extractor.feature_names_in_

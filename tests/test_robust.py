@@ -223,3 +223,30 @@ def test_perturbed_mask_changes_contour_and_keeps_geometry(cohort):
         sizes.add(int(sitk.GetArrayFromImage(new_mask).sum()))
     original = int(sitk.GetArrayFromImage(mask).sum())
     assert min(sizes) < original < max(sizes)  # both erosion and dilation drawn
+
+
+def test_row_failing_under_perturbation_with_on_error_nan(cohort, monkeypatch):
+    from sklearn_medprep.exceptions import MedprepWarning
+
+    perturb = robust._perturb_row
+
+    def fail_one(image_cell, mask_cell, label, spec, seed, row, *args):
+        image, mask = perturb(image_cell, mask_cell, label, spec, seed, row, *args)
+        if row == "sub-02":
+            mask = sitk.Image(mask.GetSize(), sitk.sitkUInt8)
+            mask.CopyInformation(image)
+        return image, mask
+
+    monkeypatch.setattr(robust, "_perturb_row", fail_one)
+    small = cohort.iloc[:5]
+    with pytest.warns(MedprepWarning) as record:
+        selector = RobustFeatureSelector(
+            _extractor(on_error="nan"), n_perturbations=1, random_state=0,
+        ).fit(small)
+    messages = [str(w.message) for w in record]
+    assert any("under perturbation 0: 1 of 5 rows failed" in m for m in messages)
+    assert any("other rows: ['sub-02']" in m for m in messages), messages
+    keep = [0, 1, 3, 4]
+    reference = RobustFeatureSelector(
+        _extractor(), n_perturbations=1, random_state=0).fit(small.iloc[keep])
+    pd.testing.assert_series_equal(selector.icc_, reference.icc_)
