@@ -166,3 +166,17 @@ def test_calls_group_square_family_and_split_log_sigmas():
         ["Square", "SquareRoot", "Logarithm", "Exponential"], ["Wavelet"]]
     assert calls[1][0]["LoG"]["sigma"] == [1.0]
     assert calls[2][1] == (60, 60, 60)
+
+
+def test_log_support_is_needed(monkeypatch):
+    """The recursive Gaussian's tail matters: 3 sigma is not enough, 20 is."""
+    import sklearn_medprep._radiomics_crop as crop
+
+    params = {**CLASSES, "imageType": {"LoG": {"sigma": [1.0]}}}
+    image, mask = _case(4)
+    ref = _reference(image, mask, params)
+    monkeypatch.setattr(crop, "LOG_SUPPORT_SIGMAS", 3.0)
+    short = RadiomicsExtractor(settings=params).fit_transform(
+        pd.DataFrame({"image": [image], "mask": [mask]})).iloc[0]
+    rel = np.abs(short.to_numpy(float) - ref.to_numpy()) / np.abs(ref.to_numpy())
+    assert np.nanmax(rel) > 1e-6
