@@ -247,18 +247,19 @@ def _carry_maximum(image, mask, part_image, part_mask, label, bounds, margin):
     """Put the whole image's ``max |x|`` into the region, outside the ROI."""
     if part_image.GetSize() == image.GetSize():
         return part_image, part_mask
-    full = sitk.GetArrayViewFromImage(image)
-    peak = np.unravel_index(int(np.argmax(np.abs(full))), full.shape)
-    index = _region(mask.GetSize(), bounds, margin)
-    inside = all(s.start <= p < s.stop for s, p in zip(reversed(index), peak))
-    if inside:
-        return part_image, part_mask
-    part_roi = sitk.GetArrayViewFromImage(part_mask) == label
-    free = np.argwhere(~part_roi)
+
+    def extreme(array):  # the value of largest magnitude (no integer overflow)
+        high, low = array.max(), array.min()
+        return high if abs(float(high)) >= abs(float(low)) else low
+
+    value = extreme(sitk.GetArrayViewFromImage(image))
+    array = sitk.GetArrayFromImage(part_image)
+    if abs(float(extreme(array))) == abs(float(value)):
+        return part_image, part_mask  # the region holds it already
+    free = np.argwhere(sitk.GetArrayViewFromImage(part_mask) != label)
     if free.size == 0:  # the ROI fills the region: no room, keep the image
         return image, mask
-    array = sitk.GetArrayFromImage(part_image)
-    array[tuple(free[0])] = full[peak]
+    array[tuple(free[0])] = value
     carried = sitk.GetImageFromArray(array, isVector=False)
     carried.CopyInformation(part_image)
     return carried, part_mask

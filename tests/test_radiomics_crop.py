@@ -180,3 +180,18 @@ def test_log_support_is_needed(monkeypatch):
         pd.DataFrame({"image": [image], "mask": [mask]})).iloc[0]
     rel = np.abs(short.to_numpy(float) - ref.to_numpy()) / np.abs(ref.to_numpy())
     assert np.nanmax(rel) > 1e-6
+
+
+def test_square_family_integer_image_with_most_negative_value():
+    # int16 -32768: numpy's abs overflows on it; PyRadiomics casts to float64
+    image, mask = _case(5, spike=False)
+    array = sitk.GetArrayFromImage(image).astype(np.int16)
+    array[1, 2, 3] = -32768
+    image16 = sitk.GetImageFromArray(array)
+    image16.CopyInformation(image)
+    params = {**CLASSES, "imageType": {"Square": {}, "Exponential": {}}}
+    ref = _reference(image16, mask, params)
+    out = RadiomicsExtractor(settings=params).fit_transform(
+        pd.DataFrame({"image": [image16], "mask": [mask]})).iloc[0]
+    np.testing.assert_allclose(out.to_numpy(float), ref.to_numpy(), rtol=1e-9,
+                               atol=0)
