@@ -3,16 +3,21 @@
 (0) per image: RadiomicsExtractor (no diagnostics, exact crop) vs PyRadiomics'
     default ``RadiomicsFeatureExtractor().execute(image_path, mask_path)`` on
     breast1, brain1 and lung1 (../shared/data/pyradiomics), features checked identical;
+(f) filtered image types, per image: ours / PyRadiomics time on brain1 and lung1
+    for the 665-feature (Original, LoG 1/3 mm, Square family) and 1502-feature
+    (all image types but LBP) settings, max rel diff over every feature; each
+    image type is extracted on the region its filter needs (exact crop);
 (a) throughput: RadiomicsExtractor(n_jobs=2) vs a plain serial PyRadiomics loop
     over the same images (wall and CPU seconds, workers included);
 (b) GridSearchCV, 5 folds x 4 candidates, over a radiomics Pipeline of 20
     images with ``memory``: number of extractions and wall time vs no cache.
 
-Usage: python benchmarks/bench_radiomics.py [--quick]
+Usage: python benchmarks/bench_radiomics.py [--quick] [--filtered-only]
 """
 
 import argparse
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +36,11 @@ from sklearn_medprep import RadiomicsExtractor
 from sklearn_medprep._radiomics_worker import count_extractions
 from sklearn_medprep.datasets import make_multisite_cohort
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pyradiomics"
+# ../shared/data next to the repository; MEDPREP_SHARED_DATA overrides it
+SHARED = Path(
+    os.environ.get("MEDPREP_SHARED_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data"
+) / "pyradiomics"
 radiomics.setVerbosity(logging.ERROR)
 
 
@@ -77,6 +86,35 @@ def per_image(repeats):
               f"{t_off:6.3f}s)  ours {t_ours:6.3f}s  speed-up x{t_ref / t_ours:5.2f}"
               f" (x{t_off / t_ours:4.2f} vs additionalInfo off)  "
               f"max rel diff {rel:.1e} over {len(ref)} features")
+
+
+_SQUARE_FAMILY = {"Square": {}, "SquareRoot": {}, "Logarithm": {}, "Exponential": {}}
+SETTINGS_665 = {"imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]},
+                              **_SQUARE_FAMILY}}
+SETTINGS_1502 = {"imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]},
+                               "Wavelet": {}, **_SQUARE_FAMILY, "Gradient": {}}}
+
+
+def filtered(cases, repeats):
+    print("(f) filtered image types per image: ours / PyRadiomics time "
+          "(additionalInfo off)")
+    for case in cases:
+        image = str(SHARED / f"{case}_image.nrrd")
+        mask = str(SHARED / f"{case}_label.nrrd")
+        table = pd.DataFrame({"image": [image], "mask": [mask]}, index=[case])
+        for settings in (SETTINGS_665, SETTINGS_1502):
+            reference = RadiomicsFeatureExtractor(settings, additionalInfo=False)
+            t_ref, ref = best_of(repeats, reference.execute, image, mask)
+            ours = RadiomicsExtractor(settings=settings).fit(table)
+            t_ours, out = best_of(repeats, ours.transform, table)
+            ref = {k: float(v) for k, v in ref.items()}
+            assert list(out.columns[: len(ref)]) == list(ref)
+            got = out.loc[case, list(ref)].to_numpy(float)
+            want = np.array(list(ref.values()))
+            rel = np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-300))
+            print(f"  {case:7s} {len(ref):5d} features: PyRadiomics {t_ref:6.2f}s  "
+                  f"ours {t_ours:6.2f}s  ours/PyRadiomics {t_ours / t_ref:5.2f}  "
+                  f"max rel diff {rel:.1e}")
 
 
 FILTERS = {"imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]},
@@ -156,9 +194,17 @@ def grid_search(quick):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--filtered-only", action="store_true",
+                        help="only (f), the filtered image types")
     args = parser.parse_args()
+    if args.filtered_only:
+        if SHARED.is_dir():
+            filtered(["brain1", "lung1"], 1 if args.quick else 2)
+        return
     if SHARED.is_dir():
         per_image(1 if args.quick else 3)
+        filtered(["brain1"] if args.quick else ["brain1", "lung1"],
+                 1 if args.quick else 2)
         if args.quick:
             throughput(["breast1", "brain1", "brain2", "lung2"])
         else:

@@ -20,6 +20,7 @@ _LAZY = {
     "ComBatHarmonizer": "._combat",
     "ImageTensorizer": "._tensor",
     "RadiomicsExtractor": "._radiomics",
+    "RobustFeatureSelector": "._robust",
     "TorchIOAugmenter": "._augment",
     "TorchIOPreprocessor": "._torchio",
     # skorch bridge
@@ -30,6 +31,7 @@ _LAZY = {
     "site_predictability": "._qc",
     # subject table
     "expand_labels": "._radiomics",
+    "icc_3_1": "._robust",
     "load_image": "._table",
     "read_manifest": "._table",
     "validate_table": "._table",
@@ -40,6 +42,7 @@ __all__ = [
     "ComBatHarmonizer",
     "ImageTensorizer",
     "RadiomicsExtractor",
+    "RobustFeatureSelector",
     "TorchIOAugmenter",
     "TorchIOPreprocessor",
     # skorch bridge
@@ -50,6 +53,7 @@ __all__ = [
     "site_predictability",
     # subject table
     "expand_labels",
+    "icc_3_1",
     "load_image",
     "read_manifest",
     "validate_table",

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._docstrings import fill_doc
-from ._radiomics_settings import settings_key, validate_settings
+from ._radiomics_settings import IBSI_PRESET, settings_key, validate_settings
 from ._radiomics_worker import error_class, extract_row
 from ._table import check_subject_table
 from ._tags import subject_table_input_tags
@@ -72,9 +72,12 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
 
     Values equal PyRadiomics' ``execute`` for the same settings. Work the user
     did not ask for is skipped: diagnostics only with ``include_diagnostics``,
-    and the image is cropped to the mask's bounding box before extraction
-    whenever that leaves every value unchanged (Original and Gradient image
-    types, no normalisation or resampling).
+    and the image is cropped around the mask before extraction whenever that
+    leaves every value unchanged: to the bounding box for Original, and for
+    filtered image types (LoG, Wavelet, Gradient, LBP2D, the Square family) to
+    the region each filter needs, one image type at a time (see
+    ``sklearn_medprep._radiomics_crop``); not with normalisation, resampling or
+    diagnostics, nor for LBP3D.
 
     Parameters
     ----------
@@ -90,7 +93,14 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         SquareRoot, Logarithm, Exponential, Gradient, LBP2D, LBP3D),
         ``featureClass``, ``setting`` (resampling, ``binWidth``/``binCount``,
         normalisation, ``force2D``, ...). None gives PyRadiomics' defaults.
-        Validated in ``fit`` with PyRadiomics' own schema.
+        Validated in ``fit`` with PyRadiomics' own schema. ``"ibsi"`` is the
+        IBSI-1 preset (bin width 1, no resampling, 3D texture matrices,
+        GLCM/GLRLM averaged over directions; see :ref:`ibsi`) with IBSI's
+        definitions where PyRadiomics differs, under visible names:
+        ``original_firstorder_ExcessKurtosis`` instead of ``..._Kurtosis`` and
+        ``original_shape_MajorAxisLengthIBSI`` (Minor, Least likewise) instead
+        of ``..._MajorAxisLength``; it reaches 102 of 102 features within
+        tolerance on the IBSI-1 digital phantom.
     passthrough : list of str or None, default=None
         Metadata columns copied after the features. None passes every column
         except ``image`` and ``mask``, in input order.
@@ -249,8 +259,10 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
                 MedprepWarning,
                 stacklevel=3,
             )
+        ibsi = isinstance(self.settings, str) and self.settings == IBSI_PRESET
         self._key_ = settings_key(
-            self.settings_, include_diagnostics=self.include_diagnostics
+            self.settings_, include_diagnostics=self.include_diagnostics,
+            definitions="ibsi" if ibsi else None,
         )
         self.memory_ = _check_memory(self.memory)
         if self.passthrough is None:

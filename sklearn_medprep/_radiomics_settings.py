@@ -25,6 +25,9 @@ __all__ = [
     "validate_settings",
 ]
 
+#: ``settings`` value of the IBSI-1 preset (see :mod:`sklearn_medprep._ibsi`)
+IBSI_PRESET = "ibsi"
+
 # PyRadiomics' settings validation (pykwalify) and extractor construction are not
 # thread-safe; every construction in this package goes through this lock.
 RADIOMICS_LOCK = threading.RLock()
@@ -48,7 +51,8 @@ def load_settings(settings):
     settings : dict, str, pathlib.Path or None
         Parameter mapping or path of a PyRadiomics parameter file (``.yaml``,
         ``.yml`` or ``.json``). None means PyRadiomics' defaults (Original image,
-        every feature class but ``shape2D``).
+        every feature class but ``shape2D``). The string ``"ibsi"`` is the IBSI-1
+        preset (:data:`sklearn_medprep._ibsi.IBSI_SETTINGS`), not a file name.
 
     Returns
     -------
@@ -72,6 +76,10 @@ def load_settings(settings):
     """
     if settings is None:
         return {}
+    if isinstance(settings, str) and settings == IBSI_PRESET:
+        from ._ibsi import ibsi_settings
+
+        return ibsi_settings()
     if isinstance(settings, dict):
         return copy.deepcopy(settings)
     if isinstance(settings, (str, os.PathLike)):
@@ -168,7 +176,7 @@ Path: '/setting'
     return data
 
 
-def settings_key(settings, *, include_diagnostics=False):
+def settings_key(settings, *, include_diagnostics=False, definitions=None):
     """Return a canonical JSON text of validated settings (part of cache keys).
 
     Parameters
@@ -177,6 +185,11 @@ def settings_key(settings, *, include_diagnostics=False):
         Validated parameters.
     include_diagnostics : bool, default=False
         Whether diagnostics are extracted.
+    definitions : {None, "ibsi"}, default=None
+        Feature definitions applied after PyRadiomics: None keeps PyRadiomics'
+        values; ``"ibsi"`` applies
+        :func:`~sklearn_medprep._ibsi.apply_ibsi_definitions`. Only a non-None
+        value enters the key (keys of PyRadiomics' definitions are unchanged).
 
     Returns
     -------
@@ -190,10 +203,10 @@ def settings_key(settings, *, include_diagnostics=False):
     """
     # keys keep their order: the order of image types and feature classes is
     # the order of PyRadiomics' output columns
-    return json.dumps(
-        {"diagnostics": bool(include_diagnostics), "params": settings},
-        default=str,
-    )
+    spec = {"diagnostics": bool(include_diagnostics), "params": settings}
+    if definitions is not None:
+        spec["definitions"] = definitions
+    return json.dumps(spec, default=str)
 
 
 def crop_margin(settings, *, include_diagnostics=False):
@@ -206,8 +219,9 @@ def crop_margin(settings, *, include_diagnostics=False):
     size: normalisation (whole-image mean and SD), resampling (B-spline
     coefficients over the whole image), Square/SquareRoot/Logarithm/Exponential
     (scaled by the whole-image maximum), LoG (recursive Gaussian), Wavelet (size-
-    dependent padding) and LBP are therefore never cropped, nor are diagnostics
-    (they describe the whole image).
+    dependent padding) and LBP are therefore not cropped by this single margin,
+    nor are diagnostics (they describe the whole image); filtered image types
+    are cropped one at a time by :func:`sklearn_medprep._radiomics_crop.crop_plan`.
 
     Parameters
     ----------

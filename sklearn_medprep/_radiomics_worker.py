@@ -20,7 +20,9 @@ import traceback
 import numpy as np
 import SimpleITK as sitk
 
+from ._ibsi import apply_ibsi_definitions
 from ._io import describe_cell, image_fingerprint, to_sitk
+from ._radiomics_crop import CropPlan, crop_plan
 from ._radiomics_settings import RADIOMICS_LOCK, crop_margin
 from .exceptions import GeometryMismatchError, ImageReadError, SubjectTableError
 
@@ -97,14 +99,21 @@ def _extract(image, mask, label, key, margin, verbose, image_key=None,
     cache key; ``image``, ``mask``, ``margin``, ``verbose`` and ``log_file`` are
     ignored by the cache.
     """
-    if margin is not None:
-        image, mask = _crop(image, mask, label, margin)
     extractor = _get_extractor(key, verbose)
-    result = extractor.execute(image, mask, label=int(label))
+    if isinstance(margin, CropPlan):  # filtered image types, each on its region
+        result = margin.execute(extractor, image, mask, int(label))
+    else:
+        if margin is not None:
+            image, mask = _crop(image, mask, label, margin)
+        result = extractor.execute(image, mask, label=int(label))
     if log_file is not None:
         with open(log_file, "a") as handle:
             handle.write(f"{image_key} {mask_key} {label} {os.getpid()}\n")
-    return [(name, _plain(value)) for name, value in result.items()]
+    values = [(name, _plain(value)) for name, value in result.items()]
+    if json.loads(key).get("definitions") == "ibsi":
+        n_voxels = int((sitk.GetArrayViewFromImage(mask) == label).sum())
+        values = apply_ibsi_definitions(values, n_voxels)
+    return values
 
 
 def _bounding_box(mask_array, label):
@@ -248,6 +257,8 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
         margin = None
         if check is not None:
             margin = crop_margin(params, include_diagnostics=spec["diagnostics"])
+            if margin is None:
+                margin = crop_plan(params, include_diagnostics=spec["diagnostics"])
         if memory is None:
             values = _extract(image, mask, label, key, margin, verbose)
         else:

@@ -1,10 +1,16 @@
 """Shared fixtures: small seeded cohorts and the optional ../shared reference data."""
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data next to the repository; MEDPREP_SHARED_DATA overrides it (a git
+# worktree elsewhere)
+SHARED_DATA = Path(
+    os.environ.get("MEDPREP_SHARED_DATA")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+)
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,20 @@ def _lesion_cohort():
     return _cohort(shape=(24, 26, 22))  # lesions of a few dozen voxels
 
 
+def _small_settings():
+    return {
+        "setting": {"binCount": 16},
+        "imageType": {"Original": {}},
+        "featureClass": {"firstorder": [], "glcm": ["Contrast", "Correlation"]},
+    }
+
+
+def _radiomics():
+    from .. import _radiomics
+
+    return _radiomics
+
+
 def _tio():
     import torchio
 
@@ -68,15 +82,14 @@ TEST_CASES = {
     ),
     "ImageTensorizer": (lambda: dict(image="image", dtype="float64"),
                         _one_site_cohort),
-    "RadiomicsExtractor": (
+    "RadiomicsExtractor": (lambda: dict(settings=_small_settings()), _lesion_cohort),
+    "RobustFeatureSelector": (
         lambda: dict(
-            settings={
-                "setting": {"binCount": 16},
-                "imageType": {"Original": {}},
-                "featureClass": {"firstorder": [], "glcm": ["Contrast", "Correlation"]},
-            }
+            extractor=_radiomics().RadiomicsExtractor(settings=_small_settings()),
+            n_perturbations=1,
+            random_state=0,
         ),
-        _lesion_cohort,
+        lambda: _cohort(shape=(32, 34, 30)),
     ),
     "TorchIOAugmenter": (
         lambda: dict(
@@ -277,6 +290,16 @@ def _torchio_checks(own_tests):
     return table
 
 
+# RobustFeatureSelector (sklearn_medprep/_robust.py): it extracts radiomic
+# features of image and mask columns (through RadiomicsExtractor), perturbed.
+_ROBUST_TABLE = (
+    _IMAGE_TABLE + "; RobustFeatureSelector's own contract tests are "
+    "tests/test_robust.py::test_drops_fine_bin_texture_keeps_stable_features "
+    "(output rows, index, names), ::test_cross_validate_fits_on_training_rows_only "
+    "and ::test_reproducible_and_caller_rng_untouched"
+)
+_ROBUST_CHECKS = {check: _ROBUST_TABLE for check in _RADIOMICS_CHECKS}
+
 EXPECTED_FAILED_CHECKS = {
     # "EstimatorName": {"check_name": "reason (and the domain check replacing it)"},
     "ComBatHarmonizer": _COMBAT_CHECKS,
@@ -284,6 +307,7 @@ EXPECTED_FAILED_CHECKS = {
     "TorchIOAugmenter": _torchio_checks("tests/test_augmenter.py"),
     "ImageTensorizer": _torchio_checks("tests/test_tensorizer_skorch.py"),
     "RadiomicsExtractor": _RADIOMICS_CHECKS,
+    "RobustFeatureSelector": _ROBUST_CHECKS,
 }
 
 
