@@ -16,6 +16,8 @@ from ._table import load_image, read_manifest, validate_table
 from ._tensor import ImageTensorizer
 from ._torchio import TorchIOPreprocessor
 from ._version import __version__
+from ._voxel_combat import VoxelComBatHarmonizer
+from ._voxel_qc import plot_voxel_site_effects, voxel_site_effect_maps
 
 __all__ = [
     # estimators
@@ -24,12 +26,15 @@ __all__ = [
     "RadiomicsExtractor",
     "TorchIOAugmenter",
     "TorchIOPreprocessor",
+    "VoxelComBatHarmonizer",
     # skorch bridge
     "TorchIOCollate",
     # quality control
     "plot_harmonization",
     "site_effect_report",
     "site_predictability",
+    "plot_voxel_site_effects",
+    "voxel_site_effect_maps",
     # subject table
     "expand_labels",
     "load_image",
