@@ -32,7 +32,9 @@ from .exceptions import MedprepWarning, SubjectTableError
 __all__ = ["VoxelComBatHarmonizer", "eb_adjust"]
 
 
-def eb_adjust(gamma_hat, delta_hat, counts, ok, *, ref_level, eb, parametric, mean_only):
+def eb_adjust(
+    gamma_hat, delta_hat, counts, ok, *, ref_level, eb, parametric, mean_only
+):
     """Empirical-Bayes step of :func:`~._combat_core.fit_combat` on summaries.
 
     ``fit_combat`` with ``eb=False`` on separate chunks of features gives the
@@ -96,9 +98,9 @@ def _fit_chunk(store, k, codes, n_sites, design_cov, ref_level, mean_only):
 def _harmonize_rows(cells, labels, column, grid, flat_index, codes, design_cov,
                     params, ref_level, new_site_params, fill, dtype, files):
     """Load, harmonize and rebuild (or write) a batch of images."""
-    images = [load for load in (
+    images = [
         vs.load_on_grid(c, grid, row=r, column=column) for c, r in zip(cells, labels)
-    )]
+    ]
     values = np.empty((len(images), flat_index.size))
     for i, image in enumerate(images):
         values[i] = vs.masked_voxels(image, flat_index)
@@ -383,8 +385,8 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         folder = Path(self.scratch_dir or tempfile.gettempdir())
         scratch = Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
         try:
-            dtype = vs.store_dtype(cells[0], row=rows[0], column=self.image)
-            for dtype in (dtype, "float64")[: 2 if dtype == "float32" else 1]:
+            first = vs.store_dtype(cells[0], row=rows[0], column=self.image)
+            for dtype in (first, "float64")[: 2 if first == "float32" else 1]:
                 store = vs.VoxelStore(scratch, n, p, width, dtype)
                 exact = parallel(
                     delayed(vs.fill_rows)(

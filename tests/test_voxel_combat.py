@@ -39,7 +39,8 @@ def _array(cell):
 def cohort(tmp_path_factory):
     folder = tmp_path_factory.mktemp("voxels")
     table, truth = make_voxel_cohort(
-        n_subjects=54, n_sites=3, site_sizes=[22, 14, 18], path=folder, random_state=1
+        n_subjects=54, n_sites=3, site_sizes=[22, 14, 18], path=folder,
+        random_state=1,
     )
     table["male"] = (table["sex"] == "M").astype(np.float64)
     test_rows = table.groupby("site").head(4).index
@@ -104,7 +105,8 @@ def test_parity_with_neuroharmonize_voxel_path(cohort, tmp_path, eb, ref):
             assert np.abs(_array(cell) - _array(file)).max() <= TOL
     # harmonization did something
     before = _array(train["image"].iloc[-1])
-    assert np.abs(_array(combat.transform(train)["image"].iloc[-1]) - before).max() > 0.05
+    after = _array(combat.transform(train)["image"].iloc[-1])
+    assert np.abs(after - before).max() > 0.05
 
 
 @pytest.mark.parametrize(
@@ -132,7 +134,9 @@ def test_chunked_fit_equals_feature_table_combat(cohort, kwargs):
         )
     out = voxel.set_params(dtype="float64").transform(test)
     flat_test, _ = _flat_table(test, voxel.mask_)
-    expected = tab.transform(pd.concat([flat_test, test[["site", "age", "sex"]]], axis=1))
+    expected = tab.transform(
+        pd.concat([flat_test, test[["site", "age", "sex"]]], axis=1)
+    )
     got = np.stack([_array(c).reshape(-1)[index] for c in out["image"]])
     assert np.abs(got - expected.to_numpy()).max() <= TOL
     # outside the mask: the input voxels, unchanged
@@ -231,7 +235,8 @@ def test_persistence_and_model_size(cohort, tmp_path):
     joblib.dump(combat, tmp_path / "model.joblib")
     loaded = joblib.load(tmp_path / "model.joblib")
     a, b = combat.transform(test), loaded.transform(test)
-    assert all(np.array_equal(_array(x), _array(y)) for x, y in zip(a["image"], b["image"]))
+    for x, y in zip(a["image"], b["image"]):
+        assert np.array_equal(_array(x), _array(y))
     p = combat.n_voxels_
     assert combat.gamma_star_.shape == (3, p) and combat.coef_.shape == (5, p)
 
