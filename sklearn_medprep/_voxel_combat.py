@@ -182,9 +182,12 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
     dtype : {"float32", "float64"}, default="float32"
         Pixel type of the harmonized images.
     output_dir : str, pathlib.Path or None, default=None
-        Write the harmonized images there as ``<row label>.nii.gz`` (input
-        geometry) and return their paths; None returns in-memory
+        Write the harmonized images there as ``<row label><output_suffix>``
+        (input geometry) and return their paths; None returns in-memory
         :class:`SimpleITK.Image` objects.
+    output_suffix : {".nii.gz", ".nii", ".nrrd", ".mha"}, default=".nii.gz"
+        File format of the written images (``".nii"`` skips the compression,
+        faster for large cohorts).
     chunk_size : int or None, default=None
         Voxels per chunk in ``fit``; None sizes chunks to 64 MiB of float64
         over all training subjects. Peak memory is about ``n_jobs`` chunks
@@ -248,6 +251,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         "fill_outside": [numbers.Real, None],
         "dtype": [StrOptions({"float32", "float64"})],
         "output_dir": [str, Path, None],
+        "output_suffix": [StrOptions({".nii.gz", ".nii", ".nrrd", ".mha"})],
         "chunk_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "scratch_dir": [str, Path, None],
         "n_jobs": [numbers.Integral, None],
@@ -268,6 +272,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         fill_outside=None,
         dtype="float32",
         output_dir=None,
+        output_suffix=".nii.gz",
         chunk_size=None,
         scratch_dir=None,
         n_jobs=None,
@@ -285,6 +290,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         self.fill_outside = fill_outside
         self.dtype = dtype
         self.output_dir = output_dir
+        self.output_suffix = output_suffix
         self.chunk_size = chunk_size
         self.scratch_dir = scratch_dir
         self.n_jobs = n_jobs
@@ -545,7 +551,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         folder = Path(self.output_dir)
         folder.mkdir(parents=True, exist_ok=True)
         names = [re.sub(r"[^A-Za-z0-9._-]+", "_", str(label)) for label in index]
-        return [str(folder / f"{name}.nii.gz") for name in names]
+        return [str(folder / f"{name}{self.output_suffix}") for name in names]
 
     def transform(self, X, *, sites=None, covariates=None):
         """Harmonize the images of ``X`` with the fitted voxel-wise parameters.
