@@ -320,3 +320,40 @@ def test_fewer_than_two_sites_and_bad_reference(cohort):
         VoxelComBatHarmonizer().fit(train[train["site"] == "site_0"])
     with pytest.raises(ValueError, match="reference_site 'nowhere'"):
         VoxelComBatHarmonizer(reference_site="nowhere").fit(train)
+
+
+def test_composes_in_a_pipeline_fitted_on_training_folds(cohort):
+    tio = pytest.importorskip("torchio")
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import cross_validate
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from sklearn_medprep import ImageTensorizer, TorchIOPreprocessor
+    from sklearn_medprep.model_selection import SiteStratifiedKFold
+
+    table, _, train, test = cohort
+    head = make_pipeline(
+        VoxelComBatHarmonizer(covariates=["age"]),
+        TorchIOPreprocessor(tio.ToCanonical(), mask=None),
+        ImageTensorizer(dtype="float64"),
+    )
+    tensors = head.fit(train).transform(test)
+    harmonized = head[0].set_params(dtype="float64").transform(test)
+    expected = tio.ToCanonical()(
+        tio.ScalarImage.from_sitk(harmonized["image"].iloc[0])
+    ).data.numpy()
+    np.testing.assert_allclose(tensors[0], expected, rtol=1e-6)
+    pipe = make_pipeline(
+        VoxelComBatHarmonizer(covariates=["age"]),
+        ImageTensorizer(),
+        FunctionTransformer(lambda x: x.reshape(len(x), -1)),
+        Ridge(),
+    )
+    cv = SiteStratifiedKFold(n_splits=3)
+    result = cross_validate(
+        pipe, table, table["age"], cv=cv, return_estimator=True, return_indices=True
+    )
+    for est, train_idx in zip(result["estimator"], result["indices"]["train"]):
+        # each harmonizer saw its training fold only
+        assert est[0].site_counts_.sum() == len(train_idx)
