@@ -154,7 +154,9 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
     mask : str, pathlib.Path, SimpleITK.Image, nibabel image or None, default=None
         Brain mask (non-zero voxels are harmonized). None learns it in ``fit``
         as neuroHarmonize's ``createMaskNIFTI`` does: the voxels whose mean
-        over the training images is positive and at least ``mask_threshold``.
+        over the training images is positive and at least ``mask_threshold``
+        (``createMaskNIFTI`` of neuroHarmonize 2.5.2 counts its first image
+        twice in that mean; this one does not).
     mask_threshold : float, default=0.0
         Threshold of the learned mask.
     %(site)s
@@ -239,7 +241,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
 
     _parameter_constraints = {
         "image": [str],
-        "mask": [str, Path, sitk.Image, object, None],
+        "mask": "no_validation",
         "mask_threshold": [numbers.Real],
         "site": [str, numbers.Integral],
         "covariates": [list, tuple, None],
@@ -308,7 +310,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         )
         return table, site_values, cov
 
-    def _mask(self, table, parallel):
+    def _mask(self, table):
         """Mask array (bool, C order of the SimpleITK array) and its grid."""
         cells = table[self.image].tolist()
         labels = table.index.tolist()
@@ -319,13 +321,16 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         first = vs.load_on_grid(cells[0], None, row=labels[0], column=self.image)
         grid = vs.grid_of(first)
         n_grid = int(np.prod(grid[0]))
-        parts = parallel(
+        parts = Parallel(n_jobs=self.n_jobs, return_as="generator")(
             delayed(vs.sum_images)(
                 [cells[i] for i in b], [labels[i] for i in b], self.image, grid
             )
             for b in vs.voxel_batches(len(cells), n_grid)
         )
-        mean = sum(parts) / len(cells)
+        total = next(parts)
+        for part in parts:  # one partial sum in memory at a time, in row order
+            total += part
+        mean = total / len(cells)
         array = (mean >= self.mask_threshold) & (mean > 0)
         return array, grid, first
 
@@ -380,7 +385,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
             cov, table.index, None
         )
         parallel = Parallel(n_jobs=self.n_jobs)
-        mask, grid, template = self._mask(table, parallel)
+        mask, grid, template = self._mask(table)
         flat_index = np.flatnonzero(mask.reshape(-1))
         if flat_index.size == 0:
             raise ValueError("the mask is empty: no voxel to harmonize")

@@ -16,6 +16,11 @@ EXPECTED = {
         "identical scores: True",
     ],
     "bench_torchio.py": ["wall ratio", "TorchIOCollate"],
+    "bench_voxel.py": [
+        "time ratio neuroHarmonize/ours",
+        "max rel diff",
+        "harmonized images written",
+    ],
 }
 
 
