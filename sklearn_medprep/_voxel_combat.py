@@ -210,12 +210,12 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
     site_counts_ : ndarray of shape (n_sites,)
     covariates_ : list of str
     covariate_levels_ : dict
-    coef_ : ndarray of shape (n_sites + n_design, n_voxels_)
-    grand_mean_, var_pooled_ : ndarray of shape (n_voxels_,)
+    coef_ : ndarray of shape (n_sites + n_design, n_voxels)
+    grand_mean_, var_pooled_ : ndarray of shape (n_voxels,)
     gamma_hat_, delta_hat_, gamma_star_, delta_star_ : ndarray of shape \
-(n_sites, n_voxels_)
+(n_sites, n_voxels)
     priors_ : dict of ndarray of shape (n_sites,)
-    harmonized_ : ndarray of bool of shape (n_voxels_,)
+    harmonized_ : ndarray of bool of shape (n_voxels,)
         False for voxels left unchanged (constant, or not estimable).
     eb_ : bool
     n_features_in_ : int
