@@ -205,6 +205,12 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         validate_data(self, table, skip_check_array=True, reset=reset)
         index = table.index
         n = table.shape[0]
+        if sites is None and self.site not in table.columns:
+            raise SubjectTableError(
+                f"{type(self).__name__} needs the site of each row: X has no column "
+                f"{self.site!r} and no sites= were passed.",
+                column=self.site,
+            )
         from_table = []
         site_values = inputs._read_sites(table, sites, self.site, n, index, from_table)
         cov = inputs._read_covariates(

@@ -357,3 +357,44 @@ def test_composes_in_a_pipeline_fitted_on_training_folds(cohort):
     for est, train_idx in zip(result["estimator"], result["indices"]["train"]):
         # each harmonizer saw its training fold only
         assert est[0].site_counts_.sum() == len(train_idx)
+
+
+def test_fit_never_holds_the_image_set(monkeypatch, tmp_path):
+    # numpy buffers traced during fit and transform stay well under the
+    # n x p float64 array neuroHarmonize holds (chunks and batches made small):
+    # a chunk plus the O(n_sites x p) model, with n much larger than n_sites
+    import tracemalloc
+
+    from sklearn_medprep import _voxel_store
+
+    monkeypatch.setattr(_voxel_store, "CHUNK_BYTES", 256 * 1024)
+    table, truth = make_voxel_cohort(
+        n_subjects=240, n_sites=3, shape=(20, 18, 16), path=tmp_path,
+        random_state=0,
+    )
+    image_set = len(table) * int(truth.brain.sum()) * 8
+    combat = VoxelComBatHarmonizer(covariates=["age"], output_dir=tmp_path / "out")
+    warm = table.groupby("site").head(3)  # first-call imports out of the trace
+    combat.fit(warm).transform(warm)
+    tracemalloc.start()
+    try:
+        combat.fit(table)
+        _, fit_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        combat.transform(table)
+        _, transform_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fit_peak < 0.5 * image_set, (fit_peak, image_set)
+    assert transform_peak < 0.5 * image_set, (transform_peak, image_set)
+
+
+def test_missing_site_column_is_named(cohort):
+    _, _, train, _ = cohort
+    with pytest.raises(SubjectTableError, match="VoxelComBatHarmonizer needs the site"):
+        VoxelComBatHarmonizer().fit(train.drop(columns="site"))
+    # routed sites= instead of the column
+    combat = VoxelComBatHarmonizer().fit(
+        train.drop(columns="site"), sites=train["site"].to_numpy()
+    )
+    assert list(combat.sites_) == ["site_0", "site_1", "site_2"]
