@@ -23,12 +23,15 @@ _LAZY = {
     "RobustFeatureSelector": "._robust",
     "TorchIOAugmenter": "._augment",
     "TorchIOPreprocessor": "._torchio",
+    "VoxelComBatHarmonizer": "._voxel_combat",
     # skorch bridge
     "TorchIOCollate": "._skorch",
     # quality control
     "plot_harmonization": "._qc",
     "site_effect_report": "._qc",
     "site_predictability": "._qc",
+    "plot_voxel_site_effects": "._voxel_qc",
+    "voxel_site_effect_maps": "._voxel_qc",
     # subject table
     "expand_labels": "._radiomics",
     "icc_3_1": "._robust",
@@ -45,12 +48,15 @@ __all__ = [
     "RobustFeatureSelector",
     "TorchIOAugmenter",
     "TorchIOPreprocessor",
+    "VoxelComBatHarmonizer",
     # skorch bridge
     "TorchIOCollate",
     # quality control
     "plot_harmonization",
     "site_effect_report",
     "site_predictability",
+    "plot_voxel_site_effects",
+    "voxel_site_effect_maps",
     # subject table
     "expand_labels",
     "icc_3_1",

@@ -72,10 +72,29 @@ def check_torchio(out):
         assert wall_ratio == pytest.approx(wall / plain_wall, rel=0.05, abs=2e-3)
 
 
+def check_voxel(out):
+    if importlib.util.find_spec("neuroHarmonize") is None:
+        assert "neuroHarmonize is not installed" in out
+    else:
+        ratios = re.search(r"time ratio neuroHarmonize/ours: " + NUM + r"x; peak "
+                           r"memory ratio neuroHarmonize/ours: " + NUM + "x", out)
+        assert ratios, out[-2000:]
+        _positive([float(v) for v in ratios.groups()], "voxel ratios")
+        (rel,) = re.search(r"max rel diff (\S+)", out).groups()
+        assert float(rel) <= 1e-6, "voxel ComBat differs from neuroHarmonize"
+    written = re.search(r"(\d+) harmonized images written", out)
+    assert written and int(written.group(1)) > 0, out[-2000:]
+    peak = re.search(r"ours: +" + NUM + r" s, peak " + NUM + " MiB", out.split(
+        "neuroHarmonize would need")[-1])
+    assert peak, out[-2000:]
+    _positive([float(v) for v in peak.groups()], "voxel time and peak")
+
+
 CHECKS = {
     "bench_combat.py": check_combat,
     "bench_radiomics.py": check_radiomics,
     "bench_torchio.py": check_torchio,
+    "bench_voxel.py": check_voxel,
 }
 
 

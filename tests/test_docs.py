@@ -12,6 +12,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 MAIN_API_PAGES = [
     "sklearn_medprep.RadiomicsExtractor",
     "sklearn_medprep.ComBatHarmonizer",
+    "sklearn_medprep.VoxelComBatHarmonizer",
     "sklearn_medprep.TorchIOPreprocessor",
     "sklearn_medprep.TorchIOAugmenter",
     "sklearn_medprep.ImageTensorizer",

@@ -43,6 +43,18 @@ EXPECTED = {
         ],
         "files": ["cnn_pipeline.joblib"],
     },
+    "plot_voxel_harmonization.py": {
+        "lines": [
+            "median site F before:",
+            "correlation of the age-slope map with the simulated one:",
+            "site accuracy from voxels, harmonized:",
+        ],
+        "files": [
+            "voxel_site_fmaps.png",
+            "site_fmap_after.nii.gz",
+            "harmonized/sub-00000.nii.gz",
+        ],
+    },
     "plot_xray_augmentation_preview.py": {
         "lines": ["fit_resample: 6 rows -> 24 rows", "same random_state, same"],
         "files": ["xray_augmentation_preview.png"],

@@ -65,6 +65,13 @@ def _radiomics():
     return _radiomics
 
 
+def _voxel_cohort():
+    from ..datasets import make_voxel_cohort
+
+    table, _ = make_voxel_cohort(12, 2, shape=(7, 8, 9), random_state=0)
+    return table.assign(y=(table["age"] > table["age"].median()).astype(int))
+
+
 def _tio():
     import torchio
 
@@ -90,6 +97,10 @@ TEST_CASES = {
             random_state=0,
         ),
         lambda: _cohort(shape=(32, 34, 30)),
+    ),
+    "VoxelComBatHarmonizer": (
+        lambda: dict(site="site", covariates=["age"], chunk_size=97),
+        _voxel_cohort,
     ),
     "TorchIOAugmenter": (
         lambda: dict(
@@ -241,6 +252,24 @@ _RADIOMICS_CHECKS.update({
     "independently: test_n_jobs_gives_identical_results_and_errors",
 })
 
+# VoxelComBatHarmonizer (sklearn_medprep/_voxel_combat.py): it reads an image
+# column (and the site) of a subject table; scikit-learn's checks pass arrays.
+_VOXEL_TABLE = (
+    _IMAGE_TABLE + "; VoxelComBatHarmonizer's own contract tests are in "
+    "tests/test_voxel_combat.py: test_output_dir_writes_images_with_input_geometry "
+    "(index, columns, pass-through), test_persistence_and_model_size (pickling), "
+    "test_n_jobs_and_chunks_do_not_change_the_model, test_chunked_fit_equals_"
+    "feature_table_combat"
+)
+_VOXEL_CHECKS = {
+    check: _VOXEL_TABLE
+    for check in [
+        *_RADIOMICS_CHECKS,
+        "check_estimators_nan_inf",
+        "check_transformer_preserve_dtypes",
+    ]
+}
+
 # TorchIO estimators: every data check feeds an anonymous numeric array, where
 # they read image cells (paths or in-memory images) of named columns.
 _TORCHIO_DOMAIN = {
@@ -308,6 +337,7 @@ EXPECTED_FAILED_CHECKS = {
     "ImageTensorizer": _torchio_checks("tests/test_tensorizer_skorch.py"),
     "RadiomicsExtractor": _RADIOMICS_CHECKS,
     "RobustFeatureSelector": _ROBUST_CHECKS,
+    "VoxelComBatHarmonizer": _VOXEL_CHECKS,
 }
 
 
