@@ -8,8 +8,10 @@ without leakage with site-aware splitters, and persist with joblib.
 """
 
 from ._augment import TorchIOAugmenter
+from ._cohort_report import CohortReport, cohort_report
 from ._combat import ComBatHarmonizer
 from ._qc import plot_harmonization, site_effect_report, site_predictability
+from ._qc_plot import plot_pca_by_site, plot_site_effects, plot_site_features
 from ._radiomics import RadiomicsExtractor, expand_labels
 from ._skorch import TorchIOCollate
 from ._table import load_image, read_manifest, validate_table
@@ -27,6 +29,11 @@ __all__ = [
     # skorch bridge
     "TorchIOCollate",
     # quality control
+    "CohortReport",
+    "cohort_report",
+    "plot_pca_by_site",
+    "plot_site_effects",
+    "plot_site_features",
     "plot_harmonization",
     "site_effect_report",
     "site_predictability",
