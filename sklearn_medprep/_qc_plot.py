@@ -79,8 +79,8 @@ def _site_styles(labels):
 
 
 def _legend_columns(n_sites):
-    """Legend columns so that a column holds at most 15 sites."""
-    return max(1, int(np.ceil(n_sites / 15)))
+    """Legend columns so that a column holds at most 20 sites."""
+    return max(1, int(np.ceil(n_sites / 20)))
 
 
 def _sites_of(table, site):
@@ -239,7 +239,7 @@ def plot_site_effects(
     *,
     covariates=None,
     report=None,
-    n_labels=5,
+    n_labels=4,
     ax=None,
     figsize=(6.0, 5.0),
 ):
@@ -263,7 +263,7 @@ def plot_site_effects(
         Covariates to adjust for (see :func:`site_effect_report`).
     report : pandas.DataFrame or None, default=None
         A :func:`site_effect_report` already computed (skips the computation).
-    n_labels : int, default=5
+    n_labels : int, default=4
         Number of features named on the figure.
     ax : matplotlib.axes.Axes or None, default=None
         Axes to draw on; a new figure when None.
@@ -304,12 +304,13 @@ def plot_site_effects(
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     order = np.argsort(-np.where(finite, f_b, -np.inf))[: max(0, n_labels)]
-    for i in order:
+    for rank, i in enumerate(order):
         if finite[i]:
+            # labels alternate above/below and step right, to limit overlaps
             ax.annotate(
                 str(report.index[i]),
                 (x[i], y[i]),
-                xytext=(4, 2),
+                xytext=(5 + 6 * (rank // 2), 4 if rank % 2 == 0 else -12),
                 textcoords="offset points",
                 fontsize=TICK_SIZE - 1,
             )
@@ -427,8 +428,7 @@ def plot_site_features(
             ax.set_title(f"{feat}, {name} (F = {f:.3g})", fontsize=TITLE_SIZE)
             ax.set_ylabel(f"{feat} ({name})", fontsize=LABEL_SIZE)
             ax.tick_params(axis="y", labelsize=TICK_SIZE)
-            if row == 1:
-                ax.set_xlabel("site", fontsize=LABEL_SIZE)
+            ax.set_xlabel("site", fontsize=LABEL_SIZE)
         finite = np.concatenate([b[np.isfinite(b)], a[np.isfinite(a)]])
         if finite.size:
             pad = 0.05 * (finite.max() - finite.min() or 1.0)
@@ -476,8 +476,10 @@ def plot_harmonization(
     Returns
     -------
     fig : matplotlib.figure.Figure
-        Columns: the box plots (before on top, after below), the PCA (before,
-        after), the per-feature site effect and the legend of sites.
+        Top: the box plots (up to 15 sites, one column per feature, before
+        on top of after; with more sites, one row per feature, before left
+        of after). Bottom: the PCA (before, after), the per-feature site
+        effect and the legend of sites.
 
     Examples
     --------
@@ -510,14 +512,25 @@ def plot_harmonization(
     # effect and the legend of sites. Widths grow with the number of sites.
     box_width = max(3.6, 0.26 * len(labels) + 1.2)
     legend_width = 1.7 * _legend_columns(len(labels))
-    bottom_widths = [4.4, 4.4, 4.8, legend_width]
-    width = max(box_width * n_shown, sum(bottom_widths))
-    fig = plt.figure(
-        figsize=figsize or (width, 6.2 * (n_shown > 0) + 4.6), layout="constrained"
-    )
+    bottom_widths = [4.2, 4.2, 4.6, legend_width]
+    # Up to 15 sites the features sit side by side (before on top, after
+    # below); with more sites each feature gets a row (before | after), so the
+    # figure stays about 16 inches wide.
+    wide = len(labels) > 15
+    if wide:
+        box_width = max(3.6, 0.2 * len(labels) + 1.2)
+        top_width, top_height = 2 * box_width, 3.4 * n_shown
+    else:
+        top_width, top_height = box_width * n_shown, 6.2
+    width = max(top_width, sum(bottom_widths))
+    height = (top_height if n_shown else 0.0) + 4.6
+    fig = plt.figure(figsize=figsize or (width, height), layout="constrained")
     if n_shown:
-        top, bottom = fig.subfigures(2, 1, height_ratios=[6.2, 4.6])
-        box_axes = top.subplots(2, n_shown, squeeze=False)
+        top, bottom = fig.subfigures(2, 1, height_ratios=[top_height, 4.6])
+        if wide:
+            box_axes = top.subplots(n_shown, 2, squeeze=False).T
+        else:
+            box_axes = top.subplots(2, n_shown, squeeze=False)
         plot_site_features(
             before,
             after,
