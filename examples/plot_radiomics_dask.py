@@ -124,3 +124,17 @@ if __name__ == "__main__":
         f"{len(pids & worker_pids)} worker processes "
         f"(all on the workers: {pids <= worker_pids})"
     )
+
+    # %%
+    # Figure: where the extractions ran
+    # ---------------------------------
+    import matplotlib.pyplot as plt
+
+    per_process = pd.Series(
+        [int(line.split()[-1]) for line in log.read_text().splitlines()]
+    ).value_counts()
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    ax.bar([f"worker pid {pid}" for pid in per_process.index], per_process.to_numpy())
+    ax.set_xlabel("dask worker process")
+    ax.set_ylabel("images extracted")
+    ax.set_title(f"{len(table)} extractions on the cluster, none in the client")

@@ -308,32 +308,28 @@ def cohort_report(
 
     Findings, with their default thresholds (``thresholds=`` changes them):
 
-    ==========================  ============================================
-    code                        flagged when
-    ==========================  ============================================
-    site_label_confounding      site-target association with p < alpha
-                                (0.05) and Cramér's V >= confounding_v (0.2),
-                                or epsilon^2 >= confounding_effect (0.06) for
-                                a continuous target
-    label_predictable_from_site target from site alone scores >= chance +
-                                shortcut_margin (0.1)
-    label_predictable_from_     same from the covariates alone (a note:
-    covariates                  they may be genuine predictors)
-    class_imbalance             smallest class < minority_fraction (20%) of
-                                the subjects
-    site_without_class          a site has no subject of some class
-    small_site_class_cell       a site x class cell has < min_cell (5)
-    small_site                  a site has < min_site_size (10) subjects
-                                (ComBat's per-site estimates are unstable)
-    covariate_differs_by_site   p < alpha and V >= covariate_v (0.2) or
-                                epsilon^2 >= covariate_effect (0.06)
-    covariate_differs_by_label  same, across classes
-    under_represented_group     a protected group is < min_group_fraction
-                                (10%) of the subjects, or has no subject of
-                                some class
-    missing_values              missing cells in the columns read (those
-                                rows are left out of the tests using them)
-    ==========================  ============================================
+    * ``site_label_confounding`` (warning): the site-target association has
+      p < ``alpha`` (0.05) and Cramér's V >= ``confounding_v`` (0.2), or
+      epsilon^2 >= ``confounding_effect`` (0.06) for a continuous target;
+    * ``label_predictable_from_site`` (warning): the target predicted from the
+      site alone scores >= chance + ``shortcut_margin`` (0.1);
+    * ``label_predictable_from_covariates`` (note): the same from the
+      covariates alone (they may be genuine predictors);
+    * ``class_imbalance`` (warning): the smallest class is under
+      ``minority_fraction`` (20%) of the subjects;
+    * ``site_without_class`` (warning): a site has no subject of some class;
+    * ``small_site_class_cell`` (note): a site x class cell has fewer than
+      ``min_cell`` (5) subjects;
+    * ``small_site`` (warning): a site has fewer than ``min_site_size`` (10)
+      subjects (ComBat's per-site estimates are unstable);
+    * ``covariate_differs_by_site`` (note): p < ``alpha`` and Cramér's V >=
+      ``covariate_v`` (0.2), or epsilon^2 >= ``covariate_effect`` (0.06);
+    * ``covariate_differs_by_label`` (note): the same, across classes;
+    * ``under_represented_group`` (warning): a protected group is under
+      ``min_group_fraction`` (10%) of the subjects, or has no subject of some
+      class;
+    * ``missing_values`` (warning): missing cells in the columns read (those
+      rows are left out of the tests that use the column).
 
     Parameters
     ----------
