@@ -137,4 +137,5 @@ if __name__ == "__main__":
     ax.bar([f"worker pid {pid}" for pid in per_process.index], per_process.to_numpy())
     ax.set_xlabel("dask worker process")
     ax.set_ylabel("images extracted")
-    ax.set_title(f"{len(table)} extractions on the cluster, none in the client")
+    where = "all on the workers" if pids <= worker_pids else "some outside"
+    ax.set_title(f"{count_extractions(cache)} extractions, {where}")

@@ -194,5 +194,6 @@ history = best["net"].history
 fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 ax.plot(history[:, "epoch"], history[:, "train_loss"], marker="o")
 ax.set_xlabel("epoch")
+ax.set_xticks(history[:, "epoch"])
 ax.set_ylabel("training loss (cross-entropy)")
 ax.set_title(f"TinyCNN, lr={search.best_params_['net__lr']}, augmented batches")

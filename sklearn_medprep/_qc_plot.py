@@ -304,16 +304,18 @@ def plot_site_effects(
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     order = np.argsort(-np.where(finite, f_b, -np.inf))[: max(0, n_labels)]
-    for rank, i in enumerate(order):
-        if finite[i]:
-            # labels alternate above/below and step right, to limit overlaps
-            ax.annotate(
-                str(report.index[i]),
-                (x[i], y[i]),
-                xytext=(5 + 6 * (rank // 2), 4 if rank % 2 == 0 else -12),
-                textcoords="offset points",
-                fontsize=TICK_SIZE - 1,
-            )
+    # The most affected features are named in a column in the upper left (an
+    # empty region: after > before is rare), with a line to their point, so
+    # that names of nearby points never overlap.
+    for rank, i in enumerate(i for i in order if finite[i]):
+        ax.annotate(
+            str(report.index[i]),
+            (x[i], y[i]),
+            xytext=(0.03, 0.80 - 0.075 * rank),
+            textcoords="axes fraction",
+            fontsize=TICK_SIZE - 1,
+            arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.6},
+        )
     ax.set_xlabel("site effect before (ANOVA F over sites)", fontsize=LABEL_SIZE)
     ax.set_ylabel("site effect after (ANOVA F over sites)", fontsize=LABEL_SIZE)
     n_before = int((report["p_before"] < 0.05).sum())
