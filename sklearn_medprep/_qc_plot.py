@@ -330,6 +330,17 @@ def plot_site_effects(
     return fig
 
 
+def _wrap_name(name, width=36):
+    """Break a long feature name after underscores into lines of ``width``."""
+    lines, line = [], ""
+    for part in re.split(r"(?<=_)", str(name)):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join([*lines, line])
+
+
 def _box_by_site(ax, values, sites, labels, styles):
     groups = [values[(sites == s) & ~np.isnan(values)] for s in labels]
     parts = ax.boxplot(
@@ -427,8 +438,10 @@ def plot_site_features(
             _box_by_site(ax, values, sites, labels, styles)
             _site_ticks(ax, labels)
             f = float(report.loc[feat, stat])
-            ax.set_title(f"{feat}, {name} (F = {f:.3g})", fontsize=TITLE_SIZE)
-            ax.set_ylabel(f"{feat} ({name})", fontsize=LABEL_SIZE)
+            ax.set_title(
+                f"{_wrap_name(feat)}\n{name} (F = {f:.3g})", fontsize=TITLE_SIZE
+            )
+            ax.set_ylabel(f"value {name}", fontsize=LABEL_SIZE)
             ax.tick_params(axis="y", labelsize=TICK_SIZE)
             ax.set_xlabel("site", fontsize=LABEL_SIZE)
         finite = np.concatenate([b[np.isfinite(b)], a[np.isfinite(a)]])
@@ -492,8 +505,9 @@ def plot_harmonization(
     >>> df = make_multisite_features(90, 6, random_state=0).drop(columns="y")
     >>> after = ComBatHarmonizer(covariates=["age", "sex"]).fit_transform(df)
     >>> fig = plot_harmonization(df, after, "site", n_features=2)
-    >>> fig.axes[0].get_title()
-    'f005, before (F = 57.5)'
+    >>> print(fig.axes[0].get_title())
+    f005
+    before (F = 57.5)
     """
     import matplotlib.pyplot as plt
 
@@ -565,7 +579,8 @@ def plot_harmonization(
         frameon=False,
         markerscale=1.3,
     )
-    fig.suptitle(
+    # on the top subfigure when there is one: constrained layout makes room
+    (top if n_shown else fig).suptitle(
         f"Harmonization QC: {len(features)} features, {len(labels)} sites, "
         f"{len(sites)} subjects",
         fontsize=TITLE_SIZE + 1,

@@ -121,11 +121,13 @@ def test_harmonization_figure_structure(n_sites):
     # the box plots show the most site-affected features, ranked as the report
     report = site_effect_report(before, after, "site", covariates=covs)
     top = list(report["F_before"].sort_values(ascending=False).index[:3])
-    boxes = {ax.get_title().split(" (F")[0]: ax for ax in axes[:6]}
+    boxes = {}
+    for ax in axes[:6]:
+        name, when = ax.get_title().rsplit("\n", 1)
+        boxes[f"{name.replace(chr(10), '')}, {when.split(' (F')[0]}"] = ax
     expected = [f"{f}, {w}" for f in top for w in ("before", "after")]
     assert sorted(boxes) == sorted(expected)
-    titles = [ax.get_title() for ax in axes[:6]]
-    assert titles[0].startswith(f"{top[0]}, before")
+    assert axes[0].get_title().startswith(f"{top[0]}\nbefore")
     for feat in top:  # before and after on one y scale
         b, a = boxes[f"{feat}, before"], boxes[f"{feat}, after"]
         assert b.get_ylim() == a.get_ylim()
@@ -310,3 +312,13 @@ def test_before_and_after_with_different_rows_is_an_error():
         site_effect_report(before, after.iloc[1:], "site")
     with pytest.raises(SubjectTableError, match="first row missing after: 0"):
         site_effect_report(before, after.set_axis(after.index + 100), "site")
+
+
+def test_long_feature_names_are_wrapped():
+    from sklearn_medprep._qc_plot import _wrap_name
+
+    name = "original_firstorder_RobustMeanAbsoluteDeviation"
+    wrapped = _wrap_name(name)
+    assert wrapped.replace("\n", "") == name
+    assert wrapped == "original_firstorder_\nRobustMeanAbsoluteDeviation"
+    assert _wrap_name("f001") == "f001"
