@@ -34,7 +34,7 @@ def _counts_panel(ax, report, sites):
     for colour, cls in zip(_colours(counts.shape[1]), counts.columns):
         values = counts[cls].to_numpy(dtype=float)
         ax.bar(x, values, bottom=bottom, color=colour, width=0.7, label=str(cls))
-        if len(sites) <= 12:
+        if len(sites) <= 6:  # wide enough bars for "54 (82%)"
             share = values / np.maximum(totals, 1)
             for xi, b, v, p in zip(x, bottom, values, share):
                 if v >= 0.06 * totals.max():
@@ -166,7 +166,8 @@ def plot_cohort(report, figsize=None):
     """Draw a :class:`~sklearn_medprep.CohortReport` (see its ``plot``)."""
     import matplotlib.pyplot as plt
 
-    sites = natural_order(report._frame[report.site].astype(str))
+    # the site column is categorical, its categories in natural order
+    sites = list(report._frame[report.site].cat.categories)
     variables = list(dict.fromkeys([*report.covariates, *report.protected]))
     n_panels = 2 + len(variables)
     ncols = 2 if n_panels in (2, 4) else 3

@@ -228,3 +228,24 @@ def test_plot_structure_and_html():
     html = report._repr_html_()
     assert "confounded with the site" in html and "<table" in html
     assert "2 warnings" in repr(report)
+
+
+def test_numeric_site_codes_and_string_labels():
+    rng = np.random.default_rng(0)
+    n = 150
+    table = pd.DataFrame(
+        {
+            "scanner": rng.integers(1, 13, n),
+            "dx": np.where(rng.uniform(size=n) < 0.4, "cardiomegaly", "normal"),
+            "age": rng.normal(60, 10, n),
+        }
+    )
+    report = cohort_report(table, site="scanner", target="dx", covariates=["age"])
+    assert list(report.counts.index) == [*range(1, 13), "all"]
+    assert list(report.counts.columns) == ["cardiomegaly", "normal", "all"]
+    fig = report.plot()
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == [str(k) for k in range(1, 13)]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["cardiomegaly", "normal"]
+    plt.close(fig)
