@@ -31,7 +31,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from sklearn_medprep import (
@@ -165,6 +164,5 @@ for name, table in [
 # -------------------------------------------------------
 fig = plot_harmonization(data, harmonized, "site", features=features, n_features=3)
 figure = OUT / "harmonize_feature_table.png"
-fig.savefig(figure, dpi=80)
-plt.close(fig)
+fig.savefig(figure, dpi=100)
 print(f"figure saved: {figure}")

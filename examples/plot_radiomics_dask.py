@@ -124,3 +124,18 @@ if __name__ == "__main__":
         f"{len(pids & worker_pids)} worker processes "
         f"(all on the workers: {pids <= worker_pids})"
     )
+
+    # %%
+    # Figure: where the extractions ran
+    # ---------------------------------
+    import matplotlib.pyplot as plt
+
+    per_process = pd.Series(
+        [int(line.split()[-1]) for line in log.read_text().splitlines()]
+    ).value_counts()
+    fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    ax.bar([f"worker pid {pid}" for pid in per_process.index], per_process.to_numpy())
+    ax.set_xlabel("dask worker process")
+    ax.set_ylabel("images extracted")
+    where = "all on the workers" if pids <= worker_pids else "some outside"
+    ax.set_title(f"{count_extractions(cache)} extractions, {where}")

@@ -155,3 +155,15 @@ means = raw.groupby("site")[feature].mean().to_frame("before ComBat")
 means["after ComBat"] = harmonized.groupby(table["site"])[feature].mean()
 print(f"{feature} by site:")
 print(means.round(1))
+
+# %%
+# Quality control figure
+# ----------------------
+# The radiomic features most affected by site before and after ComBat (on one
+# scale), the PCA by site and the site effect of every feature; age and sex,
+# which ComBat keeps, are adjusted for in the site-effect statistics.
+from sklearn_medprep import plot_harmonization
+
+fig = plot_harmonization(
+    raw, harmonized, "site", n_features=2, covariates=["age", "sex"]
+)

@@ -183,3 +183,17 @@ print(
     f"reloaded predict_proba identical: {identical}"
 )
 print(f"training accuracy of the best model: {(proba.argmax(1) == y).mean():.3f}")
+
+# %%
+# Figure: training loss of the refitted net
+# -----------------------------------------
+# Every epoch sees freshly augmented batches.
+import matplotlib.pyplot as plt
+
+history = best["net"].history
+fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+ax.plot(history[:, "epoch"], history[:, "train_loss"], marker="o")
+ax.set_xlabel("epoch")
+ax.set_xticks(history[:, "epoch"])
+ax.set_ylabel("training loss (cross-entropy)")
+ax.set_title(f"TinyCNN, lr={search.best_params_['net__lr']}, augmented batches")

@@ -123,8 +123,7 @@ for i, subject in enumerate(shown):
         ax.axis("off")
 fig.tight_layout()
 figure = OUT / "xray_augmentation_preview.png"
-fig.savefig(figure, dpi=80)
-plt.close(fig)
+fig.savefig(figure, dpi=100)
 print(
     "heart mask area of the augmented copies / original: "
     f"{min(heart_area):.2f} to {max(heart_area):.2f} (scaling moves it, the "

@@ -32,6 +32,12 @@ _LAZY = {
     "site_predictability": "._qc",
     "plot_voxel_site_effects": "._voxel_qc",
     "voxel_site_effect_maps": "._voxel_qc",
+    "plot_pca_by_site": "._qc_plot",
+    "plot_site_effects": "._qc_plot",
+    "plot_site_features": "._qc_plot",
+    # cohort audit
+    "CohortReport": "._cohort_report",
+    "cohort_report": "._cohort_report",
     # subject table
     "expand_labels": "._radiomics",
     "icc_3_1": "._robust",
@@ -57,6 +63,12 @@ __all__ = [
     "site_predictability",
     "plot_voxel_site_effects",
     "voxel_site_effect_maps",
+    "plot_pca_by_site",
+    "plot_site_effects",
+    "plot_site_features",
+    # cohort audit
+    "CohortReport",
+    "cohort_report",
     # subject table
     "expand_labels",
     "icc_3_1",

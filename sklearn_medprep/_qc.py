@@ -4,11 +4,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._optional import import_optional
 from ._table import align_rows
 from .exceptions import SubjectTableError
 
-__all__ = ["site_effect_report", "site_predictability", "plot_harmonization"]
+__all__ = [
+    "plot_harmonization",
+    "plot_pca_by_site",
+    "plot_site_effects",
+    "plot_site_features",
+    "site_effect_report",
+    "site_predictability",
+]
 
 
 def _site_and_features(table, site, features):
@@ -285,78 +291,11 @@ def site_predictability(
     return float(np.mean(scores))
 
 
-def plot_harmonization(
-    before, after, site, features=None, *, n_features=3, figsize=None
-):
-    """Plot feature distributions and a PCA by site, before and after.
-
-    Parameters
-    ----------
-    before, after : pandas.DataFrame
-        Same rows before and after harmonization.
-    site : str or array-like
-        Site column of ``before`` or the labels.
-    features : list of str or None, default=None
-        Features to use (all numeric columns of ``after`` by default); the
-        first ``n_features`` get a box plot per site.
-    n_features : int, default=3
-        Number of features with a distribution panel.
-    figsize : tuple or None, default=None
-        Figure size.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-        Two rows (before, after): box plots per site, then PCA scores
-        coloured by site.
-    """
-    from sklearn.decomposition import PCA
-
-    plt = import_optional("matplotlib.pyplot", "plot_harmonization")
-
-    if isinstance(site, str):
-        sites = _site_and_features(before, site, [])[1]
-    else:
-        sites = np.asarray(site)
-    if features is None:
-        features = [
-            c
-            for c in _site_and_features(after, sites, None)[2]
-            if not isinstance(site, str) or c != site
-        ]
-    shown = features[:n_features]
-    labels = np.unique(sites)
-    fig, axes = plt.subplots(
-        2,
-        len(shown) + 1,
-        figsize=figsize or (3.2 * (len(shown) + 1), 6),
-        squeeze=False,
-    )
-    pca = None
-    for row, (name, table) in enumerate([("before", before), ("after", after)]):
-        values, _, _ = _site_and_features(table, sites, features)
-        for j, feat in enumerate(shown):
-            ax = axes[row, j]
-            col = values[:, j]
-            ax.boxplot([col[(sites == s) & ~np.isnan(col)] for s in labels])
-            ax.set_xticks(
-                range(1, labels.size + 1),
-                [str(s) for s in labels],
-                rotation=90,
-                fontsize=7,
-            )
-            ax.set_title(f"{feat} ({name})", fontsize=9)
-        filled = np.where(np.isnan(values), np.nanmean(values, axis=0), values)
-        filled = (filled - filled.mean(axis=0)) / (filled.std(axis=0) + 1e-12)
-        if pca is None:
-            pca = PCA(n_components=2).fit(filled)
-        scores = pca.transform(filled)
-        ax = axes[row, -1]
-        for s in labels:
-            mask = sites == s
-            ax.scatter(scores[mask, 0], scores[mask, 1], s=8, label=str(s))
-        ax.set_title(f"PCA by site ({name}; axes of 'before')", fontsize=9)
-    if labels.size <= 12:
-        axes[0, -1].legend(fontsize=6)
-    fig.tight_layout()
-    return fig
+# The figures live in their own module (one concept per module); re-exported
+# here so that ``from sklearn_medprep._qc import plot_harmonization`` keeps working.
+from ._qc_plot import (  # noqa: E402
+    plot_harmonization,
+    plot_pca_by_site,
+    plot_site_effects,
+    plot_site_features,
+)

@@ -10,6 +10,7 @@ from joblib import Parallel, delayed
 from sklearn.utils import Bunch
 
 from . import _voxel_store as vs
+from ._optional import import_optional
 from ._qc import _anova, _covariate_design, _residualize
 from ._table import align_rows, check_subject_table
 
@@ -153,7 +154,7 @@ def plot_voxel_site_effects(maps, *, n_slices=3, file=None, figsize=None):
     -------
     fig : matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
+    plt = import_optional("matplotlib.pyplot", "plot_voxel_site_effects")
 
     rows = [name for name in ("before", "after") if maps[name] is not None]
     arrays = {name: sitk.GetArrayFromImage(maps[name]) for name in rows}

@@ -17,6 +17,7 @@ hospital, the demo
 """
 
 import argparse
+import textwrap
 import time
 from pathlib import Path
 
@@ -139,6 +140,76 @@ def _outer_scores(search, X, y, cv, name):
     return np.array(scores)
 
 
+def _print_plan(out, n_subjects, n_new):
+    """Say what will run, how long it takes and where every output goes."""
+    print(
+        f"sklearn-medprep demo: {n_subjects + n_new} synthetic subjects "
+        f"({n_subjects} for training and cross-validation, {n_new} held back as "
+        "new patients).\n"
+        "Expected run time: about 2 minutes on 2 CPU cores at the default size "
+        "(it grows with --n-subjects); every stage prints its own duration.\n"
+        f"All outputs go to one folder: {out}/ (the cohort's images and table, "
+        "the radiomics cache, the cohort audit, the QC figure and report, the "
+        "fitted pipeline).",
+        flush=True,
+    )
+
+
+def _audit_cohort(train, out):
+    """Audit the training cohort's metadata before any model: print, save, plot.
+
+    Returns the :class:`~sklearn_medprep.CohortReport`.
+    """
+    from sklearn_medprep import cohort_report
+
+    report = cohort_report(
+        train, site="site", target="y", covariates=["age", "sex"], protected=["sex"]
+    )
+    print("    cohort audit (metadata only, before any model):")
+    for finding in report.findings or [str(report).splitlines()[-1][2:]]:
+        print(
+            textwrap.fill(
+                str(finding), 86, initial_indent="    - ", subsequent_indent="      "
+            )
+        )
+    site_only = report.shortcuts.loc["site"]
+    print(
+        f"    -> the label alone from the hospital: {site_only['metric']} "
+        f"{site_only['score']:.2f} (chance {site_only['chance']:.2f}); a model "
+        "must beat this to show it learned more than the hospital."
+    )
+    (out / "cohort_audit.txt").write_text(str(report) + "\n", encoding="utf-8")
+    fig = report.plot()
+    fig.savefig(out / "cohort_audit.png", dpi=100)
+    print(f"    audit written to {out / 'cohort_audit.txt'} and cohort_audit.png")
+    return report
+
+
+def _explain_site_predictability(before, after, n_sites):
+    """Print what the site-predictability scores mean, below chance included."""
+    chance = 1.0 / n_sites
+    print(
+        "    (balanced accuracy of a classifier that guesses the hospital from the "
+        f"features, cross-validated; chance {chance:.2f}.)"
+    )
+    if after < chance:
+        print(
+            f"    {after:.2f} after is below chance, and that is good news: ComBat\n"
+            "    made the site means equal over the whole cohort, so in\n"
+            "    cross-validation whatever shifts a held-out fold one way shifts\n"
+            "    the training folds the other way, and a classifier fitted on the\n"
+            "    training folds is pushed towards the wrong site. Below chance\n"
+            "    means no site signal is left, not that some remains."
+        )
+    elif after < chance + 0.1:
+        print(f"    {after:.2f} after is at chance: no site signal left.")
+    else:
+        print(
+            f"    {after:.2f} after is above chance: some site signal remains "
+            "(see the site-effect report and the QC figure)."
+        )
+
+
 def main(argv=None):
     """Run the demo.
 
@@ -187,6 +258,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     stage = _Stage()
     started = time.perf_counter()
+    _print_plan(out, args.n_subjects, args.n_new)
 
     with stage("Synthetic two-hospital cohort (diagnosis partly confounded with site)"):
         n_total = args.n_subjects + args.n_new
@@ -208,6 +280,7 @@ def main(argv=None):
             print(train.head(4).to_string())
         print("    subjects per hospital and diagnosis (training cohort):")
         print(pd.crosstab(train["site"], y).to_string().replace("\n", "\n    "))
+        _audit_cohort(train, out)
 
     features, model, full = _pipelines(out / "cache", args.n_jobs, not args.quiet)
     outer = SiteStratifiedKFold(5, site="site", shuffle=True, random_state=1)
@@ -279,6 +352,7 @@ def main(argv=None):
             f"    site predictable from the features (balanced accuracy, chance 0.5): "
             f"{acc_before:.2f} before, {acc_after:.2f} after"
         )
+        _explain_site_predictability(acc_before, acc_after, train["site"].nunique())
         if matplotlib is None:
             print(
                 "    QC plots skipped: matplotlib is not installed "
@@ -286,7 +360,7 @@ def main(argv=None):
             )
         else:
             fig = plot_harmonization(before, after, "site")
-            fig.savefig(out / "qc_harmonization.png", dpi=80)
+            fig.savefig(out / "qc_harmonization.png", dpi=100)
             print(f"    QC plots written to {out / 'qc_harmonization.png'}")
 
     with stage("Persist, reload, predict new subjects"):

@@ -11,6 +11,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 #: Lines each example must print and files it must write under its OUT folder.
 EXPECTED = {
+    "plot_cohort_audit.py": {
+        "lines": [
+            "The label is confounded with the site",
+            "Nothing found at the documented thresholds",
+            "figure saved",
+        ],
+        "files": ["cohort_audit.png"],
+    },
     "plot_harmonize_feature_table.py": {
         "lines": ["site predictability", "mean R^2 of age", "figure saved"],
         "files": ["harmonize_feature_table.png"],

@@ -9,9 +9,13 @@ from scipy import stats
 from sklearn_medprep import (
     ComBatHarmonizer,
     plot_harmonization,
+    plot_pca_by_site,
+    plot_site_effects,
+    plot_site_features,
     site_effect_report,
     site_predictability,
 )
+from sklearn_medprep._qc_plot import natural_order
 from sklearn_medprep.datasets import make_multisite_features
 from sklearn_medprep.exceptions import SubjectTableError
 
@@ -61,8 +65,118 @@ def test_site_predictability_drops_after_harmonization(tables):
 def test_plot(tables):
     df, after = tables
     fig = plot_harmonization(df, after, "site", n_features=2)
-    assert len(fig.axes) == 6
+    # 2 x 2 box plots, PCA before/after, per-feature site effect, legend
+    assert len(fig.axes) == 8
     matplotlib.pyplot.close(fig)
+
+
+# --- figures people can read ----------------------------------------------
+
+
+def _visible_axes(fig):
+    return [ax for ax in fig.axes if ax.axison]
+
+
+def _harmonized(n_sites, n_subjects, seed=0):
+    df = make_multisite_features(
+        n_subjects=n_subjects, n_features=8, n_sites=n_sites, random_state=seed
+    )
+    after = ComBatHarmonizer(covariates=["age", "sex"]).fit_transform(
+        df.drop(columns="y")
+    )
+    return df.drop(columns="y"), after
+
+
+def test_natural_site_order():
+    assert natural_order(["site_10", "site_2", "site_1", "b", "a"]) == [
+        "a",
+        "b",
+        "site_1",
+        "site_2",
+        "site_10",
+    ]
+    assert natural_order([3, 10, 2]) == [2, 3, 10]
+
+
+@pytest.mark.parametrize("n_sites", [2, 12, 32])
+def test_harmonization_figure_structure(n_sites):
+    before, after = _harmonized(n_sites, 12 * n_sites)
+    covs = ["age", "sex"]
+    fig = plot_harmonization(before, after, "site", n_features=3, covariates=covs)
+    sites = [f"site_{k}" for k in range(n_sites)]  # natural order
+    axes = _visible_axes(fig)
+    assert len(axes) == 3 * 2 + 3
+    for ax in axes:
+        assert ax.get_title(), ax
+        assert ax.get_xlabel(), ax.get_title()
+        assert ax.get_ylabel(), ax.get_title()
+        for text in [ax.title, ax.xaxis.label, ax.yaxis.label]:
+            assert text.get_fontsize() >= 9
+    # one legend, naming every site once, in natural order
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    site_legends = [lg for lg in legends if lg.get_title().get_text() == "site"]
+    assert len(site_legends) == 1
+    entries = [t.get_text().split(" (n=")[0] for t in site_legends[0].get_texts()]
+    assert entries == sites
+    # the box plots show the most site-affected features, ranked as the report
+    report = site_effect_report(before, after, "site", covariates=covs)
+    top = list(report["F_before"].sort_values(ascending=False).index[:3])
+    boxes = {}
+    for ax in axes[:6]:
+        name, when = ax.get_title().rsplit("\n", 1)
+        boxes[f"{name.replace(chr(10), '')}, {when.split(' (F')[0]}"] = ax
+    expected = [f"{f}, {w}" for f in top for w in ("before", "after")]
+    assert sorted(boxes) == sorted(expected)
+    assert axes[0].get_title().startswith(f"{top[0]}\nbefore")
+    for feat in top:  # before and after on one y scale
+        b, a = boxes[f"{feat}, before"], boxes[f"{feat}, after"]
+        assert b.get_ylim() == a.get_ylim()
+        assert [t.get_text() for t in a.get_xticklabels()] == sites
+    width, height = fig.get_size_inches()
+    assert width <= 17 and height <= 16
+    # PCA: explained variance on the axes, as sklearn's PCA computes it
+    from sklearn.decomposition import PCA
+
+    features = list(after.columns)
+    values = before[features].to_numpy()
+    values = (values - values.mean(axis=0)) / values.std(axis=0)
+    ratio = PCA(2).fit(values).explained_variance_ratio_
+    pca_before = axes[6]
+    assert pca_before.get_title() == "PCA by site, before"
+    assert pca_before.get_xlabel() == f"PC1 ({100 * ratio[0]:.1f}% of variance)"
+    assert pca_before.get_ylabel() == f"PC2 ({100 * ratio[1]:.1f}% of variance)"
+    # a distinct (colour, marker) per site
+    styles = {
+        (tuple(c.get_facecolor()[0]), c.get_paths()[0].vertices.tobytes())
+        for c in pca_before.collections
+    }
+    assert len(styles) == n_sites
+    # the per-feature panel: one point per feature
+    effect_ax = axes[8]
+    assert "ANOVA F" in effect_ax.get_xlabel()
+    assert effect_ax.collections[0].get_offsets().shape == (len(features), 2)
+    matplotlib.pyplot.close(fig)
+
+
+def test_single_panels_draw_on_given_axes(tables):
+    df, after = tables
+    fig, axes = matplotlib.pyplot.subplots(1, 2)
+    out = plot_pca_by_site(after.assign(site=df["site"]), "site", ax=axes[0])
+    assert out is fig
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    counts = df["site"].value_counts()
+    assert labels == [f"{s} (n={counts[s]})" for s in sorted(counts.index)]
+    assert plot_site_effects(df, after, "site", ax=axes[1]) is fig
+    assert axes[1].get_xscale() == "log"
+    report = site_effect_report(df, after, "site")
+    n_after = int((report["p_after"] < 0.05).sum())
+    assert f"{n_after} after, of {len(report)}" in axes[1].get_title()
+    matplotlib.pyplot.close(fig)
+    fig = plot_site_features(df, after, "site", n_features=2)
+    assert len(fig.axes) == 4
+    matplotlib.pyplot.close(fig)
+    with pytest.raises(ValueError, match="at least 2 feature"):
+        plot_pca_by_site(df[["f000", "site"]], "site")
 
 
 # --- covariate adjustment -------------------------------------------------
@@ -198,3 +312,13 @@ def test_before_and_after_with_different_rows_is_an_error():
         site_effect_report(before, after.iloc[1:], "site")
     with pytest.raises(SubjectTableError, match="first row missing after: 0"):
         site_effect_report(before, after.set_axis(after.index + 100), "site")
+
+
+def test_long_feature_names_are_wrapped():
+    from sklearn_medprep._qc_plot import _wrap_name
+
+    name = "original_firstorder_RobustMeanAbsoluteDeviation"
+    wrapped = _wrap_name(name)
+    assert wrapped.replace("\n", "") == name
+    assert wrapped == "original_firstorder_\nRobustMeanAbsoluteDeviation"
+    assert _wrap_name("f001") == "f001"
