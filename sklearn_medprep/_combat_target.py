@@ -1,4 +1,4 @@
-"""The protected target of ComBat: a design term in ``fit``, its centre in ``transform``.
+"""The protected target of ComBat: a design term in fit, its centre in transform.
 
 ComBat removes from each feature whatever its design does not protect. When the
 target (diagnosis, age) differs between sites, as it does in most multi-site
