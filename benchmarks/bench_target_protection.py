@@ -47,8 +47,8 @@ sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data" / "multisite" / "pcn_fcon1000.csv"
 
 
-def load_fcon1000():
-    df = pd.read_csv(DATA)
+def load_fcon1000(path):
+    df = pd.read_csv(path)
     df = df[df["site"].map(df["site"].value_counts()) >= 5].reset_index(drop=True)
     feats = [c for c in df.columns if c.endswith("_thickness")]
     return df[[*feats, "site", "sex"]], df["age"].to_numpy(), feats
@@ -116,6 +116,7 @@ def neuroharmonize_all_rows(X, y, feats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="synthetic, seconds")
+    parser.add_argument("--data", type=Path, default=DATA, help="pcn_fcon1000.csv")
     args = parser.parse_args(argv)
 
     from sklearn.metrics import mean_absolute_error, r2_score
@@ -127,11 +128,14 @@ def main(argv=None):
     if args.quick:
         X, y, feats = load_quick()
         name = "synthetic stand-in (make_multisite_features, sites differ in age)"
-    elif not DATA.is_file():
-        print(f"skipped: {DATA} is absent (run with --quick for a synthetic table)")
+    elif not args.data.is_file():
+        print(
+            f"skipped: {args.data} is absent (give --data, or run with --quick for "
+            "a synthetic table)"
+        )
         return 0
     else:
-        X, y, feats = load_fcon1000()
+        X, y, feats = load_fcon1000(args.data)
         name = "FCON1000 cortical thickness"
     n_sites = X["site"].nunique()
     print(

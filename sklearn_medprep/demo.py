@@ -167,31 +167,19 @@ def _print_scores(rows):
         print(f"    {label:<66}{scores.mean():.3f} +/- {scores.std():.3f}")
     rec = next(v for k, v in rows.items() if k.endswith(": recommended")).mean()
     gaps = [
-        (
-            "not protected",
-            "ComBat without the diagnosis in its design removes the diagnosis\n"
-            "        with the hospital wherever the two are associated",
-        ),
-        (
-            "diagnosis as covariate",
-            "leakage: ComBat fitted on every subject with the diagnosis as a\n"
-            "        covariate puts each test subject's own label into its features",
-        ),
-        (
-            "no harmonization",
-            "the hospital shortcut: unharmonized features identify the\n"
-            "        hospital, whose prevalence differs, plus the site noise",
-        ),
-        (
-            "ceiling",
-            "what harmonization cannot undo of the site effects (the same\n"
-            "        subjects scanned on one common scanner)",
-        ),
+        ("not protected", "ComBat removes the diagnosis with the hospital"),
+        ("as covariate", "leakage, each test subject harmonized with its own label"),
+        ("no harmonization", "the hospital shortcut, prevalence differs by hospital"),
+        ("ceiling", "the site effects that harmonization cannot undo"),
+    ]
+    names = {"as covariate": "common mistake"}
+    gaps = [
+        (key, f"{names.get(key, key)}: {why}") for key, why in gaps
     ]
     print("    Each gap to the recommended pipeline has one cause:")
     for key, why in gaps:
         label = next(k for k in rows if key in k)
-        print(f"      {rows[label].mean() - rec:+.3f}  {key}: {why}")
+        print(f"      {rows[label].mean() - rec:+.3f}  {why}")
 
 
 def main(argv=None):
