@@ -16,6 +16,7 @@ EXPECTED = {
         "identical scores: True",
     ],
     "bench_torchio.py": ["wall ratio", "TorchIOCollate"],
+    "bench_target_protection.py": ["recommended vs raw", "R2 difference"],
 }
 
 

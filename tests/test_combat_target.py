@@ -254,3 +254,61 @@ def test_new_site_with_protected_target_warns(df):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plain.fit(train).transform(test)
+
+
+def test_cohort_without_site_effects_is_the_same_cohort():
+    from sklearn_medprep.datasets import make_multisite_cohort
+
+    kwargs = dict(shape=(12, 14, 10), random_state=0, confounding=0.6)
+    with_site, truth = make_multisite_cohort(6, 2, return_effects=True, **kwargs)
+    without, truth0 = make_multisite_cohort(
+        6, 2, return_effects=True, site_effects=False, **kwargs
+    )
+    meta = ["site", "age", "sex", "y"]
+    pd.testing.assert_frame_equal(with_site[meta], without[meta])
+    pd.testing.assert_frame_equal(truth.lesion, truth0.lesion)  # same lesions
+    import SimpleITK as sitk
+
+    shapes = {sitk.GetArrayFromImage(img).shape for img in without["image"]}
+    assert len(shapes) == 1  # one scanner grid for every site
+    assert len({sitk.GetArrayFromImage(i).shape for i in with_site["image"]}) == 2
+
+
+def _fcon1000_scores(path, harmonizer):
+    from sklearn.base import clone
+    from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import r2_score
+
+    from sklearn_medprep import site_predictability
+
+    table = pd.read_csv(path)
+    table = table[table["site"].map(table["site"].value_counts()) >= 5]
+    table = table.reset_index(drop=True)
+    feats = [c for c in table.columns if c.endswith("_thickness")]
+    X, y = table[[*feats, "site", "sex"]], table["age"].to_numpy()
+    pred, tests = np.empty(len(y)), []
+    for train, test in SiteStratifiedKFold(5, shuffle=True, random_state=0).split(X):
+        if harmonizer is None:
+            h_train, h_test = X.iloc[train][feats], X.iloc[test][feats]
+        else:
+            h = clone(harmonizer).fit(X.iloc[train], y[train])
+            h_train, h_test = h.transform(X.iloc[train]), h.transform(X.iloc[test])
+        model = make_pipeline(StandardScaler(), RidgeCV(np.logspace(-2, 4, 13)))
+        pred[test] = model.fit(h_train, y[train]).predict(h_test)
+        tests.append(h_test)
+    pooled = pd.concat(tests).sort_index().assign(site=X["site"])
+    return r2_score(y, pred), site_predictability(pooled, "site")
+
+
+@pytest.mark.slow
+def test_fcon1000_recommended_keeps_age_and_removes_site(shared_data):
+    """FCON1000 age: R2 >= raw - 0.02 and site predictability <= raw / 2."""
+    path = shared_data / "multisite" / "pcn_fcon1000.csv"
+    r2_raw, site_raw = _fcon1000_scores(path, None)
+    r2_rec, site_rec = _fcon1000_scores(path, ComBatHarmonizer(covariates=["sex"]))
+    r2_none, _ = _fcon1000_scores(
+        path, ComBatHarmonizer(covariates=["sex"], protect_target="none")
+    )
+    assert r2_rec >= r2_raw - 0.02, (r2_rec, r2_raw)
+    assert site_rec <= site_raw / 2, (site_rec, site_raw)
+    assert r2_none < r2_raw - 0.3  # without protection the age signal is gone
