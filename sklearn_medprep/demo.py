@@ -319,8 +319,10 @@ def main(argv=None):
 
     with stage("Site-effect report: radiomic features before/after ComBat"):
         after = best[:-2].transform(train)
-        before = raw[after.columns.tolist() + ["site"]]
-        report = site_effect_report(before, after, "site")
+        # ComBat keeps the diagnosis (protected), whose prevalence differs by
+        # hospital: the site effect is reported adjusted for it
+        before = raw[after.columns.tolist() + ["site"]].assign(y=y)
+        report = site_effect_report(before, after, "site", covariates=["y"])
         report.to_csv(out / "site_effect_report.csv")
         p_cols = [c for c in report.columns if c.startswith("p_")]
         print(
@@ -330,16 +332,18 @@ def main(argv=None):
             n_before = int((report[p_cols[0]] < 0.05).sum())
             n_after = int((report[p_cols[1]] < 0.05).sum())
             print(
-                f"    features with a site effect (ANOVA p < 0.05): {n_before} before, "
-                f"{n_after} after, of {len(report)}"
+                f"    features with a site effect (ANOVA p < 0.05) adjusted for the "
+                f"diagnosis: {n_before} before, {n_after} after, of {len(report)}"
             )
-        acc_before = site_predictability(before, "site")
-        acc_after = site_predictability(after.assign(site=train["site"]), "site")
+        acc_before = site_predictability(before, "site", covariates=["y"])
+        acc_after = site_predictability(
+            after.assign(site=train["site"], y=y), "site", covariates=["y"]
+        )
         print(
             f"    site predictable from the features (balanced accuracy, chance 0.5): "
             f"{acc_before:.2f} before, {acc_after:.2f} after"
         )
-        fig = plot_harmonization(before, after, "site")
+        fig = plot_harmonization(before.drop(columns="y"), after, "site")
         fig.savefig(out / "qc_harmonization.png", dpi=80)
         print(f"    QC plots written to {out / 'qc_harmonization.png'}")
 
