@@ -127,9 +127,10 @@ def fit_target_term(y, index, protect_target):
     if kind == "classes":
         levels = np.array(sorted(pd.unique(y_arr), key=str), dtype=object)
         if levels.size < 2:
+            only = levels[0].item() if hasattr(levels[0], "item") else levels[0]
             raise ValueError(
                 f"protect_target: the training target has a single class "
-                f"{levels[0]!r}; there is nothing to protect."
+                f"{only!r}; there is nothing to protect."
             )
     elif np.unique(y_arr).size < 2:
         raise ValueError("protect_target: the training target is constant.")
