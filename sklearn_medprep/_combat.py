@@ -12,6 +12,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 from . import _combat_core as core
 from . import _combat_gam as design
 from . import _combat_input as inputs
+from . import _combat_target as target
 from ._docstrings import fill_doc
 from ._tags import subject_table_input_tags
 from .exceptions import MedprepWarning, SubjectTableError, plain
@@ -34,6 +35,8 @@ class ComBatHarmonizer(TransformerMixin, BaseEstimator):
     number of features or of sites; ``transform`` applies them to any rows of the
     training sites (one row included), so that harmonizing inside a
     :class:`~sklearn.pipeline.Pipeline` under cross-validation does not leak.
+    The target passed to ``fit`` is protected (``protect_target``): its effect
+    is kept, without the labels of the rows being needed to transform them.
 
     Parameters
     ----------
@@ -78,7 +81,28 @@ default=None
         passed through unchanged.
     random_state : int, RandomState instance or None, default=None
         Seeds the cross-validated choice of the smoothing penalty (only used
-        with ``smooth_terms``).
+        with ``smooth_terms`` or ``protect_target="smooth"``).
+    protect_target : {"auto", "classes", "linear", "smooth", "none"}, \
+default="auto"
+        Protect the target ``y`` passed to ``fit``, so that its effect on the
+        features is not removed with the site's wherever the two are
+        associated (prevalence or age range differing between sites). In
+        ``fit``, ``y`` enters the ComBat design as a term estimated on the
+        training rows: ``"classes"`` one-hot (first class dropped),
+        ``"linear"`` a numeric slope, ``"smooth"`` a ComBat-GAM spline;
+        ``"auto"`` takes classes for strings, booleans, categories and
+        integers with at most 10 distinct values, otherwise linear.
+        ``transform`` never reads ``y``: every row gets the target's term at
+        its training centre (the mean of its design columns), so that a row's
+        output cannot depend on its label. With ``mean_only=True`` the term
+        cancels exactly. With scale adjustment, a row's target effect is
+        multiplied by ``1 / sqrt(delta*)`` of its site, like the rest of its
+        variation around the centre; the difference from harmonizing with the
+        row's own label is ``(t - t_bar) theta (1 - 1 / sqrt(delta*))``.
+        ``"none"``, or ``fit`` without ``y``, protects nothing (plain ComBat).
+        With ``unseen_site="estimate"``, a new site's location absorbs any
+        shift of its target distribution from the training centre (warned
+        at ``transform``).
 
     Attributes
     ----------
@@ -93,7 +117,8 @@ default=None
     covariate_levels_ : dict
         For each categorical covariate, its levels (first one is the baseline).
     coef_ : ndarray of shape (n_design, n_features)
-        Regression coefficients (site, then covariate and spline columns).
+        Regression coefficients (site, then covariate, target and spline
+        columns).
     grand_mean_ : ndarray of shape (n_features,)
     var_pooled_ : ndarray of shape (n_features,)
     gamma_hat_, delta_hat_ : ndarray of shape (n_sites, n_features)
@@ -108,7 +133,13 @@ default=None
         Whether empirical Bayes was used: ``eb``, except with a single feature,
         where there is nothing to pool across (as neuroHarmonize does).
     spline_knots_ : list of ndarray
-        Knots of the smooth terms.
+        Knots of the smooth terms (a smooth target's last).
+    target_term_ : TargetTerm or None
+        The protected target (``kind``, class ``levels``, training ``centre``
+        of its design columns); None when nothing is protected.
+    target_columns_ : ndarray of bool of shape (n_design - n_sites,)
+        Which covariate-design columns (rows of ``coef_`` after the sites)
+        are the target's.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Defined when ``X`` is a DataFrame.
@@ -141,6 +172,16 @@ default=None
     True
     >>> combat.gamma_star_.shape
     (3, 4)
+
+    In a Pipeline the target reaches ``fit`` and is protected; ``transform``
+    never needs it:
+
+    >>> X, y = df.drop(columns="y"), df["y"]
+    >>> fitted = ComBatHarmonizer(covariates=["age", "sex"]).fit(X, y)
+    >>> fitted.target_term_.kind
+    'classes'
+    >>> fitted.transform(X).equals(fitted.transform(X.iloc[::-1]).iloc[::-1])
+    True
     """
 
     _parameter_constraints = {
@@ -156,6 +197,9 @@ default=None
         "features": [list, tuple, None],
         "keep_covariates": ["boolean"],
         "random_state": ["random_state"],
+        "protect_target": [
+            StrOptions({"auto", "classes", "linear", "smooth", "none"})
+        ],
     }
 
     def __init__(
@@ -172,6 +216,7 @@ default=None
         features=None,
         keep_covariates=False,
         random_state=None,
+        protect_target="auto",
     ):
         self.site = site
         self.covariates = covariates
@@ -185,6 +230,7 @@ default=None
         self.features = features
         self.keep_covariates = keep_covariates
         self.random_state = random_state
+        self.protect_target = protect_target
 
     # ------------------------------------------------------------------ input
     def _read(self, X, sites, covariates, *, reset):
@@ -212,8 +258,9 @@ default=None
             Subject table with the site, covariate and feature columns, or a
             numeric array (then ``sites=`` is required).
         y : array-like of shape (n_samples,), default=None
-            Only checked: a covariate equal to ``y`` is refused (the target is
-            unknown at transform time).
+            Training target, protected in the design (``protect_target``). A
+            covariate equal to ``y`` up to relabelling is refused (the target
+            is unknown at transform time).
         sites : array-like of shape (n_samples,), default=None
             Site of each row (metadata routing); overrides the site column.
         covariates : pandas.DataFrame or array-like, default=None
@@ -229,7 +276,7 @@ default=None
         )
         index = table.index
         if y is not None:
-            design.check_target_not_covariate(cov, y)
+            target.check_target_not_covariate(cov, y)
         inputs.check_feature_columns(
             table, feats, y, from_table, features=self.features
         )
@@ -268,9 +315,13 @@ default=None
         p = len(feats)
         eb = bool(self.eb) and p > 1
 
+        term, raw = None, None
+        if y is not None and self.protect_target != "none":
+            term, raw = target.fit_target_term(y, index, self.protect_target)
+        gam_linear, gam_spline = target.gam_inputs(linear, spline, term, raw)
         coef = None
         self.spline_knots_ = []
-        if spline.shape[1]:
+        if gam_spline.shape[1]:
             from ._combat_gam import fit_gam_coef
 
             coef, self.spline_knots_ = fit_gam_coef(
@@ -278,13 +329,16 @@ default=None
                 p,
                 codes,
                 labels.size,
-                linear,
-                spline,
+                gam_linear,
+                gam_spline,
                 ref_level=ref_level,
                 bounds=self.smooth_term_bounds,
                 random_state=self.random_state,
             )
-        design_cov = self._covariate_design(linear, spline)
+        design_cov, self.target_columns_ = target.fit_design(
+            linear, spline, self.spline_knots_, term, raw
+        )
+        self.target_term_ = term
         params = core.fit_combat(
             get,
             p,
@@ -324,11 +378,10 @@ default=None
         return self
 
     def _covariate_design(self, linear, spline):
-        if not spline.shape[1]:
-            return linear
-        from ._combat_gam import spline_basis
-
-        return np.hstack([linear, spline_basis(spline, self.spline_knots_)])
+        """Design of ``transform``: the protected target at its training centre."""
+        return target.design_matrix(
+            linear, spline, self.spline_knots_, self.target_term_
+        )
 
     def _output_names(self, table, feats, from_table):
         dropped = set() if self.keep_covariates else set(from_table)
@@ -407,6 +460,17 @@ default=None
                     stacklevel=2,
                 )
             else:
+                if self.target_term_ is not None:
+                    warnings.warn(
+                        f"new sites {list(new_labels)} are estimated with the "
+                        "protected target at its training centre: a new site's "
+                        "location cannot be told apart from a shift of its target "
+                        "distribution without its labels, so whatever part of its "
+                        "target's mean differs from the training one is removed "
+                        "with the site (see the user guide, 'New sites')",
+                        MedprepWarning,
+                        stacklevel=2,
+                    )
                 for j, label in enumerate(new_labels):
                     rows = np.flatnonzero(site_values == label)
                     if rows.size < MIN_NEW_SITE_SUBJECTS:
@@ -461,7 +525,8 @@ default=None
         X : pandas.DataFrame or array-like
             Training subject table.
         y : array-like, default=None
-            Only checked (see :meth:`fit`).
+            Training target, protected in ``fit`` (never used by the
+            transform of the rows).
         sites : array-like, default=None
             Site of each row.
         covariates : pandas.DataFrame or array-like, default=None

@@ -107,8 +107,9 @@ def fit_combat(
         gram = design.T @ design
         if np.linalg.matrix_rank(gram) < gram.shape[0]:
             raise ValueError(
-                "The ComBat design (site indicators and covariates) is singular: "
-                "a covariate is constant or collinear with the site."
+                "The ComBat design (site indicators, covariates and protected "
+                "target) is singular: a covariate or the target is constant or "
+                "collinear with the site."
             )
         gram_inv = np.linalg.inv(gram)
     grand_mean = np.empty(n_features)

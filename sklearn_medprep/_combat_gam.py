@@ -20,7 +20,6 @@ __all__ = [
     "spline_basis",
     "covariate_levels",
     "encode_covariates",
-    "check_target_not_covariate",
 ]
 
 _DF = 10
@@ -195,23 +194,3 @@ def encode_covariates(cov, index, levels, smooth):
     linear = np.column_stack(linear) if linear else np.empty((n, 0))
     spline = np.column_stack(spline) if spline else np.empty((n, 0))
     return linear, spline
-
-
-def check_target_not_covariate(cov, y):
-    """Refuse a covariate equal to the target (unknown at transform time)."""
-    y_arr = np.asarray(y)
-    if y_arr.ndim != 1 or y_arr.shape[0] != cov.shape[0]:
-        return
-    for name in cov.columns:
-        values = cov[name].to_numpy()
-        try:
-            same = np.array_equal(values.astype(np.float64), y_arr.astype(np.float64))
-        except (TypeError, ValueError):
-            same = np.array_equal(values.astype(str), y_arr.astype(str))
-        if same:
-            raise SubjectTableError(
-                "covariate equals the target y: the target is unknown at transform "
-                "time, so harmonizing with it leaks the label; drop it from the "
-                "covariates",
-                column=name,
-            )

@@ -7,9 +7,12 @@ hospital, the demo
 2. builds ``TorchIOPreprocessor -> RadiomicsExtractor (cached) ->
    ComBatHarmonizer -> StandardScaler -> LogisticRegression``, tuned with
    ``GridSearchCV`` under ``SiteStratifiedKFold``;
-3. scores it with nested, leak-free cross-validation, next to the optimistic
-   score of the common mistake (ComBat fitted on the whole cohort, with the
-   diagnosis protected as a covariate, before cross-validation);
+3. scores it with nested, leak-free cross-validation (ComBat protects the
+   diagnosis in ``fit``, never needs it in ``transform``), next to the same
+   without protecting the diagnosis, without harmonization, the common mistake
+   (ComBat fitted on the whole cohort with the diagnosis as a covariate, before
+   cross-validation) and the same cohort generated without site effects (the
+   ceiling), so that each gap in the printout has one cause;
 4. prints the site-effect report before/after harmonization and writes the QC
    plots;
 5. persists the fitted pipeline with joblib, reloads it and predicts new
@@ -126,7 +129,7 @@ def _search(pipeline, n_jobs, random_state):
     )
 
 
-def _outer_scores(search, X, y, cv, name):
+def _outer_scores(search, X, y, cv, name, verbose=True):
     """Cross-validate ``search`` (nested CV), printing each outer fold."""
     from sklearn.base import clone
     from sklearn.metrics import roc_auc_score
@@ -136,7 +139,8 @@ def _outer_scores(search, X, y, cv, name):
         fitted = clone(search).fit(X.iloc[train], y.iloc[train])
         proba = fitted.predict_proba(X.iloc[test])[:, 1]
         scores.append(roc_auc_score(y.iloc[test], proba))
-        print(f"    {name} fold {k}/{cv.get_n_splits()}: ROC AUC {scores[-1]:.3f}")
+        if verbose:
+            print(f"    {name} fold {k}/{cv.get_n_splits()}: ROC AUC {scores[-1]:.3f}")
     return np.array(scores)
 
 
@@ -208,6 +212,45 @@ def _explain_site_predictability(before, after, n_sites):
             f"    {after:.2f} after is above chance: some site signal remains "
             "(see the site-effect report and the QC figure)."
         )
+
+
+def _on_features(model, protect_target):
+    """The model on extracted features: ComBat first (or the metadata dropped)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    from sklearn_medprep import ComBatHarmonizer
+
+    if protect_target is None:  # no harmonization: the features as extracted
+        meta = ColumnTransformer(
+            [("meta", "drop", ["site", "age", "sex"])], remainder="passthrough"
+        )
+        return Pipeline([("drop_meta", meta), *model.steps])
+    combat = ComBatHarmonizer(
+        site="site", covariates=["age", "sex"], protect_target=protect_target
+    )
+    return Pipeline([("combat", combat), *model.steps])
+
+
+def _print_scores(rows):
+    print("\n    Cross-validated ROC AUC (5 site-stratified outer folds, nested)")
+    for label, scores in rows.items():
+        print(f"    {label:<66}{scores.mean():.3f} +/- {scores.std():.3f}")
+    rec = next(v for k, v in rows.items() if k.endswith(": recommended")).mean()
+    gaps = [
+        ("not protected", "ComBat removes the diagnosis with the hospital"),
+        ("as covariate", "leakage, each test subject harmonized with its own label"),
+        ("no harmonization", "the hospital shortcut, prevalence differs by hospital"),
+        ("ceiling", "the site effects that harmonization cannot undo"),
+    ]
+    names = {"as covariate": "common mistake"}
+    gaps = [
+        (key, f"{names.get(key, key)}: {why}") for key, why in gaps
+    ]
+    print("    Each gap to the recommended pipeline has one cause:")
+    for key, why in gaps:
+        label = next(k for k in rows if key in k)
+        print(f"      {rows[label].mean() - rec:+.3f}  {why}")
 
 
 def main(argv=None):
@@ -289,41 +332,62 @@ def main(argv=None):
         raw = features.fit_transform(train)
         print(f"    {raw.shape[1] - 3} features x {len(raw)} subjects")
 
+    rows = {}
     with stage("Leak-free score: nested CV, everything fitted inside each fold"):
+        # ComBat receives the training labels in fit (protect_target="auto"):
+        # the diagnosis is protected there, and transform never needs it
         search = _search(full, args.n_jobs, args.random_state)
-        leak_free = _outer_scores(search, train, y, outer, "leak-free")
+        rows["leak-free (ComBat inside CV), diagnosis protected: recommended"] = (
+            _outer_scores(search, train, y, outer, "leak-free")
+        )
 
-    with stage("The common mistake: ComBat on the whole cohort, diagnosis protected"):
-        leaky_table = raw.assign(y=y)
+    with stage("Same folds on the extracted features: one change at a time"):
+        for label, protect in (
+            ("leak-free (ComBat inside CV), diagnosis not protected", "none"),
+            ("no harmonization", None),
+        ):
+            search_f = _search(
+                _on_features(model, protect), args.n_jobs, args.random_state
+            )
+            rows[label] = _outer_scores(search_f, raw, y, outer, label, False)
+        # the common mistake: ComBat on the whole cohort, the diagnosis as a
+        # covariate (each subject harmonized with its own label), then CV
         harmonized_all = ComBatHarmonizer(
             site="site", covariates=["age", "sex", "y"]
-        ).fit_transform(leaky_table)
+        ).fit_transform(raw.assign(y=y))
         # the site column stays in the table for the site-aware splitters only
         drop_site = ColumnTransformer(
             [("site", "drop", ["site"])], remainder="passthrough"
         )
         leaky_model = Pipeline([("drop_site", drop_site), *model.steps])
         search_leaky = _search(leaky_model, args.n_jobs, args.random_state)
-        leaky = _outer_scores(
-            search_leaky, harmonized_all.assign(site=train["site"]), y, outer, "leaky"
+        rows["leaky (ComBat before CV), diagnosis as covariate"] = _outer_scores(
+            search_leaky,
+            harmonized_all.assign(site=train["site"]),
+            y,
+            outer,
+            "leaky",
+            False,
         )
 
-    print("\n    Cross-validated ROC AUC (5 site-stratified outer folds)")
-    print(f"    {'leak-free (ComBat inside CV)':<44}{'leaky (ComBat before CV)':>28}")
-    print(
-        f"    {leak_free.mean():>10.3f} +/- {leak_free.std():.3f}"
-        f"{leaky.mean():>44.3f} +/- {leaky.std():.3f}"
-    )
-    print(
-        f"    difference: {leaky.mean() - leak_free.mean():+.3f}\n"
-        "    Why: the diagnosis is confounded with the hospital. ComBat fitted on the\n"
-        "    whole cohort with the diagnosis protected uses every test subject's own\n"
-        "    label (and the other test subjects) to decide which part of its features\n"
-        "    is 'site' and which is 'disease', so the label leaks into the test\n"
-        "    features. A new patient has no known diagnosis to harmonize with: that\n"
-        "    score cannot be reached in practice. The leak-free pipeline fits ComBat\n"
-        "    (age and sex as covariates) on each training fold only."
-    )
+    with stage("Ceiling: the same cohort generated without site effects"):
+        clean = make_multisite_cohort(
+            n_total,
+            2,
+            path=out / "cohort_no_site_effects",
+            random_state=args.random_state,
+            confounding=0.6,
+            label_effect=0.15,
+            site_effects=False,
+        ).drop(index=new.index)
+        raw_clean = features.fit_transform(clean)
+        search_c = _search(
+            _on_features(model, "auto"), args.n_jobs, args.random_state
+        )
+        rows["ceiling: same subjects, no site effects, recommended"] = (
+            _outer_scores(search_c, raw_clean, y, outer, "ceiling", False)
+        )
+    _print_scores(rows)
 
     with stage("Fit the tuned pipeline on the whole training cohort"):
         search = _search(full, args.n_jobs, args.random_state).fit(train, y)
@@ -332,8 +396,10 @@ def main(argv=None):
 
     with stage("Site-effect report: radiomic features before/after ComBat"):
         after = best[:-2].transform(train)
-        before = raw[after.columns.tolist() + ["site"]]
-        report = site_effect_report(before, after, "site")
+        # ComBat keeps the diagnosis (protected), whose prevalence differs by
+        # hospital: the site effect is reported adjusted for it
+        before = raw[after.columns.tolist() + ["site"]].assign(y=y)
+        report = site_effect_report(before, after, "site", covariates=["y"])
         report.to_csv(out / "site_effect_report.csv")
         p_cols = [c for c in report.columns if c.startswith("p_")]
         print(
@@ -343,11 +409,13 @@ def main(argv=None):
             n_before = int((report[p_cols[0]] < 0.05).sum())
             n_after = int((report[p_cols[1]] < 0.05).sum())
             print(
-                f"    features with a site effect (ANOVA p < 0.05): {n_before} before, "
-                f"{n_after} after, of {len(report)}"
+                f"    features with a site effect (ANOVA p < 0.05) adjusted for the "
+                f"diagnosis: {n_before} before, {n_after} after, of {len(report)}"
             )
-        acc_before = site_predictability(before, "site")
-        acc_after = site_predictability(after.assign(site=train["site"]), "site")
+        acc_before = site_predictability(before, "site", covariates=["y"])
+        acc_after = site_predictability(
+            after.assign(site=train["site"], y=y), "site", covariates=["y"]
+        )
         print(
             f"    site predictable from the features (balanced accuracy, chance 0.5): "
             f"{acc_before:.2f} before, {acc_after:.2f} after"
@@ -359,7 +427,7 @@ def main(argv=None):
                 '(pip install "sklearn-medprep[plot]")'
             )
         else:
-            fig = plot_harmonization(before, after, "site")
+            fig = plot_harmonization(before.drop(columns="y"), after, "site")
             fig.savefig(out / "qc_harmonization.png", dpi=100)
             print(f"    QC plots written to {out / 'qc_harmonization.png'}")
 

@@ -90,9 +90,24 @@ def check_voxel(out):
     _positive([float(v) for v in peak.groups()], "voxel time and peak")
 
 
+def check_target_protection(out):
+    rows = re.findall(r"^  (raw features|recommended: .*?)\s+" + NUM + r"\s+(-?[\d.]+)"
+                      r"\s+([-+][\d.]+)\s+" + NUM, out, re.M)
+    assert len(rows) == 4, out[-2000:]  # raw and recommended, two splitters
+    for _, mae, r2, _, site in rows:
+        _positive([float(mae)], "MAE")
+        assert -1 <= float(r2) <= 1 and 0 <= float(site) <= 1, (r2, site)
+    ratios = re.search(r"R2 ratio (-?[\d.]+), R2 difference ([-+][\d.]+) .*?site "
+                       r"predictability ratio " + NUM, out, re.S)
+    assert ratios, out[-2000:]
+    r2_ratio, r2_diff, site_ratio = map(float, ratios.groups())
+    assert math.isfinite(r2_ratio) and math.isfinite(r2_diff) and site_ratio >= 0
+
+
 CHECKS = {
     "bench_combat.py": check_combat,
     "bench_radiomics.py": check_radiomics,
+    "bench_target_protection.py": check_target_protection,
     "bench_torchio.py": check_torchio,
     "bench_voxel.py": check_voxel,
 }

@@ -335,7 +335,7 @@ def test_sklearn_contract_on_tables(df):
     combat.transform(X)
     assert set(vars(combat)) == set(state)  # transform leaves the state unchanged
     # idempotent fit and clone
-    again = clone(combat).fit(X).transform(X)
+    again = clone(combat).fit(X, df["y"]).transform(X)
     np.testing.assert_array_equal(again.to_numpy(), out.to_numpy())
     # pickling
     restored = pickle.loads(pickle.dumps(combat))

@@ -99,9 +99,18 @@ def _to_memory(array, spacing):
     return image
 
 
-def _volume(rng, fov, spacing, site, age, sex, y, lesion):
-    """One MR-like volume and its mask on the site's grid (i, j, k order)."""
-    shape = tuple(max(8, round(f / s)) for f, s in zip(fov, spacing))
+def _grid_shape(fov, spacing):
+    return tuple(max(8, round(f / s)) for f, s in zip(fov, spacing))
+
+
+def _volume(rng, fov, spacing, site, age, sex, y, lesion, noise_rng=None, drawn=None):
+    """One MR-like volume and its mask on the site's grid (i, j, k order).
+
+    With ``noise_rng``, the scanner noise comes from it, and ``rng`` only
+    consumes the draws of a grid of spacing ``drawn`` (the subject's real site),
+    so that every later draw of ``rng`` is the same as with site effects.
+    """
+    shape = _grid_shape(fov, spacing)
     axes = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing)]
     coords = np.meshgrid(*axes, indexing="ij")
     half = np.array(fov) / 2
@@ -126,7 +135,10 @@ def _volume(rng, fov, spacing, site, age, sex, y, lesion):
     direction /= np.linalg.norm(direction)
     ramp = sum(d * c / h for d, c, h in zip(direction, coords, half))
     bias = np.exp(site["bias_strength"] * ramp)
-    image = site["scale"] * (tissue * bias + rng.normal(0, site["noise_sd"], shape))
+    noise = rng.standard_normal(shape if drawn is None else _grid_shape(fov, drawn))
+    if noise_rng is not None:
+        noise = noise_rng.standard_normal(shape)
+    image = site["scale"] * (tissue * bias + site["noise_sd"] * noise)
     image = np.where(head <= 1.1, image + site["offset"], site["offset"] * 0.1)
     mask = np.zeros(shape, dtype=np.uint8)
     mask[ref] = 2
@@ -146,6 +158,7 @@ def make_multisite_cohort(
     site_sizes=None,
     confounding=0.0,
     label_effect=1.0,
+    site_effects=True,
     return_effects=False,
 ):
     """Make a synthetic multi-site cohort of 3D MR-like volumes with lesion masks.
@@ -181,6 +194,13 @@ def make_multisite_cohort(
         across sites (the two-hospital scenario).
     label_effect : float, default=1.0
         Strength of the label's effect on lesion size and texture (0: none).
+    site_effects : bool, default=True
+        False makes the same cohort (same subjects, labels, ages, sexes, anatomy
+        and lesions for the same ``random_state``) as if every site had the same
+        scanner: 1 mm voxels, intensity scale 440, offset 75, noise 0.05 and
+        no bias field, with the noise drawn afresh. The site column is kept, so
+        that a pipeline runs unchanged on both: the honest ceiling of a
+        harmonization.
     return_effects : bool, default=False
         Also return the ground truth.
 
@@ -218,6 +238,17 @@ def make_multisite_cohort(
         path.mkdir(parents=True, exist_ok=True)
     fov = np.asarray(shape, dtype=float)
     images, masks, lesions = [], [], []
+    common = pd.Series(
+        {
+            "scale": 440.0,
+            "offset": 75.0,
+            "noise_sd": 0.05,
+            "bias_strength": 0.0,
+            "spacing": (1.0, 1.0, 1.0),
+        }
+    )
+    # seeded from the generator's state without drawing from it
+    noise_rng = None if site_effects else np.random.default_rng(rng.get_state()[1])
     for i in range(n_subjects):
         site = effects.iloc[sites[i]]
         base_radius = 0.09 * fov.min()
@@ -229,9 +260,23 @@ def make_multisite_cohort(
             "radius": radius,
             "texture": 0.04 + 0.2 * label_effect * y[i],
         }
-        image, mask = _volume(
-            rng, fov, site["spacing"], site, age[i], sex[i], y[i], lesion
-        )
+        if site_effects:
+            image, mask = _volume(
+                rng, fov, site["spacing"], site, age[i], sex[i], y[i], lesion
+            )
+        else:
+            image, mask = _volume(
+                rng,
+                fov,
+                common["spacing"],
+                common,
+                age[i],
+                sex[i],
+                y[i],
+                lesion,
+                noise_rng=noise_rng,
+                drawn=site["spacing"],
+            )
         lesions.append({"radius_mm": radius, "texture": lesion["texture"]})
         if path is None:
             images.append(_to_memory(image, site["spacing"]))
