@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ._integrity import check_dicom_series, check_file
 from .exceptions import ImageReadError
 
 __all__ = [
@@ -101,7 +102,9 @@ def _dicom_files(folder):
             "give one series per folder",
             file=str(folder),
         )
-    return reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    check_dicom_series(folder, files)
+    return files
 
 
 def _to_scalar(image):
@@ -126,6 +129,7 @@ def _read_path(path):
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(_dicom_files(path))
         return reader.Execute()
+    check_file(path)
     image = sitk.ReadImage(str(path))
     if path.suffix.lower() in _2D_SUFFIXES:
         image = _to_scalar(image)
@@ -217,6 +221,15 @@ def to_torchio(cell, *, label=False, row=None, column=None):
     """
     tio = _torchio()
     cls = tio.LabelMap if label else tio.ScalarImage
+    if isinstance(cell, tio.Image) and not cell._loaded:
+        file = describe_cell(cell)
+        if file is not None and Path(file).is_file():
+            try:
+                check_file(file)
+            except ImageReadError as exc:
+                raise ImageReadError(
+                    exc.bare_message, row=row, column=column, file=exc.file
+                ) from exc
     if type(cell) is cls:
         return cell
     if isinstance(cell, tio.Image):
@@ -247,6 +260,12 @@ def read_geometry(cell, *, row=None, column=None):
                 "file does not exist", row=row, column=column, file=str(path)
             )
         if path.is_file() and path.suffix.lower() not in _2D_SUFFIXES:
+            try:
+                check_file(path)
+            except ImageReadError as exc:
+                raise ImageReadError(
+                    exc.bare_message, row=row, column=column, file=exc.file
+                ) from exc
             reader = sitk.ImageFileReader()
             reader.SetFileName(str(path))
             try:
