@@ -10,6 +10,8 @@ bytes the file holds:
 - compressed data (``.nii.gz``, gzip NRRD, compressed MHA/MHD): the whole
   compressed stream is decompressed in chunks (nothing is kept) so that a
   truncated stream, a bad CRC or a stream shorter than announced is caught;
+- non-finite voxels of float NIfTI files, which ITK reads as 0, are put back
+  (:func:`restore_nifti_nonfinite`) so that they are counted;
 - a DICOM series folder: a file that looks like DICOM (``.dcm`` suffix or the
   ``DICM`` preamble) but that GDCM left out of the series (a truncated slice is
   otherwise dropped silently).
@@ -29,7 +31,12 @@ import SimpleITK as sitk
 
 from .exceptions import ImageReadError
 
-__all__ = ["check_dicom_series", "check_file", "count_nonfinite"]
+__all__ = [
+    "check_dicom_series",
+    "check_file",
+    "count_nonfinite",
+    "restore_nifti_nonfinite",
+]
 
 _CHUNK = 1 << 20
 
@@ -107,7 +114,7 @@ def _check_nifti(path, gz):
         itemsize = proxy.dtype.itemsize
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types
         raise ImageReadError(
-            f"cannot read NIfTI header: {exc}", file=str(path)
+            f"cannot read image header: not a NIfTI file ({exc})", file=str(path)
         ) from exc
     want = offset + int(prod(int(n) for n in shape)) * int(itemsize)
     have = _stream_length(path) if gz else os.stat(path).st_size
@@ -293,6 +300,44 @@ def check_dicom_series(folder, files):
                 f"({len(files)} other file(s) are): truncated or corrupt",
                 file=str(entry),
             )
+
+
+def restore_nifti_nonfinite(path, image):
+    """Put back the NaN and infinite voxels that ITK's NIfTI reader turns into 0.
+
+    ITK replaces non-finite voxels of a float NIfTI file with zeros, which would
+    make them invisible to :func:`count_nonfinite` and change feature values
+    silently. The voxels are read again with nibabel (float files only) and the
+    non-finite ones copied into ``image``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.nii`` or ``.nii.gz`` file.
+    image : SimpleITK.Image
+        What ITK read from it.
+
+    Returns
+    -------
+    SimpleITK.Image
+        ``image`` itself when the file holds no non-finite voxel.
+    """
+    if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return image
+    import nibabel
+
+    proxy = nibabel.load(str(path)).dataobj
+    if proxy.dtype.kind != "f":
+        return image
+    raw = np.asanyarray(proxy.get_unscaled()).T  # file (x, y, z) -> (z, y, x)
+    bad = ~np.isfinite(raw)
+    array = sitk.GetArrayFromImage(image)
+    if not bad.any() or raw.shape != array.shape:
+        return image
+    array[bad] = raw[bad]
+    out = sitk.GetImageFromArray(array)
+    out.CopyInformation(image)
+    return out
 
 
 def count_nonfinite(image, mask=None, label=None):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ._integrity import check_dicom_series, check_file
+from ._integrity import check_dicom_series, check_file, restore_nifti_nonfinite
 from .exceptions import ImageReadError
 
 __all__ = [
@@ -131,6 +131,8 @@ def _read_path(path):
         return reader.Execute()
     check_file(path)
     image = sitk.ReadImage(str(path))
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        image = restore_nifti_nonfinite(path, image)
     if path.suffix.lower() in _2D_SUFFIXES:
         image = _to_scalar(image)
     return image
