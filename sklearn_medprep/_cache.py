@@ -59,8 +59,8 @@ _FORMAT = "sklearn-medprep/radiomics-features/1"
 _INDEX_FORMAT = "sklearn-medprep/file-key/1"
 _ROOT = "sklearn_medprep_cache"
 
-# per process: file identity -> content key (never stale: the identity includes
-# size, mtime and ctime)
+# per process: (cache folder, file identity) -> content key (never stale: the
+# identity includes size, mtime and ctime); mirrors the folder's index
 _FILE_KEYS = {}
 
 
@@ -211,7 +211,7 @@ class FeatureCache:
         """Return the content key recorded for a file identity, or None."""
         if identity is None:
             return None
-        memo = json.dumps(identity)
+        memo = (self.location, json.dumps(identity))
         key = _FILE_KEYS.get(memo)
         if key is not None:
             return key
@@ -234,7 +234,7 @@ class FeatureCache:
         """Remember that the file of ``identity`` has content key ``key``."""
         if identity is None:
             return
-        _FILE_KEYS[json.dumps(identity)] = key
+        _FILE_KEYS[(self.location, json.dumps(identity))] = key
         _write_json(self._index_path(identity), {
             "format": _INDEX_FORMAT, "identity": identity, "key": key,
             "sha256": _sha256(_INDEX_FORMAT, identity, key),
