@@ -1,5 +1,6 @@
 """The benchmark scripts keep working (quick sizes; no timing is asserted)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -10,6 +11,11 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 EXPECTED = {
+    "bench_cache.py": [
+        "extractions logged: 3 (goal 3); identical output: True",
+        "extractions with memory: 12 (goal 12)",
+        "identical scores: True",
+    ],
     "bench_combat.py": ["speedup", "max|diff|"],
     "bench_radiomics.py": [
         "extractions with memory: 20 (goal 20)",
@@ -31,6 +37,8 @@ def test_benchmark_quick_run(script):
         capture_output=True,
         text=True,
         timeout=600,
+        # the package of this checkout, not whichever one is installed
+        env={**os.environ, "PYTHONPATH": str(BENCHMARKS.parent)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for line in EXPECTED[script]:

@@ -16,8 +16,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from sklearn_medprep import RadiomicsExtractor
-from sklearn_medprep import _io
+from sklearn_medprep import RadiomicsExtractor, _io
 from sklearn_medprep._cache import FeatureCache, as_feature_cache
 from sklearn_medprep.datasets import make_multisite_cohort
 from sklearn_medprep.exceptions import MedprepWarning
