@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ._deferred import deferred_reader
 from ._integrity import check_dicom_series, check_file, restore_nifti_nonfinite
 from .exceptions import ImageReadError
 
 __all__ = [
+    "check_exists",
     "describe_cell",
     "image_fingerprint",
     "is_image_object",
@@ -61,6 +63,25 @@ def is_image_object(cell):
     return isinstance(cell, _nibabel_classes())
 
 
+def check_exists(cell, *, row=None, column=None):
+    """Raise :class:`ImageReadError` if a path cell names no file or folder.
+
+    Parameters
+    ----------
+    cell : object
+        A table cell; in-memory images and deferred images pass.
+    row, column : hashable, default=None
+        For error messages.
+    """
+    if _is_missing(cell):
+        raise ImageReadError("missing image (empty cell)", row=row, column=column)
+    if isinstance(cell, (str, os.PathLike)) and not Path(cell).exists():
+        raise ImageReadError(
+            f"cannot read image: no such file or folder: {str(cell)!r}",
+            row=row, column=column, file=str(cell),
+        )
+
+
 def describe_cell(cell):
     """Return a short description of a cell for error messages (its path if any).
 
@@ -77,6 +98,9 @@ def describe_cell(cell):
     if isinstance(cell, (str, os.PathLike)):
         return str(cell)
     tio = _torchio()
+    reader = deferred_reader(cell)
+    if reader is not None:
+        return reader.row.describe(reader.column)
     if isinstance(cell, tio.Image) and cell.path is not None:
         path = cell.path
         return str(path[0] if isinstance(path, (list, tuple)) else path)
@@ -223,7 +247,14 @@ def to_torchio(cell, *, label=False, row=None, column=None):
     """
     tio = _torchio()
     cls = tio.LabelMap if label else tio.ScalarImage
-    if isinstance(cell, tio.Image) and not cell._loaded:
+    if deferred_reader(cell) is not None:
+        try:
+            cell.load()  # the row's transform, once
+        except ImageReadError as exc:
+            raise ImageReadError(
+                exc.bare_message, row=row, column=column, file=exc.file
+            ) from exc
+    elif isinstance(cell, tio.Image) and not cell._loaded:
         file = describe_cell(cell)
         if file is not None and Path(file).is_file():
             try:

@@ -23,6 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ._cache import EXTRACTION_LOG, as_feature_cache, file_identity
+from ._deferred import deferred_reader
 from ._integrity import count_nonfinite
 from ._io import _is_missing, describe_cell, image_fingerprint, to_sitk
 from ._radiomics_settings import RADIOMICS_LOCK, crop_margin
@@ -193,6 +194,20 @@ def _check_mask(image, mask, label, params, mask_file):
     return mask, "check", None
 
 
+def _source_key(cache, cell):
+    """Content key of a cell without running any preprocessing (see _deferred)."""
+    reader = deferred_reader(cell)
+    if reader is not None:
+        return reader.content_key(lambda source, _: _source_key(cache, source))
+    identity = None
+    if isinstance(cell, (str, os.PathLike)) and not _is_missing(cell):
+        identity = file_identity(cell)
+        key = cache.known_key(identity)
+        if key is not None:
+            return key
+    return _content_key(cache, cell, to_sitk(cell), identity)
+
+
 def _content_key(cache, cell, image, identity):
     """Return the content key of a read image; remember it for a path's identity."""
     key = image_fingerprint(image)
@@ -250,6 +265,12 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
             if isinstance(cell, (str, os.PathLike)) and not _is_missing(cell):
                 identities[column] = file_identity(cell)
                 keys[column] = cache.known_key(identities[column])
+            elif deferred_reader(cell) is not None:
+                try:
+                    keys[column] = _source_key(cache, cell)
+                except ImageReadError as exc:
+                    return ("error", column, exc.file or describe_cell(cell),
+                            exc.bare_message, "read")
         if keys.get(image_column) and keys.get(mask_column):
             tried = cache.entry_key(keys[image_column], keys[mask_column], label,
                                     key, versions)

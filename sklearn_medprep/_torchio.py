@@ -4,22 +4,23 @@ import copy
 from numbers import Integral
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods
 
+from ._deferred import deferred_cells, transform_key
 from ._docstrings import fill_doc
+from ._io import check_exists
 from ._random import preserve_rng
 from ._subject import (
     _ImageTableMixin,
     _SameColumnsMixin,
     _TorchIOParamsMixin,
-    apply_to_row,
     as_transform,
     find_random_transforms,
     replace_cells,
     row_cells,
     row_to_subject,
+    table_columns,
 )
 
 __all__ = ["TorchIOPreprocessor", "train_histogram_landmarks"]
@@ -230,6 +231,7 @@ class TorchIOPreprocessor(
         to_train = [i for i, step in enumerate(steps) if _needs_training(step)]
         if not to_train:
             self.transform_ = transform
+            self.transform_key_ = transform_key(transform)
             return self
         index, rows = row_cells(X, images, mask)
         subjects = [
@@ -248,6 +250,7 @@ class TorchIOPreprocessor(
                 )
                 done = i
         self.transform_ = tio.Compose(steps) if len(steps) > 1 else steps[0]
+        self.transform_key_ = transform_key(self.transform_)
         return self
 
     def transform(self, X):
@@ -258,16 +261,27 @@ class TorchIOPreprocessor(
         X : pandas.DataFrame
             The subject table.
 
+        The output cells are *deferred* TorchIO images: the transform runs, once
+        per row, when an image of the row is first read (see
+        :mod:`sklearn_medprep._deferred`), so that a radiomics cache hit never
+        runs it. Missing files are reported here; unreadable ones when read.
+
         Returns
         -------
         pandas.DataFrame
-            ``X`` with image (and mask) cells replaced by transformed in-memory
-            TorchIO images; same index, row order and other columns.
+            ``X`` with image (and mask) cells replaced by transformed TorchIO
+            images; same index, row order and other columns.
         """
         images, mask = self._check_subject_table(X, reset=False)
         index, rows = row_cells(X, images, mask)
-        new_cells = Parallel(n_jobs=self.n_jobs)(
-            delayed(apply_to_row)(self.transform_, cells, images, mask, row, None)
-            for row, cells in zip(index, rows)
-        )
+        columns = table_columns(images, mask)
+        key = getattr(self, "transform_key_", None) or transform_key(
+            self.transform_)
+        new_cells = []
+        for row, cells in zip(index, rows):
+            for column, cell in zip(columns, cells):
+                check_exists(cell, row=row, column=column)
+            new_cells.append(
+                deferred_cells(self.transform_, key, cells, images, mask, row)
+            )
         return replace_cells(X, images, mask, new_cells)

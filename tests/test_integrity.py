@@ -128,9 +128,12 @@ def test_broken_file_is_an_error_everywhere(tmp_path, case, suffix, message):
         ["bad", "image", str(broken)]
     ]
     assert message in errors["message"].iloc[0]
-    # TorchIO reads through the same checks
-    with pytest.raises(ImageReadError, match=where):
-        TorchIOPreprocessor(tio.ZNormalization()).fit_transform(table)
+    # preprocessed (deferred) images read through the same checks when read
+    out = TorchIOPreprocessor(tio.ZNormalization()).fit_transform(table)
+    with pytest.raises(ImageReadError, match=message):
+        out.loc["bad", "image"].data
+    with pytest.raises(ImageReadError, match=where + ".*" + message):
+        RadiomicsExtractor(settings=SETTINGS).fit_transform(out)
 
 
 def test_nifti_truncated_is_read_silently_by_itk(tmp_path):
