@@ -8,8 +8,9 @@ Layout, inside the folder given as ``memory=`` (or a ``joblib.Memory``'s
     sklearn_medprep_radiomics_extractions.log             one line per extraction
 
 **Entries.** An entry holds the feature names and values of one (image, mask,
-label, settings, versions) as JSON text, with the SHA-256 of its canonical
-content *and of its own key*. Reading an entry never runs code (``json.loads``
+label, settings, versions) as JSON text: a header line (format, key, SHA-256 of
+the key and the payload bytes) and a payload line (names, values), so that the
+check hashes bytes and decodes nothing before it passes. Reading an entry never runs code (``json.loads``
 of the text, values rebuilt only as floats, strings, tuples, dicts and numeric
 arrays); an entry that does not parse, whose key is not the one asked for (a
 file copied or renamed from another key), or whose checksum does not match
@@ -42,6 +43,7 @@ with your features.
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import warnings
 
@@ -67,6 +69,10 @@ _FILE_KEYS = {}
 def _sha256(*parts):
     text = json.dumps(parts, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _frozen(identity):
+    return tuple(tuple(part) for part in identity)
 
 
 def _encode(value):
@@ -113,18 +119,22 @@ def _decode(value):
     raise ValueError(f"unknown tag {tag!r}")
 
 
-def _write_json(path, data):
-    """Write ``data`` as JSON to ``path`` atomically (readers never see half)."""
+def _write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically (readers never see half a file)."""
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
     try:
-        with os.fdopen(handle, "w") as out:
-            json.dump(data, out, separators=(",", ":"), allow_nan=True)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _write_json(path, data):
+    _write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
 
 
 def file_identity(path):
@@ -140,13 +150,13 @@ def file_identity(path):
         JSON-able identity; None if ``path`` cannot be stat-ed.
     """
     try:
-        real = os.path.realpath(path)
-        st = os.stat(real)
-        stats = [[real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+        path = os.path.abspath(path)
+        st = os.stat(path)  # follows links: device and inode of the target
+        stats = [[path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
                   st.st_ctime_ns]]
-        if os.path.isdir(real):
-            for name in sorted(os.listdir(real)):
-                s = os.stat(os.path.join(real, name))
+        if stat.S_ISDIR(st.st_mode):
+            for name in sorted(os.listdir(path)):
+                s = os.stat(os.path.join(path, name))
                 stats.append([name, s.st_ino, s.st_size, s.st_mtime_ns,
                               s.st_ctime_ns])
     except OSError:
@@ -211,7 +221,7 @@ class FeatureCache:
         """Return the content key recorded for a file identity, or None."""
         if identity is None:
             return None
-        memo = (self.location, json.dumps(identity))
+        memo = (self.location, _frozen(identity))
         key = _FILE_KEYS.get(memo)
         if key is not None:
             return key
@@ -234,7 +244,7 @@ class FeatureCache:
         """Remember that the file of ``identity`` has content key ``key``."""
         if identity is None:
             return
-        _FILE_KEYS[(self.location, json.dumps(identity))] = key
+        _FILE_KEYS[(self.location, _frozen(identity))] = key
         _write_json(self._index_path(identity), {
             "format": _INDEX_FORMAT, "identity": identity, "key": key,
             "sha256": _sha256(_INDEX_FORMAT, identity, key),
@@ -266,24 +276,20 @@ class FeatureCache:
         except OSError as exc:
             problem = f"unreadable ({exc})"
         else:
-            problem = None
-            try:
-                data = json.loads(text)
-                names, values = data["names"], data["values"]
-                if data.get("format") != _FORMAT:
-                    problem = "not a sklearn-medprep radiomics entry"
-                elif data.get("key") != key:
-                    problem = "it belongs to another key (copied or renamed)"
-                elif data.get("sha256") != _sha256(_FORMAT, key, names, values):
-                    problem = "its checksum does not match (truncated or edited)"
-                elif len(names) != len(values) or not all(
-                    isinstance(n, str) for n in names
-                ):
-                    problem = "malformed names/values"
-                else:
-                    return [(n, _decode(v)) for n, v in zip(names, values)]
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                problem = problem or f"not valid entry JSON ({type(exc).__name__})"
+            problem = self._problem(key, text)
+            if problem is None:
+                try:
+                    data = json.loads(text.partition(b"\n")[2])
+                    names, values = data["names"], data["values"]
+                    if len(names) != len(values) or not all(
+                        isinstance(n, str) for n in names
+                    ):
+                        raise ValueError("malformed names/values")
+                    return list(zip(names, [
+                        v if type(v) is float else _decode(v) for v in values
+                    ]))
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    problem = f"malformed content ({exc})"
         message = (
             f"radiomics cache entry {path!r} ignored: {problem}; the row is "
             "extracted again and the entry rewritten"
@@ -294,6 +300,24 @@ class FeatureCache:
             notes.append(message)
         return None
 
+    @staticmethod
+    def _problem(key, text):
+        """Why ``text`` is not a valid entry of ``key`` (None if it is)."""
+        header, newline, payload = text.partition(b"\n")
+        try:
+            header = json.loads(header)
+            if not isinstance(header, dict):
+                raise ValueError
+        except ValueError:
+            return "not a sklearn-medprep entry (no JSON header line)"
+        if header.get("format") != _FORMAT:
+            return "not a sklearn-medprep radiomics entry"
+        if header.get("key") != key:
+            return "it belongs to another key (copied or renamed)"
+        if not newline or header.get("sha256") != _payload_digest(key, payload):
+            return "its checksum does not match (truncated or edited)"
+        return None
+
     def put(self, key, values):
         """Store ``[(name, value), ...]`` under ``key`` (skipped if not JSON-able)."""
         names = [str(name) for name, _ in values]
@@ -301,10 +325,15 @@ class FeatureCache:
             encoded = [_encode(value) for _, value in values]
         except TypeError:
             return
-        _write_json(self._entry_path(key), {
-            "format": _FORMAT, "key": key, "names": names, "values": encoded,
-            "sha256": _sha256(_FORMAT, key, names, encoded),
-        })
+        payload = json.dumps({"names": names, "values": encoded},
+                             separators=(",", ":"), allow_nan=True).encode()
+        header = json.dumps({"format": _FORMAT, "key": key,
+                             "sha256": _payload_digest(key, payload)}).encode()
+        _write_bytes(self._entry_path(key), header + b"\n" + payload + b"\n")
+
+
+def _payload_digest(key, payload):
+    return hashlib.sha256(key.encode() + b"\n" + payload.rstrip(b"\n")).hexdigest()
 
 
 def as_feature_cache(memory):

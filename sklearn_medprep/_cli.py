@@ -277,8 +277,8 @@ def _extract(args, parser):
 
     notes = []
     try:
-        fmt = output_format(args.out, args.format)
         check_output(args.out)
+        fmt = output_format(args.out, args.format)
         settings, notes = resolve_settings(args.params, args.setting)
         if not Path(args.table).is_file():
             raise FileNotFoundError(f"manifest not found: {args.table!r}")

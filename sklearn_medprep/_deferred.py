@@ -67,6 +67,7 @@ class DeferredRow:
         self.mask = mask
         self.row = row
         self._out = None
+        self._source_keys = None
 
     @property
     def columns(self):
@@ -75,6 +76,7 @@ class DeferredRow:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_out"] = None  # workers materialize for themselves
+        state["_source_keys"] = None
         return state
 
     def materialize(self):
@@ -101,7 +103,11 @@ class DeferredRow:
         -------
         str
         """
-        sources = [key_of(cell, name) for cell, name in zip(self.cells, self.columns)]
+        if self._source_keys is None:  # once per row (image and mask share it)
+            self._source_keys = [
+                key_of(cell, name) for cell, name in zip(self.cells, self.columns)
+            ]
+        sources = self._source_keys
         text = json.dumps(["deferred/1", self.key, sources, column,
                            column == self.mask])
         return hashlib.sha256(text.encode()).hexdigest()

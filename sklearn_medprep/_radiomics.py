@@ -381,6 +381,11 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
                 _, column, file, message, _ = record
                 errors.append((row, column, file, message))
                 continue
+            if not objects and len(record[1]) == len(names) and all(
+                a == b[0] for a, b in zip(names, record[1])
+            ):  # the usual case: the training names, in order
+                values[i] = [value for _, value in record[1]]
+                continue
             seen = set()
             for name, value in record[1]:
                 j = position.get(name)

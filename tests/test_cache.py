@@ -57,10 +57,11 @@ def test_entries_are_json_with_checksum(cohort, tmp_path):
     pd.testing.assert_frame_equal(first, reference)
     entries = _entries(memory)
     assert len(entries) == len(cohort) == count_extractions(memory)
-    data = json.loads(entries[0].read_text())
-    assert set(data) == {"format", "key", "names", "values", "sha256"}
-    assert data["key"] == entries[0].stem
-    assert all(isinstance(v, float) for v in data["values"])
+    header, payload = _read_entry(entries[0])
+    assert set(header) == {"format", "key", "sha256"}
+    assert header["key"] == entries[0].stem
+    assert set(payload) == {"names", "values"}
+    assert all(isinstance(v, float) for v in payload["values"])
     # no pickle anywhere in the folder
     for path in Path(memory).rglob("*"):
         if path.is_file():
@@ -70,14 +71,19 @@ def test_entries_are_json_with_checksum(cohort, tmp_path):
     assert count_extractions(memory) == len(cohort)
 
 
+def _read_entry(entry):
+    header, payload = entry.read_text().splitlines()
+    return json.loads(header), json.loads(payload)
+
+
 def _corrupt_cases(entry):
-    data = json.loads(entry.read_text())
+    header, data = _read_entry(entry)
     forged = dict(data, values=[v * 2 for v in data["values"]])
     wrong_type = dict(data, values=["x"] * len(data["values"]))
     return {
-        "forged values": json.dumps(forged),
-        "wrong types": json.dumps(wrong_type),
-        "truncated": entry.read_text()[: len(entry.read_text()) // 2],
+        "forged values": json.dumps(header) + "\n" + json.dumps(forged),
+        "wrong types": json.dumps(header) + "\n" + json.dumps(wrong_type),
+        "truncated": entry.read_text()[: len(entry.read_text()) - 30],
         "not json": "garbage",
         "pickle": pickle.dumps({"names": data["names"], "values": data["values"]}),
     }

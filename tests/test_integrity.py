@@ -131,7 +131,7 @@ def test_broken_file_is_an_error_everywhere(tmp_path, case, suffix, message):
     # preprocessed (deferred) images read through the same checks when read
     out = TorchIOPreprocessor(tio.ZNormalization()).fit_transform(table)
     with pytest.raises(ImageReadError, match=message):
-        out.loc["bad", "image"].data
+        out.loc["bad", "image"].load()
     with pytest.raises(ImageReadError, match=where + ".*" + message):
         RadiomicsExtractor(settings=SETTINGS).fit_transform(out)
 
