@@ -120,8 +120,12 @@ class TorchIOPreprocessor(
     Each row becomes a :class:`torchio.Subject` (image columns as
     ``ScalarImage`` keyed by column name, the mask column as ``LabelMap``), the
     transform is applied, and the row comes back with its image and mask cells
-    replaced by the transformed in-memory TorchIO images; metadata columns, the
-    index and the row order are kept. The output feeds
+    replaced by the transformed TorchIO images; metadata columns, the index and
+    the row order are kept. The output images are *deferred*: the transform runs
+    once per row when an image of the row is first read, and a
+    :class:`~sklearn_medprep.RadiomicsExtractor` cache hit never runs it (its
+    key is derived from the source images' keys and ``transform_key_``; see
+    :mod:`sklearn_medprep._deferred`). The output feeds
     :class:`~sklearn_medprep.RadiomicsExtractor` and
     :class:`~sklearn_medprep.ImageTensorizer` directly.
 
@@ -151,12 +155,18 @@ class TorchIOPreprocessor(
     %(image)s
         A list of columns gives several images per subject.
     %(mask)s
-    %(n_jobs)s
+    n_jobs : int or None, default=None
+        Kept for compatibility; it has no effect on the output. The images are
+        transformed where they are read: in the workers of the estimator that
+        reads them (``RadiomicsExtractor(n_jobs=...)``), once per row.
 
     Attributes
     ----------
     transform_ : torchio.Transform
         The fitted transform (trained landmarks included).
+    transform_key_ : str
+        SHA-256 of the pickled fitted transform: part of the content key of the
+        output images.
     n_features_in_ : int
         Number of columns of the table seen in fit.
     feature_names_in_ : ndarray of str
