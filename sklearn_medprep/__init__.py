@@ -12,7 +12,7 @@ from ._combat import ComBatHarmonizer
 from ._qc import plot_harmonization, site_effect_report, site_predictability
 from ._radiomics import RadiomicsExtractor, expand_labels
 from ._skorch import TorchIOCollate
-from ._table import load_image, read_manifest, validate_table
+from ._table import load_image, read_manifest, validate_table, write_manifest
 from ._tensor import ImageTensorizer
 from ._torchio import TorchIOPreprocessor
 from ._version import __version__
@@ -35,5 +35,6 @@ __all__ = [
     "load_image",
     "read_manifest",
     "validate_table",
+    "write_manifest",
     "__version__",
 ]

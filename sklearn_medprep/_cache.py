@@ -10,19 +10,20 @@ Layout, inside the folder given as ``memory=`` (or a ``joblib.Memory``'s
 **Entries.** An entry holds the feature names and values of one (image, mask,
 label, settings, versions) as JSON text: a header line (format, key, SHA-256 of
 the key and the payload bytes) and a payload line (names, values), so that the
-check hashes bytes and decodes nothing before it passes. Reading an entry never runs code (``json.loads``
-of the text, values rebuilt only as floats, strings, tuples, dicts and numeric
-arrays); an entry that does not parse, whose key is not the one asked for (a
-file copied or renamed from another key), or whose checksum does not match
-(truncated or edited) is ignored with a :class:`~sklearn_medprep.exceptions.
-MedprepWarning`, the row is extracted again and the entry rewritten. Files of any
+check hashes bytes and decodes nothing before it passes. Reading an entry
+never runs code (``json.loads`` of the text, values rebuilt only as floats,
+strings, tuples, dicts and numeric arrays); an entry that does not parse, whose
+key is not the one asked for (a file copied or renamed from another key), or
+whose checksum does not match (truncated or edited) is ignored with a
+:class:`~sklearn_medprep.exceptions.MedprepWarning`, the row is extracted again
+and the entry rewritten. Files of any
 other kind in the folder (joblib pickles of older versions included) are never
 opened.
 
 **Content keys without re-reading.** The key of an image is the SHA-256 of its
 voxels and geometry (:func:`~sklearn_medprep._io.image_fingerprint`), computed
 when the image is read for an extraction anyway. For a path, it is then
-remembered against the file's *identity*: real path, device, inode, size,
+remembered against the file's *identity*: absolute path, device, inode, size,
 modification time and status-change time (``st_ctime_ns``, which no user call can
 set back); for a DICOM folder, the identities of all its files. A hit for an
 unchanged file costs one ``stat`` and two small JSON reads; the image is not

@@ -349,7 +349,7 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     Examples
     --------
     >>> import os, tempfile, pandas as pd
-    >>> from sklearn_medprep._table import write_manifest
+    >>> from sklearn_medprep import write_manifest
     >>> folder = tempfile.mkdtemp()
     >>> table = pd.DataFrame({"image": [os.path.join(folder, "a", "img.nii")]})
     >>> out = write_manifest(table, os.path.join(folder, "manifest.csv"))

@@ -175,8 +175,8 @@ def main(argv=None):
         plot_harmonization,
         site_effect_report,
         site_predictability,
+        write_manifest,
     )
-    from sklearn_medprep._table import write_manifest
     from sklearn_medprep.datasets import make_multisite_cohort
     from sklearn_medprep.model_selection import SiteStratifiedKFold
 
