@@ -15,6 +15,9 @@ EXPECTED = {
         "extractions logged: 3 (goal 3); identical output: True",
         "extractions with memory: 12 (goal 12)",
         "identical scores: True",
+        "most per (image, fitted transform): 1;",
+        "warm: ",
+        "extractions logged: 30 for 30 images",
     ],
     "bench_combat.py": ["speedup", "max|diff|"],
     "bench_radiomics.py": [
