@@ -44,6 +44,7 @@ _LAZY = {
     "load_image": "._table",
     "read_manifest": "._table",
     "validate_table": "._table",
+    "write_manifest": "._table",
 }
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "load_image",
     "read_manifest",
     "validate_table",
+    "write_manifest",
     "__version__",
 ]
 

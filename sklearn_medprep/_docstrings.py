@@ -23,10 +23,11 @@ DOCDICT = {
         not depend on ``n_jobs``. Under ``joblib.parallel_config(backend="dask")``
         the work runs on a dask.distributed cluster.""",
     "memory": """memory : str, pathlib.Path, joblib.Memory or None, default=None
-        Cache for the expensive per-image computation. A path creates a
-        :class:`joblib.Memory` there. Keys are the image and mask contents and the
-        settings, so repeated fits (cross-validation folds, grid-search candidates)
-        compute each image once.""",
+        Folder caching the expensive per-image computation (a
+        :class:`joblib.Memory` stands for its ``location``). Keys are the image
+        and mask contents and the settings, so repeated fits (cross-validation
+        folds, grid-search candidates) compute each image once. Entries are JSON
+        with a checksum, never pickles.""",
     "random_state": """random_state : int, RandomState instance or None, default=None
         Seed of the random draws. The same seed gives the same output with any
         ``n_jobs``; the caller's global torch and numpy random states are left

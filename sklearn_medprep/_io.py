@@ -15,9 +15,12 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ._deferred import deferred_reader
+from ._integrity import check_dicom_series, check_file, restore_nifti_nonfinite
 from .exceptions import ImageReadError
 
 __all__ = [
+    "check_exists",
     "describe_cell",
     "image_fingerprint",
     "is_image_object",
@@ -66,6 +69,25 @@ def is_image_object(cell):
     return _is_torchio_image(cell) or isinstance(cell, _nibabel_classes())
 
 
+def check_exists(cell, *, row=None, column=None):
+    """Raise :class:`ImageReadError` if a path cell names no file or folder.
+
+    Parameters
+    ----------
+    cell : object
+        A table cell; in-memory images and deferred images pass.
+    row, column : hashable, default=None
+        For error messages.
+    """
+    if _is_missing(cell):
+        raise ImageReadError("missing image (empty cell)", row=row, column=column)
+    if isinstance(cell, (str, os.PathLike)) and not Path(cell).exists():
+        raise ImageReadError(
+            f"cannot read image: no such file or folder: {str(cell)!r}",
+            row=row, column=column, file=str(cell),
+        )
+
+
 def describe_cell(cell):
     """Return a short description of a cell for error messages (its path if any).
 
@@ -81,6 +103,9 @@ def describe_cell(cell):
     """
     if isinstance(cell, (str, os.PathLike)):
         return str(cell)
+    reader = deferred_reader(cell)
+    if reader is not None:
+        return reader.row.describe(reader.column)
     if _is_torchio_image(cell) and cell.path is not None:
         path = cell.path
         return str(path[0] if isinstance(path, (list, tuple)) else path)
@@ -106,7 +131,9 @@ def _dicom_files(folder):
             "give one series per folder",
             file=str(folder),
         )
-    return reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    check_dicom_series(folder, files)
+    return files
 
 
 def _to_scalar(image):
@@ -131,7 +158,10 @@ def _read_path(path):
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(_dicom_files(path))
         return reader.Execute()
+    check_file(path)
     image = sitk.ReadImage(str(path))
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        image = restore_nifti_nonfinite(path, image)
     if path.suffix.lower() in _2D_SUFFIXES:
         image = _to_scalar(image)
     return image
@@ -221,6 +251,22 @@ def to_torchio(cell, *, label=False, row=None, column=None):
     """
     tio = _torchio()
     cls = tio.LabelMap if label else tio.ScalarImage
+    if deferred_reader(cell) is not None:
+        try:
+            cell.load()  # the row's transform, once
+        except ImageReadError as exc:
+            raise ImageReadError(
+                exc.bare_message, row=row, column=column, file=exc.file
+            ) from exc
+    elif isinstance(cell, tio.Image) and not cell._loaded:
+        file = describe_cell(cell)
+        if file is not None and Path(file).is_file():
+            try:
+                check_file(file)
+            except ImageReadError as exc:
+                raise ImageReadError(
+                    exc.bare_message, row=row, column=column, file=exc.file
+                ) from exc
     if type(cell) is cls:
         return cell
     if isinstance(cell, tio.Image):
@@ -251,6 +297,12 @@ def read_geometry(cell, *, row=None, column=None):
                 "file does not exist", row=row, column=column, file=str(path)
             )
         if path.is_file() and path.suffix.lower() not in _2D_SUFFIXES:
+            try:
+                check_file(path)
+            except ImageReadError as exc:
+                raise ImageReadError(
+                    exc.bare_message, row=row, column=column, file=exc.file
+                ) from exc
             reader = sitk.ImageFileReader()
             reader.SetFileName(str(path))
             try:

@@ -1,18 +1,26 @@
 """RadiomicsExtractor: PyRadiomics features of a subject table, cached and parallel."""
 
+import copy
+import json
 import os
 import warnings
 from numbers import Integral
 
 import numpy as np
 import pandas as pd
-from joblib import Memory, Parallel, delayed
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._cache import as_feature_cache
 from ._docstrings import fill_doc
-from ._radiomics_settings import IBSI_PRESET, settings_key, validate_settings
+from ._radiomics_settings import (
+    IBSI_PRESET,
+    load_settings,
+    settings_key,
+    validate_settings,
+)
 from ._radiomics_worker import error_class, extract_row
 from ._table import check_subject_table
 from ._tags import subject_table_input_tags
@@ -44,17 +52,21 @@ _FILTER_NEEDS = {
 
 
 def _check_memory(memory):
-    if memory is None or isinstance(memory, Memory):
-        return memory
-    if hasattr(memory, "cache"):
-        return memory
-    try:
-        return Memory(location=os.fspath(memory), verbose=0)
-    except OSError as exc:
-        raise OSError(
-            f"cannot use the radiomics cache folder {os.fspath(memory)!r} ({exc}); "
-            "set_params(memory=None) or give a writable folder"
-        ) from exc
+    return as_feature_cache(memory)
+
+
+_VALIDATED = {}  # canonical settings JSON -> validated settings (per process)
+
+
+def _validated_settings(settings):
+    """Validate ``settings`` once per distinct value (PyRadiomics' schema is slow)."""
+    data = load_settings(settings)
+    text = json.dumps(data, sort_keys=True, default=str)
+    if text not in _VALIDATED:
+        if len(_VALIDATED) > 256:
+            _VALIDATED.clear()
+        _VALIDATED[text] = validate_settings(data)
+    return copy.deepcopy(_VALIDATED[text])
 
 
 @fill_doc
@@ -126,8 +138,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         Feature columns, in PyRadiomics' order.
     passthrough_ : list of str
         Passthrough columns.
-    memory_ : joblib.Memory or None
-        The cache.
+    memory_ : FeatureCache or None
+        The cache (JSON entries in the folder of ``memory``).
     extraction_errors_ : pandas.DataFrame
         After ``transform``: the failed rows (columns ``row``, ``column``,
         ``file``, ``message``); empty when none failed.
@@ -150,9 +162,11 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     every worker can reach. The cache key holds the image and mask contents
     (SHA-256 of voxels and geometry, so a path and the same image in memory
     share an entry), the label, the settings and the PyRadiomics, SimpleITK and
-    numpy versions. Note that ``joblib.Memory("dir")`` caches under
-    ``dir/joblib`` while ``joblib.Memory(pathlib.Path("dir"))`` caches directly
-    in ``dir`` (joblib's behaviour); ``memory="dir"`` is the former.
+    numpy versions. Entries are JSON (names and floats) bound to their key by a
+    checksum, never pickles; the content key of a path is remembered against
+    the file's identity (path, inode, size, mtime, ctime), so a hit reads no
+    image. See :mod:`sklearn_medprep._cache` and the user guide for what a shared
+    cache trusts. ``memory=joblib.Memory(loc)`` caches in ``loc``.
 
     Examples
     --------
@@ -249,7 +263,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     def _fit(self, X):
         X = self._check_table(X)
         validate_data(self, X, skip_check_array=True, reset=True)
-        self.settings_ = validate_settings(self.settings)
+        self.settings_ = _validated_settings(self.settings)
         label_in_settings = (self.settings_.get("setting") or {}).get("label")
         if label_in_settings is not None and label_in_settings != self.label:
             warnings.warn(
@@ -324,6 +338,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         results = []
         for i, (func, args, kwargs) in self._tasks(X):
             results.append((i, func(*args, **kwargs)))
+            for note in results[-1][1][2] if results[-1][1][0] == "ok" else ():
+                warnings.warn(f"[row {X.index[i]!r}] {note}", MedprepWarning,
+                              stacklevel=2)
             if results[-1][1][0] == "ok" or self.on_error == "raise":
                 break
         self._set_names(X, results)
@@ -359,6 +376,10 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             for i, record in enumerate(parallel(tasks)):
                 if record[0] == "error" and self.on_error == "raise":
                     self._raise(X.index[i], record)
+                if record[0] == "ok" and len(record) > 2:
+                    for note in record[2]:
+                        warnings.warn(f"[row {X.index[i]!r}] {note}",
+                                      MedprepWarning, stacklevel=3)
                 results.append(record)
                 bar.update(1)
         return results
@@ -376,6 +397,11 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             if record[0] == "error":
                 _, column, file, message, _ = record
                 errors.append((row, column, file, message))
+                continue
+            if not objects and len(record[1]) == len(names) and all(
+                a == b[0] for a, b in zip(names, record[1])
+            ):  # the usual case: the training names, in order
+                values[i] = [value for _, value in record[1]]
                 continue
             seen = set()
             for name, value in record[1]:

@@ -4,10 +4,12 @@ One call handles one row of the subject table: load image and mask, check them
 (readable, same geometry, label present), crop to the mask's bounding box where
 that is exact (see :func:`~sklearn_medprep._radiomics_settings.crop_margin`),
 extract with a PyRadiomics extractor built once per worker process, and return
-plain Python floats. The extraction itself is the one function wrapped by
-``joblib.Memory``, keyed on image and mask *content*, label and settings.
+plain Python floats. With a cache (:mod:`sklearn_medprep._cache`), the features
+are keyed on image and mask *content*, label, settings and versions; for paths
+whose file identity is unchanged since they were last hashed, a hit reads no
+image at all. Non-finite voxels inside the ROI are an error of the image column.
 
-A worker never raises: it returns ``("ok", names, values)`` or ``("error",
+A worker never raises: it returns ``("ok", values, notes)`` or ``("error",
 column, file, message, kind)`` so that errors cross process boundaries intact and
 the estimator decides, in row order, whether to raise or write NaN.
 """
@@ -20,17 +22,17 @@ import traceback
 import numpy as np
 import SimpleITK as sitk
 
+from ._cache import EXTRACTION_LOG, as_feature_cache, file_identity
+from ._deferred import deferred_reader
 from ._ibsi import apply_ibsi_definitions
-from ._io import describe_cell, image_fingerprint, to_sitk
+from ._integrity import count_nonfinite
+from ._io import _is_missing, describe_cell, image_fingerprint, to_sitk
 from ._radiomics_crop import CropPlan, crop_plan
 from ._radiomics_settings import RADIOMICS_LOCK, crop_margin
 from .exceptions import GeometryMismatchError, ImageReadError, SubjectTableError
 
 __all__ = ["count_extractions", "extract_row", "EXTRACTION_LOG"]
 
-#: Name of the file, inside a ``joblib.Memory`` location, where every actual
-#: (non-cached) extraction appends one line; see :func:`count_extractions`.
-EXTRACTION_LOG = "sklearn_medprep_radiomics_extractions.log"
 
 _EXTRACTORS = {}  # per process: settings key -> RadiomicsFeatureExtractor
 
@@ -92,12 +94,10 @@ def _versions():
 
 def _extract(image, mask, label, key, margin, verbose, image_key=None,
              mask_key=None, versions=None, log_file=None):
-    """Run PyRadiomics on one (image, mask); the function joblib.Memory caches.
+    """Run PyRadiomics on one (image, mask); log it to ``log_file`` if given.
 
-    ``image_key`` and ``mask_key`` (content fingerprints), ``label``, ``key``
-    (the settings) and ``versions`` (PyRadiomics, SimpleITK, numpy) make the
-    cache key; ``image``, ``mask``, ``margin``, ``verbose`` and ``log_file`` are
-    ignored by the cache.
+    ``image_key`` and ``mask_key`` (content fingerprints) are written to the log;
+    ``versions`` is unused (kept for call compatibility).
     """
     extractor = _get_extractor(key, verbose)
     if isinstance(margin, CropPlan):  # filtered image types, each on its region
@@ -203,6 +203,31 @@ def _check_mask(image, mask, label, params, mask_file):
     return mask, "check", None
 
 
+def _source_key(cache, cell):
+    """Content key of a cell without running any preprocessing (see _deferred)."""
+    reader = deferred_reader(cell)
+    if reader is not None:
+        return reader.content_key(lambda source, _: _source_key(cache, source))
+    identity = None
+    if isinstance(cell, (str, os.PathLike)) and not _is_missing(cell):
+        identity = file_identity(cell)
+        key = cache.known_key(identity)
+        if key is not None:
+            return key
+    return _content_key(cache, cell, to_sitk(cell), identity)
+
+
+def _content_key(cache, cell, image, identity):
+    """Return the content key of a read image; remember it for a path's identity."""
+    key = image_fingerprint(image)
+    if identity is not None:
+        try:
+            cache.record_key(identity, key)
+        except OSError:
+            pass  # a read-only index only costs a re-hash next time
+    return key
+
+
 def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
                 mask_column="mask", memory=None, verbose=0):
     """Extract the features of one row; never raises (see the module docstring).
@@ -218,16 +243,16 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
         :func:`~sklearn_medprep._radiomics_settings.settings_key`.
     image_column, mask_column : str
         Column names, for error records.
-    memory : joblib.Memory or None
-        Cache of the extraction.
+    memory : FeatureCache or None
+        Cache of the features (see :mod:`sklearn_medprep._cache`).
     verbose : int
         PyRadiomics prints warnings when ``verbose > 1``.
 
     Returns
     -------
     tuple
-        ``("ok", [(name, value), ...])`` or
-        ``("error", column, file, message, kind)``.
+        ``("ok", [(name, value), ...], notes)`` (``notes``: cache warnings to
+        re-issue) or ``("error", column, file, message, kind)``.
     """
     image_file = describe_cell(image_cell)
     mask_file = describe_cell(mask_cell)
@@ -238,6 +263,29 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
     except (TypeError, ValueError, OverflowError):
         return ("error", mask_column, mask_file,
                 f"label must be an integer, got {label!r}", "table")
+    cache = as_feature_cache(memory)
+    notes = []
+    identities = {}
+    keys = {}
+    if cache is not None:
+        cache.prepare()  # a cache problem is not the row's fault: raise it
+        versions = _versions()
+        for column, cell in ((image_column, image_cell), (mask_column, mask_cell)):
+            if isinstance(cell, (str, os.PathLike)) and not _is_missing(cell):
+                identities[column] = file_identity(cell)
+                keys[column] = cache.known_key(identities[column])
+            elif deferred_reader(cell) is not None:
+                try:
+                    keys[column] = _source_key(cache, cell)
+                except ImageReadError as exc:
+                    return ("error", column, exc.file or describe_cell(cell),
+                            exc.bare_message, "read")
+        if keys.get(image_column) and keys.get(mask_column):
+            tried = cache.entry_key(keys[image_column], keys[mask_column], label,
+                                    key, versions)
+            values = cache.get(tried, notes)
+            if values is not None:  # a hit: no image is read
+                return ("ok", values, notes)
     images = {}
     for column, cell in ((image_column, image_cell), (mask_column, mask_cell)):
         try:
@@ -246,33 +294,43 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
             return ("error", column, exc.file or describe_cell(cell),
                     exc.bare_message, "read")
     image, mask = images[image_column], images[mask_column]
+    entry = tried = None
+    if cache is not None:
+        for column in (image_column, mask_column):
+            if not keys.get(column):
+                keys[column] = _content_key(
+                    cache, None, images[column], identities.get(column)
+                )
+        entry = cache.entry_key(keys[image_column], keys[mask_column], label, key,
+                                versions)
+        values = None if entry == tried else cache.get(entry, notes)
+        if values is not None:
+            return ("ok", values, notes)
     spec = json.loads(key)
     params = spec["params"]
-    if memory is not None:
-        _cache_log_file(memory)  # a cache problem is not the row's fault: raise it
     try:
         mask, check, error = _check_mask(image, mask, label, params, mask_file)
         if error is not None:
             return error[:1] + (mask_column,) + error[2:]
+        bad = count_nonfinite(image, mask, label)
+        if bad:
+            where = (f"inside the ROI (label {label})"
+                     if mask.GetSize() == image.GetSize() else "in the image")
+            return ("error", image_column, image_file,
+                    f"{bad} non-finite (NaN or infinite) voxel(s) {where}; "
+                    "PyRadiomics would use them silently: fix the image or "
+                    "leave those voxels out of the mask", "read")
         margin = None
         if check is not None:
             margin = crop_margin(params, include_diagnostics=spec["diagnostics"])
             if margin is None:
                 margin = crop_plan(params, include_diagnostics=spec["diagnostics"])
-        if memory is None:
-            values = _extract(image, mask, label, key, margin, verbose)
-        else:
-            cached = memory.cache(
-                _extract, ignore=["image", "mask", "margin", "verbose", "log_file"]
-            )
-            log_file = _cache_log_file(memory)
-            values = cached(
-                image, mask, label, key, margin, verbose,
-                image_key=image_fingerprint(image),
-                mask_key=image_fingerprint(mask),
-                versions=_versions(),
-                log_file=log_file,
-            )
+        log_file = None if cache is None else cache.log_file
+        values = _extract(
+            image, mask, label, key, margin, verbose,
+            image_key=keys.get(image_column), mask_key=keys.get(mask_column),
+            log_file=log_file,
+        )
     except Exception as exc:  # noqa: BLE001 - reported with row, column and file
         message = str(exc).strip() or type(exc).__name__
         if "geometry mismatch" in message or "size mismatch" in message:
@@ -282,23 +340,12 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
         return ("error", mask_column, mask_file,
                 f"PyRadiomics failed ({type(exc).__name__}): {message}; image "
                 f"file {image_file!r}", "table")
-    return ("ok", values)
-
-
-def _cache_log_file(memory):
-    """Create the cache folder if needed; return the extraction log's path."""
-    location = getattr(memory, "location", None)
-    if location is None:
-        return None
-    try:
-        os.makedirs(location, exist_ok=True)
-    except OSError as exc:
-        raise OSError(
-            f"cannot use the radiomics cache folder {str(location)!r} ({exc}); "
-            "a fitted extractor loaded on another machine keeps the cache path it "
-            "was fitted with: set_params(memory=None) or a writable folder"
-        ) from exc
-    return os.path.join(location, EXTRACTION_LOG)
+    if entry is not None:
+        try:
+            cache.put(entry, values)
+        except OSError as exc:
+            notes.append(f"radiomics cache entry not written ({exc})")
+    return ("ok", values, notes)
 
 
 def count_extractions(memory):
@@ -309,7 +356,7 @@ def count_extractions(memory):
 
     Parameters
     ----------
-    memory : str, pathlib.Path or joblib.Memory
+    memory : str, pathlib.Path, joblib.Memory or FeatureCache
         The cache given to ``RadiomicsExtractor(memory=...)``.
 
     Returns
@@ -322,10 +369,10 @@ def count_extractions(memory):
     >>> count_extractions("no-such-cache-folder")
     0
     """
-    location = getattr(memory, "location", memory)
-    if location is None:
+    cache = as_feature_cache(memory)
+    if cache is None:
         return 0
-    path = os.path.join(os.fspath(location), EXTRACTION_LOG)
+    path = cache.log_file
     if not os.path.exists(path):
         return 0
     with open(path) as handle:

@@ -20,6 +20,7 @@ __all__ = [
     "load_image",
     "read_manifest",
     "validate_table",
+    "write_manifest",
 ]
 
 _GEOMETRY_TOL = 1e-4
@@ -264,7 +265,8 @@ def read_manifest(
     """Build a subject table from a CSV manifest.
 
     Relative paths in the image and mask columns are resolved against the folder
-    of the manifest, so a manifest and its images can move together.
+    of the manifest, so a manifest and its images can move together (the rule of
+    :func:`write_manifest` and of the command line).
 
     Parameters
     ----------
@@ -316,3 +318,62 @@ def read_manifest(
                 file=exc.file,
             ) from exc
     return table
+
+
+def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
+    """Write a subject table as a CSV manifest that :func:`read_manifest` reads back.
+
+    The one rule for paths in the tables the project writes and reads: a
+    relative path in a manifest is relative to the manifest's folder. Paths of
+    files inside that folder (or below) are written relative to it, so that the
+    manifest and its images can move together; others are written absolute.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The subject table (path cells in the image and mask columns).
+    path : str or pathlib.Path
+        The CSV file to write.
+    image : str or list of str, default="image"
+        Image column(s).
+    mask : str or None, default=None
+        Mask column.
+    **to_csv_kwargs
+        Further arguments to :meth:`pandas.DataFrame.to_csv`.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Examples
+    --------
+    >>> import os, tempfile, pandas as pd
+    >>> from sklearn_medprep import write_manifest
+    >>> folder = tempfile.mkdtemp()
+    >>> table = pd.DataFrame({"image": [os.path.join(folder, "a", "img.nii")]})
+    >>> out = write_manifest(table, os.path.join(folder, "manifest.csv"))
+    >>> pd.read_csv(out, index_col=0)["image"].tolist()
+    ['a/img.nii']
+    """
+    path = Path(path)
+    base = path.resolve().parent
+    images = [image] if isinstance(image, str) else list(image)
+    columns = images + ([mask] if mask is not None else [])
+    check_subject_table(table, columns=columns)
+
+    def relative(cell):
+        if _is_missing(cell) or not isinstance(cell, (str, os.PathLike)):
+            return cell
+        absolute = Path(os.path.expanduser(str(cell))).resolve()
+        try:
+            return str(absolute.relative_to(base))
+        except ValueError:
+            return str(absolute)
+
+    out = table.copy()
+    for column in columns:
+        out[column] = out[column].map(relative)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, **to_csv_kwargs)
+    return path

@@ -4,22 +4,23 @@ import copy
 from numbers import Integral
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods
 
+from ._deferred import deferred_cells, transform_key
 from ._docstrings import fill_doc
+from ._io import check_exists
 from ._random import preserve_rng
 from ._subject import (
     _ImageTableMixin,
     _SameColumnsMixin,
     _TorchIOParamsMixin,
-    apply_to_row,
     as_transform,
     find_random_transforms,
     replace_cells,
     row_cells,
     row_to_subject,
+    table_columns,
 )
 
 __all__ = ["TorchIOPreprocessor", "train_histogram_landmarks"]
@@ -119,8 +120,12 @@ class TorchIOPreprocessor(
     Each row becomes a :class:`torchio.Subject` (image columns as
     ``ScalarImage`` keyed by column name, the mask column as ``LabelMap``), the
     transform is applied, and the row comes back with its image and mask cells
-    replaced by the transformed in-memory TorchIO images; metadata columns, the
-    index and the row order are kept. The output feeds
+    replaced by the transformed TorchIO images; metadata columns, the index and
+    the row order are kept. The output images are *deferred*: the transform runs
+    once per row when an image of the row is first read, and a
+    :class:`~sklearn_medprep.RadiomicsExtractor` cache hit never runs it (its
+    key is derived from the source images' keys and ``transform_key_``; see
+    :mod:`sklearn_medprep._deferred`). The output feeds
     :class:`~sklearn_medprep.RadiomicsExtractor` and
     :class:`~sklearn_medprep.ImageTensorizer` directly.
 
@@ -150,12 +155,18 @@ class TorchIOPreprocessor(
     %(image)s
         A list of columns gives several images per subject.
     %(mask)s
-    %(n_jobs)s
+    n_jobs : int or None, default=None
+        Kept for compatibility; it has no effect on the output. The images are
+        transformed where they are read: in the workers of the estimator that
+        reads them (``RadiomicsExtractor(n_jobs=...)``), once per row.
 
     Attributes
     ----------
     transform_ : torchio.Transform
         The fitted transform (trained landmarks included).
+    transform_key_ : str
+        SHA-256 of the pickled fitted transform: part of the content key of the
+        output images.
     n_features_in_ : int
         Number of columns of the table seen in fit.
     feature_names_in_ : ndarray of str
@@ -230,6 +241,7 @@ class TorchIOPreprocessor(
         to_train = [i for i, step in enumerate(steps) if _needs_training(step)]
         if not to_train:
             self.transform_ = transform
+            self.transform_key_ = transform_key(transform)
             return self
         index, rows = row_cells(X, images, mask)
         subjects = [
@@ -248,6 +260,7 @@ class TorchIOPreprocessor(
                 )
                 done = i
         self.transform_ = tio.Compose(steps) if len(steps) > 1 else steps[0]
+        self.transform_key_ = transform_key(self.transform_)
         return self
 
     def transform(self, X):
@@ -258,16 +271,27 @@ class TorchIOPreprocessor(
         X : pandas.DataFrame
             The subject table.
 
+        The output cells are *deferred* TorchIO images: the transform runs, once
+        per row, when an image of the row is first read (see
+        :mod:`sklearn_medprep._deferred`), so that a radiomics cache hit never
+        runs it. Missing files are reported here; unreadable ones when read.
+
         Returns
         -------
         pandas.DataFrame
-            ``X`` with image (and mask) cells replaced by transformed in-memory
-            TorchIO images; same index, row order and other columns.
+            ``X`` with image (and mask) cells replaced by transformed TorchIO
+            images; same index, row order and other columns.
         """
         images, mask = self._check_subject_table(X, reset=False)
         index, rows = row_cells(X, images, mask)
-        new_cells = Parallel(n_jobs=self.n_jobs)(
-            delayed(apply_to_row)(self.transform_, cells, images, mask, row, None)
-            for row, cells in zip(index, rows)
-        )
+        columns = table_columns(images, mask)
+        key = getattr(self, "transform_key_", None) or transform_key(
+            self.transform_)
+        new_cells = []
+        for row, cells in zip(index, rows):
+            for column, cell in zip(columns, cells):
+                check_exists(cell, row=row, column=column)
+            new_cells.append(
+                deferred_cells(self.transform_, key, cells, images, mask, row)
+            )
         return replace_cells(X, images, mask, new_cells)

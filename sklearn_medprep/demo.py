@@ -293,6 +293,7 @@ def main(argv=None):
         plot_harmonization,
         site_effect_report,
         site_predictability,
+        write_manifest,
     )
     from sklearn_medprep.datasets import make_multisite_cohort
     from sklearn_medprep.model_selection import SiteStratifiedKFold
@@ -313,7 +314,9 @@ def main(argv=None):
             confounding=0.6,
             label_effect=0.15,
         )
-        cohort.to_csv(out / "cohort.csv")
+        # paths relative to the CSV's folder: read_manifest and the command
+        # line (sklearn-medprep extract cohort.csv ...) read it back
+        write_manifest(cohort, out / "cohort.csv", image="image", mask="mask")
         rng = np.random.default_rng(args.random_state)
         new_rows = np.sort(rng.choice(n_total, args.n_new, replace=False))
         new = cohort.iloc[new_rows]

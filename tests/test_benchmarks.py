@@ -8,6 +8,7 @@ reference tool in the same run agree.
 
 import importlib.util
 import math
+import os
 import re
 import subprocess
 import sys
@@ -27,6 +28,23 @@ def _positive(values, what):
     assert values, f"no {what} printed"
     for value in values:
         assert math.isfinite(value) and value > 0, (what, values)
+
+
+def check_cache(out):
+    (a_ratio,) = re.search(r"hit/extract " + NUM + r" \(goal", out).groups()
+    _positive([float(a_ratio)], "hit/extract")
+    assert re.search(r"extractions logged: (\d+) \(goal \1\); identical output: "
+                     r"True", out), out[-2000:]
+    assert re.search(r"extractions with memory: (\d+) \(goal \1\)", out)
+    (speedup,) = re.search(r"speed-up x\s*" + NUM, out).groups()
+    _positive([float(speedup)], "grid-search speed-up")
+    assert "identical scores: True" in out
+    # the preprocessed chain: no image transformed twice for one fitted transform
+    assert "most per (image, fitted transform): 1;" in out
+    warm = re.search(r"warm: +" + NUM + r"s, images transformed (\d+)", out)
+    assert warm and int(warm.group(2)) == 0, out[-2000:]
+    (ratio,) = re.search(r"warm / cold, whole nested CV: " + NUM, out).groups()
+    assert 0 < float(ratio) < 1, ratio
 
 
 def check_combat(out):
@@ -105,6 +123,7 @@ def check_target_protection(out):
 
 
 CHECKS = {
+    "bench_cache.py": check_cache,
     "bench_combat.py": check_combat,
     "bench_radiomics.py": check_radiomics,
     "bench_target_protection.py": check_target_protection,
@@ -125,6 +144,8 @@ def test_benchmark_quick_run(script):
         capture_output=True,
         text=True,
         timeout=600,
+        # the package of this checkout, not whichever one is installed
+        env={**os.environ, "PYTHONPATH": str(BENCHMARKS.parent)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     CHECKS[script](result.stdout)

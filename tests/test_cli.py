@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from sklearn_medprep._cli import main
+from sklearn_medprep.utils import count_extractions
 
 PARAMS = {"featureClass": {"firstorder": [], "shape": ["VoxelVolume"]},
           "setting": {"binWidth": 20}}
@@ -126,3 +127,125 @@ def test_unusable_cache_folder_exits_1_without_traceback(manifest):
     assert "cannot use the radiomics cache folder" in result.stderr
     assert "Traceback" not in result.stderr
     assert "no output written" in result.stderr and not out.exists()
+
+
+def _extract(manifest, *args):
+    return main(["extract", str(manifest / "table.csv"), "--quiet", *map(str, args)])
+
+
+def test_output_format_from_extension_or_flag(manifest, capsys):
+    params = manifest / "params.json"
+    csv = pd.read_csv(manifest / "table.csv")
+    assert _extract(manifest, "-p", params, "-o", manifest / "f.json",
+                    "--index-col", "subject") == 0
+    records = json.loads((manifest / "f.json").read_text())
+    assert [r["subject"] for r in records] == list(csv["subject"])
+    # an extension that tells nothing, with --format: allowed
+    assert _extract(manifest, "-p", params, "-o", manifest / "g.out", "-f",
+                    "csv") == 0
+    assert len(pd.read_csv(manifest / "g.out", index_col=0)) == 3
+    for out, message in (
+        ("f.txt", "cannot tell the output format"),
+        ("f.xlsx", "use .csv, .parquet or .json"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            _extract(manifest, "-p", params, "-o", manifest / out)
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err
+        assert not (manifest / out).exists()
+    with pytest.raises(SystemExit):
+        _extract(manifest, "-p", params, "-o", manifest / "f.csv", "-f", "json")
+    assert "contradicts the extension" in capsys.readouterr().err
+
+
+def test_parquet_needs_pyarrow(manifest, capsys):
+    out = manifest / "f.parquet"
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        with pytest.raises(SystemExit) as info:
+            _extract(manifest, "-o", out, "-p", manifest / "params.json")
+        assert info.value.code == 2
+        assert "needs the pyarrow package" in capsys.readouterr().err
+        assert not out.exists()
+    else:
+        assert _extract(manifest, "-o", out, "-p", manifest / "params.json") == 0
+        assert len(pd.read_parquet(out)) == 3
+
+
+@pytest.mark.parametrize("where", ["folder", "under a file"])
+def test_output_path_checked_before_extraction(manifest, capsys, where):
+    blocker = manifest / "blocker"
+    if where == "folder":
+        blocker.mkdir()
+        out = blocker
+    else:
+        blocker.write_text("a file")
+        out = blocker / "features.csv"
+    memory = manifest / "cache"
+    with pytest.raises(SystemExit) as info:
+        _extract(manifest, "-o", out, "-p", manifest / "params.json",
+                 "--memory", memory)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err if where == "folder" else "is a file" in err
+    assert "Traceback" not in err
+    assert count_extractions(memory) == 0  # nothing was extracted
+
+
+def test_param_file_conflicts_are_reported(manifest, capsys):
+    (manifest / "p.yaml").write_text(
+        "featureClass:\n  firstorder: [Mean]\nsetting:\n  binWidth: 20\n  label: 2\n")
+    out = manifest / "f.csv"
+    assert _extract(manifest, "-p", manifest / "p.yaml", "-o", out, "--label", "1",
+                    "-s", "binWidth:10", "--setting", "force2D:false") == 0
+    err = capsys.readouterr().err
+    assert "the parameter file sets label=2; --label 1 overrides it" in err
+    assert "sets binWidth=20; --setting 'binWidth:10' overrides it with 10" in err
+    assert "MedprepWarning" in err  # the extractor's own warning is shown too
+    features = pd.read_csv(out, index_col=0)
+    assert features.index.name == "row"
+    ref = RadiomicsFeatureExtractor(
+        {"featureClass": {"firstorder": ["Mean"]},
+         "setting": {"binWidth": 10, "force2D": False}}
+    ).execute(str(manifest / "s0_image.nrrd"), str(manifest / "s0_mask.nrrd"))
+    assert features["original_firstorder_Mean"].iloc[0] == pytest.approx(
+        float(ref["original_firstorder_Mean"]), rel=1e-12)
+    with pytest.raises(SystemExit):
+        _extract(manifest, "-o", out, "-s", "binWidth")
+    assert "expected KEY:VALUE" in capsys.readouterr().err
+
+
+def test_pyradiomics_batch_csv_and_options(manifest, capsys):
+    table = pd.read_csv(manifest / "table.csv")
+    batch = table.rename(columns={"image": "Image", "mask": "Mask"})
+    batch["Label"] = 1
+    batch.to_csv(manifest / "batch.csv", index=False)
+    out = manifest / "batch_features.csv"
+    assert main(["extract", str(manifest / "batch.csv"), "-p",
+                 str(manifest / "params.json"), "-o", str(out), "-j", "1",
+                 "--quiet"]) == 0
+    features = pd.read_csv(out, index_col="row")  # a named index column
+    assert list(features.index) == [0, 1, 2]
+    assert {"subject", "site", "Label"} <= set(features.columns)
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert "sklearn-medprep 0.1.0" in capsys.readouterr().out
+
+
+def test_demo_style_manifest_from_another_working_directory(manifest, tmp_path,
+                                                            monkeypatch):
+    from sklearn_medprep import read_manifest
+    from sklearn_medprep._table import write_manifest
+
+    table = read_manifest(manifest / "table.csv", mask="mask", index_col="subject")
+    written = write_manifest(table, manifest / "copy.csv", mask="mask")
+    assert pd.read_csv(written)["image"].tolist() == [
+        f"s{i}_image.nrrd" for i in range(3)]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["extract", str(written), "-o", "out.csv", "--index-col",
+                 "subject", "-p", str(manifest / "params.json"), "--quiet"]) == 0
+    assert list(pd.read_csv("out.csv", index_col=0).index) == ["s0", "s1", "s2"]

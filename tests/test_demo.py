@@ -42,7 +42,12 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     import joblib
     import pandas as pd
 
-    cohort = pd.read_csv(out / "cohort.csv", index_col=0)
+    from sklearn_medprep import read_manifest
+
+    # paths relative to the CSV's folder, whatever the working directory
+    cohort = read_manifest(out / "cohort.csv", mask="mask", index_col=0,
+                           validate=False)
+    assert not pd.read_csv(out / "cohort.csv")["image"].str.startswith("/").any()
     model = joblib.load(out / "pipeline.joblib")
     proba = model.predict_proba(cohort.iloc[:5])[:, 1]
     assert np.all((proba >= 0) & (proba <= 1))

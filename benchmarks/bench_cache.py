@@ -1,0 +1,231 @@
+"""Benchmark the radiomics cache: what a hit costs against an extraction.
+
+(a) hit / extraction: ``RadiomicsExtractor(memory=...)`` served entirely from a
+    warm cache vs ``RadiomicsExtractor()`` extracting, on the same table of file
+    paths (PyRadiomics' brain1, breast1, lung1 from ../shared/data/pyradiomics,
+    default settings); the hit is measured twice: in the process that filled
+    the cache (file keys remembered in memory) and as a fresh process would see
+    it (file keys read from the cache folder's index);
+(b) GridSearchCV, 5 folds x 4 candidates + refit, over RadiomicsExtractor ->
+    StandardScaler -> Ridge on a DataFrame of file paths (the three cases, each
+    in 4 intensity variants written as NRRD: 12 rows), cold cache vs no cache;
+(c) the demo's nested cross-validation (``sklearn_medprep.demo``: 5 outer
+    folds x GridSearchCV of 3 folds x 3 candidates over TorchIOPreprocessor
+    (Resample 1 mm) -> RadiomicsExtractor(memory) -> ComBat -> scaler ->
+    logistic regression), run twice on the same cache folder: the second run
+    (warm cache, as a fresh process: file keys read from the folder's index)
+    against the first; and how many times each image was transformed.
+
+Usage: python benchmarks/bench_cache.py [--quick] [--data FOLDER]
+
+``--quick`` uses a small synthetic cohort instead of the PyRadiomics cases.
+"""
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import radiomics
+import SimpleITK as sitk
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_medprep import RadiomicsExtractor, _cache, _subject
+from sklearn_medprep.datasets import make_multisite_cohort
+from sklearn_medprep.utils import count_extractions
+
+radiomics.setVerbosity(logging.ERROR)
+
+CANDIDATES = [
+    Path(__file__).resolve().parents[1] / "shared" / "data" / "pyradiomics",
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "pyradiomics",
+    Path("/work/shared/data/pyradiomics"),
+]
+CASES = ("brain1", "breast1", "lung1")
+
+
+def best_of(repeats, func):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def real_table(data):
+    return pd.DataFrame(
+        {"image": [str(data / f"{c}_image.nrrd") for c in CASES],
+         "mask": [str(data / f"{c}_label.nrrd") for c in CASES]},
+        index=pd.Index(list(CASES), name="case"),
+    )
+
+
+def variants(table, folder, n):
+    """``n`` intensity variants of every row, written as NRRD files."""
+    rows = []
+    for case, (image, mask) in table[["image", "mask"]].iterrows():
+        source = sitk.ReadImage(image)
+        for k in range(n):
+            out = Path(folder) / f"{case}-{k}.nrrd"
+            sitk.WriteImage(sitk.Cast(source, sitk.sitkFloat32) + 10.0 * k, str(out))
+            rows.append((f"{case}-{k}", str(out), mask))
+    frame = pd.DataFrame(rows, columns=["id", "image", "mask"]).set_index("id")
+    return frame.sample(frac=1.0, random_state=0)
+
+
+def hit_cost(table, label, repeats, folder):
+    print(f"(a) hit vs extraction, {len(table)} rows of file paths, default settings")
+    memory = Path(folder) / "hit-cache"
+    plain = RadiomicsExtractor(label=label, passthrough=[])
+    t_extract = best_of(repeats, lambda: plain.fit_transform(table))
+    cached = RadiomicsExtractor(label=label, passthrough=[], memory=memory)
+    reference = cached.fit_transform(table)  # fills the cache
+    t_hit = best_of(repeats, lambda: cached.fit_transform(table))
+
+    def fresh():
+        _cache._FILE_KEYS.clear()
+        return cached.fit_transform(table)
+
+    t_fresh = best_of(repeats, fresh)
+    same = reference.equals(cached.fit_transform(table))
+    print(f"  extraction {t_extract:7.4f}s  hit {t_hit:7.4f}s  hit/extract "
+          f"{t_hit / t_extract:6.4f} (goal <= 0.05)")
+    print(f"  hit as a fresh process (file keys from the folder's index) "
+          f"{t_fresh:7.4f}s  hit/extract {t_fresh / t_extract:6.4f}")
+    print(f"  extractions logged: {count_extractions(memory)} (goal {len(table)}); "
+          f"identical output: {same}")
+
+
+def grid_search(table, label, folder):
+    y = np.random.default_rng(0).normal(size=len(table))
+    grid = {"ridge__alpha": [0.1, 1.0, 10.0, 100.0]}
+    cv = KFold(5, shuffle=True, random_state=0)
+    print(f"(b) GridSearchCV 5 folds x 4 candidates + refit, {len(table)} rows of "
+          "file paths, default settings")
+    results = {}
+    memory = Path(folder) / "grid-cache"
+    for name, mem in (("no cache", None), ("memory", memory)):
+        pipe = make_pipeline(
+            RadiomicsExtractor(label=label, passthrough=[], memory=mem),
+            StandardScaler(), Ridge(),
+        )
+        start = time.perf_counter()
+        search = GridSearchCV(pipe, grid, cv=cv).fit(table, y)
+        results[name] = (time.perf_counter() - start, search)
+    same = np.array_equal(results["no cache"][1].cv_results_["mean_test_score"],
+                          results["memory"][1].cv_results_["mean_test_score"])
+    t_plain, t_mem = results["no cache"][0], results["memory"][0]
+    print(f"  extractions with memory: {count_extractions(memory)} "
+          f"(goal {len(table)})")
+    print(f"  wall: no cache {t_plain:7.2f}s, cold cache {t_mem:7.2f}s, speed-up "
+          f"x{t_plain / t_mem:5.2f} (goal >= 8); identical scores: {same}")
+
+
+def nested_cv(folder, n_subjects):
+    from collections import Counter
+
+    from sklearn_medprep import demo
+    from sklearn_medprep.model_selection import SiteStratifiedKFold
+
+    cohort = make_multisite_cohort(n_subjects, 2, path=Path(folder) / "demo",
+                                   random_state=0, confounding=0.6,
+                                   label_effect=0.15)
+    y = cohort["y"]
+    memory = Path(folder) / "demo-cache"
+    outer = SiteStratifiedKFold(5, site="site", shuffle=True, random_state=1)
+    transformed = Counter()
+    original = _subject.apply_to_row
+
+    def counting(transform, cells, *args):
+        transformed[(str(cells[0]), repr(transform))] += 1
+        return original(transform, cells, *args)
+
+    _subject.apply_to_row = counting
+    # time spent in the steps the cache covers (preprocessing + radiomics)
+    from sklearn_medprep import TorchIOPreprocessor
+
+    spent = [0.0]
+    wrapped = [(TorchIOPreprocessor, "fit"), (TorchIOPreprocessor, "transform"),
+               (RadiomicsExtractor, "fit"), (RadiomicsExtractor, "transform"),
+               (RadiomicsExtractor, "fit_transform")]
+    originals = [(cls, name, cls.__dict__[name]) for cls, name in wrapped]
+
+    def timed(func):
+        def inner(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+        return inner
+
+    for cls, name, func in originals:
+        setattr(cls, name, timed(func))
+    print(f"(c) demo nested CV, {n_subjects} subjects: 5 outer folds x "
+          "GridSearchCV(3 folds x 3 candidates), TorchIOPreprocessor -> "
+          "RadiomicsExtractor(memory) -> ComBat -> model")
+    times, features = [], []
+    try:
+        for run in ("cold", "warm"):
+            _cache._FILE_KEYS.clear()  # each run as a fresh process
+            transformed.clear()
+            spent[0] = 0.0
+            _, _, full = demo._pipelines(memory, 1, False)
+            search = demo._search(full, 1, 0)
+            start = time.perf_counter()
+            with open(os.devnull, "w") as sink, redirect_stdout(sink):
+                scores = demo._outer_scores(search, cohort, y, outer, run)
+            times.append(time.perf_counter() - start)
+            features.append(spent[0])
+            most = max(transformed.values(), default=0)
+            print(f"  {run}: {times[-1]:7.2f}s, images transformed "
+                  f"{sum(transformed.values())} (distinct {len(transformed)}), "
+                  f"most per (image, fitted transform): {most}; "
+                  f"preprocessing + radiomics steps {features[-1]:7.2f}s; "
+                  f"mean ROC AUC {scores.mean():.3f}")
+    finally:
+        _subject.apply_to_row = original
+        for cls, name, func in originals:
+            setattr(cls, name, func)
+    print(f"  extractions logged: {count_extractions(memory)} for "
+          f"{len(cohort)} images")
+    print(f"  warm / cold, whole nested CV: {times[1] / times[0]:6.4f} (goal < 0.10)"
+          f"; preprocessing + radiomics steps only: "
+          f"{features[1] / features[0]:6.4f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="small synthetic cohort instead of PyRadiomics' cases")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder holding brain1_image.nrrd, ...")
+    args = parser.parse_args()
+    candidates = [args.data] if args.data else CANDIDATES
+    data = next((c for c in candidates
+                 if c is not None and (c / "brain1_image.nrrd").is_file()), None)
+    with tempfile.TemporaryDirectory() as folder:
+        if args.quick or data is None:
+            if data is None:
+                print("PyRadiomics cases absent: synthetic cohort instead")
+            table = make_multisite_cohort(3, 1, shape=(24, 26, 22), path=folder,
+                                          random_state=0)[["image", "mask"]]
+            label, n_variants, repeats = 2, 4, 2
+        else:
+            table, label, n_variants, repeats = real_table(data), 1, 4, 3
+        hit_cost(table, label, repeats, folder)
+        grid_search(variants(table, folder, n_variants), label, folder)
+        nested_cv(folder, 30 if args.quick else 120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Deferred images: a row's source cells and a fitted transform, read on demand.
+
+:class:`~sklearn_medprep.TorchIOPreprocessor` returns, for each row, TorchIO
+images that hold no voxels yet: each is a ``torchio.ScalarImage`` (or
+``LabelMap``) whose *reader* is a :class:`DeferredReader`. The first time any
+image of the row is read (``.data``, ``.affine``, a TorchIO transform,
+:func:`~sklearn_medprep.load_image`), the fitted transform is applied to the
+row's source cells, once, and every image of the row is served from that one
+result.
+
+Their content key (:meth:`DeferredReader.content_key`) is derived from the
+content keys of the source cells, the SHA-256 of the pickled fitted transform and
+the column, without running the transform. So a radiomics cache hit for a
+preprocessed image needs neither the preprocessing nor even the source voxels
+when the source files' keys are known (see :mod:`sklearn_medprep._cache`), and a
+fitted transform equal to one seen before (same class, parameters and trained
+landmarks, e.g. the same ``Resample`` in every cross-validation fold) hits the
+entries extracted under it.
+"""
+
+import hashlib
+import json
+import pickle
+
+__all__ = ["DeferredReader", "DeferredRow", "deferred_reader", "transform_key"]
+
+
+def transform_key(transform):
+    """Return the SHA-256 of a fitted transform's pickle (its parameters).
+
+    Parameters
+    ----------
+    transform : torchio.Transform
+        A fitted, deterministic transform.
+
+    Returns
+    -------
+    str
+    """
+    return hashlib.sha256(pickle.dumps(transform, protocol=4)).hexdigest()
+
+
+class DeferredRow:
+    """The source cells of one row and the fitted transform to apply to them.
+
+    Parameters
+    ----------
+    transform : torchio.Transform
+        The fitted transform.
+    key : str
+        Its :func:`transform_key`.
+    cells : list
+        Source cells of ``images`` then ``mask``.
+    images : list of str
+        Image columns.
+    mask : str or None
+        Mask column.
+    row : hashable
+        Row index label, for error messages.
+    """
+
+    def __init__(self, transform, key, cells, images, mask, row):
+        self.transform = transform
+        self.key = key
+        self.cells = list(cells)
+        self.images = list(images)
+        self.mask = mask
+        self.row = row
+        self._out = None
+        self._source_keys = None
+
+    @property
+    def columns(self):
+        return self.images + ([self.mask] if self.mask is not None else [])
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_out"] = None  # workers materialize for themselves
+        state["_source_keys"] = None
+        return state
+
+    def materialize(self):
+        """Apply the transform to the row once; return ``{column: image}``."""
+        if self._out is None:
+            from ._subject import apply_to_row
+
+            cells = apply_to_row(self.transform, self.cells, self.images,
+                                 self.mask, self.row, None)
+            self._out = dict(zip(self.columns, cells))
+        return self._out
+
+    def content_key(self, column, key_of):
+        """Return the content key of ``column``'s output without materializing.
+
+        Parameters
+        ----------
+        column : str
+            Output column.
+        key_of : callable
+            ``key_of(cell, column)`` gives the content key of a source cell.
+
+        Returns
+        -------
+        str
+        """
+        if self._source_keys is None:  # once per row (image and mask share it)
+            self._source_keys = [
+                key_of(cell, name) for cell, name in zip(self.cells, self.columns)
+            ]
+        sources = self._source_keys
+        text = json.dumps(["deferred/1", self.key, sources, column,
+                           column == self.mask])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def describe(self, column):
+        """Source path of ``column`` (or None) for error messages."""
+        from ._io import describe_cell
+
+        return describe_cell(self.cells[self.columns.index(column)])
+
+
+class DeferredReader:
+    """TorchIO reader of one column of a :class:`DeferredRow`.
+
+    Parameters
+    ----------
+    row : DeferredRow
+    column : str
+    """
+
+    def __init__(self, row, column):
+        self.row = row
+        self.column = column
+
+    def __call__(self, path):
+        image = self.row.materialize()[self.column]
+        return image.data, image.affine
+
+    def content_key(self, key_of):
+        """See :meth:`DeferredRow.content_key`."""
+        return self.row.content_key(self.column, key_of)
+
+
+def deferred_reader(cell):
+    """Return the :class:`DeferredReader` of a deferred TorchIO image, or None."""
+    reader = getattr(cell, "reader", None)
+    return reader if isinstance(reader, DeferredReader) else None
+
+
+def deferred_cells(transform, key, cells, images, mask, row):
+    """Return the deferred TorchIO images of one row (``images`` then ``mask``)."""
+    import torchio as tio
+
+    shared = DeferredRow(transform, key, cells, images, mask, row)
+    out = []
+    for column in shared.columns:
+        cls = tio.LabelMap if column == mask else tio.ScalarImage
+        source = shared.describe(column)
+        name = f"{source or column} [TorchIOPreprocessor, row {row!r}]"
+        out.append(cls(path=name, reader=DeferredReader(shared, column),
+                       verify_path=False))
+    return out

@@ -1,0 +1,225 @@
+"""The radiomics cache: JSON entries bound to their key, nothing executable.
+
+A forged, truncated or foreign entry is never served (the row is extracted
+again, with a warning); a malicious pickle in the folder is never loaded; a hit
+for an unchanged file reads no image.
+"""
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from sklearn_medprep import RadiomicsExtractor, _io
+from sklearn_medprep._cache import FeatureCache, as_feature_cache
+from sklearn_medprep.datasets import make_multisite_cohort
+from sklearn_medprep.exceptions import MedprepWarning
+from sklearn_medprep.utils import count_extractions
+
+SETTINGS = {"featureClass": {"firstorder": ["Mean", "Variance", "Maximum"]}}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cache_cohort")
+    return make_multisite_cohort(4, 2, shape=(12, 13, 11), path=folder,
+                                 random_state=0)
+
+
+def _extractor(memory, **kwargs):
+    return RadiomicsExtractor(label=2, settings=SETTINGS, memory=memory, **kwargs)
+
+
+def _entries(memory):
+    return sorted(Path(memory).glob("sklearn_medprep_cache/radiomics/*/*.json"))
+
+
+class _Exploit:
+    """Unpickling this creates a file: proof that a pickle was loaded."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.target),))
+
+
+def test_entries_are_json_with_checksum(cohort, tmp_path):
+    memory = tmp_path / "cache"
+    reference = _extractor(None).fit_transform(cohort)
+    first = _extractor(memory).fit_transform(cohort)
+    pd.testing.assert_frame_equal(first, reference)
+    entries = _entries(memory)
+    assert len(entries) == len(cohort) == count_extractions(memory)
+    header, payload = _read_entry(entries[0])
+    assert set(header) == {"format", "key", "sha256"}
+    assert header["key"] == entries[0].stem
+    assert set(payload) == {"names", "values"}
+    assert all(isinstance(v, float) for v in payload["values"])
+    # no pickle anywhere in the folder
+    for path in Path(memory).rglob("*"):
+        if path.is_file():
+            assert not path.read_bytes().startswith(b"\x80")
+    # a hit returns the same values
+    pd.testing.assert_frame_equal(_extractor(memory).fit_transform(cohort), reference)
+    assert count_extractions(memory) == len(cohort)
+
+
+def _read_entry(entry):
+    header, payload = entry.read_text().splitlines()
+    return json.loads(header), json.loads(payload)
+
+
+def _corrupt_cases(entry):
+    header, data = _read_entry(entry)
+    forged = dict(data, values=[v * 2 for v in data["values"]])
+    wrong_type = dict(data, values=["x"] * len(data["values"]))
+    return {
+        "forged values": json.dumps(header) + "\n" + json.dumps(forged),
+        "wrong types": json.dumps(header) + "\n" + json.dumps(wrong_type),
+        "truncated": entry.read_text()[: len(entry.read_text()) - 30],
+        "not json": "garbage",
+        "pickle": pickle.dumps({"names": data["names"], "values": data["values"]}),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["forged values", "wrong types", "truncated", "not json", "pickle",
+             "foreign"],
+)
+@pytest.mark.parametrize("on_error", ["raise", "nan"])
+def test_bad_entry_is_never_served(cohort, tmp_path, case, on_error):
+    memory = tmp_path / "cache"
+    reference = _extractor(memory).fit_transform(cohort)
+    entries = _entries(memory)
+    target = entries[0]
+    if case == "foreign":  # a valid entry of another row, copied under this key
+        content = entries[1].read_bytes()
+    else:
+        content = _corrupt_cases(target)[case]
+    target.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.warns(MedprepWarning, match="cache entry .* ignored") as record:
+        out = _extractor(memory, on_error=on_error).fit_transform(cohort)
+    pd.testing.assert_frame_equal(out, reference)
+    assert count_extractions(memory) == len(cohort) + 1  # the bad one again
+    assert any(target.name in str(w.message) for w in record)
+    # the entry was rewritten: the next run is clean
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error")
+        _extractor(memory).fit_transform(cohort)
+    assert count_extractions(memory) == len(cohort) + 1
+
+
+def test_malicious_pickle_in_the_folder_is_never_loaded(cohort, tmp_path):
+    memory = tmp_path / "cache"
+    proof = tmp_path / "pwned"
+    payload = pickle.dumps(_Exploit(proof))
+    pickle.loads(payload)  # the payload works ...
+    assert proof.exists()
+    proof.unlink()
+    reference = _extractor(None).fit_transform(cohort)
+    _extractor(memory).fit_transform(cohort)
+    # ... placed as every entry, as joblib's output.pkl files, as index files
+    targets = list(_entries(memory))
+    targets += list(Path(memory).glob("sklearn_medprep_cache/files/*/*.json"))
+    for folder in ("joblib/sklearn_medprep/_radiomics_worker/_extract/abc",):
+        (Path(memory) / folder).mkdir(parents=True)
+        targets.append(Path(memory) / folder / "output.pkl")
+    for target in targets:
+        target.write_bytes(payload)
+    from sklearn_medprep import _cache
+
+    _cache._FILE_KEYS.clear()  # as a fresh process would
+    with pytest.warns(MedprepWarning, match="ignored"):
+        out = _extractor(memory).fit_transform(cohort)
+    pd.testing.assert_frame_equal(out, reference)
+    assert not proof.exists()
+    # also through a joblib.Memory pointing at the folder, and in workers
+    for target in _entries(memory):
+        target.write_bytes(payload)
+    with pytest.warns(MedprepWarning, match="ignored"):
+        out = _extractor(joblib.Memory(memory, verbose=0), n_jobs=2).fit_transform(
+            cohort)
+    pd.testing.assert_frame_equal(out, reference)
+    assert not proof.exists()
+
+
+def test_hit_reads_no_image_and_changed_file_is_not_stale(cohort, tmp_path,
+                                                          monkeypatch):
+    memory = tmp_path / "cache"
+    table = cohort.copy()
+    source = Path(cohort["image"].iloc[0])
+    image = tmp_path / ("img" + "".join(source.suffixes))
+    image.write_bytes(source.read_bytes())
+    table["image"] = table["image"].astype(object)
+    table.iloc[0, table.columns.get_loc("image")] = str(image)
+    first = _extractor(memory).fit_transform(table)
+    reads = []
+    original = _io._read_path
+    monkeypatch.setattr(_io, "_read_path",
+                        lambda path: reads.append(path) or original(path))
+    from sklearn_medprep import _cache
+
+    _cache._FILE_KEYS.clear()  # the index on disk serves a fresh process too
+    pd.testing.assert_frame_equal(_extractor(memory).fit_transform(table), first)
+    assert reads == []
+    # same path, same size, mtime set back: ctime still tells the change
+    stat = image.stat()
+    array = sitk.GetArrayFromImage(sitk.ReadImage(str(image)))
+    changed = sitk.GetImageFromArray(array * 2)
+    changed.CopyInformation(sitk.ReadImage(str(image)))
+    sitk.WriteImage(changed, str(image))
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert image.stat().st_mtime_ns == stat.st_mtime_ns
+    out = _extractor(memory).fit_transform(table)
+    # only row 0 is read again (its image and mask, for the extraction)
+    assert [Path(p) for p in reads] == [image, Path(table["mask"].iloc[0])]
+    assert out["original_firstorder_Mean"].iloc[0] == pytest.approx(
+        2 * first["original_firstorder_Mean"].iloc[0])
+    pd.testing.assert_frame_equal(out.iloc[1:], first.iloc[1:])
+
+
+def test_memory_forms(tmp_path):
+    assert as_feature_cache(None) is None
+    assert as_feature_cache(joblib.Memory(None)) is None
+    assert as_feature_cache(str(tmp_path)).location == str(tmp_path)
+    assert as_feature_cache(tmp_path).location == str(tmp_path)
+    assert as_feature_cache(joblib.Memory(tmp_path)).location == str(tmp_path)
+    cache = FeatureCache(tmp_path)
+    assert pickle.loads(pickle.dumps(cache)) == cache
+
+
+def test_values_round_trip(tmp_path):
+    cache = FeatureCache(tmp_path)
+    values = [("a", 1.5), ("b", float("nan")), ("c", (1.0, 2.0)), ("d", "3.1"),
+              ("e", {"x": [1, 2]}), ("f", np.arange(3.0)), ("g", True)]
+    key = cache.entry_key("0" * 64, "1" * 64, 1, "{}")
+    cache.put(key, values)
+    got = cache.get(key)
+    assert [n for n, _ in got] == [n for n, _ in values]
+    assert got[0][1] == 1.5 and np.isnan(got[1][1]) and got[2][1] == (1.0, 2.0)
+    assert got[3][1] == "3.1" and got[4][1] == {"x": [1, 2]} and got[6][1] is True
+    np.testing.assert_array_equal(got[5][1], np.arange(3.0))
+
+
+def test_settings_validated_once_per_value(monkeypatch):
+    from sklearn_medprep import _radiomics
+
+    calls = []
+    original = _radiomics.validate_settings
+    monkeypatch.setattr(_radiomics, "validate_settings",
+                        lambda s: calls.append(1) or original(s))
+    settings = {"setting": {"binWidth": 17.5}, "featureClass": {"firstorder": []}}
+    for _ in range(3):
+        assert _radiomics._validated_settings(dict(settings)) == settings
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="binWidht"):
+        _radiomics._validated_settings({"setting": {"binWidht": 1}})
+    with pytest.raises(ValueError, match="binWidht"):
+        _radiomics._validated_settings({"setting": {"binWidht": 1}})

@@ -1,0 +1,131 @@
+"""The cache covers the image chain: preprocessed images are deferred.
+
+``TorchIOPreprocessor`` output cells hold the source cells and the fitted
+transform; a radiomics cache hit for them runs no preprocessing, and a cold
+cross-validation transforms each image once per distinct fitted transform.
+"""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchio as tio
+from sklearn.base import clone
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+
+from sklearn_medprep import RadiomicsExtractor, TorchIOPreprocessor, _cache, _subject
+from sklearn_medprep._deferred import deferred_reader
+from sklearn_medprep.datasets import make_multisite_cohort
+from sklearn_medprep.utils import count_extractions
+
+SETTINGS = {"featureClass": {"firstorder": ["Mean", "Variance"],
+                             "glcm": ["Contrast"]}}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("deferred_cohort")
+    return make_multisite_cohort(6, 2, shape=(14, 15, 13), path=folder,
+                                 random_state=0)
+
+
+@pytest.fixture
+def transforms_applied(monkeypatch):
+    """Count the rows the preprocessing transform is applied to."""
+    calls = []
+    original = _subject.apply_to_row
+
+    def counting(transform, cells, *args):
+        calls.append(tuple(str(c) for c in cells))
+        return original(transform, cells, *args)
+
+    monkeypatch.setattr(_subject, "apply_to_row", counting)
+    return calls
+
+
+def _pre():
+    return TorchIOPreprocessor(tio.Resample(1.3, image_interpolation="linear"))
+
+
+def test_deferred_cells_equal_torchio_and_transform_once_per_row(
+        cohort, transforms_applied):
+    out = _pre().fit(cohort).transform(cohort)
+    assert transforms_applied == []  # nothing transformed yet
+    row = cohort.index[2]
+    image, mask = out.loc[row, "image"], out.loc[row, "mask"]
+    assert isinstance(image, tio.ScalarImage) and isinstance(mask, tio.LabelMap)
+    assert deferred_reader(image) is not None
+    subject = tio.Subject(image=tio.ScalarImage(cohort.loc[row, "image"]),
+                          mask=tio.LabelMap(cohort.loc[row, "mask"]))
+    expected = tio.Resample(1.3, image_interpolation="linear")(subject)
+    assert torch.equal(image.data, expected["image"].data)
+    assert torch.equal(mask.data, expected["mask"].data)
+    np.testing.assert_array_equal(image.affine, expected["image"].affine)
+    assert len(transforms_applied) == 1  # image and mask from one transform
+    assert cohort.loc[row, "image"] in repr(image.path)
+
+
+def test_cache_hit_runs_no_preprocessing(cohort, tmp_path, transforms_applied):
+    memory = tmp_path / "cache"
+    extractor = RadiomicsExtractor(label=2, settings=SETTINGS, memory=memory)
+    first = extractor.fit_transform(_pre().fit_transform(cohort))
+    assert len(transforms_applied) == len(cohort) == count_extractions(memory)
+    reference = RadiomicsExtractor(label=2, settings=SETTINGS).fit_transform(
+        _pre().fit_transform(cohort))
+    pd.testing.assert_frame_equal(first, reference)
+    transforms_applied.clear()
+    for fresh_process in (False, True):
+        if fresh_process:
+            _cache._FILE_KEYS.clear()
+        again = clone(extractor).fit_transform(clone(_pre()).fit_transform(cohort))
+        pd.testing.assert_frame_equal(again, first)
+        assert transforms_applied == []
+        assert count_extractions(memory) == len(cohort)
+    # another transform is another content: extracted again
+    other = TorchIOPreprocessor(tio.Resample(1.1, image_interpolation="linear"))
+    clone(extractor).fit_transform(other.fit_transform(cohort.iloc[:2]))
+    assert count_extractions(memory) == len(cohort) + 2
+
+
+def test_cold_search_transforms_each_image_once(cohort, tmp_path,
+                                                transforms_applied):
+    memory = tmp_path / "cache"
+    pipe = make_pipeline(
+        _pre(),
+        RadiomicsExtractor(label=2, settings=SETTINGS, memory=memory,
+                           passthrough=[]),
+        Ridge(),
+    )
+    y = cohort["age"].to_numpy()
+    search = GridSearchCV(pipe, {"ridge__alpha": [0.1, 1.0]},
+                          cv=KFold(3, shuffle=True, random_state=0))
+    search.fit(cohort, y)
+    assert count_extractions(memory) == len(cohort)
+    assert sorted(transforms_applied) == sorted(set(transforms_applied))
+    assert len(transforms_applied) == len(cohort)
+
+
+def test_transform_key_is_the_fitted_parameters(cohort):
+    a = _pre().fit(cohort)
+    b = clone(a).fit(cohort.iloc[:3])
+    assert a.transform_key_ == b.transform_key_
+    trained = TorchIOPreprocessor(tio.HistogramStandardization({}))
+    keys = {trained.fit(part).transform_key_
+            for part in (cohort.iloc[:3], cohort.iloc[3:])}
+    assert len(keys) == 2  # other landmarks, other key
+
+
+def test_deferred_cells_pickle_and_report_missing_source(cohort, tmp_path):
+    out = _pre().fit_transform(cohort.iloc[:2])
+    loaded = pickle.loads(pickle.dumps(out))
+    assert torch.equal(loaded.iloc[0]["image"].data, out.iloc[0]["image"].data)
+    bad = cohort.iloc[:2].copy()
+    bad.loc[bad.index[1], "image"] = str(tmp_path / "gone.nii.gz")
+    from sklearn_medprep.exceptions import ImageReadError
+
+    with pytest.raises(ImageReadError, match="gone.nii.gz"):
+        _pre().fit(cohort).transform(bad)
