@@ -1,5 +1,6 @@
 """Shared fixtures: small seeded cohorts and the optional ../shared reference data."""
 
+import locale
 import os
 from pathlib import Path
 
@@ -11,6 +12,20 @@ SHARED_DATA = Path(
     os.environ.get("MEDPREP_SHARED_DATA")
     or Path(__file__).resolve().parents[1].parent / "shared" / "data"
 )
+
+
+@pytest.fixture(autouse=True)
+def _keep_locale():
+    """Give every test the locale it started with.
+
+    GDCM's DICOM writer (SimpleITK, used by the DICOM tests) resets the C locale to
+    "C", after which Python decodes subprocess output as ASCII for the rest of the
+    worker process.
+    """
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    if locale.setlocale(locale.LC_ALL) != saved:
+        locale.setlocale(locale.LC_ALL, saved)
 
 
 @pytest.fixture(scope="session")
