@@ -115,3 +115,20 @@ def test_manifest_error_names_manifest_row_and_file(tmp_path):
     assert err.value.file.endswith("missing.nii.gz")
     with pytest.raises(FileNotFoundError, match="manifest not found"):
         read_manifest(tmp_path / "none.csv")
+
+
+def test_messages_show_python_values_not_numpy_reprs():
+    # numpy 2 writes np.int64(3) for repr(numpy scalar); messages must not
+    from sklearn_medprep import ComBatHarmonizer
+    from sklearn_medprep.exceptions import SubjectTableError
+
+    X = pd.DataFrame(
+        {"f": [1.0, 2.0, 3.0, 4.0, 5.0], "site": np.array([1, 1, 2, 2, 3])},
+        index=np.arange(5),
+    )
+    with pytest.raises(SubjectTableError) as info:
+        ComBatHarmonizer().fit(X)
+    assert "site 3 has 1 subject(s)" in str(info.value)
+    assert "np." not in str(info.value)
+    err = SubjectTableError("bad", row=np.int64(0), column=np.str_("c"))
+    assert str(err) == "[row 0, column 'c'] bad"
