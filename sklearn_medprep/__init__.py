@@ -9,6 +9,7 @@ without leakage with site-aware splitters, and persist with joblib.
 
 from ._augment import TorchIOAugmenter
 from ._combat import ComBatHarmonizer
+from ._patch_net import PatchNeuralNetClassifier, PatchNeuralNetSegmenter
 from ._qc import plot_harmonization, site_effect_report, site_predictability
 from ._radiomics import RadiomicsExtractor, expand_labels
 from ._skorch import TorchIOCollate
@@ -26,6 +27,8 @@ __all__ = [
     "TorchIOPreprocessor",
     # skorch bridge
     "TorchIOCollate",
+    "PatchNeuralNetClassifier",
+    "PatchNeuralNetSegmenter",
     # quality control
     "plot_harmonization",
     "site_effect_report",

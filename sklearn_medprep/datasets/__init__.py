@@ -2,9 +2,11 @@
 
 from ._cohort import make_multisite_cohort, make_xray_cohort
 from ._features import make_multisite_features
+from ._texture import make_texture_cohort
 
 __all__ = [
     "make_multisite_features",
     "make_multisite_cohort",
     "make_xray_cohort",
+    "make_texture_cohort",
 ]
