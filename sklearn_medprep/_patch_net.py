@@ -30,7 +30,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._param_validation import (
     validate_parameter_constraints as _validate_constraints,
 )
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    assert_all_finite,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from skorch.utils import to_device
@@ -414,6 +420,39 @@ class PatchNeuralNetClassifier(_PatchNetMixin, NeuralNetClassifier):
 
     _target = "class"
 
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, **fit_params):
+        """Initialize the module and train it on patches of the rows of ``X``.
+
+        Every draw (initial weights of a module given as a class, validation
+        split, subject order, patch locations, augmentation, dropout) comes
+        from ``random_state``, in a local generator state: the caller's global
+        torch and numpy random states are left as they were.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The subject table.
+        y : array-like of shape (n_rows,)
+            Class of each row.
+        **fit_params : dict
+            Passed to skorch's ``fit``.
+
+        Returns
+        -------
+        self
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None"
+            )
+        y = column_or_1d(y, warn=True)
+        if y.dtype.kind == "f":
+            assert_all_finite(y, input_name="y")
+        check_classification_targets(y)
+        return super().fit(X, y, **fit_params)
+
     def __init__(
         self,
         module,
@@ -532,7 +571,8 @@ class PatchNeuralNetClassifier(_PatchNetMixin, NeuralNetClassifier):
         -------
         ndarray of shape (n_rows,)
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
 
 class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
@@ -550,10 +590,11 @@ class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
     :class:`torchio.GridSampler` of each volume and stitches the class scores
     back with a :class:`torchio.GridAggregator` (``overlap_mode``), then
     applies softmax over the class channel (``predict_nonlinearity="auto"``).
-    Outputs are subject-table cells with the geometry (affine) of the input
-    image: a ``torchio.ScalarImage`` of class probabilities, or a
-    ``torchio.LabelMap`` for ``predict`` (write one with ``.save(path)``, or
-    all with :meth:`write_predictions`).
+    Outputs are subject tables (index of ``X``) whose cells have the geometry
+    (affine) of the input image: a ``torchio.ScalarImage`` of class
+    probabilities, or a ``torchio.LabelMap`` for ``predict`` in a column named
+    ``label`` (write one with ``.save(path)``, or all with
+    :meth:`write_predictions`).
 """ + _SHARED_DOC.replace("%(label)s", ", default ``label``") + """\
     label : str, default="mask"
         Column of the label maps to learn (integer classes ``0..K-1``).
@@ -586,7 +627,7 @@ class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
     ...     samples_per_volume=2, queue_length=8, train_split=None, verbose=0,
     ...     random_state=0)
     >>> seg = net.fit(table).predict(table)
-    >>> seg.index.equals(table.index), seg.iloc[0].shape
+    >>> seg.index.equals(table.index), seg["mask"].iloc[0].shape
     (True, (1, 10, 11, 12))
     """
 
@@ -667,17 +708,18 @@ class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
 
         Returns
         -------
-        pandas.Series of torchio.ScalarImage
-            ``(K, W, H, D)`` float32 images with the input's affine, index of
-            ``X``.
+        pandas.DataFrame
+            Index of ``X``, one column ``f"{label}_proba"`` of
+            ``torchio.ScalarImage`` cells: ``(K, W, H, D)`` float32
+            probabilities with the input's affine.
         """
         import torchio as tio
 
-        index, cells = [], []
-        for row, image, out in self._volumes(X):
-            index.append(row)
-            cells.append(tio.ScalarImage(tensor=out.float(), affine=image.affine))
-        return pd.Series(cells, index=X.index[: len(index)], dtype=object)
+        cells = [
+            tio.ScalarImage(tensor=out.float(), affine=image.affine)
+            for _, image, out in self._volumes(X)
+        ]
+        return self._table(X, cells, f"{self.label}_proba")
 
     def predict(self, X):
         """Label map of each subject (most probable class per voxel).
@@ -689,19 +731,28 @@ class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
 
         Returns
         -------
-        pandas.Series of torchio.LabelMap
-            ``(1, W, H, D)`` int64 label maps with the input's affine, index
-            of ``X``: a column for the table (e.g. the mask of a
-            :class:`~sklearn_medprep.RadiomicsExtractor`).
+        pandas.DataFrame
+            Index of ``X``, one column named ``label`` of ``torchio.LabelMap``
+            cells: ``(1, W, H, D)`` int64 label maps with the input's affine,
+            ready to be the mask column of a
+            :class:`~sklearn_medprep.RadiomicsExtractor`.
         """
         import torchio as tio
 
-        index, cells = [], []
-        for row, image, out in self._volumes(X):
-            index.append(row)
-            labels = out.argmax(0, keepdim=True).to(torch.int64)
-            cells.append(tio.LabelMap(tensor=labels, affine=image.affine))
-        return pd.Series(cells, index=X.index[: len(index)], dtype=object)
+        cells = [
+            tio.LabelMap(
+                tensor=out.argmax(0, keepdim=True).to(torch.int64),
+                affine=image.affine,
+            )
+            for _, image, out in self._volumes(X)
+        ]
+        return self._table(X, cells, self.label)
+
+    @staticmethod
+    def _table(X, cells, column):
+        return pd.DataFrame(
+            {column: pd.Series(cells, index=X.index, dtype=object)}, index=X.index
+        )
 
     def write_predictions(self, X, folder, *, suffix="_seg.nii.gz"):
         """Write the label map of each row to ``folder``; return the paths.
@@ -725,7 +776,7 @@ class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
-        for row, label_map in self.predict(X).items():
+        for row, label_map in self.predict(X)[self.label].items():
             path = folder / f"{row}{suffix}"
             label_map.save(path)
             paths.append(str(path))
@@ -753,7 +804,8 @@ class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
 
         check_subject_table(X, columns=[self.label], estimator=type(self).__name__)
         scores = []
-        for (row, predicted), cell in zip(self.predict(X).items(), X[self.label]):
+        predictions = self.predict(X)[self.label]
+        for (row, predicted), cell in zip(predictions.items(), X[self.label]):
             truth = to_torchio(cell, label=True, row=row, column=self.label).data
             pred = predicted.data
             if truth.shape != pred.shape:

@@ -11,6 +11,8 @@ import torchio as tio
 from sklearn_medprep import (
     ComBatHarmonizer,
     ImageTensorizer,
+    PatchNeuralNetClassifier,
+    PatchNeuralNetSegmenter,
     RadiomicsExtractor,
     TorchIOAugmenter,
     TorchIOPreprocessor,
@@ -22,6 +24,17 @@ from sklearn_medprep.utils.estimator_checks import subject_table_checks
 
 def _cohort(n_sites=2, shape=(14, 16, 12)):
     return make_multisite_cohort(8, n_sites, shape=shape, random_state=0)
+
+
+def _patch_module(n_out, head=False):
+    import torch
+
+    if head:
+        return torch.nn.Sequential(
+            torch.nn.Conv3d(1, n_out, 3), torch.nn.AdaptiveAvgPool3d(1),
+            torch.nn.Flatten(),
+        )
+    return torch.nn.Conv3d(1, n_out, 3, padding=1)
 
 
 def _features():
@@ -40,6 +53,22 @@ CASES = {
         _features(),
     ),
     "ImageTensorizer": lambda: (ImageTensorizer(), _cohort(n_sites=1)),
+    "PatchNeuralNetClassifier": lambda: (
+        PatchNeuralNetClassifier(
+            _patch_module(2, head=True), patch_size=6, samples_per_volume=2,
+            queue_length=8, max_epochs=1, train_split=None, verbose=0,
+            random_state=0,
+        ),
+        _cohort(shape=(10, 11, 12)),
+    ),
+    "PatchNeuralNetSegmenter": lambda: (
+        PatchNeuralNetSegmenter(
+            _patch_module(3), patch_size=6, patch_overlap=2, samples_per_volume=2,
+            queue_length=8, max_epochs=1, train_split=None, verbose=0,
+            random_state=0,
+        ),
+        _cohort(shape=(10, 11, 12)),
+    ),
     "RadiomicsExtractor": lambda: (
         RadiomicsExtractor(settings=_SETTINGS),
         _cohort(shape=(24, 26, 22)),  # lesions of a few dozen voxels

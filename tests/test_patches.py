@@ -141,7 +141,8 @@ def test_segmenter_with_identity_module_returns_the_input_in_its_geometry(cohort
     ).fit(table)
     proba = net.predict_proba(table)
     assert proba.index.equals(table.index)
-    for (row, image), path in zip(proba.items(), table["image"]):
+    assert proba.columns.tolist() == ["mask_proba"]
+    for (row, image), path in zip(proba["mask_proba"].items(), table["image"]):
         original = tio.ScalarImage(path)
         assert torch.equal(image.data, original.data.float()), row
         np.testing.assert_allclose(image.affine, original.affine)
