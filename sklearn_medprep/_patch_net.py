@@ -51,14 +51,14 @@ from ._patches import (
     sliding_window,
 )
 from ._random import local_seed, seed_sequence, spawn_seeds
-from ._subject import as_transform, image_columns
+from ._subject import as_transform, find_random_transforms, image_columns
 from ._table import check_subject_table
 from ._tags import subject_table_input_tags
 from .exceptions import SubjectTableError
 
 __all__ = ["PatchNeuralNetClassifier", "PatchNeuralNetSegmenter"]
 
-_TRANSFORM_PARAMS = ("augmentation",)
+_TRANSFORM_PARAMS = ("augmentation", "preprocessing")
 
 _PATCH_CONSTRAINTS = {
     "image": [str, list],
@@ -69,6 +69,7 @@ _PATCH_CONSTRAINTS = {
     "sampling_map": [str, None],
     "label_probabilities": [dict, None],
     "augmentation": "no_validation",
+    "preprocessing": "no_validation",
     "patch_overlap": [Interval(Integral, 0, None, closed="left"), tuple, list],
     "padding_mode": "no_validation",
     "queue_num_workers": [Interval(Integral, 0, None, closed="left")],
@@ -108,7 +109,8 @@ class _PatchNetMixin:
         """Get the parameters of this net.
 
         As :meth:`skorch.NeuralNet.get_params`, except that a TorchIO
-        ``augmentation`` is a parameter, never a nested estimator.
+        ``augmentation`` or ``preprocessing`` is a parameter, never a nested
+        estimator.
 
         Parameters
         ----------
@@ -181,7 +183,33 @@ class _PatchNetMixin:
     def _predict_dataset(self, X):
         check_is_fitted(self, "n_features_in_")
         images = self._check_table(X, reset=False, training=False)
-        return SubjectTableDataset(X, images, min_shape=self._patch_size())
+        return SubjectTableDataset(
+            X,
+            images,
+            transform=self._subject_transform(training=False),
+            min_shape=self._patch_size(),
+        )
+
+    def _subject_transform(self, *, training):
+        """``preprocessing`` (then ``augmentation`` when training), or None."""
+        import torchio as tio
+
+        parts = []
+        if self.preprocessing is not None:
+            preprocessing = as_transform(self.preprocessing, "preprocessing")
+            random_parts = find_random_transforms(preprocessing)
+            if random_parts:
+                raise ValueError(
+                    "preprocessing must be deterministic (it also runs at "
+                    f"validation and predict time); it holds {random_parts}: "
+                    "put random transforms in augmentation"
+                )
+            parts.append(preprocessing)
+        if training and self.augmentation is not None:
+            parts.append(as_transform(self.augmentation, "augmentation"))
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else tio.Compose(parts)
 
     # -- training -------------------------------------------------------------
     def _seed(self, epochs):
@@ -280,10 +308,9 @@ class _PatchNetMixin:
             "collate_fn",
             PatchCollate(dataset.images, self._target, self._label_column()),
         )
-        if training and self.augmentation is not None:
-            dataset = dataset.with_transform(
-                as_transform(self.augmentation, "augmentation")
-            )
+        transform = self._subject_transform(training=training)
+        if transform is not None:
+            dataset = dataset.with_transform(transform)
         sampler = make_sampler(
             self.sampler,
             self._patch_size(),
@@ -341,6 +368,14 @@ _SHARED_DOC = """
         training time only.
     label_probabilities : dict or None, default=None
         Probability of each label as a patch centre (label sampler).
+    preprocessing : torchio.Transform, list of torchio.Transform or None, \
+default=None
+        Deterministic transform applied to every subject when it is read
+        (training, validation and prediction), e.g. ``tio.ZNormalization()``
+        or ``tio.Resample(1)``: preprocessing that stays lazy, where a
+        :class:`~sklearn_medprep.TorchIOPreprocessor` before the net would hold
+        the whole preprocessed cohort in memory. Nothing is learned from the
+        data in it (use the preprocessor for that).
     augmentation : torchio.Transform, list of torchio.Transform or None, \
 default=None
         Applied to each training subject before its patches are drawn, fresh
@@ -464,6 +499,7 @@ class PatchNeuralNetClassifier(_PatchNetMixin, NeuralNetClassifier):
         sampler="uniform",
         sampling_map=None,
         label_probabilities=None,
+        preprocessing=None,
         augmentation=None,
         patch_overlap=0,
         padding_mode=None,
@@ -481,6 +517,7 @@ class PatchNeuralNetClassifier(_PatchNetMixin, NeuralNetClassifier):
         self.sampler = sampler
         self.sampling_map = sampling_map
         self.label_probabilities = label_probabilities
+        self.preprocessing = preprocessing
         self.augmentation = augmentation
         self.patch_overlap = patch_overlap
         self.padding_mode = padding_mode
@@ -645,6 +682,7 @@ class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
         sampler="uniform",
         sampling_map=None,
         label_probabilities=None,
+        preprocessing=None,
         augmentation=None,
         patch_overlap=0,
         padding_mode=None,
@@ -663,6 +701,7 @@ class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
         self.sampler = sampler
         self.sampling_map = sampling_map
         self.label_probabilities = label_probabilities
+        self.preprocessing = preprocessing
         self.augmentation = augmentation
         self.patch_overlap = patch_overlap
         self.padding_mode = padding_mode

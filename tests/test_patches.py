@@ -391,3 +391,19 @@ def test_dataset_is_lazy_and_subsets_keep_rows(cohort):
     assert sub[0]["medprep_target"] == cohort["y"].iloc[3]
     assert len(dataset.dry_iter()) == 16
     assert isinstance(pd.Index(sub.rows), pd.Index)
+
+
+def test_preprocessing_runs_lazily_everywhere_and_must_be_deterministic(cohort):
+    table = cohort.iloc[:2]
+    identity = nn.Conv3d(1, 1, 1, bias=False)
+    nn.init.ones_(identity.weight)
+    net = PatchNeuralNetSegmenter(
+        identity, preprocessing=[tio.ZNormalization()], patch_size=(10, 11, 9),
+        predict_nonlinearity=None, max_epochs=0, train_split=None, verbose=0,
+    ).fit(table)
+    out = net.predict_proba(table)["mask_proba"]
+    for image, path in zip(out, table["image"]):
+        expected = tio.ZNormalization()(tio.ScalarImage(path)).data.float()
+        assert torch.equal(image.data, expected)
+    with pytest.raises(ValueError, match="preprocessing must be deterministic"):
+        _classifier(preprocessing=tio.RandomFlip()).fit(table, table["y"])
