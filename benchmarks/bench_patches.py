@@ -15,7 +15,7 @@
    - ``PatchNeuralNetClassifier.fit`` (skorch's loop, train_split=None).
 
    Time per batch = wall time / batches; ratio = ours / plain (goal <= 1.05),
-   best of ``--repeat`` interleaved runs.
+   best of ``--repeat`` interleaved runs (alternating which goes first).
 
     python benchmarks/bench_patches.py --quick
 """
@@ -186,17 +186,27 @@ def overhead(table, size, repeat):
         f"best of {repeat} interleaved runs"
     )
     ours, plain = [], []
-    for _ in range(repeat):
+
+    def run_plain():
         torch.manual_seed(0)
         start = time.perf_counter()
-        plain_batches = plain_torchio(table, size, epochs)
-        plain.append((time.perf_counter() - start) / plain_batches)
+        n_batches = plain_torchio(table, size, epochs)
+        plain.append((time.perf_counter() - start) / n_batches)
+        return n_batches
+
+    def run_ours():
         net = _net(size, size["queues"][0], epochs)
         start = time.perf_counter()
         net.fit(table, table["y"])
-        wall = time.perf_counter() - start
-        batches = sum(net.history[:, "train_batch_count"])
-        ours.append(wall / batches)
+        n_batches = sum(net.history[:, "train_batch_count"])
+        ours.append((time.perf_counter() - start) / n_batches)
+        return n_batches
+
+    for i in range(repeat):  # alternate which goes first
+        if i % 2:
+            batches, plain_batches = run_ours(), run_plain()
+        else:
+            plain_batches, batches = run_plain(), run_ours()
     assert batches == plain_batches, (batches, plain_batches)
     print(f"plain TorchIO Queue + SubjectsLoader: {min(plain) * 1e3:8.1f} ms/batch")
     print(f"PatchNeuralNetClassifier.fit:         {min(ours) * 1e3:8.1f} ms/batch")

@@ -16,6 +16,10 @@ EXPECTED = {
         "identical scores: True",
     ],
     "bench_torchio.py": ["wall ratio", "TorchIOCollate"],
+    "bench_patches.py": [
+        "cohort x3 at queue 8: peak increase ratio",
+        "overhead ratio ours / plain:",
+    ],
 }
 
 
