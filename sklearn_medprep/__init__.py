@@ -9,7 +9,8 @@ without leakage with site-aware splitters, and persist with joblib.
 
 from ._augment import TorchIOAugmenter
 from ._combat import ComBatHarmonizer
-from ._patch_net import PatchNeuralNetClassifier, PatchNeuralNetSegmenter
+from ._patch_net import PatchNeuralNetClassifier
+from ._patch_segmenter import PatchNeuralNetSegmenter
 from ._qc import plot_harmonization, site_effect_report, site_predictability
 from ._radiomics import RadiomicsExtractor, expand_labels
 from ._skorch import TorchIOCollate
