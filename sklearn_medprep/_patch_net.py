@@ -76,6 +76,11 @@ _PATCH_CONSTRAINTS = {
 }
 
 
+def _python(value):
+    """A numpy scalar as the Python value (for messages without numpy reprs)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class _PatchNetMixin:
     """Patch training and grid inference shared by the two nets."""
 
@@ -545,7 +550,8 @@ class PatchNeuralNetClassifier(_PatchNetMixin, NeuralNetClassifier):
         if unknown.any():
             i = int(np.flatnonzero(unknown)[0])
             raise SubjectTableError(
-                f"class {y[i].item()!r} is not among classes={classes.tolist()}",
+                f"class {_python(y[i])!r} is not among "
+                f"classes={[_python(c) for c in classes]}",
                 row=X.index[i],
             )
         return codes

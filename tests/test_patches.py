@@ -358,6 +358,10 @@ def test_clear_errors_for_bad_inputs(cohort):
         _classifier(iterator_train__num_workers=2).fit(cohort, cohort["y"])
     with pytest.raises(ValueError, match="sampling_map"):
         _classifier(sampler="weighted").fit(cohort, cohort["y"])
+    y = cohort["y"].to_numpy().copy()
+    y[5] = 2
+    with pytest.raises(SubjectTableError, match=r"sub-005.*class 2 is not among"):
+        _classifier(classes=[0, 1]).fit(cohort, y)
     fitted = _classifier(max_epochs=1).fit(cohort, cohort["y"])
     with pytest.raises(ValueError, match="feature names"):
         fitted.predict(cohort.drop(columns="site"))
