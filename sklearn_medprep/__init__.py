@@ -19,6 +19,8 @@ _LAZY = {
     # estimators
     "ComBatHarmonizer": "._combat",
     "ImageTensorizer": "._tensor",
+    "PatchNeuralNetClassifier": "._patch_net",
+    "PatchNeuralNetSegmenter": "._patch_segmenter",
     "RadiomicsExtractor": "._radiomics",
     "RobustFeatureSelector": "._robust",
     "TorchIOAugmenter": "._augment",
@@ -51,6 +53,8 @@ __all__ = [
     # estimators
     "ComBatHarmonizer",
     "ImageTensorizer",
+    "PatchNeuralNetClassifier",
+    "PatchNeuralNetSegmenter",
     "RadiomicsExtractor",
     "RobustFeatureSelector",
     "TorchIOAugmenter",

@@ -65,6 +65,14 @@ def check_combat(out):
             assert diff <= 1e-8, "ComBat differs from neuroHarmonize"
 
 
+def check_patches(out):
+    (cohort_ratio,) = re.search(r"cohort x3 at queue \d+: peak increase ratio " + NUM,
+                                out).groups()
+    _positive([float(cohort_ratio)], "peak increase ratio")
+    (overhead,) = re.search(r"overhead ratio ours / plain: " + NUM, out).groups()
+    _positive([float(overhead)], "overhead ratio")
+
+
 def check_radiomics(out):
     count, goal = map(int, re.search(r"extractions with memory: (\d+) \(goal (\d+)\)",
                                      out).groups())
@@ -125,6 +133,7 @@ def check_target_protection(out):
 CHECKS = {
     "bench_cache.py": check_cache,
     "bench_combat.py": check_combat,
+    "bench_patches.py": check_patches,
     "bench_radiomics.py": check_radiomics,
     "bench_target_protection.py": check_target_protection,
     "bench_torchio.py": check_torchio,

@@ -31,6 +31,14 @@ EXPECTED = {
         ],
         "files": [],
     },
+    "plot_patch_classification.py": {
+        "lines": [
+            "patches 8^3 (27 per volume on the grid)",
+            "held-out accuracy",
+            "reloaded predict_proba identical: True",
+        ],
+        "files": ["patch_classifier.joblib"],
+    },
     "plot_radiomics_pipeline.py": {
         "lines": ["extractions: 24 for 24 images", "(no new extraction)"],
         "files": ["radiomics_cache/sklearn_medprep_radiomics_extractions.log"],
@@ -70,7 +78,11 @@ EXPECTED = {
 }
 
 #: Examples that take more than a few seconds in small mode.
-SLOW = {"plot_radiomics_dask.py", "plot_skorch_cnn_augmentation.py"}
+SLOW = {
+    "plot_patch_classification.py",
+    "plot_radiomics_dask.py",
+    "plot_skorch_cnn_augmentation.py",
+}
 
 
 def _params():

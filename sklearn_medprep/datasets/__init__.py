@@ -2,6 +2,7 @@
 
 from ._cohort import make_multisite_cohort, make_xray_cohort
 from ._features import make_multisite_features
+from ._texture import make_texture_cohort
 from ._voxels import make_voxel_cohort
 
 __all__ = [
@@ -9,4 +10,5 @@ __all__ = [
     "make_multisite_cohort",
     "make_xray_cohort",
     "make_voxel_cohort",
+    "make_texture_cohort",
 ]

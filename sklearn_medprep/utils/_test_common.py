@@ -72,6 +72,17 @@ def _voxel_cohort():
     return table.assign(y=(table["age"] > table["age"].median()).astype(int))
 
 
+def _patch_module(n_out, head=False):
+    import torch
+
+    if head:
+        return torch.nn.Sequential(
+            torch.nn.Conv3d(1, n_out, 3), torch.nn.AdaptiveAvgPool3d(1),
+            torch.nn.Flatten(),
+        )
+    return torch.nn.Conv3d(1, n_out, 3, padding=1)
+
+
 def _tio():
     import torchio
 
@@ -101,6 +112,22 @@ TEST_CASES = {
     "VoxelComBatHarmonizer": (
         lambda: dict(site="site", covariates=["age"], chunk_size=97),
         _voxel_cohort,
+    ),
+    "PatchNeuralNetClassifier": (
+        lambda: dict(
+            module=_patch_module(2, head=True), patch_size=6, samples_per_volume=2,
+            queue_length=8, max_epochs=1, train_split=None, verbose=0,
+            random_state=0,
+        ),
+        lambda: _cohort(shape=(10, 11, 12)),
+    ),
+    "PatchNeuralNetSegmenter": (
+        lambda: dict(
+            module=_patch_module(3), patch_size=6, patch_overlap=2,
+            samples_per_volume=2, queue_length=8, max_epochs=1, train_split=None,
+            verbose=0, random_state=0,
+        ),
+        lambda: _cohort(shape=(10, 11, 12)),
     ),
     "TorchIOAugmenter": (
         lambda: dict(
@@ -329,6 +356,97 @@ _ROBUST_TABLE = (
 )
 _ROBUST_CHECKS = {check: _ROBUST_TABLE for check in _RADIOMICS_CHECKS}
 
+# Patch-based skorch nets (sklearn_medprep/_patch_net.py): they read image
+# columns of a subject table (sklearn's checks pass numeric arrays), and they are
+# skorch nets, which set history_/initialized_/virtual_params_ in __init__ and
+# refuse to set a torch module outside initialize().
+_PATCH_TESTS = "tests/test_patches.py"
+_PATCH_DOMAIN = {
+    "check_estimators_pickle": "test_pipeline_grid_search_site_folds_and_joblib_"
+    "in_a_new_process, test_clone_get_params_and_pickle_keep_the_augmentation",
+    "check_estimators_pickle(readonly_memmap=True)": "test_clone_get_params_and_"
+    "pickle_keep_the_augmentation",
+    "check_methods_sample_order_invariance": "test_predictions_do_not_depend_on_"
+    "the_other_rows",
+    "check_methods_subset_invariance": "test_predictions_do_not_depend_on_the_"
+    "other_rows",
+    "check_fit_idempotent": "test_same_random_state_same_net_and_caller_rng_"
+    "untouched (refit replays the same draws)",
+    "check_estimators_overwrite_params": "test_same_random_state_same_net_and_"
+    "caller_rng_untouched (augmentation left unmodified)",
+    "check_dont_overwrite_parameters": "check_subject_table_clone",
+    "check_dict_unchanged": "check_subject_table_does_not_modify_input",
+    "check_estimators_fit_returns_self": "check_subject_table_clone",
+    "check_fit_check_is_fitted": "check_subject_table_clone",
+    "check_pipeline_consistency": "test_pipeline_grid_search_site_folds_and_joblib_"
+    "in_a_new_process",
+    "check_readonly_memmap_input": "check_subject_table_index_preserved",
+    "check_n_features_in_after_fitting": "test_clear_errors_for_bad_inputs "
+    "(columns seen in fit)",
+    "check_estimators_empty_data_messages": "test_clear_errors_for_bad_inputs",
+    "check_fit_score_takes_y": "test_pipeline_grid_search_site_folds_and_joblib_"
+    "in_a_new_process (GridSearchCV scores)",
+}
+_PATCH_TABLE_ONLY = [
+    "check_complex_data",
+    "check_dtype_object",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimator_sparse_tag",
+    "check_estimators_dtypes",
+    "check_estimators_nan_inf",
+    "check_f_contiguous_array_estimator",
+    "check_fit1d",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_n_features_in",
+    "check_positive_only_tag_during_fit",
+    "check_classifier_data_not_an_array",
+    "check_classifiers_classes",
+    "check_classifiers_one_label",
+    "check_classifiers_one_label_sample_weights",
+    "check_classifiers_train",
+    "check_classifiers_train(readonly_memmap=True)",
+    "check_classifiers_train(readonly_memmap=True,X_dtype=float32)",
+    "check_estimators_partial_fit_n_features",
+    "check_supervised_y_2d",
+]
+_SKORCH_INIT = (
+    "skorch's NeuralNet sets history_, initialized_ and virtual_params_ in "
+    "__init__ and refuses to set a torch module outside initialize(); clone, "
+    "get_params and set_params are tested by " + _PATCH_TESTS
+    + "::test_clone_get_params_and_pickle_keep_the_augmentation"
+)
+
+
+def _patch_checks(estimator):
+    table = {
+        name: f"{_IMAGE_TABLE} ({_PATCH_TESTS}::{domain})"
+        for name, domain in _PATCH_DOMAIN.items()
+    }
+    table.update(
+        {
+            name: f"{_IMAGE_TABLE} (training and prediction on tables: "
+            f"{_PATCH_TESTS})"
+            for name in _PATCH_TABLE_ONLY
+        }
+    )
+    table["check_no_attributes_set_in_init"] = _SKORCH_INIT
+    table["check_set_params"] = _SKORCH_INIT
+    if estimator == "PatchNeuralNetSegmenter":  # no classifier checks run
+        return {
+            k: v
+            for k, v in table.items()
+            if "classifier" not in k
+            and k
+            not in ("check_estimators_partial_fit_n_features", "check_supervised_y_2d")
+        }
+    # the classifier validates y first: complex or sparse X fail as sklearn wants
+    del table["check_complex_data"], table["check_estimator_sparse_tag"]
+    return table
+
+
 EXPECTED_FAILED_CHECKS = {
     # "EstimatorName": {"check_name": "reason (and the domain check replacing it)"},
     "ComBatHarmonizer": _COMBAT_CHECKS,
@@ -337,6 +455,8 @@ EXPECTED_FAILED_CHECKS = {
     "ImageTensorizer": _torchio_checks("tests/test_tensorizer_skorch.py"),
     "RadiomicsExtractor": _RADIOMICS_CHECKS,
     "RobustFeatureSelector": _ROBUST_CHECKS,
+    "PatchNeuralNetClassifier": _patch_checks("PatchNeuralNetClassifier"),
+    "PatchNeuralNetSegmenter": _patch_checks("PatchNeuralNetSegmenter"),
     "VoxelComBatHarmonizer": _VOXEL_CHECKS,
 }
 
