@@ -443,10 +443,23 @@ def main(argv=None):
         if not np.array_equal(fitted_proba, reloaded_proba):
             raise RuntimeError("the reloaded pipeline predicts differently")
         print(
+            f"    {len(new)} new patients, never seen in fit: the reloaded pipeline's "
+            "probability of the diagnosis,\n    next to the true label (which a "
+            "clinic would not have; shown here to check the predictions)"
+        )
+        print(
             pd.DataFrame(
                 {"site": new["site"], "y": new["y"], "P(y=1)": reloaded_proba.round(3)}
             ).to_string()
         )
+        if new["y"].nunique() == 2:
+            from sklearn.metrics import roc_auc_score
+
+            print(
+                f"    ROC AUC on these {len(new)} new patients: "
+                f"{roc_auc_score(new['y'], reloaded_proba):.2f} (a small sample: "
+                "the nested cross-validated score above is the estimate to trust)"
+            )
         print(f"    saved to {model_file}; reloaded predictions identical: True")
 
     print(
