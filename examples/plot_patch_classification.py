@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import joblib
+import matplotlib
 import numpy as np
 import torch
 import torchio as tio
@@ -35,6 +36,9 @@ from torch import nn
 from sklearn_medprep import PatchNeuralNetClassifier
 from sklearn_medprep.datasets import make_texture_cohort
 from sklearn_medprep.model_selection import SiteStratifiedKFold
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 
 SMALL = os.environ.get("SKLEARN_MEDPREP_EXAMPLE_SMALL", "") not in ("", "0")
 OUT = Path(
@@ -110,6 +114,33 @@ best = search.best_estimator_
 proba = best.predict_proba(test)
 accuracy = (best.predict(test) == test["y"].to_numpy()).mean()
 print(f"held-out accuracy {accuracy:.3f} (majority class {majority:.3f})")
+
+# %%
+# Left: the training loss of the refitted net, epoch by epoch (patches drawn
+# afresh every epoch). Right: each held-out subject's probability of class 1,
+# the mean over its grid patches, by true class.
+history = best.history
+fig, (ax_loss, ax_proba) = plt.subplots(1, 2, figsize=(10, 4))
+ax_loss.plot(history[:, "epoch"], history[:, "train_loss"], marker="o")
+ax_loss.set_xlabel("epoch")
+ax_loss.set_ylabel("training loss (cross-entropy, patches)")
+ax_loss.set_title("Training on patches (refit on all training subjects)")
+ax_loss.xaxis.get_major_locator().set_params(integer=True)
+truth = test["y"].to_numpy()
+for label, colour in ((0, "tab:blue"), (1, "tab:orange")):
+    ax_proba.scatter(
+        np.full((truth == label).sum(), label), proba[truth == label, 1],
+        color=colour, label=f"true class {label}", s=40, alpha=0.8,
+    )
+ax_proba.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+ax_proba.set_xticks([0, 1], ["class 0", "class 1"])
+ax_proba.set_xlim(-0.6, 1.6)
+ax_proba.set_ylim(0, 1)
+ax_proba.set_ylabel("P(class 1), mean of grid patches")
+ax_proba.set_title(f"Held-out subjects (accuracy {accuracy:.2f})")
+ax_proba.legend(loc="center right")
+fig.tight_layout()
+fig.savefig(OUT / "patch_classification.png", dpi=100)
 
 # %%
 # Saved, reloaded, the same predictions

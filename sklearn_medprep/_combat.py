@@ -462,7 +462,7 @@ default="auto"
             else:
                 if self.target_term_ is not None:
                     warnings.warn(
-                        f"new sites {list(new_labels)} are estimated with the "
+                        f"new sites {plain(new_labels)} are estimated with the "
                         "protected target at its training centre: a new site's "
                         "location cannot be told apart from a shift of its target "
                         "distribution without its labels, so whatever part of its "

@@ -258,6 +258,10 @@ def to_torchio(cell, *, label=False, row=None, column=None):
             raise ImageReadError(
                 exc.bare_message, row=row, column=column, file=exc.file
             ) from exc
+        # a plain in-memory copy: the deferred image's path is a description,
+        # not a file, and TorchIO re-parses an image's path whenever a transform
+        # (a patch crop, say) builds a new image from it
+        return cls(tensor=cell.data, affine=cell.affine)
     elif isinstance(cell, tio.Image) and not cell._loaded:
         file = describe_cell(cell)
         if file is not None and Path(file).is_file():

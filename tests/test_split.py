@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 
 from sklearn_medprep import ComBatHarmonizer
 from sklearn_medprep.datasets import make_multisite_features
-from sklearn_medprep.exceptions import SubjectTableError
+from sklearn_medprep.exceptions import MedprepWarning, SubjectTableError
 from sklearn_medprep.model_selection import LeaveOneSiteOut, SiteStratifiedKFold
 
 SIZES = [31, 9, 17, 6]
@@ -146,7 +146,12 @@ def test_leave_one_site_out(df):
         ComBatHarmonizer(covariates=["age", "sex"], unseen_site="estimate"),
         LogisticRegression(),
     )
-    res = cross_validate(pipe, df.drop(columns="y"), df["y"], cv=cv)
+    # each held-out site is new: estimated with the protected target at the
+    # training centre, which the harmonizer says at transform
+    with pytest.warns(MedprepWarning, match="new site"):
+        res = cross_validate(
+            pipe, df.drop(columns="y"), df["y"], cv=cv, error_score="raise"
+        )
     assert np.isfinite(res["test_score"]).all()
     with pytest.raises(ValueError, match="at least 2 sites"):
         next(cv.split(pd.DataFrame({"site": ["a"] * 4})))
