@@ -92,7 +92,7 @@ def hit_cost(table, label, repeats, folder):
     t_hit = best_of(repeats, lambda: cached.fit_transform(table))
 
     def fresh():
-        _cache._FILE_KEYS.clear()
+        _cache.clear_memory()
         return cached.fit_transform(table)
 
     t_fresh = best_of(repeats, fresh)
@@ -176,7 +176,7 @@ def nested_cv(folder, n_subjects):
     times, features = [], []
     try:
         for run in ("cold", "warm"):
-            _cache._FILE_KEYS.clear()  # each run as a fresh process
+            _cache.clear_memory()  # each run as a fresh process
             transformed.clear()
             spent[0] = 0.0
             _, _, full = demo._pipelines(memory, 1, False)

@@ -80,7 +80,7 @@ def test_cache_hit_runs_no_preprocessing(cohort, tmp_path, transforms_applied):
     transforms_applied.clear()
     for fresh_process in (False, True):
         if fresh_process:
-            _cache._FILE_KEYS.clear()
+            _cache.clear_memory()
         again = clone(extractor).fit_transform(clone(_pre()).fit_transform(cohort))
         pd.testing.assert_frame_equal(again, first)
         assert transforms_applied == []
