@@ -123,6 +123,22 @@ def _source_key(cache, cell):
     return _content_key(cache, cell, to_sitk(cell), identity)
 
 
+def _known_source_key(cache, cell):
+    """Content key of a cell if it is known without reading any image, else None.
+
+    In-memory images and files not hashed before are left to the worker that
+    reads them (hashing them here would read every image twice, serially).
+    """
+    reader = deferred_reader(cell)
+    if reader is not None:
+        if any(_known_source_key(cache, c) is None for c in reader.row.cells):
+            return None
+        return reader.content_key(lambda source, _: _source_key(cache, source))
+    if isinstance(cell, (str, os.PathLike)) and not _is_missing(cell):
+        return cache.known_key(file_identity(cell))
+    return None
+
+
 def _content_key(cache, cell, image, identity):
     """Return the content key of a read image; remember it for a path's identity."""
     key = image_fingerprint(image)
@@ -176,9 +192,10 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
                mask_column="mask", backend="pyradiomics"):
     """Serve one row from the cache only: a ``RowResult`` on a clean hit, else None.
 
-    Nothing is read but file metadata, the cache's index and the entry; a miss,
-    a bad entry or any problem returns None and is left to :func:`extract_row`
-    (which reports it).
+    Nothing is read but file metadata, the cache's index and the entry (no
+    image: a cell whose content key is not known yet, e.g. an in-memory image,
+    is a miss here); a miss, a bad entry or any problem returns None and is
+    left to :func:`extract_row` (which reports it).
 
     Parameters
     ----------
@@ -196,12 +213,11 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
         return None
     try:
         memory.prepare()
-        keys, _ = _known_keys(
-            memory, ((image_column, image_cell), (mask_column, mask_cell))
-        )
+        keys = {column: _known_source_key(memory, cell) for column, cell in
+                ((image_column, image_cell), (mask_column, mask_cell))}
     except (ImageReadError, OSError):
         return None
-    if not (keys.get(image_column) and keys.get(mask_column)):
+    if not (keys[image_column] and keys[mask_column]):
         return None
     notes = []
     values = memory.get(
