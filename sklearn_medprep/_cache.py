@@ -226,7 +226,9 @@ class FeatureCache:
 
     def prepare(self):
         """Create the folder; raise an ``OSError`` saying what to do if impossible."""
-        if self.location in _PREPARED:
+        if self.location in _PREPARED and os.path.isdir(
+            os.path.join(self.location, _ROOT)
+        ):  # one stat: the folder may have been removed since
             return
         try:
             os.makedirs(os.path.join(self.location, _ROOT), exist_ok=True)

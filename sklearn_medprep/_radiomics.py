@@ -386,6 +386,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         """
         if self.memory_ is None:
             return {}
+        self.memory_.prepare()  # a cache problem is not a row's: raise it here
         labels = self._labels(X)
         images = X[self.image].tolist()
         masks = X[self.mask].tolist()

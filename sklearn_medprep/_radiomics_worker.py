@@ -202,7 +202,7 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
     image_cell, mask_cell, label, key, image_column, mask_column, backend
         As in :func:`extract_row`.
     memory : FeatureCache
-        The cache.
+        The cache (its folder prepared by the caller).
 
     Returns
     -------
@@ -212,7 +212,6 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
     if failed is not None:
         return None
     try:
-        memory.prepare()
         keys = {column: _known_source_key(memory, cell) for column, cell in
                 ((image_column, image_cell), (mask_column, mask_cell))}
     except (ImageReadError, OSError):
