@@ -92,7 +92,7 @@ def hit_cost(table, label, repeats, folder):
     t_hit = best_of(repeats, lambda: cached.fit_transform(table))
 
     def fresh():
-        _cache._FILE_KEYS.clear()
+        _cache.clear_memory()
         return cached.fit_transform(table)
 
     t_fresh = best_of(repeats, fresh)
@@ -150,52 +150,80 @@ def nested_cv(folder, n_subjects):
         return original(transform, cells, *args)
 
     _subject.apply_to_row = counting
-    # time spent in the steps the cache covers (preprocessing + radiomics)
-    from sklearn_medprep import TorchIOPreprocessor
+    # time spent per group of steps: those the cache covers (preprocessing +
+    # radiomics), ComBat, the classifier; the outermost call of a group counts
+    from sklearn.linear_model import LogisticRegression
 
-    spent = [0.0]
-    wrapped = [(TorchIOPreprocessor, "fit"), (TorchIOPreprocessor, "transform"),
-               (RadiomicsExtractor, "fit"), (RadiomicsExtractor, "transform"),
-               (RadiomicsExtractor, "fit_transform")]
-    originals = [(cls, name, cls.__dict__[name]) for cls, name in wrapped]
+    from sklearn_medprep import ComBatHarmonizer, TorchIOPreprocessor
 
-    def timed(func):
+    spent = {"features": 0.0, "combat": 0.0, "classifier": 0.0}
+    calls = {"combat": 0, "classifier": 0}
+    depth = dict.fromkeys(spent, 0)
+    groups = {"features": [(TorchIOPreprocessor, "fit"),
+                           (TorchIOPreprocessor, "transform"),
+                           (RadiomicsExtractor, "fit"),
+                           (RadiomicsExtractor, "transform"),
+                           (RadiomicsExtractor, "fit_transform")],
+              "combat": [(ComBatHarmonizer, "fit"), (ComBatHarmonizer, "transform"),
+                         (ComBatHarmonizer, "fit_transform")],
+              "classifier": [(LogisticRegression, name) for name in
+                             ("fit", "predict_proba", "decision_function")]}
+    originals = [(cls, name, cls.__dict__.get(name), group)
+                 for group, members in groups.items() for cls, name in members]
+
+    def timed(func, group, name):
         def inner(*args, **kwargs):
+            depth[group] += 1
             start = time.perf_counter()
             try:
                 return func(*args, **kwargs)
             finally:
-                spent[0] += time.perf_counter() - start
+                depth[group] -= 1
+                if depth[group] == 0:
+                    spent[group] += time.perf_counter() - start
+                    if group in calls and name in ("fit", "fit_transform"):
+                        calls[group] += 1
         return inner
 
-    for cls, name, func in originals:
-        setattr(cls, name, timed(func))
+    for cls, name, _, group in originals:
+        setattr(cls, name, timed(getattr(cls, name), group, name))
     print(f"(c) demo nested CV, {n_subjects} subjects: 5 outer folds x "
           "GridSearchCV(3 folds x 3 candidates), TorchIOPreprocessor -> "
           "RadiomicsExtractor(memory) -> ComBat -> model")
     times, features = [], []
     try:
         for run in ("cold", "warm"):
-            _cache._FILE_KEYS.clear()  # each run as a fresh process
+            _cache.clear_memory()  # each run as a fresh process
             transformed.clear()
-            spent[0] = 0.0
+            for group in spent:
+                spent[group] = 0.0
+            calls.update(combat=0, classifier=0)
             _, _, full = demo._pipelines(memory, 1, False)
             search = demo._search(full, 1, 0)
             start = time.perf_counter()
             with open(os.devnull, "w") as sink, redirect_stdout(sink):
                 scores = demo._outer_scores(search, cohort, y, outer, run)
             times.append(time.perf_counter() - start)
-            features.append(spent[0])
+            features.append(spent["features"])
             most = max(transformed.values(), default=0)
             print(f"  {run}: {times[-1]:7.2f}s, images transformed "
                   f"{sum(transformed.values())} (distinct {len(transformed)}), "
                   f"most per (image, fitted transform): {most}; "
                   f"preprocessing + radiomics steps {features[-1]:7.2f}s; "
                   f"mean ROC AUC {scores.mean():.3f}")
+            print(f"    ComBat {spent['combat']:6.2f}s ({calls['combat']} fits, "
+                  f"{1000 * spent['combat'] / max(calls['combat'], 1):5.1f} ms per "
+                  f"fit with its transforms); logistic regression "
+                  f"{spent['classifier']:6.2f}s ({calls['classifier']} fits); "
+                  f"other (scaler, search, scoring) "
+                  f"{times[-1] - sum(spent.values()):6.2f}s")
     finally:
         _subject.apply_to_row = original
-        for cls, name, func in originals:
-            setattr(cls, name, func)
+        for cls, name, func, _ in originals:
+            if func is None:  # inherited: remove the wrapper
+                delattr(cls, name)
+            else:
+                setattr(cls, name, func)
     print(f"  extractions logged: {count_extractions(memory)} for "
           f"{len(cohort)} images")
     print(f"  warm / cold, whole nested CV: {times[1] / times[0]:6.4f} (goal < 0.10)"

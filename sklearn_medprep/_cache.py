@@ -66,6 +66,29 @@ _ROOT = "sklearn_medprep_cache"
 # identity includes size, mtime and ctime); mirrors the folder's index
 _FILE_KEYS = {}
 
+# per process: entry path -> (the entry file's identity when it was verified,
+# its [(name, value), ...]); a hit whose file is unchanged costs one ``stat``
+_ENTRIES = {}
+_MAX_ENTRIES = 200_000
+
+# per process: cache folders already created (``prepare`` once per folder)
+_PREPARED = set()
+
+
+def _stat_identity(path):
+    """(inode, size, mtime, ctime) of ``path``: a rewritten entry changes it."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def clear_memory():
+    """Forget what this process remembers of every cache folder (file keys and
+    verified entries), as a fresh process would; the folders are untouched.
+    """
+    _FILE_KEYS.clear()
+    _ENTRIES.clear()
+    _PREPARED.clear()
+
 
 def _sha256(*parts):
     text = json.dumps(parts, separators=(",", ":"), allow_nan=True)
@@ -203,6 +226,10 @@ class FeatureCache:
 
     def prepare(self):
         """Create the folder; raise an ``OSError`` saying what to do if impossible."""
+        if self.location in _PREPARED and os.path.isdir(
+            os.path.join(self.location, _ROOT)
+        ):  # one stat: the folder may have been removed since
+            return
         try:
             os.makedirs(os.path.join(self.location, _ROOT), exist_ok=True)
         except OSError as exc:
@@ -211,6 +238,7 @@ class FeatureCache:
                 "a fitted extractor loaded on another machine keeps the cache path "
                 "it was fitted with: set_params(memory=None) or a writable folder"
             ) from exc
+        _PREPARED.add(self.location)
 
     # ------------------------------------------------------------ file keys
     def _index_path(self, identity):
@@ -266,10 +294,18 @@ class FeatureCache:
         """Return the ``[(name, value), ...]`` of entry ``key``, or None.
 
         A bad entry (unparsable, foreign, checksum mismatch) is not served; a
-        line saying why is appended to ``notes`` (or warned when None).
+        line saying why is appended to ``notes`` (or warned when None). An
+        entry verified before by this process is served from memory while its
+        file's identity (inode, size, modification and status-change times) is
+        unchanged: a hit then costs one ``stat``, and an entry rewritten or
+        edited since is read and verified again.
         """
         path = self._entry_path(key)
         try:
+            identity = _stat_identity(path)
+            known = _ENTRIES.get(path)
+            if known is not None and known[0] == identity:
+                return list(known[1])
             with open(path, "rb") as handle:
                 text = handle.read()
         except FileNotFoundError:
@@ -286,9 +322,11 @@ class FeatureCache:
                         isinstance(n, str) for n in names
                     ):
                         raise ValueError("malformed names/values")
-                    return list(zip(names, [
+                    values = list(zip(names, [
                         v if type(v) is float else _decode(v) for v in values
                     ]))
+                    _remember(path, identity, values)
+                    return list(values)
                 except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     problem = f"malformed content ({exc})"
         message = (
@@ -330,7 +368,20 @@ class FeatureCache:
                              separators=(",", ":"), allow_nan=True).encode()
         header = json.dumps({"format": _FORMAT, "key": key,
                              "sha256": _payload_digest(key, payload)}).encode()
-        _write_bytes(self._entry_path(key), header + b"\n" + payload + b"\n")
+        path = self._entry_path(key)
+        _write_bytes(path, header + b"\n" + payload + b"\n")
+        try:
+            _remember(path, _stat_identity(path), [
+                (name, _decode(value)) for name, value in zip(names, encoded)
+            ])  # as a read of the entry would give them
+        except (OSError, ValueError):
+            pass
+
+
+def _remember(path, identity, values):
+    if len(_ENTRIES) >= _MAX_ENTRIES:
+        _ENTRIES.clear()  # a bound on memory; entries are read again on need
+    _ENTRIES[path] = (identity, values)
 
 
 def _payload_digest(key, payload):

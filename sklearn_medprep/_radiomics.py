@@ -21,7 +21,7 @@ from ._radiomics_settings import (
     settings_key,
     validate_settings,
 )
-from ._radiomics_worker import error_class, extract_row
+from ._radiomics_worker import extract_row, lookup_row
 from ._table import check_subject_table
 from ._tags import subject_table_input_tags
 from .exceptions import MedprepWarning, SubjectTableError
@@ -197,6 +197,10 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
+    #: name of the :class:`~sklearn_medprep._radiomics_backend.RadiomicsBackend`
+    #: that computes the features; a subclass for another extractor sets it
+    _backend = "pyradiomics"
+
     def __init__(
         self,
         image="image",
@@ -253,11 +257,11 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
                 mask_column=self.mask,
                 memory=self.memory_,
                 verbose=int(self.verbose),
+                backend=self._backend,
             )
 
     def _raise(self, row, record):
-        _, column, file, message, kind = record
-        raise error_class(kind)(message, row=row, column=column, file=file)
+        raise record.exception(row)
 
     # ---------------------------------------------------------------------- fit
     def _fit(self, X):
@@ -292,8 +296,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
 
     def _set_names(self, X, results):
         for _, record in results:
-            if record[0] == "ok":
-                self.feature_names_ = [name for name, _ in record[1]]
+            if record.ok:
+                self.feature_names_ = [name for name, _ in record.values]
                 self._check_image_types()
                 return
         # no row extracted: nothing to learn the feature names from
@@ -336,12 +340,16 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         """
         X = self._fit(X)
         results = []
+        hit = self._lookups(X, first=True)
+        if hit:  # the first row is in the cache: its names, nothing extracted
+            self._set_names(X, list(hit.items()))
+            return self
         for i, (func, args, kwargs) in self._tasks(X):
             results.append((i, func(*args, **kwargs)))
-            for note in results[-1][1][2] if results[-1][1][0] == "ok" else ():
+            for note in results[-1][1].notes:
                 warnings.warn(f"[row {X.index[i]!r}] {note}", MedprepWarning,
                               stacklevel=2)
-            if results[-1][1][0] == "ok" or self.on_error == "raise":
+            if results[-1][1].ok or self.on_error == "raise":
                 break
         self._set_names(X, results)
         return self
@@ -368,24 +376,53 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         return self._assemble(X, results)
 
     # ---------------------------------------------------------------- transform
+    def _lookups(self, X, first=False):
+        """Rows served by the cache in this process: ``{position: RowResult}``.
+
+        With ``first=True``, only the first row is looked up.
+
+        Hits cost a ``stat`` and, for an entry not yet verified here, one small
+        read; only the other rows go to the workers.
+        """
+        if self.memory_ is None:
+            return {}
+        self.memory_.prepare()  # a cache problem is not a row's: raise it here
+        labels = self._labels(X)
+        images = X[self.image].tolist()
+        masks = X[self.mask].tolist()
+        hits = {}
+        for i in range(1 if first else len(X)):
+            record = lookup_row(images[i], masks[i], labels[i], self._key_,
+                                memory=self.memory_, image_column=self.image,
+                                mask_column=self.mask, backend=self._backend)
+            if record is not None:
+                hits[i] = record
+        return hits
+
     def _run(self, X):
-        tasks = [task for _, task in self._tasks(X)]
-        parallel = Parallel(n_jobs=self.n_jobs, return_as="generator")
+        hits = self._lookups(X)
+        misses = [i for i in range(len(X)) if i not in hits]
+        tasks = [task for _, task in self._tasks(X, misses)] if misses else []
+        extracted = iter(
+            Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks)
+            if tasks else ()
+        )
         results = []
-        with _progress(len(tasks), self.verbose) as bar:
-            for i, record in enumerate(parallel(tasks)):
-                if record[0] == "error" and self.on_error == "raise":
+        with _progress(len(X), self.verbose) as bar:
+            for i in range(len(X)):  # row order: the first error raises first
+                record = hits[i] if i in hits else next(extracted)
+                if not record.ok and self.on_error == "raise":
                     self._raise(X.index[i], record)
-                if record[0] == "ok" and len(record) > 2:
-                    for note in record[2]:
-                        warnings.warn(f"[row {X.index[i]!r}] {note}",
-                                      MedprepWarning, stacklevel=3)
+                for note in record.notes:
+                    warnings.warn(f"[row {X.index[i]!r}] {note}", MedprepWarning,
+                                  stacklevel=3)
                 results.append(record)
                 bar.update(1)
         return results
 
     def _assemble(self, X, results):
         names = self.feature_names_
+        expected = tuple(names)
         position = {name: j for j, name in enumerate(names)}
         diagnostics = [n for n in names if n.startswith("diagnostics_")]
         values = np.full((len(X), len(names)), np.nan)
@@ -394,17 +431,16 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         mismatched = []
         for i, record in enumerate(results):
             row = X.index[i]
-            if record[0] == "error":
-                _, column, file, message, _ = record
-                errors.append((row, column, file, message))
+            if not record.ok:
+                errors.append((row, record.column, record.file, record.message))
                 continue
-            if not objects and len(record[1]) == len(names) and all(
-                a == b[0] for a, b in zip(names, record[1])
-            ):  # the usual case: the training names, in order
-                values[i] = [value for _, value in record[1]]
-                continue
+            if not objects and len(record.values) == len(names):
+                got, row_values = zip(*record.values) if names else ((), ())
+                if got == expected:  # the usual case: the training names, in order
+                    values[i] = row_values
+                    continue
             seen = set()
-            for name, value in record[1]:
+            for name, value in record.values:
                 j = position.get(name)
                 if j is None:
                     mismatched.append(row)

@@ -3,19 +3,23 @@
 One call handles one row of the subject table: load image and mask, check them
 (readable, same geometry, label present), crop to the mask's bounding box where
 that is exact (see :func:`~sklearn_medprep._radiomics_settings.crop_margin`),
-extract with a PyRadiomics extractor built once per worker process, and return
-plain Python floats. With a cache (:mod:`sklearn_medprep._cache`), the features
+extract with a backend (:mod:`sklearn_medprep._radiomics_backend`; PyRadiomics
+by default, its extractor built once per worker process), and return plain
+Python floats. With a cache (:mod:`sklearn_medprep._cache`), the features
 are keyed on image and mask *content*, label, settings and versions; for paths
 whose file identity is unchanged since they were last hashed, a hit reads no
 image at all. Non-finite voxels inside the ROI are an error of the image column.
 
-A worker never raises: it returns ``("ok", values, notes)`` or ``("error",
-column, file, message, kind)`` so that errors cross process boundaries intact and
-the estimator decides, in row order, whether to raise or write NaN.
+A worker never raises: it returns a
+:class:`~sklearn_medprep._radiomics_backend.RowResult` (features, or an error
+naming column, file, message and kind) so that errors cross process boundaries
+intact and the estimator decides, in row order, whether to raise or write NaN.
+:func:`lookup_row` serves a row from the cache only (no image read, no
+extraction), so that the estimator answers hits in its own process and sends
+only misses to workers.
 """
 
 import json
-import logging
 import os
 import traceback
 
@@ -24,126 +28,25 @@ import SimpleITK as sitk
 
 from ._cache import EXTRACTION_LOG, as_feature_cache, file_identity
 from ._deferred import deferred_reader
-from ._ibsi import apply_ibsi_definitions
 from ._integrity import count_nonfinite
 from ._io import _is_missing, describe_cell, image_fingerprint, to_sitk
-from ._radiomics_crop import CropPlan, crop_plan
-from ._radiomics_settings import RADIOMICS_LOCK, crop_margin
-from .exceptions import GeometryMismatchError, ImageReadError, SubjectTableError
+from ._radiomics_backend import (  # noqa: F401 - _crop, _plain: tests use them
+    RowResult,
+    _crop,
+    _plain,
+    error_class,
+    get_backend,
+    log_extraction,
+)
+from ._radiomics_crop import crop_plan
+from ._radiomics_settings import crop_margin
+from .exceptions import ImageReadError
 
-__all__ = ["count_extractions", "extract_row", "EXTRACTION_LOG"]
-
-
-_EXTRACTORS = {}  # per process: settings key -> RadiomicsFeatureExtractor
-
-_ERROR_KINDS = {
-    "read": ImageReadError,
-    "geometry": GeometryMismatchError,
-    "table": SubjectTableError,
-}
-
-
-def error_class(kind):
-    """Return the exception class of an error record's ``kind``."""
-    return _ERROR_KINDS.get(kind, SubjectTableError)
+__all__ = ["count_extractions", "extract_row", "lookup_row", "EXTRACTION_LOG"]
 
 
-def _get_extractor(key, verbose):
-    """Build (once per process, under a lock) the PyRadiomics extractor of ``key``."""
-    extractor = _EXTRACTORS.get(key)
-    if extractor is not None:
-        return extractor
-    with RADIOMICS_LOCK:
-        extractor = _EXTRACTORS.get(key)
-        if extractor is None:
-            import radiomics
-            from radiomics.featureextractor import RadiomicsFeatureExtractor
-
-            radiomics.setVerbosity(logging.WARNING if verbose > 1 else logging.ERROR)
-            spec = json.loads(key)
-            params = spec["params"]
-            params.setdefault("setting", {})
-            params["setting"]["additionalInfo"] = bool(spec["diagnostics"])
-            extractor = RadiomicsFeatureExtractor(params)
-            _EXTRACTORS[key] = extractor
-    return extractor
-
-
-def _plain(value):
-    """Return a feature value as a Python float (complex with zero imaginary part
-    under numpy >= 2.5 included); other diagnostics values unchanged.
-    """
-    if isinstance(value, (np.ndarray, np.generic)):
-        if value.size != 1:
-            return value
-        value = value.item()
-    if isinstance(value, complex):
-        return float(value.real)
-    if isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)):
-        return float(value)
-    return value
-
-
-def _versions():
-    import radiomics
-
-    return (radiomics.__version__, sitk.Version.VersionString(), np.__version__)
-
-
-def _extract(image, mask, label, key, margin, verbose, image_key=None,
-             mask_key=None, versions=None, log_file=None):
-    """Run PyRadiomics on one (image, mask); log it to ``log_file`` if given.
-
-    ``image_key`` and ``mask_key`` (content fingerprints) are written to the log;
-    ``versions`` is unused (kept for call compatibility).
-    """
-    extractor = _get_extractor(key, verbose)
-    if isinstance(margin, CropPlan):  # filtered image types, each on its region
-        result = margin.execute(extractor, image, mask, int(label))
-    else:
-        if margin is not None:
-            image, mask = _crop(image, mask, label, margin)
-        result = extractor.execute(image, mask, label=int(label))
-    if log_file is not None:
-        with open(log_file, "a") as handle:
-            handle.write(f"{image_key} {mask_key} {label} {os.getpid()}\n")
-    values = [(name, _plain(value)) for name, value in result.items()]
-    if json.loads(key).get("definitions") == "ibsi":
-        n_voxels = int((sitk.GetArrayViewFromImage(mask) == label).sum())
-        values = apply_ibsi_definitions(values, n_voxels)
-    return values
-
-
-def _bounding_box(mask_array, label):
-    """Return ``[(lo, hi), ...]`` in array (z, y, x) order of ``mask == label``."""
-    roi = mask_array == label
-    bounds = []
-    for axis in range(roi.ndim):
-        other = tuple(a for a in range(roi.ndim) if a != axis)
-        hit = np.flatnonzero(roi.any(axis=other))
-        if hit.size == 0:
-            return None
-        bounds.append((int(hit[0]), int(hit[-1])))
-        # later axes only need the slab already found
-        index = [slice(None)] * roi.ndim
-        index[axis] = slice(hit[0], hit[-1] + 1)
-        roi = roi[tuple(index)]
-    return bounds
-
-
-def _crop(image, mask, label, margin):
-    """Crop image and mask to the label's bounding box plus ``margin`` voxels."""
-    bounds = _bounding_box(sitk.GetArrayViewFromImage(mask), label)
-    if bounds is None:
-        return image, mask
-    size = mask.GetSize()  # (x, y, z)
-    index = []
-    for dim, (lo, hi) in enumerate(reversed(bounds)):
-        index.append(slice(max(lo - margin, 0), min(hi + margin + 1, size[dim])))
-    index = tuple(index)
-    return image[index], mask[index]
+def _versions(backend=None):
+    return (backend or get_backend()).versions()
 
 
 def _geometry_problem(image, mask, tolerance):
@@ -172,7 +75,10 @@ _INTEGER_PIXELS = {
 
 
 def _check_mask(image, mask, label, params, mask_file):
-    """Check geometry and label; return (mask, margin, error record or None)."""
+    """Check geometry and label; return (mask, margin, failed RowResult or None).
+
+    The failure blames the column ``"mask"``; the caller renames it.
+    """
     options = params.get("setting", {})
     correct = bool(options.get("correctMask", False))
     tolerance = options.get("geometryTolerance")
@@ -185,9 +91,9 @@ def _check_mask(image, mask, label, params, mask_file):
     if problem is not None:
         if correct:  # PyRadiomics resamples the mask onto the image grid
             return mask, None, None
-        return mask, None, (
-            "error", "mask", mask_file,
-            f"image and mask differ in geometry: {problem}", "geometry",
+        return mask, None, RowResult.failure(
+            "mask", mask_file, f"image and mask differ in geometry: {problem}",
+            "geometry",
         )
     if mask.GetPixelID() not in _INTEGER_PIXELS:
         mask = sitk.Cast(mask, sitk.sitkUInt32)  # what PyRadiomics does
@@ -199,7 +105,7 @@ def _check_mask(image, mask, label, params, mask_file):
             "mask is empty (no voxel is labelled)" if not labels else
             f"label {label} is not present in the mask; it holds labels {labels}"
         )
-        return mask, None, ("error", "mask", mask_file, message, "table")
+        return mask, None, RowResult.failure("mask", mask_file, message, "table")
     return mask, "check", None
 
 
@@ -217,6 +123,22 @@ def _source_key(cache, cell):
     return _content_key(cache, cell, to_sitk(cell), identity)
 
 
+def _known_source_key(cache, cell):
+    """Content key of a cell if it is known without reading any image, else None.
+
+    In-memory images and files not hashed before are left to the worker that
+    reads them (hashing them here would read every image twice, serially).
+    """
+    reader = deferred_reader(cell)
+    if reader is not None:
+        if any(_known_source_key(cache, c) is None for c in reader.row.cells):
+            return None
+        return reader.content_key(lambda source, _: _source_key(cache, source))
+    if isinstance(cell, (str, os.PathLike)) and not _is_missing(cell):
+        return cache.known_key(file_identity(cell))
+    return None
+
+
 def _content_key(cache, cell, image, identity):
     """Return the content key of a read image; remember it for a path's identity."""
     key = image_fingerprint(image)
@@ -228,8 +150,88 @@ def _content_key(cache, cell, image, identity):
     return key
 
 
+_TOOL = {"pyradiomics": "PyRadiomics"}
+
+
+def _label(label, mask_column, mask_file):
+    """Return (int label, None) or (None, failed RowResult)."""
+    try:
+        if isinstance(label, (bool, np.bool_)) or float(label) != int(label):
+            raise ValueError
+        return int(label), None
+    except (TypeError, ValueError, OverflowError):
+        return None, RowResult.failure(
+            mask_column, mask_file, f"label must be an integer, got {label!r}",
+            "table",
+        )
+
+
+def _known_keys(cache, cells):
+    """Content keys known without reading an image: ``(keys, identities)``.
+
+    ``cells`` is ``[(column, cell), ...]``; a path's key comes from its file
+    identity, a deferred image's from its source's keys. Raises
+    :class:`ImageReadError` (with ``column`` set) for a deferred image whose
+    source cannot be read.
+    """
+    keys, identities = {}, {}
+    for column, cell in cells:
+        if isinstance(cell, (str, os.PathLike)) and not _is_missing(cell):
+            identities[column] = file_identity(cell)
+            keys[column] = cache.known_key(identities[column])
+        elif deferred_reader(cell) is not None:
+            try:
+                keys[column] = _source_key(cache, cell)
+            except ImageReadError as exc:
+                exc.column = column
+                raise
+    return keys, identities
+
+
+def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image",
+               mask_column="mask", backend="pyradiomics"):
+    """Serve one row from the cache only: a ``RowResult`` on a clean hit, else None.
+
+    Nothing is read but file metadata, the cache's index and the entry (no
+    image: a cell whose content key is not known yet, e.g. an in-memory image,
+    is a miss here); a miss, a bad entry or any problem returns None and is
+    left to :func:`extract_row` (which reports it).
+
+    Parameters
+    ----------
+    image_cell, mask_cell, label, key, image_column, mask_column, backend
+        As in :func:`extract_row`.
+    memory : FeatureCache
+        The cache (its folder prepared by the caller).
+
+    Returns
+    -------
+    RowResult or None
+    """
+    label, failed = _label(label, mask_column, None)
+    if failed is not None:
+        return None
+    try:
+        keys = {column: _known_source_key(memory, cell) for column, cell in
+                ((image_column, image_cell), (mask_column, mask_cell))}
+    except (ImageReadError, OSError):
+        return None
+    if not (keys[image_column] and keys[mask_column]):
+        return None
+    notes = []
+    values = memory.get(
+        memory.entry_key(keys[image_column], keys[mask_column], label, key,
+                         _versions(get_backend(backend))),
+        notes,
+    )
+    if values is None or notes:
+        return None
+    return RowResult.success(values)
+
+
 def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
-                mask_column="mask", memory=None, verbose=0):
+                mask_column="mask", memory=None, verbose=0,
+                backend="pyradiomics"):
     """Extract the features of one row; never raises (see the module docstring).
 
     Parameters
@@ -247,52 +249,50 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
         Cache of the features (see :mod:`sklearn_medprep._cache`).
     verbose : int
         PyRadiomics prints warnings when ``verbose > 1``.
+    backend : str, default="pyradiomics"
+        Name of a registered
+        :class:`~sklearn_medprep._radiomics_backend.RadiomicsBackend`.
 
     Returns
     -------
-    tuple
-        ``("ok", [(name, value), ...], notes)`` (``notes``: cache warnings to
-        re-issue) or ``("error", column, file, message, kind)``.
+    RowResult
+        ``ok`` with ``[(name, value), ...]`` and ``notes`` (cache warnings to
+        re-issue), or an error with column, file, message and kind.
     """
     image_file = describe_cell(image_cell)
     mask_file = describe_cell(mask_cell)
-    try:
-        if isinstance(label, (bool, np.bool_)) or float(label) != int(label):
-            raise ValueError
-        label = int(label)
-    except (TypeError, ValueError, OverflowError):
-        return ("error", mask_column, mask_file,
-                f"label must be an integer, got {label!r}", "table")
+    label, failed = _label(label, mask_column, mask_file)
+    if failed is not None:
+        return failed
+    engine = get_backend(backend)
     cache = as_feature_cache(memory)
     notes = []
     identities = {}
     keys = {}
+    cells = ((image_column, image_cell), (mask_column, mask_cell))
     if cache is not None:
         cache.prepare()  # a cache problem is not the row's fault: raise it
-        versions = _versions()
-        for column, cell in ((image_column, image_cell), (mask_column, mask_cell)):
-            if isinstance(cell, (str, os.PathLike)) and not _is_missing(cell):
-                identities[column] = file_identity(cell)
-                keys[column] = cache.known_key(identities[column])
-            elif deferred_reader(cell) is not None:
-                try:
-                    keys[column] = _source_key(cache, cell)
-                except ImageReadError as exc:
-                    return ("error", column, exc.file or describe_cell(cell),
-                            exc.bare_message, "read")
+        versions = _versions(engine)
+        try:
+            keys, identities = _known_keys(cache, cells)
+        except ImageReadError as exc:
+            return RowResult.failure(
+                exc.column, exc.file or describe_cell(dict(cells)[exc.column]),
+                exc.bare_message, "read",
+            )
         if keys.get(image_column) and keys.get(mask_column):
             tried = cache.entry_key(keys[image_column], keys[mask_column], label,
                                     key, versions)
             values = cache.get(tried, notes)
             if values is not None:  # a hit: no image is read
-                return ("ok", values, notes)
+                return RowResult.success(values, notes)
     images = {}
-    for column, cell in ((image_column, image_cell), (mask_column, mask_cell)):
+    for column, cell in cells:
         try:
             images[column] = to_sitk(cell, column=column)
         except ImageReadError as exc:
-            return ("error", column, exc.file or describe_cell(cell),
-                    exc.bare_message, "read")
+            return RowResult.failure(column, exc.file or describe_cell(cell),
+                                     exc.bare_message, "read")
     image, mask = images[image_column], images[mask_column]
     entry = tried = None
     if cache is not None:
@@ -305,47 +305,51 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
                                 versions)
         values = None if entry == tried else cache.get(entry, notes)
         if values is not None:
-            return ("ok", values, notes)
+            return RowResult.success(values, notes)
     spec = json.loads(key)
     params = spec["params"]
     try:
-        mask, check, error = _check_mask(image, mask, label, params, mask_file)
-        if error is not None:
-            return error[:1] + (mask_column,) + error[2:]
+        mask, check, failed = _check_mask(image, mask, label, params, mask_file)
+        if failed is not None:
+            return RowResult.failure(mask_column, failed.file, failed.message,
+                                     failed.kind)
         bad = count_nonfinite(image, mask, label)
         if bad:
             where = (f"inside the ROI (label {label})"
                      if mask.GetSize() == image.GetSize() else "in the image")
-            return ("error", image_column, image_file,
-                    f"{bad} non-finite (NaN or infinite) voxel(s) {where}; "
-                    "PyRadiomics would use them silently: fix the image or "
-                    "leave those voxels out of the mask", "read")
+            return RowResult.failure(
+                image_column, image_file,
+                f"{bad} non-finite (NaN or infinite) voxel(s) {where}; "
+                "PyRadiomics would use them silently: fix the image or "
+                "leave those voxels out of the mask", "read",
+            )
         margin = None
         if check is not None:
             margin = crop_margin(params, include_diagnostics=spec["diagnostics"])
             if margin is None:
                 margin = crop_plan(params, include_diagnostics=spec["diagnostics"])
-        log_file = None if cache is None else cache.log_file
-        values = _extract(
-            image, mask, label, key, margin, verbose,
-            image_key=keys.get(image_column), mask_key=keys.get(mask_column),
-            log_file=log_file,
-        )
+        values = engine.extract(image, mask, label, key, margin, verbose)
+        if cache is not None:
+            log_extraction(cache.log_file, keys.get(image_column),
+                           keys.get(mask_column), label)
     except Exception as exc:  # noqa: BLE001 - reported with row, column and file
         message = str(exc).strip() or type(exc).__name__
         if "geometry mismatch" in message or "size mismatch" in message:
-            return ("error", mask_column, mask_file, message, "geometry")
+            return RowResult.failure(mask_column, mask_file, message, "geometry")
         if verbose > 2:
             message += "\n" + traceback.format_exc()
-        return ("error", mask_column, mask_file,
-                f"PyRadiomics failed ({type(exc).__name__}): {message}; image "
-                f"file {image_file!r}", "table")
+        return RowResult.failure(
+            mask_column, mask_file,
+            f"{_TOOL.get(engine.name, engine.name)} failed "
+            f"({type(exc).__name__}): {message}; image "
+            f"file {image_file!r}", "table",
+        )
     if entry is not None:
         try:
             cache.put(entry, values)
         except OSError as exc:
             notes.append(f"radiomics cache entry not written ({exc})")
-    return ("ok", values, notes)
+    return RowResult.success(values, notes)
 
 
 def count_extractions(memory):

@@ -1,11 +1,12 @@
 """TorchIO preprocessing of a subject table, trainable parts fitted on training rows."""
 
 import copy
+import warnings
 from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import HasMethods, Hidden, StrOptions
 
 from ._deferred import deferred_cells, transform_key
 from ._docstrings import fill_doc
@@ -155,10 +156,16 @@ class TorchIOPreprocessor(
     %(image)s
         A list of columns gives several images per subject.
     %(mask)s
-    n_jobs : int or None, default=None
-        Kept for compatibility; it has no effect on the output. The images are
-        transformed where they are read: in the workers of the estimator that
-        reads them (``RadiomicsExtractor(n_jobs=...)``), once per row.
+    n_jobs : int or None, default="deprecated"
+        Deprecated: setting it raises a ``FutureWarning`` in ``fit``.
+
+        .. deprecated:: 0.1
+            ``n_jobs`` was deprecated in version 0.1 and will be removed in 0.3.
+            ``transform`` reads no image (its output cells are deferred images,
+            see :mod:`sklearn_medprep._deferred`): the images are transformed
+            where they are read, in the workers of the estimator that reads
+            them. Set the parallelism there, e.g.
+            ``RadiomicsExtractor(n_jobs=...)``.
 
     Attributes
     ----------
@@ -199,10 +206,11 @@ class TorchIOPreprocessor(
         "transforms": [HasMethods(["__call__"]), list, tuple],
         "image": [str, list],
         "mask": [str, None],
-        "n_jobs": [Integral, None],
+        "n_jobs": [Integral, None, Hidden(StrOptions({"deprecated"}))],
     }
 
-    def __init__(self, transforms, *, image="image", mask="mask", n_jobs=None):
+    def __init__(self, transforms, *, image="image", mask="mask",
+                 n_jobs="deprecated"):
         self.transforms = transforms
         self.image = image
         self.mask = mask
@@ -235,6 +243,16 @@ class TorchIOPreprocessor(
         -------
         self : TorchIOPreprocessor
         """
+        if not (isinstance(self.n_jobs, str) and self.n_jobs == "deprecated"):
+            warnings.warn(
+                "`n_jobs` was deprecated in version 0.1 and will be removed in "
+                "0.3; it has no effect: TorchIOPreprocessor.transform reads no "
+                "image (the images are transformed where they are read). Set "
+                "n_jobs on the estimator that reads them, e.g. "
+                "RadiomicsExtractor(n_jobs=...), and remove it here.",
+                FutureWarning,
+                stacklevel=3,
+            )
         images, mask = self._check_subject_table(X, reset=True)
         transform = self._check_transform()
         steps = _flatten(transform)

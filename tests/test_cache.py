@@ -135,7 +135,7 @@ def test_malicious_pickle_in_the_folder_is_never_loaded(cohort, tmp_path):
         target.write_bytes(payload)
     from sklearn_medprep import _cache
 
-    _cache._FILE_KEYS.clear()  # as a fresh process would
+    _cache.clear_memory()  # as a fresh process would
     with pytest.warns(MedprepWarning, match="ignored"):
         out = _extractor(memory).fit_transform(cohort)
     pd.testing.assert_frame_equal(out, reference)
@@ -166,7 +166,7 @@ def test_hit_reads_no_image_and_changed_file_is_not_stale(cohort, tmp_path,
                         lambda path: reads.append(path) or original(path))
     from sklearn_medprep import _cache
 
-    _cache._FILE_KEYS.clear()  # the index on disk serves a fresh process too
+    _cache.clear_memory()  # the index on disk serves a fresh process too
     pd.testing.assert_frame_equal(_extractor(memory).fit_transform(table), first)
     assert reads == []
     # same path, same size, mtime set back: ctime still tells the change
@@ -223,3 +223,64 @@ def test_settings_validated_once_per_value(monkeypatch):
         _radiomics._validated_settings({"setting": {"binWidht": 1}})
     with pytest.raises(ValueError, match="binWidht"):
         _radiomics._validated_settings({"setting": {"binWidht": 1}})
+
+
+def test_verified_entry_served_from_memory_until_its_file_changes(tmp_path,
+                                                                  monkeypatch):
+    from sklearn_medprep import _cache
+
+    cache = FeatureCache(tmp_path)
+    key = cache.entry_key("2" * 64, "3" * 64, 1, "{}")
+    cache.put(key, [("a", 1.5), ("b", (1.0, 2.0))])
+    _cache.clear_memory()
+    assert cache.get(key) == [("a", 1.5), ("b", (1.0, 2.0))]  # read, verified
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open",
+                        lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    assert cache.get(key) == [("a", 1.5), ("b", (1.0, 2.0))]
+    assert opened == []  # a hit on a verified, unchanged entry opens nothing
+    monkeypatch.undo()
+    served = cache.get(key)
+    served.append(("c", 0.0))  # the caller's list is its own
+    assert cache.get(key) == [("a", 1.5), ("b", (1.0, 2.0))]
+    # the entry is edited after it was verified: read and checked again
+    path = cache._entry_path(key)
+    header, _, payload = Path(path).read_bytes().partition(b"\n")
+    Path(path).write_bytes(header + b"\n" + payload.replace(b"1.5", b"9.5"))
+    with pytest.warns(MedprepWarning, match="checksum does not match"):
+        assert cache.get(key) is None
+    os.remove(path)
+    assert cache.get(key) is None  # a removed entry is a miss, not a memory
+
+
+def test_hits_are_answered_without_workers(cohort, tmp_path, monkeypatch):
+    from sklearn_medprep import _radiomics
+
+    memory = tmp_path / "cache"
+    first = _extractor(memory).fit_transform(cohort)
+    extractor = _extractor(memory, n_jobs=2).fit(cohort)
+
+    def no_worker(*args, **kwargs):
+        raise AssertionError("a cache hit was sent to a worker")
+
+    monkeypatch.setattr(_radiomics, "extract_row", no_worker)
+    pd.testing.assert_frame_equal(extractor.transform(cohort), first)
+    # one row not in the cache: only that one goes to extract_row
+    calls = []
+    monkeypatch.setattr(
+        _radiomics, "extract_row",
+        lambda *a, **k: calls.append(a[0]) or _radiomics_worker_extract(*a, **k),
+    )
+    other = cohort.copy()
+    other.loc[other.index[1], "mask"] = cohort["mask"].iloc[0]
+    out = _extractor(memory).fit(cohort).transform(other)
+    assert calls == [cohort["image"].iloc[1]]
+    pd.testing.assert_frame_equal(out.iloc[[0, 2, 3]], first.iloc[[0, 2, 3]])
+    assert count_extractions(memory) == len(cohort) + 1
+
+
+def _radiomics_worker_extract(*args, **kwargs):
+    from sklearn_medprep._radiomics_worker import extract_row
+
+    return extract_row(*args, **kwargs)

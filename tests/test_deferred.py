@@ -80,7 +80,7 @@ def test_cache_hit_runs_no_preprocessing(cohort, tmp_path, transforms_applied):
     transforms_applied.clear()
     for fresh_process in (False, True):
         if fresh_process:
-            _cache._FILE_KEYS.clear()
+            _cache.clear_memory()
         again = clone(extractor).fit_transform(clone(_pre()).fit_transform(cohort))
         pd.testing.assert_frame_equal(again, first)
         assert transforms_applied == []
@@ -129,3 +129,31 @@ def test_deferred_cells_pickle_and_report_missing_source(cohort, tmp_path):
 
     with pytest.raises(ImageReadError, match="gone.nii.gz"):
         _pre().fit(cohort).transform(bad)
+
+
+def test_lookups_in_the_calling_process_read_no_image(cohort, tmp_path,
+                                                      monkeypatch):
+    from sklearn_medprep import _radiomics_worker
+    from sklearn_medprep._cache import FeatureCache
+    from sklearn_medprep._radiomics_settings import settings_key
+
+    _cache.clear_memory()
+    out = _pre().fit(cohort).transform(cohort)
+    memory = FeatureCache(tmp_path / "cache")
+    key = settings_key(SETTINGS)
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("an image was read by a cache look-up")
+
+    monkeypatch.setattr(_radiomics_worker, "to_sitk", no_read)
+    row = out.index[0]
+    args = (out.loc[row, "image"], out.loc[row, "mask"], 2, key)
+    # cold: the sources' keys are unknown, so it is a miss, not a read
+    assert _radiomics_worker.lookup_row(*args, memory=memory) is None
+    monkeypatch.undo()
+    first = _radiomics_worker.extract_row(*args, memory=memory)
+    assert first.ok
+    monkeypatch.setattr(_radiomics_worker, "to_sitk", no_read)
+    _cache.clear_memory()  # as a fresh process: keys from the folder's index
+    hit = _radiomics_worker.lookup_row(*args, memory=memory)
+    assert hit is not None and hit.values == first.values

@@ -1,6 +1,7 @@
 """TorchIOPreprocessor: deterministic transforms, trainable parts fit on train rows."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -204,15 +205,24 @@ def test_errors_name_row_column_and_file(split, tmp_path):
         TorchIOPreprocessor(tio.ToCanonical()).fit(np.zeros((3, 2)))
 
 
-@pytest.mark.slow
-def test_n_jobs_gives_identical_output(split):
+@pytest.mark.parametrize("n_jobs", [1, 2, None])
+def test_n_jobs_is_deprecated_and_changes_nothing(split, n_jobs):
     train, test = split
     transform = tio.Compose([tio.Resample(1.2), tio.HistogramStandardization({})])
-    one = TorchIOPreprocessor(transform, n_jobs=1).fit(train).transform(test)
-    two = TorchIOPreprocessor(transform, n_jobs=2).fit(train).transform(test)
+    default = TorchIOPreprocessor(transform)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default warns nothing
+        plain = default.fit(train).transform(test)
+    assert default.get_params()["n_jobs"] == "deprecated"
+    pre = TorchIOPreprocessor(transform, n_jobs=n_jobs)
+    with pytest.warns(FutureWarning, match=r"deprecated in version 0\.1 and will be "
+                      r"removed in 0\.3.*RadiomicsExtractor\(n_jobs=\.\.\.\)"):
+        pre.fit(train)
+    out = pre.transform(test)
     for row in test.index:
         for column in ("image", "mask"):
-            assert torch.equal(one.loc[row, column].data, two.loc[row, column].data)
+            assert torch.equal(out.loc[row, column].data,
+                               plain.loc[row, column].data)
 
 
 @pytest.mark.slow
