@@ -3,7 +3,10 @@
 Each (method, size) runs in its own subprocess (fresh interpreter): the data are
 generated there, then fit+transform of the same data is timed and its peak
 memory traced with tracemalloc (numpy reports its buffers to tracemalloc);
-peak memory is given as a multiple of the input feature matrix.
+peak memory is given as a multiple of the input feature matrix. Ours gets the
+documented input, a DataFrame with the site and covariate columns; then the
+transform of one new row (a one-row DataFrame) is timed against
+neuroHarmonize's ``applyModelOne`` (median of repeated calls).
 
 Then the FCON1000 table (../shared/data/multisite/pcn_fcon1000.csv): fit on 70%
 (stratified by site), apply to 30%; site balanced accuracy (logistic regression
@@ -13,6 +16,7 @@ Usage::
 
     python benchmarks/bench_combat.py --quick      # small size, seconds
     python benchmarks/bench_combat.py              # 1000x10000 and 2000x50000
+    python benchmarks/bench_combat.py --sizes 1000x10000
 """
 
 import argparse
@@ -65,10 +69,15 @@ def run_one(method, n, p, warm_up=True):
         input_bytes = n * p * 8
         tracemalloc.start()
         t0 = time.perf_counter()
-        out = ComBatHarmonizer(covariates=["age", "sex"]).fit_transform(table)
+        combat = ComBatHarmonizer(covariates=["age", "sex"])
+        out = combat.fit_transform(table)
         elapsed = time.perf_counter() - t0
         peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
         result = out.iloc[:3, :3].to_numpy()
+        row = table.iloc[[7]]
+        one = _median_time(lambda: combat.transform(row))
+        one_out = combat.transform(row).iloc[0, :3].to_numpy()
     else:
         from neuroHarmonize import harmonizationLearn
 
@@ -78,11 +87,35 @@ def run_one(method, n, p, warm_up=True):
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _, out = harmonizationLearn(data, covars)
+            model, out = harmonizationLearn(data, covars)
         elapsed = time.perf_counter() - t0
         peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
         result = out[:3, :3]
-    return {"time": elapsed, "peak_ratio": peak / input_bytes, "head": result.tolist()}
+        from neuroHarmonize.harmonizationApply import applyModelOne
+
+        row, cov_row = data[7:8], covars.iloc[[7]]
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            one = _median_time(lambda: applyModelOne(row, cov_row, model))
+            one_out = applyModelOne(row, cov_row, model)[0, :3]
+    return {
+        "time": elapsed,
+        "peak_ratio": peak / input_bytes,
+        "head": result.tolist(),
+        "one_row": one,
+        "one_head": np.asarray(one_out).tolist(),
+    }
+
+
+def _median_time(call, repeat=15):
+    call()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def _worker(method, n, p):
@@ -107,14 +140,18 @@ def speed(sizes):
             "neuroHarmonize is not installed: no reference to compare with "
             '(pip install "sklearn-medprep[neuroharmonize]"); ours alone'
         )
-        print(f"{'size':>14} {'ours s':>8} {'ours mem':>9}")
+        print(f"{'size':>14} {'ours s':>8} {'ours mem':>9} {'1 row ms':>9}")
         for n, p in sizes:
             a = _worker("ours", n, p)
-            print(f"{f'{n}x{p}':>14} {a['time']:8.2f} {a['peak_ratio']:8.2f}x")
+            print(
+                f"{f'{n}x{p}':>14} {a['time']:8.2f} {a['peak_ratio']:8.2f}x "
+                f"{a['one_row'] * 1e3:9.2f}"
+            )
         return
     print(
         f"{'size':>14} {'ours s':>8} {'nH s':>8} {'speedup':>8} "
-        f"{'ours mem':>9} {'nH mem':>8} {'max|diff|':>10}"
+        f"{'ours mem':>9} {'nH mem':>8} {'max|diff|':>10} "
+        f"{'1 row ms':>9} {'nH 1 row':>9} {'1-row x':>8}"
     )
     for n, p in sizes:
         res = {}
@@ -122,10 +159,13 @@ def speed(sizes):
             res[method] = _worker(method, n, p)
         a, b = res["ours"], res["neuroHarmonize"]
         diff = np.abs(np.array(a["head"]) - np.array(b["head"])).max()
+        diff = max(diff, np.abs(np.array(a["one_head"]) - b["one_head"]).max())
         print(
             f"{f'{n}x{p}':>14} {a['time']:8.2f} {b['time']:8.2f} "
             f"{b['time'] / a['time']:7.1f}x {a['peak_ratio']:8.2f}x "
-            f"{b['peak_ratio']:7.2f}x {diff:10.1e}"
+            f"{b['peak_ratio']:7.2f}x {diff:10.1e} "
+            f"{a['one_row'] * 1e3:9.2f} {b['one_row'] * 1e3:9.2f} "
+            f"{b['one_row'] / a['one_row']:7.1f}x"
         )
 
 
@@ -181,6 +221,9 @@ def real_data():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small size only")
+    parser.add_argument(
+        "--sizes", nargs="+", help="sizes as ROWSxFEATURES, e.g. 1000x10000"
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -188,6 +231,8 @@ def main():
         print(json.dumps(run_one(method, int(n), int(p))))
         return
     sizes = [(300, 2000)] if args.quick else [(1000, 10_000), (2000, 50_000)]
+    if args.sizes:
+        sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes]
     speed(sizes)
     real_data()
 

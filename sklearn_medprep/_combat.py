@@ -19,6 +19,48 @@ from .exceptions import MedprepWarning, SubjectTableError, plain
 
 __all__ = ["ComBatHarmonizer"]
 
+
+def encode_sites(labels, values):
+    """Code of each row's site among the fitted ``labels``; -1 for new sites."""
+    if len(values) > 256:
+        return pd.Index(labels).get_indexer(pd.Index(values)).astype(np.int64)
+    lookup = {label: k for k, label in enumerate(labels)}
+    return np.fromiter(
+        (lookup.get(v, -1) for v in values), dtype=np.int64, count=len(values)
+    )
+
+
+def _warn_degenerate(params, feats, labels):
+    """Warn about features left unharmonized and site/feature pairs without spread."""
+    names = np.asarray(feats, dtype=object)
+    ok = params["ok"]
+    if not ok.all():
+        bad = names[~ok]
+        warnings.warn(
+            f"{bad.size} feature(s) have no spread around the model (zero pooled "
+            f"residual variance) or cannot be estimated at every site and are "
+            f"left unharmonized: {plain(bad[:5])}{' ...' if bad.size > 5 else ''}",
+            MedprepWarning,
+            stacklevel=4,  # _warn_degenerate < fit < _fit_context wrapper < caller
+        )
+    deg = params["degenerate"]
+    if deg.any():
+        sites_at, feats_at = np.nonzero(deg)
+        pairs = [
+            f"{plain(names[j])!r} at site {plain(labels[i])!r}"
+            for i, j in zip(sites_at[:5], feats_at[:5])
+        ]
+        more = f" and {sites_at.size - 5} more" if sites_at.size > 5 else ""
+        warnings.warn(
+            f"{sites_at.size} feature(s) are constant within a site: "
+            f"{', '.join(pairs)}{more}. Their location is harmonized at that "
+            "site (and the other sites are harmonized as usual); their scale at "
+            "that site is left unchanged (delta* = 1), since it cannot be "
+            "estimated from a constant",
+            MedprepWarning,
+            stacklevel=4,
+        )
+
 #: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
 MIN_NEW_SITE_SUBJECTS = 5
 
@@ -128,7 +170,13 @@ default="auto"
     priors_ : dict of ndarray of shape (n_sites,)
         ``gamma_bar``, ``t2``, ``a_prior``, ``b_prior``.
     harmonized_ : ndarray of bool of shape (n_features,)
-        False for features left unchanged (constant, or not estimable).
+        False for features left unchanged (no residual variance, or not
+        estimable).
+    degenerate_ : ndarray of bool of shape (n_sites, n_features)
+        Site/feature pairs without spread within the site (standardized
+        variance below ``1e-10``, e.g. a voxel size constant at a site): their
+        location is harmonized, their scale left unchanged (``delta* = 1``),
+        and the other sites of the feature are harmonized as usual (warned).
     eb_ : bool
         Whether empirical Bayes was used: ``eb``, except with a single feature,
         where there is nothing to pool across (as neuroHarmonize does).
@@ -245,6 +293,7 @@ default="auto"
             features=self.features,
             features_seen=None if reset else self.features_,
             reset=reset,
+            layout=None if reset else self._layout,
         )
 
     # -------------------------------------------------------------------- fit
@@ -271,14 +320,15 @@ default="auto"
         self : ComBatHarmonizer
             Fitted estimator.
         """
-        table, feats, site_values, cov, from_table = self._read(
+        table, feats, site_values, cov, from_table, positions = self._read(
             X, sites, covariates, reset=True
         )
         index = table.index
         if y is not None:
             target.check_target_not_covariate(cov, y)
+        get = inputs.feature_getter(table, feats, positions)
         inputs.check_feature_columns(
-            table, feats, y, from_table, features=self.features
+            table, feats, y, from_table, features=self.features, get=get
         )
         labels, codes, counts = np.unique(
             site_values, return_inverse=True, return_counts=True
@@ -311,7 +361,6 @@ default="auto"
         linear, spline, self.covariate_levels_ = inputs.encode_covariates(
             cov, index, self.smooth_terms
         )
-        get = inputs.feature_getter(table, feats)
         p = len(feats)
         eb = bool(self.eb) and p > 1
 
@@ -350,16 +399,9 @@ default="auto"
             parametric=self.parametric,
             mean_only=self.mean_only,
             coef=coef,
+            design_names=self._design_names(labels, cov, design_cov.shape[1]),
         )
-        if not params["ok"].all():
-            bad = np.asarray(feats, dtype=object)[~params["ok"]]
-            warnings.warn(
-                f"{bad.size} feature(s) are constant (zero residual variance) or "
-                f"cannot be estimated at every site and are left unharmonized: "
-                f"{plain(bad[:5])}{' ...' if bad.size > 5 else ''}",
-                MedprepWarning,
-                stacklevel=3,  # fit < _fit_context wrapper < caller
-            )
+        _warn_degenerate(params, feats, labels)
         self.sites_ = labels
         self.site_counts_ = counts
         self.features_ = np.asarray(feats, dtype=object)
@@ -372,10 +414,29 @@ default="auto"
         self.delta_star_ = params["delta_star"]
         self.priors_ = params["priors"]
         self.harmonized_ = params["ok"]
+        self.degenerate_ = params["degenerate"]
         self.eb_ = eb
         self._ref_level = ref_level
         self._output_columns = self._output_names(table, feats, from_table)
+        self._feature_index = pd.Index(self.features_)
+        self._layout = (table.columns, positions) if isinstance(X, pd.DataFrame) else None
+        self._site_tables = core.site_tables(params, ref_level)
         return self
+
+    def _design_names(self, labels, cov, n_cov):
+        """Names of the design columns, for the error on a singular design."""
+        names = [f"{self.site}={plain(label)}" for label in labels]
+        for name in cov.columns:
+            if name in self.covariate_levels_:
+                names += [f"{name}={plain(lv)}" for lv in self.covariate_levels_[name][1:]]
+            elif name not in (self.smooth_terms or []):
+                names.append(str(name))
+        if self.target_term_ is not None and self.target_term_.kind == "classes":
+            names += [f"y={plain(lv)}" for lv in self.target_term_.levels[1:]]
+        elif self.target_term_ is not None and self.target_term_.kind == "linear":
+            names.append("y")
+        names += [f"smooth basis {k}" for k in range(len(labels) + n_cov - len(names))]
+        return names
 
     def _covariate_design(self, linear, spline):
         """Design of ``transform``: the protected target at its training centre."""
@@ -412,7 +473,7 @@ default="auto"
             ``X`` is one.
         """
         check_is_fitted(self)
-        table, feats, site_values, cov, from_table = self._read(
+        table, feats, site_values, cov, from_table, positions = self._read(
             X, sites, covariates, reset=False
         )
         index = table.index
@@ -424,12 +485,7 @@ default="auto"
             seen=self.covariates_,
         )
         design_cov = self._covariate_design(linear, spline)
-        lookup = {label: k for k, label in enumerate(self.sites_)}
-        codes = np.fromiter(
-            (lookup.get(v, -1) for v in site_values),
-            dtype=np.int64,
-            count=len(site_values),
-        )
+        codes = encode_sites(self.sites_, site_values)
         params = {
             "coef_cov": self.coef_[self.sites_.size :],
             "grand_mean": self.grand_mean_,
@@ -437,8 +493,9 @@ default="auto"
             "gamma_star": self.gamma_star_,
             "delta_star": self.delta_star_,
             "ok": self.harmonized_,
+            "tables": self._site_tables,
         }
-        get = inputs.feature_getter(table, feats)
+        get = inputs.feature_getter(table, feats, positions)
         new_params = []
         unseen = codes < 0
         if unseen.any():
@@ -506,11 +563,12 @@ default="auto"
         )
         if not isinstance(X, pd.DataFrame):
             return out
-        harmonized = pd.DataFrame(out, index=index, columns=feats)
-        columns = list(self._output_columns)
-        if columns == feats:
+        harmonized = pd.DataFrame(out, index=index, columns=self._feature_index)
+        columns = self._output_columns
+        if len(columns) == len(feats):
             return harmonized
-        pieces = {c: table[c] for c in columns if c not in set(feats)}
+        is_feature = set(feats)
+        pieces = {c: table[c] for c in columns if c not in is_feature}
         result = pd.concat([harmonized, pd.DataFrame(pieces, index=index)], axis=1)
         return result[columns]
 

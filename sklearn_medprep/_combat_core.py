@@ -21,9 +21,38 @@ __all__ = [
     "apply_combat",
     "estimate_new_site",
     "column_blocks",
+    "site_tables",
 ]
 
 _BLOCK_CELLS = 1_000_000  # cells per block of columns (8 MB of float64)
+
+#: Variance of the standardized data within a site (pooled variance = 1) below
+#: which a feature is taken as constant within that site: its location is
+#: removed there, its scale left unchanged (``delta* = 1``).
+SITE_VAR_TINY = 1e-10
+
+
+def singular_design_message(design, names=None):
+    """Name the design columns that the earlier ones already span."""
+    names = list(names) if names is not None else [
+        f"column {j}" for j in range(design.shape[1])
+    ]
+    kept, redundant = [], []
+    for j in range(design.shape[1]):
+        trial = design[:, kept + [j]]
+        if np.linalg.matrix_rank(trial) < len(kept) + 1:
+            redundant.append(names[j])
+        else:
+            kept.append(j)
+    which = ", ".join(repr(str(r)) for r in redundant) or "?"
+    return (
+        "The ComBat design (site indicators, covariates and protected target) "
+        f"is singular: design column(s) {which} are constant or collinear with "
+        "the site indicators and the columns before them (a covariate that "
+        "identifies the site, or two covariates equal up to a linear change). "
+        "Drop or merge that covariate; for the protected target y, which then "
+        "cannot be told apart from the site, set protect_target='none'."
+    )
 
 
 def column_blocks(n_samples, n_features):
@@ -63,6 +92,7 @@ def fit_combat(
     parametric=True,
     mean_only=False,
     coef=None,
+    design_names=None,
 ):
     """Fit ComBat location/scale parameters.
 
@@ -86,13 +116,18 @@ def fit_combat(
     coef : ndarray of shape (n_sites + n_cov, n_features) or None
         Regression coefficients computed elsewhere (ComBat-GAM); ``None``
         computes them by ordinary least squares, row by row NaN-aware.
+    design_names : list of str or None
+        Names of the design columns (sites, then covariate columns), for the
+        error on a singular design.
 
     Returns
     -------
     params : dict
         ``coef``, ``grand_mean``, ``var_pooled``, ``gamma_hat``, ``delta_hat``,
-        ``gamma_star``, ``delta_star``, ``priors`` and ``ok`` (features that
-        could be harmonized).
+        ``gamma_star``, ``delta_star``, ``priors``, ``ok`` (features that
+        could be harmonized) and ``degenerate`` (``(n_sites, n_features)``:
+        the feature has no spread within the site, see :data:`SITE_VAR_TINY`;
+        its location is still removed there, its scale left unchanged).
     """
     n_samples = site_codes.shape[0]
     onehot = _site_onehot(site_codes, n_sites)
@@ -106,11 +141,7 @@ def fit_combat(
         coef = np.empty((n_sites + n_cov, n_features))
         gram = design.T @ design
         if np.linalg.matrix_rank(gram) < gram.shape[0]:
-            raise ValueError(
-                "The ComBat design (site indicators, covariates and protected "
-                "target) is singular: a covariate or the target is constant or "
-                "collinear with the site."
-            )
+            raise ValueError(singular_design_message(design, design_names))
         gram_inv = np.linalg.inv(gram)
     grand_mean = np.empty(n_features)
     var_pooled = np.empty(n_features)
@@ -184,8 +215,15 @@ def fit_combat(
         & np.isfinite(coef).all(axis=0)
         & np.isfinite(site_mean).all(axis=0)
     )
-    if not mean_only:
-        ok &= np.isfinite(site_var).all(axis=0) & (site_var > 0).all(axis=0)
+    if mean_only:
+        degenerate = np.zeros(site_var.shape, dtype=bool)
+    else:
+        # no spread of the feature within a site (e.g. a voxel size that is the
+        # same for every scan of a site): its location is estimable, its scale
+        # is not; the other sites are unaffected
+        degenerate = ok & ~(np.isfinite(site_var) & (site_var > SITE_VAR_TINY))
+        if ref_level is not None:
+            degenerate[ref_level] = False
 
     gamma_hat = site_mean.copy()
     if ref_level is not None:
@@ -205,7 +243,10 @@ def fit_combat(
         parametric=parametric,
         mean_only=mean_only,
         skip=ref_level,
+        cell_ok=~degenerate,
     )
+    gamma_star[degenerate] = gamma_hat[degenerate]
+    delta_star[degenerate] = 1.0
     if ref_level is not None:
         gamma_star[ref_level] = 0.0
         delta_star[ref_level] = 1.0
@@ -221,6 +262,7 @@ def fit_combat(
         "delta_star": delta_star,
         "priors": priors,
         "ok": ok,
+        "degenerate": degenerate,
     }
 
 
@@ -273,8 +315,14 @@ def _adjustments(
     parametric,
     mean_only,
     skip=None,
+    cell_ok=None,
 ):
-    """Location/scale adjustments per site: EB (parametric or not) or plain."""
+    """Location/scale adjustments per site: EB (parametric or not) or plain.
+
+    ``cell_ok`` (``(n_sites, n_features)`` bool, default all True) leaves cells
+    out of their site's priors and shrinkage (degenerate site/feature pairs,
+    which the caller sets).
+    """
     n_sites, n_features = gamma_hat.shape
     gamma_star = gamma_hat.copy()
     delta_star = delta_hat.copy()
@@ -286,6 +334,8 @@ def _adjustments(
     }
     if not eb or ok.sum() < 2:
         return gamma_star, delta_star, priors
+    if cell_ok is None:
+        cell_ok = np.ones(gamma_hat.shape, dtype=bool)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         _shrink(
             gamma_hat,
@@ -300,6 +350,7 @@ def _adjustments(
             gamma_star,
             delta_star,
             priors,
+            cell_ok,
         )
     return gamma_star, delta_star, priors
 
@@ -317,13 +368,17 @@ def _shrink(
     gamma_star,
     delta_star,
     priors,
+    cell_ok,
 ):
     """Empirical-Bayes shrinkage of each site's estimates, in place."""
     for i in range(gamma_hat.shape[0]):
         if i == skip:  # the reference site is not adjusted
             continue
-        g_hat = gamma_hat[i, ok]
-        d_hat = delta_hat[i, ok]
+        ok_i = ok & cell_ok[i]
+        if ok_i.sum() < 2:
+            continue
+        g_hat = gamma_hat[i, ok_i]
+        d_hat = delta_hat[i, ok_i]
         g_bar = g_hat.mean()
         t2 = g_hat.var(ddof=1)
         priors["gamma_bar"][i] = g_bar
@@ -340,9 +395,9 @@ def _shrink(
                 g, d = _it_sol(
                     g_hat,
                     d_hat,
-                    site_mean[i, ok],
-                    site_var[i, ok],
-                    counts[i, ok],
+                    site_mean[i, ok_i],
+                    site_var[i, ok_i],
+                    counts[i, ok_i],
                     g_bar,
                     t2,
                     a,
@@ -350,13 +405,13 @@ def _shrink(
                 )
         else:
             g, d = _int_eprior(
-                g_hat, d_hat, site_mean[i, ok], site_var[i, ok], counts[i, ok]
+                g_hat, d_hat, site_mean[i, ok_i], site_var[i, ok_i], counts[i, ok_i]
             )
         if not (np.isfinite(g).all() and np.isfinite(d).all()):
             # degenerate priors (no spread across features): no shrinkage
             g, d = g_hat, d_hat
-        gamma_star[i, ok] = g
-        delta_star[i, ok] = d
+        gamma_star[i, ok_i] = g
+        delta_star[i, ok_i] = d
     return gamma_star, delta_star, priors
 
 
@@ -452,51 +507,72 @@ def apply_combat(
         Covariate columns of the design.
     params : dict
         ``coef_cov``, ``grand_mean``, ``var_pooled``, ``gamma_star``,
-        ``delta_star``, ``ok``.
+        ``delta_star``, ``ok`` and optionally ``tables``, the
+        :func:`site_tables` computed beforehand.
     ref_level : int or None
         Rows of the reference site are returned unchanged.
     new_site_params : list of (gamma_star, delta_star) or None
         Adjustments of new sites estimated by :func:`estimate_new_site`.
     """
     n_samples, n_features = out.shape
-    # out = M + ((x - M) / sd - g) / sqrt(d) * sd with M = grand mean + covariate
-    # effects, i.e. out = a x + (1 - a) M - a g sd with a = 1 / sqrt(d): one table
-    # of (a, e) per site code, rows of unchanged codes get a = 1, e = 0.
-    gamma = params["gamma_star"]
-    delta = params["delta_star"]
-    n_sites = gamma.shape[0]
+    scale, shift = params.get("tables") or site_tables(params, ref_level)
+    n_sites = scale.shape[0] - 1  # the last row is the identity
     new = list(new_site_params or [])
-    g_all = np.vstack([gamma, np.zeros((1, n_features))] + [g[None] for g, _ in new])
-    d_all = np.vstack([delta, np.ones((1, n_features))] + [d[None] for _, d in new])
-    if ref_level is not None:
-        g_all[ref_level] = 0.0
-        d_all[ref_level] = 1.0
-    unchanged = n_sites  # row of the table for untouched rows (code -1)
-    idx = np.where(site_codes >= 0, site_codes, unchanged)
+    if new:
+        extra = site_tables(
+            {
+                "gamma_star": np.vstack([g[None] for g, _ in new]),
+                "delta_star": np.vstack([d[None] for _, d in new]),
+                "grand_mean": params["grand_mean"],
+                "var_pooled": params["var_pooled"],
+                "ok": params["ok"],
+            }
+        )
+        scale = np.vstack([scale, extra[0]])
+        shift = np.vstack([shift, extra[1]])
+    # row n_sites of the tables: unchanged rows (code -1), a = 1, e = 0
+    idx = np.where(site_codes >= 0, site_codes, n_sites)
     idx = np.where(site_codes <= -2, n_sites + 1 + (-2 - site_codes), idx)
     has_cov = covariate_design.shape[1] > 0
     for start, stop in column_blocks(n_samples, n_features):
         cols = slice(start, stop)
         block = get(start, stop)
-        ok = params["ok"][cols]
-        sd = np.sqrt(params["var_pooled"][cols])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            a = np.where(ok, 1.0 / np.sqrt(d_all[:, cols]), 1.0)
-            e = np.where(
-                ok,
-                params["grand_mean"][cols] * (1.0 - a) - a * g_all[:, cols] * sd,
-                0.0,
-            )
-        a_rows = a[idx]
+        a_rows = scale[idx, cols]
         target = out[:, cols]
         np.multiply(block, a_rows, out=target)
-        target += e[idx]
+        target += shift[idx, cols]
         if has_cov:
             mod = covariate_design @ params["coef_cov"][:, cols]
             a_rows -= 1.0
             a_rows *= mod
             target -= a_rows
     return out
+
+
+def site_tables(params, ref_level=None):
+    """Per-site affine map of ``apply_combat``: ``out = a x + e - (a - 1) mod``.
+
+    ``out = M + ((x - M) / sd - g) / sqrt(d) * sd`` with ``M`` the grand mean
+    plus covariate effects is ``a x + (1 - a) M - a g sd`` with
+    ``a = 1 / sqrt(d)``. Returns ``(a, e)`` of shape ``(n_sites + 1,
+    n_features)``: one row per site (the reference site's is the identity),
+    then an identity row for rows left unchanged; features not harmonized get
+    the identity everywhere. Computed once at fit, so that transforming one
+    row costs one gather.
+    """
+    gamma = params["gamma_star"]
+    n_features = gamma.shape[1]
+    g_all = np.vstack([gamma, np.zeros((1, n_features))])
+    d_all = np.vstack([params["delta_star"], np.ones((1, n_features))])
+    if ref_level is not None:
+        g_all[ref_level] = 0.0
+        d_all[ref_level] = 1.0
+    ok = params["ok"]
+    sd = np.sqrt(params["var_pooled"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(ok, 1.0 / np.sqrt(d_all), 1.0)
+        e = np.where(ok, params["grand_mean"] * (1.0 - a) - a * g_all * sd, 0.0)
+    return a, e
 
 
 def estimate_new_site(
@@ -531,8 +607,10 @@ def estimate_new_site(
         m, v = _site_stats(s, onehot, cnt)
         mean[cols], var[cols] = m[0], v[0]
     ok = params["ok"] & np.isfinite(mean)
-    if not mean_only:
-        ok &= np.isfinite(var) & (var > 0)
+    if mean_only:
+        degenerate = np.zeros(n_features, dtype=bool)
+    else:
+        degenerate = ok & ~(np.isfinite(var) & (var > SITE_VAR_TINY))
     delta_hat = np.ones(n_features) if mean_only else var.copy()
     g, d, _ = _adjustments(
         mean[None],
@@ -544,7 +622,10 @@ def estimate_new_site(
         eb=eb,
         parametric=parametric,
         mean_only=mean_only,
+        cell_ok=~degenerate[None],
     )
+    g[0, degenerate] = mean[degenerate]
+    d[0, degenerate] = 1.0
     g[:, ~ok] = 0.0
     d[:, ~ok] = 1.0
     return g[0], d[0]

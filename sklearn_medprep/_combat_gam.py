@@ -9,6 +9,8 @@ unchanged. Only the knots are kept (not statsmodels' smoother, which stores the
 training data), so the fitted model does not grow with the number of subjects.
 """
 
+import numbers
+
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
@@ -131,10 +133,22 @@ def fit_gam_coef(
     return coef, knots
 
 
-def _is_numeric(series):
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(
-        series
+def is_numeric_dtypes(dtypes):
+    """The one rule for "is this column numeric" (features and covariates).
+
+    Integer, unsigned and float dtypes (numpy or pandas nullable) are numeric;
+    booleans, strings, objects and categories are not (covariates of those
+    dtypes are categorical).
+    """
+    return np.fromiter(
+        (getattr(dt, "kind", "O") in "iuf" for dt in dtypes),
+        dtype=bool,
+        count=len(dtypes),
     )
+
+
+def _is_numeric(series):
+    return bool(is_numeric_dtypes([series.dtype])[0])
 
 
 def _first_row(index, mask):
@@ -152,6 +166,18 @@ def covariate_levels(cov, index, smooth):
             continue
         if name in smooth:
             raise SubjectTableError("smooth term must be numeric", column=name)
+        values = cov[name].to_numpy()
+        if values.dtype == object and all(
+            isinstance(v, numbers.Number) and not isinstance(v, (bool, np.bool_))
+            for v in values
+        ):
+            raise SubjectTableError(
+                "covariate holds numbers in a column of object dtype (mixed "
+                "types): it is ambiguous whether it is numeric or categorical. "
+                "Give it a numeric dtype (df[col].astype(float)) or a string or "
+                "category dtype (df[col].astype('category'))",
+                column=name,
+            )
         missing = pd.isna(cov[name]).to_numpy()
         if missing.any():
             raise SubjectTableError(

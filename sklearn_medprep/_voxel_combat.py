@@ -346,6 +346,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
             eb=self.eb_,
             parametric=self.parametric,
             mean_only=self.mean_only,
+            degenerate=params["degenerate"],
         )
         if not params["ok"].all():
             warnings.warn(
