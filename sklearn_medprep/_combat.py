@@ -419,7 +419,9 @@ default="auto"
         self._ref_level = ref_level
         self._output_columns = self._output_names(table, feats, from_table)
         self._feature_index = pd.Index(self.features_)
-        self._layout = (table.columns, positions) if isinstance(X, pd.DataFrame) else None
+        self._layout = (
+            (table.columns, positions) if isinstance(X, pd.DataFrame) else None
+        )
         self._site_tables = core.site_tables(params, ref_level)
         return self
 
@@ -428,7 +430,8 @@ default="auto"
         names = [f"{self.site}={plain(label)}" for label in labels]
         for name in cov.columns:
             if name in self.covariate_levels_:
-                names += [f"{name}={plain(lv)}" for lv in self.covariate_levels_[name][1:]]
+                levels = self.covariate_levels_[name][1:]
+                names += [f"{name}={plain(lv)}" for lv in levels]
             elif name not in (self.smooth_terms or []):
                 names.append(str(name))
         if self.target_term_ is not None and self.target_term_.kind == "classes":

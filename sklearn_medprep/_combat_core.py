@@ -27,8 +27,9 @@ __all__ = [
 _BLOCK_CELLS = 1_000_000  # cells per block of columns (8 MB of float64)
 
 #: Variance of the standardized data within a site (pooled variance = 1) below
-#: which a feature is taken as constant within that site: its location is
-#: removed there, its scale left unchanged (``delta* = 1``).
+#: which a feature is taken as constant within that site, as it is when its raw
+#: values are all equal there: its location is removed there, its scale left
+#: unchanged (``delta* = 1``).
 SITE_VAR_TINY = 1e-10
 
 
@@ -66,6 +67,16 @@ def _site_onehot(codes, n_sites):
     onehot = np.zeros((codes.shape[0], n_sites))
     onehot[np.arange(codes.shape[0]), codes] = 1.0
     return onehot
+
+
+def _constant_within_sites(block, rows_by_site):
+    """``(n_sites, n_columns)``: the column takes one value (NaN aside) in the site."""
+    out = np.empty((len(rows_by_site), block.shape[1]), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for i, rows in enumerate(rows_by_site):
+            sub = block[rows]
+            out[i] = np.fmax.reduce(sub, axis=0) == np.fmin.reduce(sub, axis=0)
+    return out
 
 
 def _site_stats(s, onehot, counts):
@@ -148,6 +159,8 @@ def fit_combat(
     site_mean = np.empty((n_sites, n_features))
     site_var = np.empty((n_sites, n_features))
     counts = np.empty((n_sites, n_features))
+    constant = np.empty((n_sites, n_features), dtype=bool)
+    rows_by_site = [np.flatnonzero(site_codes == i) for i in range(n_sites)]
     ref_rows = None if ref_level is None else site_codes == ref_level
     site_sizes = onehot.sum(axis=0)
 
@@ -159,6 +172,7 @@ def fit_combat(
     for start, stop in column_blocks(n_samples, n_features):
         cols = slice(start, stop)
         block = get(start, stop)
+        constant[:, cols] = _constant_within_sites(block, rows_by_site)
         if compute_coef:
             coef[:, cols] = gram_inv @ (design.T @ block)
         bcoef = coef[:, cols]
@@ -221,7 +235,9 @@ def fit_combat(
         # no spread of the feature within a site (e.g. a voxel size that is the
         # same for every scan of a site): its location is estimable, its scale
         # is not; the other sites are unaffected
-        degenerate = ok & ~(np.isfinite(site_var) & (site_var > SITE_VAR_TINY))
+        degenerate = ok & (
+            constant | ~(np.isfinite(site_var) & (site_var > SITE_VAR_TINY))
+        )
         if ref_level is not None:
             degenerate[ref_level] = False
 
@@ -592,11 +608,15 @@ def estimate_new_site(
     mean = np.empty(n_features)
     var = np.empty(n_features)
     counts = np.empty(n_features)
+    constant = np.empty(n_features, dtype=bool)
     onehot = np.ones((n_samples, 1))
+    every_row = [np.arange(n_samples)]
     for start, stop in column_blocks(n_samples, n_features):
         cols = slice(start, stop)
+        block = get(start, stop)
+        constant[cols] = _constant_within_sites(block, every_row)[0]
         s = standardize(
-            get(start, stop),
+            block,
             covariate_design,
             params["coef_cov"][:, cols],
             params["grand_mean"][cols],
@@ -610,7 +630,7 @@ def estimate_new_site(
     if mean_only:
         degenerate = np.zeros(n_features, dtype=bool)
     else:
-        degenerate = ok & ~(np.isfinite(var) & (var > SITE_VAR_TINY))
+        degenerate = ok & (constant | ~(np.isfinite(var) & (var > SITE_VAR_TINY)))
     delta_hat = np.ones(n_features) if mean_only else var.copy()
     g, d, _ = _adjustments(
         mean[None],
