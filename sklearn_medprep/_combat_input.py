@@ -357,9 +357,13 @@ def feature_getter(table, feats, positions=None):
 
     def get(a, b):
         block = raw(a, b)
-        with np.errstate(invalid="ignore"):
-            bad = np.abs(block) > MAX_ABS_VALUE
-        if bad.any():
+        # two reductions that skip NaN and allocate nothing of the block's size
+        if block.size and (
+            np.fmax.reduce(block, axis=None) > MAX_ABS_VALUE
+            or np.fmin.reduce(block, axis=None) < -MAX_ABS_VALUE
+        ):
+            with np.errstate(invalid="ignore"):
+                bad = np.abs(block) > MAX_ABS_VALUE
             i, j = np.argwhere(bad)[0]
             value = float(block[i, j])
             raise SubjectTableError(
