@@ -24,6 +24,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,7 +36,10 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "multisite" / "pcn_fcon1000.csv"
+# ../shared/data next to the repository; MEDPREP_SHARED_DATA overrides it
+SHARED = Path(os.environ.get("MEDPREP_SHARED_DATA") or REPO.parent / "shared" / "data")
+DATA = SHARED / "multisite" / "pcn_fcon1000.csv"
+ABIDE = SHARED / "multisite" / "mriqclearn_abide_iqms.tsv"
 
 
 def make_data(n, p, seed=0):
@@ -169,6 +173,36 @@ def speed(sizes):
         )
 
 
+def accuracy():
+    """Max |error| against exact ComBat (no EB; tests/combat_exact.py)."""
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "tests"))
+    from combat_exact import exact_combat
+    from test_combat_accuracy import accuracy_table
+
+    from sklearn_medprep import ComBatHarmonizer
+
+    data, sites, age = accuracy_table(0)
+    exact = exact_combat(data, sites, age[:, None])
+    df = pd.DataFrame(data, columns=[f"f{j}" for j in range(data.shape[1])])
+    df["site"], df["age"] = sites, age
+    ours = ComBatHarmonizer(covariates=["age"], eb=False).fit_transform(df)
+    line = (
+        f"\naccuracy vs exact ComBat (no EB, {data.shape[0]}x{data.shape[1]}, "
+        f"values ~{np.abs(exact).max():.0f}): ours max|err| "
+        f"{np.abs(ours.to_numpy() - exact).max():.1e}"
+    )
+    if importlib.util.find_spec("neuroHarmonize") is not None:
+        from neuroHarmonize import harmonizationLearn
+
+        covars = pd.DataFrame({"SITE": sites, "age": age})
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, theirs = harmonizationLearn(data, covars, eb=False)
+        line += f", neuroHarmonize {np.abs(theirs - exact).max():.1e}"
+    print(line)
+
+
 def real_data():
     if not DATA.exists():
         print(f"\n{DATA} not found: real-data benchmark skipped")
@@ -218,6 +252,82 @@ def real_data():
     )
 
 
+def abide_iqms():
+    """Degenerate real table: ABIDE image-quality metrics, some constant per site."""
+    if not ABIDE.exists():
+        print(f"\n{ABIDE} not found: ABIDE benchmark skipped")
+        return
+    sys.path.insert(0, str(REPO))
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_medprep import ComBatHarmonizer
+
+    df = pd.read_csv(ABIDE, sep="\t")
+    feats = [
+        c for c in df.columns if c not in ("subject_id", "site")
+        and not c.startswith("rater")
+    ]
+    df[feats] = df[feats].astype(float)
+    df = df[df["site"].map(df["site"].value_counts()) >= 10]
+    train, test = train_test_split(
+        df, test_size=0.3, stratify=df["site"], random_state=0
+    )
+    constant = [
+        c for c in feats if (train.groupby("site")[c].nunique() <= 1).any()
+    ]
+
+    def site_acc(tr, te, cols):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+        clf.fit(tr[cols].fillna(0), train["site"])
+        return balanced_accuracy_score(test["site"], clf.predict(te[cols].fillna(0)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        combat = ComBatHarmonizer(features=feats).fit(train[feats + ["site"]])
+        ours = (
+            combat.transform(train[feats + ["site"]]),
+            combat.transform(test[feats + ["site"]]),
+        )
+    others = [c for c in feats if c not in constant]
+    print(
+        f"\nABIDE IQMs: {len(df)} scans, {df['site'].nunique()} sites, "
+        f"{len(feats)} metrics, {len(constant)} constant within some site; "
+        "site balanced accuracy on test rows (chance "
+        f"{1 / df['site'].nunique():.2f}):"
+    )
+    rows = [("raw", (train, test))]
+    rows.append(("ours", ours))
+    if importlib.util.find_spec("neuroHarmonize") is not None:
+        from neuroHarmonize import harmonizationApply, harmonizationLearn
+
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model, h_tr = harmonizationLearn(
+                    train[feats].to_numpy(), train[["site"]].rename(columns=str.upper)
+                )
+                h_te = harmonizationApply(
+                    test[feats].to_numpy(), test[["site"]].rename(columns=str.upper),
+                    model,
+                )
+            rows.append((
+                "neuroHarmonize",
+                (pd.DataFrame(h_tr, columns=feats), pd.DataFrame(h_te, columns=feats)),
+            ))
+        except Exception as exc:  # noqa: BLE001 - the reference may crash
+            print(f"  neuroHarmonize failed: {type(exc).__name__}: {exc}")
+    for name, (tr, te) in rows:
+        print(
+            f"  {name:>15}: {len(constant)} constant-in-a-site metrics "
+            f"{site_acc(tr, te, constant):.2f}, the {len(others)} others "
+            f"{site_acc(tr, te, others):.2f}"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small size only")
@@ -234,7 +344,10 @@ def main():
     if args.sizes:
         sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes]
     speed(sizes)
+    accuracy()
     real_data()
+    if not args.quick:
+        abide_iqms()
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ def _warn_degenerate(params, feats, labels):
         ]
         more = f" and {sites_at.size - 5} more" if sites_at.size > 5 else ""
         warnings.warn(
-            f"{sites_at.size} feature(s) are constant within a site: "
+            f"{sites_at.size} feature/site pair(s) where the feature is constant "
+            "within the site: "
             f"{', '.join(pairs)}{more}. Their location is harmonized at that "
             "site (and the other sites are harmonized as usual); their scale at "
             "that site is left unchanged (delta* = 1), since it cannot be "

@@ -51,7 +51,7 @@ def test_feature_constant_within_one_site_is_harmonized_everywhere(eb):
         combat = ComBatHarmonizer(eb=eb, features=FEATS).fit(df)
     messages = [str(w.message) for w in record]
     assert any(
-        "constant within a site: 'f0' at site 'B'" in m and "delta* = 1" in m
+        "constant within the site: 'f0' at site 'B'" in m and "delta* = 1" in m
         for m in messages
     ), messages
     assert combat.harmonized_.all()  # not left unharmonized for A and C
@@ -78,7 +78,7 @@ def test_feature_constant_within_one_site_is_harmonized_everywhere(eb):
 def test_site_variance_of_a_constant_site_is_not_inflated_for_new_rows():
     df = _table()
     df.loc[df["site"] == "B", "f0"] = 1.25
-    with pytest.warns(MedprepWarning, match="constant within a site"):
+    with pytest.warns(MedprepWarning, match="constant within the site"):
         combat = ComBatHarmonizer(covariates=["age"]).fit(df)
     # a new scan of site B with a different value is shifted, not blown up
     row = df[df["site"] == "B"].iloc[[0]].copy()
