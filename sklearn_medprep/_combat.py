@@ -477,6 +477,17 @@ default="auto"
             ``X`` is one.
         """
         check_is_fitted(self)
+        rows = self._prepare_rows(X, sites, covariates)
+        out = self._harmonize(rows)
+        return self._assemble(X, rows, out)
+
+    def _prepare_rows(self, X, sites, covariates):
+        """Step 1 of transform: read the rows, code their sites, build the design.
+
+        New sites are estimated here (``unseen_site="estimate"``); returns a
+        dict with ``table``, ``feats``, ``get``, ``codes``, ``design_cov``,
+        ``params`` and ``new_params``.
+        """
         table, feats, site_values, cov, from_table, positions = self._read(
             X, sites, covariates, reset=False
         )
@@ -518,7 +529,7 @@ default="auto"
                     f"rows of sites {plain(new_labels)} not seen in fit are returned "
                     "unharmonized (unseen_site='passthrough')",
                     MedprepWarning,
-                    stacklevel=2,
+                    stacklevel=4,  # _prepare_rows < transform < wrapper < caller
                 )
             else:
                 if self.target_term_ is not None:
@@ -530,7 +541,7 @@ default="auto"
                         "target's mean differs from the training one is removed "
                         "with the site (see the user guide, 'New sites')",
                         MedprepWarning,
-                        stacklevel=2,
+                        stacklevel=4,  # _prepare_rows < transform < wrapper < caller
                     )
                 for j, label in enumerate(new_labels):
                     rows = np.flatnonzero(site_values == label)
@@ -555,18 +566,37 @@ default="auto"
                         )
                     )
                     codes[rows] = -2 - j
+        return {
+            "table": table,
+            "feats": feats,
+            "get": get,
+            "codes": codes,
+            "design_cov": design_cov,
+            "params": params,
+            "new_params": new_params,
+        }
+
+    def _harmonize(self, rows):
+        """Step 2 of transform: the ComBat adjustment of the feature block."""
+        table, feats = rows["table"], rows["feats"]
         out = np.empty((table.shape[0], len(feats)), order="F")
         core.apply_combat(
-            get,
+            rows["get"],
             out,
-            codes,
-            design_cov,
-            params,
+            rows["codes"],
+            rows["design_cov"],
+            rows["params"],
             ref_level=self._ref_level,
-            new_site_params=new_params,
+            new_site_params=rows["new_params"],
         )
+        return out
+
+    def _assemble(self, X, rows, out):
+        """Step 3 of transform: the output container (index, pass-through)."""
         if not isinstance(X, pd.DataFrame):
             return out
+        table, feats = rows["table"], rows["feats"]
+        index = table.index
         harmonized = pd.DataFrame(out, index=index, columns=self._feature_index)
         columns = self._output_columns
         if len(columns) == len(feats):
