@@ -18,6 +18,7 @@ from ._version import __version__
 _LAZY = {
     # estimators
     "ComBatHarmonizer": "._combat",
+    "CovBatHarmonizer": "._covbat",
     "ImageTensorizer": "._tensor",
     "RadiomicsExtractor": "._radiomics",
     "RobustFeatureSelector": "._robust",
@@ -50,6 +51,7 @@ _LAZY = {
 __all__ = [
     # estimators
     "ComBatHarmonizer",
+    "CovBatHarmonizer",
     "ImageTensorizer",
     "RadiomicsExtractor",
     "RobustFeatureSelector",
