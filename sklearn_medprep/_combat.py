@@ -633,6 +633,62 @@ default="auto"
             X, sites=sites, covariates=covariates
         )
 
+    @classmethod
+    def from_neuroharmonize(cls, model, *, features=None, site="site", covariates=None):
+        """Build a fitted harmonizer from a neuroHarmonize model.
+
+        The model is the dict that ``harmonizationLearn`` returns (or that
+        ``loadHarmonizationModel`` reads back from ``saveHarmonizationModel``'s
+        file); models with smooth terms are refused. The estimator harmonizes
+        a DataFrame whose columns are ``features``, then ``site``, then the
+        covariates (neuroHarmonize's ``covars`` columns other than SITE, in
+        their order), like ``harmonizationApply``, and can sit in a Pipeline.
+
+        Parameters
+        ----------
+        model : dict
+            neuroHarmonize model.
+        features : list of str or None, default=None
+            Names of the feature columns, in the model's order; default
+            ``x0, x1, ...``.
+        site : str, default="site"
+            Name of the site column.
+        covariates : list of str or None, default=None
+            Names of the covariate columns, in the model's order; default the
+            names the model recorded.
+
+        Returns
+        -------
+        ComBatHarmonizer
+            Fitted estimator (``protect_target="none"``).
+        """
+        from ._combat_interchange import from_neuroharmonize
+
+        return from_neuroharmonize(
+            cls, model, features=features, site=site, covariates=covariates
+        )
+
+    def to_neuroharmonize(self):
+        """Export the fitted model as a neuroHarmonize model dict.
+
+        ``neuroHarmonize.harmonizationApply(data, covars, model)`` then gives
+        our ``transform`` output (to neuroHarmonize's float32 rounding of the
+        covariates), with ``covars`` holding ``SITE`` and the numeric
+        covariates. A protected target is folded into the grand mean at its
+        training centre, as ``transform`` applies it. Categorical covariates
+        and smooth terms are refused (neuroHarmonize cannot apply them from a
+        dict of arrays).
+
+        Returns
+        -------
+        model : dict
+            For ``harmonizationApply`` or ``saveHarmonizationModel``.
+        """
+        check_is_fitted(self)
+        from ._combat_interchange import to_neuroharmonize
+
+        return to_neuroharmonize(self)
+
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.
 
