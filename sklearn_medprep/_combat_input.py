@@ -247,7 +247,7 @@ def read_table(
     site_values = _read_sites(X, sites, site, n, index, from_table)
     cov = _read_covariates(X, covariates, covariate_columns, n, index, from_table)
     if same:
-        feats, positions = features_seen.tolist(), layout[1]
+        feats, positions = features_seen, layout[1]  # ndarray: no list of names
     else:
         feats, positions = _select_features(
             table, features, features_seen, from_table, reset=reset
