@@ -146,6 +146,13 @@ default="auto"
         With ``unseen_site="estimate"``, a new site's location absorbs any
         shift of its target distribution from the training centre (warned
         at ``transform``).
+    interactions : list of (str, str) or str, or None, default=None
+        Interaction terms between covariates, as neuroCombat users add them
+        to their covariate table: ``[("age", "sex")]`` or ``["age:sex"]``
+        adds the products of the two covariates' design columns (a numeric
+        covariate is its value, a categorical one its 0/1 columns, first
+        level dropped), so that the age slope may differ by sex. Both must
+        be linear (not smooth) covariates.
 
     Attributes
     ----------
@@ -249,6 +256,7 @@ default="auto"
         "protect_target": [
             StrOptions({"auto", "classes", "linear", "smooth", "none"})
         ],
+        "interactions": [list, tuple, None],
     }
 
     def __init__(
@@ -266,6 +274,7 @@ default="auto"
         keep_covariates=False,
         random_state=None,
         protect_target="auto",
+        interactions=None,
     ):
         self.site = site
         self.covariates = covariates
@@ -280,6 +289,7 @@ default="auto"
         self.keep_covariates = keep_covariates
         self.random_state = random_state
         self.protect_target = protect_target
+        self.interactions = interactions
 
     # ------------------------------------------------------------------ input
     def _read(self, X, sites, covariates, *, reset):
@@ -360,7 +370,7 @@ default="auto"
             ref_level = int(hits[0])
         self.covariates_ = list(cov.columns)
         linear, spline, self.covariate_levels_ = inputs.encode_covariates(
-            cov, index, self.smooth_terms
+            cov, index, self.smooth_terms, interactions=self.interactions
         )
         p = len(feats)
         eb = bool(self.eb) and p > 1
@@ -435,6 +445,7 @@ default="auto"
                 names += [f"{name}={plain(lv)}" for lv in levels]
             elif name not in (self.smooth_terms or []):
                 names.append(str(name))
+        names += inputs.interaction_names(self.interactions, self.covariate_levels_)
         if self.target_term_ is not None and self.target_term_.kind == "classes":
             names += [f"y={plain(lv)}" for lv in self.target_term_.levels[1:]]
         elif self.target_term_ is not None and self.target_term_.kind == "linear":
@@ -498,6 +509,7 @@ default="auto"
             self.smooth_terms,
             levels=self.covariate_levels_,
             seen=self.covariates_,
+            interactions=self.interactions,
         )
         design_cov = self._covariate_design(linear, spline)
         codes = encode_sites(self.sites_, site_values)

@@ -24,6 +24,7 @@ __all__ = [
     "check_feature_columns",
     "encode_covariates",
     "feature_getter",
+    "interaction_names",
     "read_table",
     "rows_getter",
 ]
@@ -255,7 +256,66 @@ def read_table(
     return table, feats, site_values, cov, from_table, positions
 
 
-def encode_covariates(cov, index, smooth_terms, *, levels=None, seen=None):
+def _pairs(interactions):
+    """``[("a", "b"), "c:d"]`` as a list of name pairs."""
+    pairs = []
+    for term in interactions or []:
+        if isinstance(term, str):
+            term = term.replace("*", ":").split(":")
+        term = tuple(term)
+        if len(term) != 2:
+            raise ValueError(
+                f"interaction {term!r} must name two covariates, e.g. ('age', 'sex') "
+                "or 'age:sex'."
+            )
+        pairs.append(term)
+    return pairs
+
+
+def _columns_of(name, cov, levels):
+    """Design columns and their labels of one covariate."""
+    values = cov[name].to_numpy()
+    if name in levels:
+        return (
+            [(values == lv).astype(np.float64) for lv in levels[name][1:]],
+            [f"{name}={lv}" for lv in levels[name][1:]],
+        )
+    return [values.astype(np.float64)], [str(name)]
+
+
+def interaction_names(interactions, levels):
+    """Labels of the interaction columns (for messages)."""
+    names = []
+    for a, b in _pairs(interactions):
+        la = [f"{a}={lv}" for lv in levels[a][1:]] if a in levels else [str(a)]
+        lb = [f"{b}={lv}" for lv in levels[b][1:]] if b in levels else [str(b)]
+        names += [f"{x}:{y}" for x in la for y in lb]
+    return names
+
+
+def _interaction_columns(cov, levels, smooth, interactions):
+    columns = []
+    for a, b in _pairs(interactions):
+        for name in (a, b):
+            if name not in cov.columns:
+                raise SubjectTableError(
+                    "interaction term names a column that is not a covariate",
+                    column=name,
+                )
+            if name in smooth:
+                raise SubjectTableError(
+                    "interaction term with a smooth covariate is not supported",
+                    column=name,
+                )
+        cols_a, _ = _columns_of(a, cov, levels)
+        cols_b, _ = _columns_of(b, cov, levels)
+        columns += [x * y for x in cols_a for y in cols_b]
+    return columns
+
+
+def encode_covariates(
+    cov, index, smooth_terms, *, levels=None, seen=None, interactions=None
+):
     """Design columns of the covariates (no intercept).
 
     Parameters
@@ -271,6 +331,9 @@ def encode_covariates(cov, index, smooth_terms, *, levels=None, seen=None):
         (``covariate_levels_``); None in fit, where they are learned.
     seen : list of str or None, default=None
         Covariate names seen in fit (``covariates_``); with ``levels``.
+    interactions : list or None, default=None
+        Pairs of covariates whose products are added (after the covariates'
+        own columns).
 
     Returns
     -------
@@ -286,6 +349,9 @@ def encode_covariates(cov, index, smooth_terms, *, levels=None, seen=None):
             f"covariates {list(cov.columns)} differ from those seen in fit {seen}."
         )
     linear, spline = design.encode_covariates(cov, index, levels, smooth)
+    if interactions:
+        extra = _interaction_columns(cov, levels, smooth, interactions)
+        linear = np.column_stack([linear, *extra])
     return linear, spline, levels
 
 

@@ -120,6 +120,11 @@ def to_neuroharmonize(est):
             "exported: neuroHarmonize applies smooth terms with its own statsmodels "
             "smoother."
         )
+    if est.interactions:
+        raise ValueError(
+            "a model with interaction terms cannot be exported: give neuroHarmonize "
+            "the product columns as covariates (and fit ours on them)."
+        )
     if est.covariate_levels_:
         raise ValueError(
             f"categorical covariates {list(est.covariate_levels_)} cannot be "

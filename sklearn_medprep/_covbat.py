@@ -42,7 +42,7 @@ class CovBatHarmonizer(ComBatHarmonizer):
     ----------
     site, covariates, smooth_terms, smooth_term_bounds, eb, parametric, \
 mean_only, reference_site, unseen_site, features, keep_covariates, \
-random_state, protect_target
+random_state, protect_target, interactions
         As in :class:`ComBatHarmonizer` (the first, ComBat step).
     pct_var : float, default=0.95
         Share of the residual variance explained by the principal components
@@ -109,6 +109,7 @@ random_state, protect_target
         keep_covariates=False,
         random_state=None,
         protect_target="auto",
+        interactions=None,
         pct_var=0.95,
         n_components=None,
     ):
@@ -126,6 +127,7 @@ random_state, protect_target
             keep_covariates=keep_covariates,
             random_state=random_state,
             protect_target=protect_target,
+            interactions=interactions,
         )
         self.pct_var = pct_var
         self.n_components = n_components
