@@ -56,16 +56,18 @@ random_state, protect_target, interactions
     ----------
     scaler_mean_, scaler_scale_ : ndarray of shape (n_features,)
         Standardization of the ComBat residuals (mean, population sd).
-    components_ : ndarray of shape (n_components_, n_features)
-        Principal axes whose scores are harmonized.
+    components_ : ndarray of shape (n_kept, n_features)
+        Principal axes whose scores are harmonized (``n_kept = n_components_``).
     n_components_ : int
+        Number of components whose scores are harmonized.
     explained_variance_ratio_ : ndarray
         Of every component of the training residuals.
     score_params_ : dict
         ComBat (no EB) parameters of the scores: ``grand_mean``,
         ``var_pooled``, ``gamma_hat``, ``delta_hat`` (sites x components).
-    Other attributes
-        As in :class:`ComBatHarmonizer`.
+    sites_, features_, coef_, gamma_star_, delta_star_, harmonized_ : ndarray
+        And the other attributes of the ComBat step, as in
+        :class:`ComBatHarmonizer`.
 
     See Also
     --------
