@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from . import _combat_core as core
-from . import _combat_gam as design
+from . import _combat_design as design
 from . import _combat_input as inputs
 from . import _combat_target as target
 from ._docstrings import fill_doc
@@ -18,16 +18,6 @@ from ._tags import subject_table_input_tags
 from .exceptions import MedprepWarning, SubjectTableError, plain
 
 __all__ = ["ComBatHarmonizer"]
-
-
-def encode_sites(labels, values):
-    """Code of each row's site among the fitted ``labels``; -1 for new sites."""
-    if len(values) > 256:
-        return pd.Index(labels).get_indexer(pd.Index(values)).astype(np.int64)
-    lookup = {label: k for k, label in enumerate(labels)}
-    return np.fromiter(
-        (lookup.get(v, -1) for v in values), dtype=np.int64, count=len(values)
-    )
 
 
 def _warn_degenerate(params, feats, labels):
@@ -369,7 +359,7 @@ default="auto"
                 )
             ref_level = int(hits[0])
         self.covariates_ = list(cov.columns)
-        linear, spline, self.covariate_levels_ = inputs.encode_covariates(
+        linear, spline, self.covariate_levels_ = design.encode_covariates(
             cov, index, self.smooth_terms, interactions=self.interactions
         )
         p = len(feats)
@@ -445,7 +435,7 @@ default="auto"
                 names += [f"{name}={plain(lv)}" for lv in levels]
             elif name not in (self.smooth_terms or []):
                 names.append(str(name))
-        names += inputs.interaction_names(self.interactions, self.covariate_levels_)
+        names += design.interaction_names(self.interactions, self.covariate_levels_)
         if self.target_term_ is not None and self.target_term_.kind == "classes":
             names += [f"y={plain(lv)}" for lv in self.target_term_.levels[1:]]
         elif self.target_term_ is not None and self.target_term_.kind == "linear":
@@ -503,7 +493,7 @@ default="auto"
             X, sites, covariates, reset=False
         )
         index = table.index
-        linear, spline, _ = inputs.encode_covariates(
+        linear, spline, _ = design.encode_covariates(
             cov,
             index,
             self.smooth_terms,
@@ -512,7 +502,7 @@ default="auto"
             interactions=self.interactions,
         )
         design_cov = self._covariate_design(linear, spline)
-        codes = encode_sites(self.sites_, site_values)
+        codes = design.encode_sites(self.sites_, site_values)
         params = {
             "coef_cov": self.coef_[self.sites_.size :],
             "grand_mean": self.grand_mean_,

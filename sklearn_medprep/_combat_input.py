@@ -16,15 +16,13 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
 from . import _combat_core as core
-from . import _combat_gam as design
+from . import _combat_design as design
 from ._table import align_rows
 from .exceptions import MedprepWarning, SubjectTableError
 
 __all__ = [
     "check_feature_columns",
-    "encode_covariates",
     "feature_getter",
-    "interaction_names",
     "read_table",
     "rows_getter",
 ]
@@ -254,105 +252,6 @@ def read_table(
             table, features, features_seen, from_table, reset=reset
         )
     return table, feats, site_values, cov, from_table, positions
-
-
-def _pairs(interactions):
-    """``[("a", "b"), "c:d"]`` as a list of name pairs."""
-    pairs = []
-    for term in interactions or []:
-        if isinstance(term, str):
-            term = term.replace("*", ":").split(":")
-        term = tuple(term)
-        if len(term) != 2:
-            raise ValueError(
-                f"interaction {term!r} must name two covariates, e.g. ('age', 'sex') "
-                "or 'age:sex'."
-            )
-        pairs.append(term)
-    return pairs
-
-
-def _columns_of(name, cov, levels):
-    """Design columns and their labels of one covariate."""
-    values = cov[name].to_numpy()
-    if name in levels:
-        return (
-            [(values == lv).astype(np.float64) for lv in levels[name][1:]],
-            [f"{name}={lv}" for lv in levels[name][1:]],
-        )
-    return [values.astype(np.float64)], [str(name)]
-
-
-def interaction_names(interactions, levels):
-    """Labels of the interaction columns (for messages)."""
-    names = []
-    for a, b in _pairs(interactions):
-        la = [f"{a}={lv}" for lv in levels[a][1:]] if a in levels else [str(a)]
-        lb = [f"{b}={lv}" for lv in levels[b][1:]] if b in levels else [str(b)]
-        names += [f"{x}:{y}" for x in la for y in lb]
-    return names
-
-
-def _interaction_columns(cov, levels, smooth, interactions):
-    columns = []
-    for a, b in _pairs(interactions):
-        for name in (a, b):
-            if name not in cov.columns:
-                raise SubjectTableError(
-                    "interaction term names a column that is not a covariate",
-                    column=name,
-                )
-            if name in smooth:
-                raise SubjectTableError(
-                    "interaction term with a smooth covariate is not supported",
-                    column=name,
-                )
-        cols_a, _ = _columns_of(a, cov, levels)
-        cols_b, _ = _columns_of(b, cov, levels)
-        columns += [x * y for x in cols_a for y in cols_b]
-    return columns
-
-
-def encode_covariates(
-    cov, index, smooth_terms, *, levels=None, seen=None, interactions=None
-):
-    """Design columns of the covariates (no intercept).
-
-    Parameters
-    ----------
-    cov : pandas.DataFrame
-        Covariates of each row.
-    index : pandas.Index
-        Row labels, for error messages.
-    smooth_terms : list of str or None
-        Covariates modelled as smooth terms.
-    levels : dict or None, default=None
-        Levels of the categorical covariates learned in fit
-        (``covariate_levels_``); None in fit, where they are learned.
-    seen : list of str or None, default=None
-        Covariate names seen in fit (``covariates_``); with ``levels``.
-    interactions : list or None, default=None
-        Pairs of covariates whose products are added (after the covariates'
-        own columns).
-
-    Returns
-    -------
-    tuple
-        ``(linear, spline, levels)``: the linear and smooth design columns and
-        the levels used.
-    """
-    smooth = list(smooth_terms or [])
-    if levels is None:
-        levels = design.covariate_levels(cov, index, smooth)
-    elif list(cov.columns) != seen:
-        raise ValueError(
-            f"covariates {list(cov.columns)} differ from those seen in fit {seen}."
-        )
-    linear, spline = design.encode_covariates(cov, index, levels, smooth)
-    if interactions:
-        extra = _interaction_columns(cov, levels, smooth, interactions)
-        linear = np.column_stack([linear, *extra])
-    return linear, spline, levels
 
 
 #: Largest magnitude accepted in a feature cell: beyond it the sums of squares
