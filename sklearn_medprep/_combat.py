@@ -175,6 +175,10 @@ default="auto"
         variance below ``1e-10``, e.g. a voxel size constant at a site): their
         location is harmonized, their scale left unchanged (``delta* = 1``),
         and the other sites of the feature are harmonized as usual (warned).
+    model_ : ComBatModel
+        The fitted model (the arrays above, the design's site count and
+        reference site) that ``transform`` applies; a ComBat variant extends
+        it.
     eb_ : bool
         Whether empirical Bayes was used: ``eb``, except with a single feature,
         where there is nothing to pool across (as neuroHarmonize does).
@@ -406,16 +410,7 @@ default="auto"
         self.sites_ = labels
         self.site_counts_ = counts
         self.features_ = np.asarray(feats, dtype=object)
-        self.coef_ = params["coef"]
-        self.grand_mean_ = params["grand_mean"]
-        self.var_pooled_ = params["var_pooled"]
-        self.gamma_hat_ = params["gamma_hat"]
-        self.delta_hat_ = params["delta_hat"]
-        self.gamma_star_ = params["gamma_star"]
-        self.delta_star_ = params["delta_star"]
-        self.priors_ = params["priors"]
-        self.harmonized_ = params["ok"]
-        self.degenerate_ = params["degenerate"]
+        self._set_model(params)
         self.eb_ = eb
         self._ref_level = ref_level
         self._output_columns = self._output_names(table, feats, from_table)
@@ -423,8 +418,21 @@ default="auto"
         self._layout = (
             (table.columns, positions) if isinstance(X, pd.DataFrame) else None
         )
-        self._site_tables = core.site_tables(params, ref_level)
         return self
+
+    def _set_model(self, model):
+        """Keep the fitted :class:`~._combat_core.ComBatModel` and its public views."""
+        self.model_ = model
+        self.coef_ = model.coef
+        self.grand_mean_ = model.grand_mean
+        self.var_pooled_ = model.var_pooled
+        self.gamma_hat_ = model.gamma_hat
+        self.delta_hat_ = model.delta_hat
+        self.gamma_star_ = model.gamma_star
+        self.delta_star_ = model.delta_star
+        self.priors_ = model.priors
+        self.harmonized_ = model.ok
+        self.degenerate_ = model.degenerate
 
     def _design_names(self, labels, cov, n_cov):
         """Names of the design columns, for the error on a singular design."""
@@ -503,15 +511,7 @@ default="auto"
         )
         design_cov = self._covariate_design(linear, spline)
         codes = design.encode_sites(self.sites_, site_values)
-        params = {
-            "coef_cov": self.coef_[self.sites_.size :],
-            "grand_mean": self.grand_mean_,
-            "var_pooled": self.var_pooled_,
-            "gamma_star": self.gamma_star_,
-            "delta_star": self.delta_star_,
-            "ok": self.harmonized_,
-            "tables": self._site_tables,
-        }
+        params = self.model_
         get = inputs.feature_getter(table, feats, positions)
         new_params = []
         unseen = codes < 0

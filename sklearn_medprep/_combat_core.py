@@ -14,9 +14,12 @@ convergence rule), so that outputs agree to rounding error; NaN cells are left
 out of every sum instead of spreading.
 """
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 __all__ = [
+    "ComBatModel",
     "fit_combat",
     "apply_combat",
     "estimate_new_site",
@@ -54,6 +57,65 @@ def singular_design_message(design, names=None):
         "Drop or merge that covariate; for the protected target y, which then "
         "cannot be told apart from the site, set protect_target='none'."
     )
+
+
+@dataclass
+class ComBatModel:
+    """A fitted ComBat model: location/scale parameters, design, priors.
+
+    What :func:`fit_combat` returns and :func:`apply_combat` applies; a
+    variant (CovBat, a new-site method) adds to it or overrides a step instead
+    of copying the code. Fields can also be read as ``model["name"]``.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (n_sites + n_cov, n_features)
+        Regression coefficients (site columns, then covariate columns).
+    n_sites : int
+        Number of training sites.
+    grand_mean, var_pooled : ndarray of shape (n_features,)
+    gamma_hat, delta_hat : ndarray of shape (n_sites, n_features)
+        Per-site location/scale of the standardized data, before shrinkage.
+    gamma_star, delta_star : ndarray of shape (n_sites, n_features)
+        The adjustments applied.
+    priors : dict of ndarray of shape (n_sites,)
+        ``gamma_bar``, ``t2``, ``a_prior``, ``b_prior``.
+    ok : ndarray of bool of shape (n_features,)
+        Features harmonized.
+    degenerate : ndarray of bool of shape (n_sites, n_features)
+        Site/feature pairs without spread (location removed, scale kept).
+    ref_level : int or None
+        Code of the reference site.
+    """
+
+    coef: np.ndarray
+    n_sites: int
+    grand_mean: np.ndarray
+    var_pooled: np.ndarray
+    gamma_hat: np.ndarray
+    delta_hat: np.ndarray
+    gamma_star: np.ndarray
+    delta_star: np.ndarray
+    priors: dict
+    ok: np.ndarray
+    degenerate: np.ndarray
+    ref_level: int = None
+    _tables: tuple = field(default=None, repr=False, compare=False)
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    @property
+    def coef_cov(self):
+        """Coefficients of the covariate columns (rows after the sites)."""
+        return self.coef[self.n_sites :]
+
+    @property
+    def tables(self):
+        """The per-site affine maps of :func:`site_tables`, computed once."""
+        if self._tables is None:
+            self._tables = site_tables(self, self.ref_level)
+        return self._tables
 
 
 def column_blocks(n_samples, n_features):
@@ -133,7 +195,7 @@ def fit_combat(
 
     Returns
     -------
-    params : dict
+    model : ComBatModel
         ``coef``, ``grand_mean``, ``var_pooled``, ``gamma_hat``, ``delta_hat``,
         ``gamma_star``, ``delta_star``, ``priors``, ``ok`` (features that
         could be harmonized) and ``degenerate`` (``(n_sites, n_features)``:
@@ -268,18 +330,20 @@ def fit_combat(
         delta_star[ref_level] = 1.0
     gamma_star[:, ~ok] = 0.0
     delta_star[:, ~ok] = 1.0
-    return {
-        "coef": coef,
-        "grand_mean": grand_mean,
-        "var_pooled": var_pooled,
-        "gamma_hat": gamma_hat,
-        "delta_hat": delta_hat,
-        "gamma_star": gamma_star,
-        "delta_star": delta_star,
-        "priors": priors,
-        "ok": ok,
-        "degenerate": degenerate,
-    }
+    return ComBatModel(
+        coef=coef,
+        n_sites=n_sites,
+        grand_mean=grand_mean,
+        var_pooled=var_pooled,
+        gamma_hat=gamma_hat,
+        delta_hat=delta_hat,
+        gamma_star=gamma_star,
+        delta_star=delta_star,
+        priors=priors,
+        ok=ok,
+        degenerate=degenerate,
+        ref_level=ref_level,
+    )
 
 
 def _fit_block_nan(
@@ -521,17 +585,20 @@ def apply_combat(
         for rows of the ``j``-th new site of ``new_site_params``.
     covariate_design : ndarray
         Covariate columns of the design.
-    params : dict
-        ``coef_cov``, ``grand_mean``, ``var_pooled``, ``gamma_star``,
-        ``delta_star``, ``ok`` and optionally ``tables``, the
-        :func:`site_tables` computed beforehand.
+    params : ComBatModel or dict
+        The fitted model, or a dict with ``coef_cov``, ``grand_mean``,
+        ``var_pooled``, ``gamma_star``, ``delta_star``, ``ok`` and optionally
+        ``tables``, the :func:`site_tables` computed beforehand.
     ref_level : int or None
         Rows of the reference site are returned unchanged.
     new_site_params : list of (gamma_star, delta_star) or None
         Adjustments of new sites estimated by :func:`estimate_new_site`.
     """
     n_samples, n_features = out.shape
-    scale, shift = params.get("tables") or site_tables(params, ref_level)
+    if isinstance(params, ComBatModel):
+        scale, shift = params.tables
+    else:
+        scale, shift = params.get("tables") or site_tables(params, ref_level)
     n_sites = scale.shape[0] - 1  # the last row is the identity
     new = list(new_site_params or [])
     if new:

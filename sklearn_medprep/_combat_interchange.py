@@ -72,8 +72,6 @@ def from_neuroharmonize(cls, model, *, features=None, site="site", covariates=No
     params = {
         "gamma_star": np.asarray(model["gamma_star"], dtype=np.float64),
         "delta_star": np.asarray(model["delta_star"], dtype=np.float64),
-        "grand_mean": grand_mean,
-        "var_pooled": var_pooled,
         "ok": np.isfinite(var_pooled) & (var_pooled > 0),
     }
     sizes = (model.get("info_dict") or {}).get("sample_per_batch")
@@ -82,19 +80,27 @@ def from_neuroharmonize(cls, model, *, features=None, site="site", covariates=No
     est.features_ = np.asarray(features, dtype=object)
     est.covariates_ = covariates
     est.covariate_levels_ = {}
-    est.coef_ = coef
-    est.grand_mean_ = grand_mean
-    est.var_pooled_ = var_pooled
-    est.gamma_hat_ = gamma_hat
-    est.delta_hat_ = np.asarray(model["delta_hat"], dtype=np.float64)
-    est.gamma_star_ = params["gamma_star"]
-    est.delta_star_ = params["delta_star"]
-    est.priors_ = {
-        key: np.asarray(model.get(key, np.full(n_sites, np.nan)), dtype=np.float64)
-        for key in ("gamma_bar", "t2", "a_prior", "b_prior")
-    }
-    est.harmonized_ = params["ok"]
-    est.degenerate_ = np.zeros(gamma_hat.shape, dtype=bool)
+    est._set_model(
+        core.ComBatModel(
+            coef=coef,
+            n_sites=n_sites,
+            grand_mean=grand_mean,
+            var_pooled=var_pooled,
+            gamma_hat=gamma_hat,
+            delta_hat=np.asarray(model["delta_hat"], dtype=np.float64),
+            gamma_star=params["gamma_star"],
+            delta_star=params["delta_star"],
+            priors={
+                key: np.asarray(
+                    model.get(key, np.full(n_sites, np.nan)), dtype=np.float64
+                )
+                for key in ("gamma_bar", "t2", "a_prior", "b_prior")
+            },
+            ok=params["ok"],
+            degenerate=np.zeros(gamma_hat.shape, dtype=bool),
+            ref_level=None if ref_level is None else int(ref_level),
+        )
+    )
     est.eb_ = est.eb
     est.spline_knots_ = []
     est.target_term_ = None
@@ -105,7 +111,6 @@ def from_neuroharmonize(cls, model, *, features=None, site="site", covariates=No
     est._output_columns = np.asarray(features, dtype=object)
     est._feature_index = pd.Index(est.features_)
     est._layout = None
-    est._site_tables = core.site_tables(params, est._ref_level)
     return est
 
 
