@@ -599,7 +599,9 @@ default="auto"
             return out
         table, feats = rows["table"], rows["feats"]
         index = table.index
-        harmonized = pd.DataFrame(out, index=index, columns=self._feature_index)
+        harmonized = pd.DataFrame(
+            out, index=index, columns=self._feature_index, copy=False
+        )  # pandas 3 copies an ndarray unless told not to
         columns = self._output_columns
         if len(columns) == len(feats):
             return harmonized
