@@ -3,7 +3,10 @@
 Each (method, size) runs in its own subprocess (fresh interpreter): the data are
 generated there, then fit+transform of the same data is timed and its peak
 memory traced with tracemalloc (numpy reports its buffers to tracemalloc);
-peak memory is given as a multiple of the input feature matrix.
+peak memory is given as a multiple of the input feature matrix. Ours gets the
+documented input, a DataFrame with the site and covariate columns; then the
+transform of one new row (a one-row DataFrame) is timed against
+neuroHarmonize's ``applyModelOne`` (median of repeated calls).
 
 Then the FCON1000 table (../shared/data/multisite/pcn_fcon1000.csv): fit on 70%
 (stratified by site), apply to 30%; site balanced accuracy (logistic regression
@@ -13,6 +16,7 @@ Usage::
 
     python benchmarks/bench_combat.py --quick      # small size, seconds
     python benchmarks/bench_combat.py              # 1000x10000 and 2000x50000
+    python benchmarks/bench_combat.py --sizes 1000x10000
 """
 
 import argparse
@@ -20,6 +24,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -31,7 +36,10 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "multisite" / "pcn_fcon1000.csv"
+# ../shared/data next to the repository; MEDPREP_SHARED_DATA overrides it
+SHARED = Path(os.environ.get("MEDPREP_SHARED_DATA") or REPO.parent / "shared" / "data")
+DATA = SHARED / "multisite" / "pcn_fcon1000.csv"
+ABIDE = SHARED / "multisite" / "mriqclearn_abide_iqms.tsv"
 
 
 def make_data(n, p, seed=0):
@@ -65,10 +73,15 @@ def run_one(method, n, p, warm_up=True):
         input_bytes = n * p * 8
         tracemalloc.start()
         t0 = time.perf_counter()
-        out = ComBatHarmonizer(covariates=["age", "sex"]).fit_transform(table)
+        combat = ComBatHarmonizer(covariates=["age", "sex"])
+        out = combat.fit_transform(table)
         elapsed = time.perf_counter() - t0
         peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
         result = out.iloc[:3, :3].to_numpy()
+        row = table.iloc[[7]]
+        one = _median_time(lambda: combat.transform(row))
+        one_out = combat.transform(row).iloc[0, :3].to_numpy()
     else:
         from neuroHarmonize import harmonizationLearn
 
@@ -78,11 +91,35 @@ def run_one(method, n, p, warm_up=True):
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _, out = harmonizationLearn(data, covars)
+            model, out = harmonizationLearn(data, covars)
         elapsed = time.perf_counter() - t0
         peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
         result = out[:3, :3]
-    return {"time": elapsed, "peak_ratio": peak / input_bytes, "head": result.tolist()}
+        from neuroHarmonize.harmonizationApply import applyModelOne
+
+        row, cov_row = data[7:8], covars.iloc[[7]]
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            one = _median_time(lambda: applyModelOne(row, cov_row, model))
+            one_out = applyModelOne(row, cov_row, model)[0, :3]
+    return {
+        "time": elapsed,
+        "peak_ratio": peak / input_bytes,
+        "head": result.tolist(),
+        "one_row": one,
+        "one_head": np.asarray(one_out).tolist(),
+    }
+
+
+def _median_time(call, repeat=15):
+    call()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def _worker(method, n, p):
@@ -107,14 +144,18 @@ def speed(sizes):
             "neuroHarmonize is not installed: no reference to compare with "
             '(pip install "sklearn-medprep[neuroharmonize]"); ours alone'
         )
-        print(f"{'size':>14} {'ours s':>8} {'ours mem':>9}")
+        print(f"{'size':>14} {'ours s':>8} {'ours mem':>9} {'1 row ms':>9}")
         for n, p in sizes:
             a = _worker("ours", n, p)
-            print(f"{f'{n}x{p}':>14} {a['time']:8.2f} {a['peak_ratio']:8.2f}x")
+            print(
+                f"{f'{n}x{p}':>14} {a['time']:8.2f} {a['peak_ratio']:8.2f}x "
+                f"{a['one_row'] * 1e3:9.2f}"
+            )
         return
     print(
         f"{'size':>14} {'ours s':>8} {'nH s':>8} {'speedup':>8} "
-        f"{'ours mem':>9} {'nH mem':>8} {'max|diff|':>10}"
+        f"{'ours mem':>9} {'nH mem':>8} {'max|diff|':>10} "
+        f"{'1 row ms':>9} {'nH 1 row':>9} {'1-row x':>8}"
     )
     for n, p in sizes:
         res = {}
@@ -122,11 +163,44 @@ def speed(sizes):
             res[method] = _worker(method, n, p)
         a, b = res["ours"], res["neuroHarmonize"]
         diff = np.abs(np.array(a["head"]) - np.array(b["head"])).max()
+        diff = max(diff, np.abs(np.array(a["one_head"]) - b["one_head"]).max())
         print(
             f"{f'{n}x{p}':>14} {a['time']:8.2f} {b['time']:8.2f} "
             f"{b['time'] / a['time']:7.1f}x {a['peak_ratio']:8.2f}x "
-            f"{b['peak_ratio']:7.2f}x {diff:10.1e}"
+            f"{b['peak_ratio']:7.2f}x {diff:10.1e} "
+            f"{a['one_row'] * 1e3:9.2f} {b['one_row'] * 1e3:9.2f} "
+            f"{b['one_row'] / a['one_row']:7.1f}x"
         )
+
+
+def accuracy():
+    """Max |error| against exact ComBat (no EB; tests/combat_exact.py)."""
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "tests"))
+    from combat_exact import exact_combat
+    from test_combat_accuracy import accuracy_table
+
+    from sklearn_medprep import ComBatHarmonizer
+
+    data, sites, age = accuracy_table(0)
+    exact = exact_combat(data, sites, age[:, None])
+    df = pd.DataFrame(data, columns=[f"f{j}" for j in range(data.shape[1])])
+    df["site"], df["age"] = sites, age
+    ours = ComBatHarmonizer(covariates=["age"], eb=False).fit_transform(df)
+    line = (
+        f"\naccuracy vs exact ComBat (no EB, {data.shape[0]}x{data.shape[1]}, "
+        f"values ~{np.abs(exact).max():.0f}): ours max|err| "
+        f"{np.abs(ours.to_numpy() - exact).max():.1e}"
+    )
+    if importlib.util.find_spec("neuroHarmonize") is not None:
+        from neuroHarmonize import harmonizationLearn
+
+        covars = pd.DataFrame({"SITE": sites, "age": age})
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, theirs = harmonizationLearn(data, covars, eb=False)
+        line += f", neuroHarmonize {np.abs(theirs - exact).max():.1e}"
+    print(line)
 
 
 def real_data():
@@ -178,9 +252,88 @@ def real_data():
     )
 
 
+def abide_iqms():
+    """Degenerate real table: ABIDE image-quality metrics, some constant per site."""
+    if not ABIDE.exists():
+        print(f"\n{ABIDE} not found: ABIDE benchmark skipped")
+        return
+    sys.path.insert(0, str(REPO))
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_medprep import ComBatHarmonizer
+
+    df = pd.read_csv(ABIDE, sep="\t")
+    feats = [
+        c for c in df.columns if c not in ("subject_id", "site")
+        and not c.startswith("rater")
+    ]
+    df[feats] = df[feats].astype(float)
+    df = df[df["site"].map(df["site"].value_counts()) >= 10]
+    train, test = train_test_split(
+        df, test_size=0.3, stratify=df["site"], random_state=0
+    )
+    constant = [
+        c for c in feats if (train.groupby("site")[c].nunique() <= 1).any()
+    ]
+
+    def site_acc(tr, te, cols):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+        clf.fit(tr[cols].fillna(0), train["site"])
+        return balanced_accuracy_score(test["site"], clf.predict(te[cols].fillna(0)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        combat = ComBatHarmonizer(features=feats).fit(train[feats + ["site"]])
+        ours = (
+            combat.transform(train[feats + ["site"]]),
+            combat.transform(test[feats + ["site"]]),
+        )
+    others = [c for c in feats if c not in constant]
+    print(
+        f"\nABIDE IQMs: {len(df)} scans, {df['site'].nunique()} sites, "
+        f"{len(feats)} metrics, {len(constant)} constant within some site; "
+        "site balanced accuracy on test rows (chance "
+        f"{1 / df['site'].nunique():.2f}):"
+    )
+    rows = [("raw", (train, test))]
+    rows.append(("ours", ours))
+    if importlib.util.find_spec("neuroHarmonize") is not None:
+        from neuroHarmonize import harmonizationApply, harmonizationLearn
+
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model, h_tr = harmonizationLearn(
+                    train[feats].to_numpy(), train[["site"]].rename(columns=str.upper)
+                )
+                h_te = harmonizationApply(
+                    test[feats].to_numpy(), test[["site"]].rename(columns=str.upper),
+                    model,
+                )
+            rows.append((
+                "neuroHarmonize",
+                (pd.DataFrame(h_tr, columns=feats), pd.DataFrame(h_te, columns=feats)),
+            ))
+        except Exception as exc:  # noqa: BLE001 - the reference may crash
+            print(f"  neuroHarmonize failed: {type(exc).__name__}: {exc}")
+    for name, (tr, te) in rows:
+        print(
+            f"  {name:>15}: {len(constant)} constant-in-a-site metrics "
+            f"{site_acc(tr, te, constant):.2f}, the {len(others)} others "
+            f"{site_acc(tr, te, others):.2f}"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small size only")
+    parser.add_argument(
+        "--sizes", nargs="+", help="sizes as ROWSxFEATURES, e.g. 1000x10000"
+    )
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -188,8 +341,13 @@ def main():
         print(json.dumps(run_one(method, int(n), int(p))))
         return
     sizes = [(300, 2000)] if args.quick else [(1000, 10_000), (2000, 50_000)]
+    if args.sizes:
+        sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes]
     speed(sizes)
+    accuracy()
     real_data()
+    if not args.quick:
+        abide_iqms()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from ._version import __version__
 _LAZY = {
     # estimators
     "ComBatHarmonizer": "._combat",
+    "CovBatHarmonizer": "._covbat",
     "ImageTensorizer": "._tensor",
     "PatchNeuralNetClassifier": "._patch_net",
     "PatchNeuralNetSegmenter": "._patch_segmenter",
@@ -52,6 +53,7 @@ _LAZY = {
 __all__ = [
     # estimators
     "ComBatHarmonizer",
+    "CovBatHarmonizer",
     "ImageTensorizer",
     "PatchNeuralNetClassifier",
     "PatchNeuralNetSegmenter",

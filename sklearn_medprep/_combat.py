@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from . import _combat_core as core
-from . import _combat_gam as design
+from . import _combat_design as design
 from . import _combat_input as inputs
 from . import _combat_target as target
 from ._docstrings import fill_doc
@@ -18,6 +18,39 @@ from ._tags import subject_table_input_tags
 from .exceptions import MedprepWarning, SubjectTableError, plain
 
 __all__ = ["ComBatHarmonizer"]
+
+
+def _warn_degenerate(params, feats, labels):
+    """Warn about features left unharmonized and site/feature pairs without spread."""
+    names = np.asarray(feats, dtype=object)
+    ok = params["ok"]
+    if not ok.all():
+        bad = names[~ok]
+        warnings.warn(
+            f"{bad.size} feature(s) have no spread around the model (zero pooled "
+            f"residual variance) or cannot be estimated at every site and are "
+            f"left unharmonized: {plain(bad[:5])}{' ...' if bad.size > 5 else ''}",
+            MedprepWarning,
+            stacklevel=4,  # _warn_degenerate < fit < _fit_context wrapper < caller
+        )
+    deg = params["degenerate"]
+    if deg.any():
+        sites_at, feats_at = np.nonzero(deg)
+        pairs = [
+            f"{plain(names[j])!r} at site {plain(labels[i])!r}"
+            for i, j in zip(sites_at[:5], feats_at[:5])
+        ]
+        more = f" and {sites_at.size - 5} more" if sites_at.size > 5 else ""
+        warnings.warn(
+            f"{sites_at.size} feature/site pair(s) where the feature is constant "
+            "within the site: "
+            f"{', '.join(pairs)}{more}. Their location is harmonized at that "
+            "site (and the other sites are harmonized as usual); their scale at "
+            "that site is left unchanged (delta* = 1), since it cannot be "
+            "estimated from a constant",
+            MedprepWarning,
+            stacklevel=4,
+        )
 
 #: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
 MIN_NEW_SITE_SUBJECTS = 5
@@ -103,6 +136,13 @@ default="auto"
         With ``unseen_site="estimate"``, a new site's location absorbs any
         shift of its target distribution from the training centre (warned
         at ``transform``).
+    interactions : list of (str, str) or str, or None, default=None
+        Interaction terms between covariates, as neuroCombat users add them
+        to their covariate table: ``[("age", "sex")]`` or ``["age:sex"]``
+        adds the products of the two covariates' design columns (a numeric
+        covariate is its value, a categorical one its 0/1 columns, first
+        level dropped), so that the age slope may differ by sex. Both must
+        be linear (not smooth) covariates.
 
     Attributes
     ----------
@@ -128,7 +168,17 @@ default="auto"
     priors_ : dict of ndarray of shape (n_sites,)
         ``gamma_bar``, ``t2``, ``a_prior``, ``b_prior``.
     harmonized_ : ndarray of bool of shape (n_features,)
-        False for features left unchanged (constant, or not estimable).
+        False for features left unchanged (no residual variance, or not
+        estimable).
+    degenerate_ : ndarray of bool of shape (n_sites, n_features)
+        Site/feature pairs without spread within the site (standardized
+        variance below ``1e-10``, e.g. a voxel size constant at a site): their
+        location is harmonized, their scale left unchanged (``delta* = 1``),
+        and the other sites of the feature are harmonized as usual (warned).
+    model_ : ComBatModel
+        The fitted model (the arrays above, the design's site count and
+        reference site) that ``transform`` applies; a ComBat variant extends
+        it.
     eb_ : bool
         Whether empirical Bayes was used: ``eb``, except with a single feature,
         where there is nothing to pool across (as neuroHarmonize does).
@@ -200,6 +250,7 @@ default="auto"
         "protect_target": [
             StrOptions({"auto", "classes", "linear", "smooth", "none"})
         ],
+        "interactions": [list, tuple, None],
     }
 
     def __init__(
@@ -217,6 +268,7 @@ default="auto"
         keep_covariates=False,
         random_state=None,
         protect_target="auto",
+        interactions=None,
     ):
         self.site = site
         self.covariates = covariates
@@ -231,6 +283,7 @@ default="auto"
         self.keep_covariates = keep_covariates
         self.random_state = random_state
         self.protect_target = protect_target
+        self.interactions = interactions
 
     # ------------------------------------------------------------------ input
     def _read(self, X, sites, covariates, *, reset):
@@ -245,6 +298,7 @@ default="auto"
             features=self.features,
             features_seen=None if reset else self.features_,
             reset=reset,
+            layout=None if reset else self._layout,
         )
 
     # -------------------------------------------------------------------- fit
@@ -271,14 +325,15 @@ default="auto"
         self : ComBatHarmonizer
             Fitted estimator.
         """
-        table, feats, site_values, cov, from_table = self._read(
+        table, feats, site_values, cov, from_table, positions = self._read(
             X, sites, covariates, reset=True
         )
         index = table.index
         if y is not None:
             target.check_target_not_covariate(cov, y)
+        get = inputs.feature_getter(table, feats, positions)
         inputs.check_feature_columns(
-            table, feats, y, from_table, features=self.features
+            table, feats, y, from_table, features=self.features, get=get
         )
         labels, codes, counts = np.unique(
             site_values, return_inverse=True, return_counts=True
@@ -308,10 +363,9 @@ default="auto"
                 )
             ref_level = int(hits[0])
         self.covariates_ = list(cov.columns)
-        linear, spline, self.covariate_levels_ = inputs.encode_covariates(
-            cov, index, self.smooth_terms
+        linear, spline, self.covariate_levels_ = design.encode_covariates(
+            cov, index, self.smooth_terms, interactions=self.interactions
         )
-        get = inputs.feature_getter(table, feats)
         p = len(feats)
         eb = bool(self.eb) and p > 1
 
@@ -350,32 +404,52 @@ default="auto"
             parametric=self.parametric,
             mean_only=self.mean_only,
             coef=coef,
+            design_names=self._design_names(labels, cov, design_cov.shape[1]),
         )
-        if not params["ok"].all():
-            bad = np.asarray(feats, dtype=object)[~params["ok"]]
-            warnings.warn(
-                f"{bad.size} feature(s) are constant (zero residual variance) or "
-                f"cannot be estimated at every site and are left unharmonized: "
-                f"{plain(bad[:5])}{' ...' if bad.size > 5 else ''}",
-                MedprepWarning,
-                stacklevel=3,  # fit < _fit_context wrapper < caller
-            )
+        _warn_degenerate(params, feats, labels)
         self.sites_ = labels
         self.site_counts_ = counts
         self.features_ = np.asarray(feats, dtype=object)
-        self.coef_ = params["coef"]
-        self.grand_mean_ = params["grand_mean"]
-        self.var_pooled_ = params["var_pooled"]
-        self.gamma_hat_ = params["gamma_hat"]
-        self.delta_hat_ = params["delta_hat"]
-        self.gamma_star_ = params["gamma_star"]
-        self.delta_star_ = params["delta_star"]
-        self.priors_ = params["priors"]
-        self.harmonized_ = params["ok"]
+        self._set_model(params)
         self.eb_ = eb
         self._ref_level = ref_level
         self._output_columns = self._output_names(table, feats, from_table)
+        self._feature_index = pd.Index(self.features_)
+        self._layout = (
+            (table.columns, positions) if isinstance(X, pd.DataFrame) else None
+        )
         return self
+
+    def _set_model(self, model):
+        """Keep the fitted :class:`~._combat_core.ComBatModel` and its public views."""
+        self.model_ = model
+        self.coef_ = model.coef
+        self.grand_mean_ = model.grand_mean
+        self.var_pooled_ = model.var_pooled
+        self.gamma_hat_ = model.gamma_hat
+        self.delta_hat_ = model.delta_hat
+        self.gamma_star_ = model.gamma_star
+        self.delta_star_ = model.delta_star
+        self.priors_ = model.priors
+        self.harmonized_ = model.ok
+        self.degenerate_ = model.degenerate
+
+    def _design_names(self, labels, cov, n_cov):
+        """Names of the design columns, for the error on a singular design."""
+        names = [f"{self.site}={plain(label)}" for label in labels]
+        for name in cov.columns:
+            if name in self.covariate_levels_:
+                levels = self.covariate_levels_[name][1:]
+                names += [f"{name}={plain(lv)}" for lv in levels]
+            elif name not in (self.smooth_terms or []):
+                names.append(str(name))
+        names += design.interaction_names(self.interactions, self.covariate_levels_)
+        if self.target_term_ is not None and self.target_term_.kind == "classes":
+            names += [f"y={plain(lv)}" for lv in self.target_term_.levels[1:]]
+        elif self.target_term_ is not None and self.target_term_.kind == "linear":
+            names.append("y")
+        names += [f"smooth basis {k}" for k in range(len(labels) + n_cov - len(names))]
+        return names
 
     def _covariate_design(self, linear, spline):
         """Design of ``transform``: the protected target at its training centre."""
@@ -412,33 +486,33 @@ default="auto"
             ``X`` is one.
         """
         check_is_fitted(self)
-        table, feats, site_values, cov, from_table = self._read(
+        rows = self._prepare_rows(X, sites, covariates)
+        out = self._harmonize(rows)
+        return self._assemble(X, rows, out)
+
+    def _prepare_rows(self, X, sites, covariates):
+        """Step 1 of transform: read the rows, code their sites, build the design.
+
+        New sites are estimated here (``unseen_site="estimate"``); returns a
+        dict with ``table``, ``feats``, ``get``, ``codes``, ``design_cov``,
+        ``params`` and ``new_params``.
+        """
+        table, feats, site_values, cov, from_table, positions = self._read(
             X, sites, covariates, reset=False
         )
         index = table.index
-        linear, spline, _ = inputs.encode_covariates(
+        linear, spline, _ = design.encode_covariates(
             cov,
             index,
             self.smooth_terms,
             levels=self.covariate_levels_,
             seen=self.covariates_,
+            interactions=self.interactions,
         )
         design_cov = self._covariate_design(linear, spline)
-        lookup = {label: k for k, label in enumerate(self.sites_)}
-        codes = np.fromiter(
-            (lookup.get(v, -1) for v in site_values),
-            dtype=np.int64,
-            count=len(site_values),
-        )
-        params = {
-            "coef_cov": self.coef_[self.sites_.size :],
-            "grand_mean": self.grand_mean_,
-            "var_pooled": self.var_pooled_,
-            "gamma_star": self.gamma_star_,
-            "delta_star": self.delta_star_,
-            "ok": self.harmonized_,
-        }
-        get = inputs.feature_getter(table, feats)
+        codes = design.encode_sites(self.sites_, site_values)
+        params = self.model_
+        get = inputs.feature_getter(table, feats, positions)
         new_params = []
         unseen = codes < 0
         if unseen.any():
@@ -457,7 +531,7 @@ default="auto"
                     f"rows of sites {plain(new_labels)} not seen in fit are returned "
                     "unharmonized (unseen_site='passthrough')",
                     MedprepWarning,
-                    stacklevel=2,
+                    stacklevel=4,  # _prepare_rows < transform < wrapper < caller
                 )
             else:
                 if self.target_term_ is not None:
@@ -469,7 +543,7 @@ default="auto"
                         "target's mean differs from the training one is removed "
                         "with the site (see the user guide, 'New sites')",
                         MedprepWarning,
-                        stacklevel=2,
+                        stacklevel=4,  # _prepare_rows < transform < wrapper < caller
                     )
                 for j, label in enumerate(new_labels):
                     rows = np.flatnonzero(site_values == label)
@@ -494,23 +568,45 @@ default="auto"
                         )
                     )
                     codes[rows] = -2 - j
+        return {
+            "table": table,
+            "feats": feats,
+            "get": get,
+            "codes": codes,
+            "design_cov": design_cov,
+            "params": params,
+            "new_params": new_params,
+        }
+
+    def _harmonize(self, rows):
+        """Step 2 of transform: the ComBat adjustment of the feature block."""
+        table, feats = rows["table"], rows["feats"]
         out = np.empty((table.shape[0], len(feats)), order="F")
         core.apply_combat(
-            get,
+            rows["get"],
             out,
-            codes,
-            design_cov,
-            params,
+            rows["codes"],
+            rows["design_cov"],
+            rows["params"],
             ref_level=self._ref_level,
-            new_site_params=new_params,
+            new_site_params=rows["new_params"],
         )
+        return out
+
+    def _assemble(self, X, rows, out):
+        """Step 3 of transform: the output container (index, pass-through)."""
         if not isinstance(X, pd.DataFrame):
             return out
-        harmonized = pd.DataFrame(out, index=index, columns=feats)
-        columns = list(self._output_columns)
-        if columns == feats:
+        table, feats = rows["table"], rows["feats"]
+        index = table.index
+        harmonized = pd.DataFrame(
+            out, index=index, columns=self._feature_index, copy=False
+        )  # pandas 3 copies an ndarray unless told not to
+        columns = self._output_columns
+        if len(columns) == len(feats):
             return harmonized
-        pieces = {c: table[c] for c in columns if c not in set(feats)}
+        is_feature = set(feats)
+        pieces = {c: table[c] for c in columns if c not in is_feature}
         result = pd.concat([harmonized, pd.DataFrame(pieces, index=index)], axis=1)
         return result[columns]
 
@@ -540,6 +636,62 @@ default="auto"
         return self.fit(X, y, sites=sites, covariates=covariates).transform(
             X, sites=sites, covariates=covariates
         )
+
+    @classmethod
+    def from_neuroharmonize(cls, model, *, features=None, site="site", covariates=None):
+        """Build a fitted harmonizer from a neuroHarmonize model.
+
+        The model is the dict that ``harmonizationLearn`` returns (or that
+        ``loadHarmonizationModel`` reads back from ``saveHarmonizationModel``'s
+        file); models with smooth terms are refused. The estimator harmonizes
+        a DataFrame whose columns are ``features``, then ``site``, then the
+        covariates (neuroHarmonize's ``covars`` columns other than SITE, in
+        their order), like ``harmonizationApply``, and can sit in a Pipeline.
+
+        Parameters
+        ----------
+        model : dict
+            neuroHarmonize model.
+        features : list of str or None, default=None
+            Names of the feature columns, in the model's order; default
+            ``x0, x1, ...``.
+        site : str, default="site"
+            Name of the site column.
+        covariates : list of str or None, default=None
+            Names of the covariate columns, in the model's order; default the
+            names the model recorded.
+
+        Returns
+        -------
+        ComBatHarmonizer
+            Fitted estimator (``protect_target="none"``).
+        """
+        from ._combat_interchange import from_neuroharmonize
+
+        return from_neuroharmonize(
+            cls, model, features=features, site=site, covariates=covariates
+        )
+
+    def to_neuroharmonize(self):
+        """Export the fitted model as a neuroHarmonize model dict.
+
+        ``neuroHarmonize.harmonizationApply(data, covars, model)`` then gives
+        our ``transform`` output (to neuroHarmonize's float32 rounding of the
+        covariates), with ``covars`` holding ``SITE`` and the numeric
+        covariates. A protected target is folded into the grand mean at its
+        training centre, as ``transform`` applies it. Categorical covariates
+        and smooth terms are refused (neuroHarmonize cannot apply them from a
+        dict of arrays).
+
+        Returns
+        -------
+        model : dict
+            For ``harmonizationApply`` or ``saveHarmonizationModel``.
+        """
+        check_is_fitted(self)
+        from ._combat_interchange import to_neuroharmonize
+
+        return to_neuroharmonize(self)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.

@@ -14,16 +14,110 @@ convergence rule), so that outputs agree to rounding error; NaN cells are left
 out of every sum instead of spreading.
 """
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
+from ._combat_eb import _adjustments
+
 __all__ = [
+    "ComBatModel",
     "fit_combat",
     "apply_combat",
     "estimate_new_site",
     "column_blocks",
+    "site_tables",
 ]
 
 _BLOCK_CELLS = 1_000_000  # cells per block of columns (8 MB of float64)
+
+#: Variance of the standardized data within a site (pooled variance = 1) below
+#: which a feature is taken as constant within that site, as it is when its raw
+#: values are all equal there: its location is removed there, its scale left
+#: unchanged (``delta* = 1``).
+SITE_VAR_TINY = 1e-10
+
+
+def singular_design_message(design, names=None):
+    """Name the design columns that the earlier ones already span."""
+    names = list(names) if names is not None else [
+        f"column {j}" for j in range(design.shape[1])
+    ]
+    kept, redundant = [], []
+    for j in range(design.shape[1]):
+        trial = design[:, kept + [j]]
+        if np.linalg.matrix_rank(trial) < len(kept) + 1:
+            redundant.append(names[j])
+        else:
+            kept.append(j)
+    which = ", ".join(repr(str(r)) for r in redundant) or "?"
+    return (
+        "The ComBat design (site indicators, covariates and protected target) "
+        f"is singular: design column(s) {which} are constant or collinear with "
+        "the site indicators and the columns before them (a covariate that "
+        "identifies the site, or two covariates equal up to a linear change). "
+        "Drop or merge that covariate; for the protected target y, which then "
+        "cannot be told apart from the site, set protect_target='none'."
+    )
+
+
+@dataclass
+class ComBatModel:
+    """A fitted ComBat model: location/scale parameters, design, priors.
+
+    What :func:`fit_combat` returns and :func:`apply_combat` applies; a
+    variant (CovBat, a new-site method) adds to it or overrides a step instead
+    of copying the code. Fields can also be read as ``model["name"]``.
+
+    Attributes
+    ----------
+    coef : ndarray of shape (n_sites + n_cov, n_features)
+        Regression coefficients (site columns, then covariate columns).
+    n_sites : int
+        Number of training sites.
+    grand_mean, var_pooled : ndarray of shape (n_features,)
+    gamma_hat, delta_hat : ndarray of shape (n_sites, n_features)
+        Per-site location/scale of the standardized data, before shrinkage.
+    gamma_star, delta_star : ndarray of shape (n_sites, n_features)
+        The adjustments applied.
+    priors : dict of ndarray of shape (n_sites,)
+        ``gamma_bar``, ``t2``, ``a_prior``, ``b_prior``.
+    ok : ndarray of bool of shape (n_features,)
+        Features harmonized.
+    degenerate : ndarray of bool of shape (n_sites, n_features)
+        Site/feature pairs without spread (location removed, scale kept).
+    ref_level : int or None
+        Code of the reference site.
+    """
+
+    coef: np.ndarray
+    n_sites: int
+    grand_mean: np.ndarray
+    var_pooled: np.ndarray
+    gamma_hat: np.ndarray
+    delta_hat: np.ndarray
+    gamma_star: np.ndarray
+    delta_star: np.ndarray
+    priors: dict
+    ok: np.ndarray
+    degenerate: np.ndarray
+    ref_level: int = None
+    _tables: tuple = field(default=None, repr=False, compare=False)
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    @property
+    def coef_cov(self):
+        """Coefficients of the covariate columns (rows after the sites)."""
+        return self.coef[self.n_sites :]
+
+    @property
+    def tables(self):
+        """The per-site affine maps of :func:`site_tables`, computed once."""
+        if self._tables is None:
+            self._tables = site_tables(self, self.ref_level)
+        return self._tables
 
 
 def column_blocks(n_samples, n_features):
@@ -37,6 +131,16 @@ def _site_onehot(codes, n_sites):
     onehot = np.zeros((codes.shape[0], n_sites))
     onehot[np.arange(codes.shape[0]), codes] = 1.0
     return onehot
+
+
+def _constant_within_sites(block, rows_by_site):
+    """``(n_sites, n_columns)``: the column takes one value (NaN aside) in the site."""
+    out = np.empty((len(rows_by_site), block.shape[1]), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for i, rows in enumerate(rows_by_site):
+            sub = block[rows]
+            out[i] = np.fmax.reduce(sub, axis=0) == np.fmin.reduce(sub, axis=0)
+    return out
 
 
 def _site_stats(s, onehot, counts):
@@ -63,6 +167,7 @@ def fit_combat(
     parametric=True,
     mean_only=False,
     coef=None,
+    design_names=None,
 ):
     """Fit ComBat location/scale parameters.
 
@@ -86,13 +191,18 @@ def fit_combat(
     coef : ndarray of shape (n_sites + n_cov, n_features) or None
         Regression coefficients computed elsewhere (ComBat-GAM); ``None``
         computes them by ordinary least squares, row by row NaN-aware.
+    design_names : list of str or None
+        Names of the design columns (sites, then covariate columns), for the
+        error on a singular design.
 
     Returns
     -------
-    params : dict
+    model : ComBatModel
         ``coef``, ``grand_mean``, ``var_pooled``, ``gamma_hat``, ``delta_hat``,
-        ``gamma_star``, ``delta_star``, ``priors`` and ``ok`` (features that
-        could be harmonized).
+        ``gamma_star``, ``delta_star``, ``priors``, ``ok`` (features that
+        could be harmonized) and ``degenerate`` (``(n_sites, n_features)``:
+        the feature has no spread within the site, see :data:`SITE_VAR_TINY`;
+        its location is still removed there, its scale left unchanged).
     """
     n_samples = site_codes.shape[0]
     onehot = _site_onehot(site_codes, n_sites)
@@ -106,17 +216,15 @@ def fit_combat(
         coef = np.empty((n_sites + n_cov, n_features))
         gram = design.T @ design
         if np.linalg.matrix_rank(gram) < gram.shape[0]:
-            raise ValueError(
-                "The ComBat design (site indicators, covariates and protected "
-                "target) is singular: a covariate or the target is constant or "
-                "collinear with the site."
-            )
+            raise ValueError(singular_design_message(design, design_names))
         gram_inv = np.linalg.inv(gram)
     grand_mean = np.empty(n_features)
     var_pooled = np.empty(n_features)
     site_mean = np.empty((n_sites, n_features))
     site_var = np.empty((n_sites, n_features))
     counts = np.empty((n_sites, n_features))
+    constant = np.empty((n_sites, n_features), dtype=bool)
+    rows_by_site = [np.flatnonzero(site_codes == i) for i in range(n_sites)]
     ref_rows = None if ref_level is None else site_codes == ref_level
     site_sizes = onehot.sum(axis=0)
 
@@ -128,6 +236,7 @@ def fit_combat(
     for start, stop in column_blocks(n_samples, n_features):
         cols = slice(start, stop)
         block = get(start, stop)
+        constant[:, cols] = _constant_within_sites(block, rows_by_site)
         if compute_coef:
             coef[:, cols] = gram_inv @ (design.T @ block)
         bcoef = coef[:, cols]
@@ -184,8 +293,17 @@ def fit_combat(
         & np.isfinite(coef).all(axis=0)
         & np.isfinite(site_mean).all(axis=0)
     )
-    if not mean_only:
-        ok &= np.isfinite(site_var).all(axis=0) & (site_var > 0).all(axis=0)
+    if mean_only:
+        degenerate = np.zeros(site_var.shape, dtype=bool)
+    else:
+        # no spread of the feature within a site (e.g. a voxel size that is the
+        # same for every scan of a site): its location is estimable, its scale
+        # is not; the other sites are unaffected
+        degenerate = ok & (
+            constant | ~(np.isfinite(site_var) & (site_var > SITE_VAR_TINY))
+        )
+        if ref_level is not None:
+            degenerate[ref_level] = False
 
     gamma_hat = site_mean.copy()
     if ref_level is not None:
@@ -205,23 +323,29 @@ def fit_combat(
         parametric=parametric,
         mean_only=mean_only,
         skip=ref_level,
+        cell_ok=~degenerate,
     )
+    gamma_star[degenerate] = gamma_hat[degenerate]
+    delta_star[degenerate] = 1.0
     if ref_level is not None:
         gamma_star[ref_level] = 0.0
         delta_star[ref_level] = 1.0
     gamma_star[:, ~ok] = 0.0
     delta_star[:, ~ok] = 1.0
-    return {
-        "coef": coef,
-        "grand_mean": grand_mean,
-        "var_pooled": var_pooled,
-        "gamma_hat": gamma_hat,
-        "delta_hat": delta_hat,
-        "gamma_star": gamma_star,
-        "delta_star": delta_star,
-        "priors": priors,
-        "ok": ok,
-    }
+    return ComBatModel(
+        coef=coef,
+        n_sites=n_sites,
+        grand_mean=grand_mean,
+        var_pooled=var_pooled,
+        gamma_hat=gamma_hat,
+        delta_hat=delta_hat,
+        gamma_star=gamma_star,
+        delta_star=delta_star,
+        priors=priors,
+        ok=ok,
+        degenerate=degenerate,
+        ref_level=ref_level,
+    )
 
 
 def _fit_block_nan(
@@ -261,166 +385,6 @@ def _fit_block_nan(
     return bcoef, gm, var, mean, site_var, cnt
 
 
-def _adjustments(
-    gamma_hat,
-    delta_hat,
-    site_mean,
-    site_var,
-    counts,
-    ok,
-    *,
-    eb,
-    parametric,
-    mean_only,
-    skip=None,
-):
-    """Location/scale adjustments per site: EB (parametric or not) or plain."""
-    n_sites, n_features = gamma_hat.shape
-    gamma_star = gamma_hat.copy()
-    delta_star = delta_hat.copy()
-    priors = {
-        "gamma_bar": np.full(n_sites, np.nan),
-        "t2": np.full(n_sites, np.nan),
-        "a_prior": np.full(n_sites, np.nan),
-        "b_prior": np.full(n_sites, np.nan),
-    }
-    if not eb or ok.sum() < 2:
-        return gamma_star, delta_star, priors
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        _shrink(
-            gamma_hat,
-            delta_hat,
-            site_mean,
-            site_var,
-            counts,
-            ok,
-            parametric,
-            mean_only,
-            skip,
-            gamma_star,
-            delta_star,
-            priors,
-        )
-    return gamma_star, delta_star, priors
-
-
-def _shrink(
-    gamma_hat,
-    delta_hat,
-    site_mean,
-    site_var,
-    counts,
-    ok,
-    parametric,
-    mean_only,
-    skip,
-    gamma_star,
-    delta_star,
-    priors,
-):
-    """Empirical-Bayes shrinkage of each site's estimates, in place."""
-    for i in range(gamma_hat.shape[0]):
-        if i == skip:  # the reference site is not adjusted
-            continue
-        g_hat = gamma_hat[i, ok]
-        d_hat = delta_hat[i, ok]
-        g_bar = g_hat.mean()
-        t2 = g_hat.var(ddof=1)
-        priors["gamma_bar"][i] = g_bar
-        priors["t2"][i] = t2
-        if not mean_only:
-            a, b = _ab_prior(d_hat)
-            priors["a_prior"][i] = a
-            priors["b_prior"][i] = b
-        if parametric:
-            if mean_only:
-                g = _postmean(g_hat, g_bar, 1.0, 1.0, t2)
-                d = np.ones_like(d_hat)
-            else:
-                g, d = _it_sol(
-                    g_hat,
-                    d_hat,
-                    site_mean[i, ok],
-                    site_var[i, ok],
-                    counts[i, ok],
-                    g_bar,
-                    t2,
-                    a,
-                    b,
-                )
-        else:
-            g, d = _int_eprior(
-                g_hat, d_hat, site_mean[i, ok], site_var[i, ok], counts[i, ok]
-            )
-        if not (np.isfinite(g).all() and np.isfinite(d).all()):
-            # degenerate priors (no spread across features): no shrinkage
-            g, d = g_hat, d_hat
-        gamma_star[i, ok] = g
-        delta_star[i, ok] = d
-    return gamma_star, delta_star, priors
-
-
-def _ab_prior(delta_hat):
-    m = delta_hat.mean()
-    s2 = delta_hat.var(ddof=1)
-    return (2 * s2 + m**2) / s2, (m * s2 + m**3) / s2
-
-
-def _postmean(g_hat, g_bar, n, d_star, t2):
-    return (t2 * n * g_hat + d_star * g_bar) / (t2 * n + d_star)
-
-
-def _it_sol(g_hat, d_hat, mean, var, n, g_bar, t2, a, b, conv=1e-4, max_iter=10_000):
-    """NeuroCombat's ``it_sol`` on summary statistics.
-
-    ``sum((s - g)**2)`` over the rows of the site is ``(n - 1) var + n (mean -
-    g)**2``, so the iteration needs only the per-site mean and variance.
-    """
-    g_old = g_hat.copy()
-    d_old = d_hat.copy()
-    ss = (n - 1) * var
-    for _ in range(max_iter):
-        g_new = _postmean(g_hat, g_bar, n, d_old, t2)
-        sum2 = ss + n * (mean - g_new) ** 2
-        d_new = (0.5 * sum2 + b) / (n / 2.0 + a - 1.0)
-        # Same rule as neuroCombat (relative change, signed denominator).
-        change = max(
-            (np.abs(g_new - g_old) / g_old).max(), (np.abs(d_new - d_old) / d_old).max()
-        )
-        g_old, d_old = g_new, d_new
-        if not change > conv:
-            break
-    return g_new, d_new
-
-
-def _int_eprior(g_hat, d_hat, mean, var, n, block=512):
-    """Non-parametric EB (neuroCombat's ``int_eprior``), vectorized and in log space.
-
-    For feature ``f`` the other features' ``(gamma_hat, delta_hat)`` form the
-    prior; each is weighted by the normal likelihood of feature ``f``'s data.
-    The log-space weights avoid the underflow of the direct product for large
-    sites; where that product does not underflow the two agree.
-    """
-    p = g_hat.shape[0]
-    ss = (n - 1) * var
-    gamma_star = np.empty(p)
-    delta_star = np.empty(p)
-    log2pid = np.log(2 * np.pi * d_hat)
-    for start in range(0, p, block):
-        stop = min(start + block, p)
-        nf = n[start:stop, None]
-        # sum over rows of (s_f - g_k)**2 = ss_f + n_f (mean_f - g_k)**2
-        sum2 = ss[start:stop, None] + nf * (mean[start:stop, None] - g_hat[None]) ** 2
-        loglik = -0.5 * nf * log2pid[None] - sum2 / (2 * d_hat[None])
-        loglik[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        loglik -= loglik.max(axis=1, keepdims=True)
-        w = np.exp(loglik)
-        wsum = w.sum(axis=1)
-        gamma_star[start:stop] = (w @ g_hat) / wsum
-        delta_star[start:stop] = (w @ d_hat) / wsum
-    return gamma_star, delta_star
-
-
 def standardize(block, covariate_design, coef_cov, grand_mean, var_pooled):
     """Standardized data ``(X - grand mean - covariate effects) / sqrt(var)``."""
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -450,53 +414,77 @@ def apply_combat(
         for rows of the ``j``-th new site of ``new_site_params``.
     covariate_design : ndarray
         Covariate columns of the design.
-    params : dict
-        ``coef_cov``, ``grand_mean``, ``var_pooled``, ``gamma_star``,
-        ``delta_star``, ``ok``.
+    params : ComBatModel or dict
+        The fitted model, or a dict with ``coef_cov``, ``grand_mean``,
+        ``var_pooled``, ``gamma_star``, ``delta_star``, ``ok`` and optionally
+        ``tables``, the :func:`site_tables` computed beforehand.
     ref_level : int or None
         Rows of the reference site are returned unchanged.
     new_site_params : list of (gamma_star, delta_star) or None
         Adjustments of new sites estimated by :func:`estimate_new_site`.
     """
     n_samples, n_features = out.shape
-    # out = M + ((x - M) / sd - g) / sqrt(d) * sd with M = grand mean + covariate
-    # effects, i.e. out = a x + (1 - a) M - a g sd with a = 1 / sqrt(d): one table
-    # of (a, e) per site code, rows of unchanged codes get a = 1, e = 0.
-    gamma = params["gamma_star"]
-    delta = params["delta_star"]
-    n_sites = gamma.shape[0]
+    if isinstance(params, ComBatModel):
+        scale, shift = params.tables
+    else:
+        scale, shift = params.get("tables") or site_tables(params, ref_level)
+    n_sites = scale.shape[0] - 1  # the last row is the identity
     new = list(new_site_params or [])
-    g_all = np.vstack([gamma, np.zeros((1, n_features))] + [g[None] for g, _ in new])
-    d_all = np.vstack([delta, np.ones((1, n_features))] + [d[None] for _, d in new])
-    if ref_level is not None:
-        g_all[ref_level] = 0.0
-        d_all[ref_level] = 1.0
-    unchanged = n_sites  # row of the table for untouched rows (code -1)
-    idx = np.where(site_codes >= 0, site_codes, unchanged)
+    if new:
+        extra = site_tables(
+            {
+                "gamma_star": np.vstack([g[None] for g, _ in new]),
+                "delta_star": np.vstack([d[None] for _, d in new]),
+                "grand_mean": params["grand_mean"],
+                "var_pooled": params["var_pooled"],
+                "ok": params["ok"],
+            }
+        )
+        scale = np.vstack([scale, extra[0]])
+        shift = np.vstack([shift, extra[1]])
+    # row n_sites of the tables: unchanged rows (code -1), a = 1, e = 0
+    idx = np.where(site_codes >= 0, site_codes, n_sites)
     idx = np.where(site_codes <= -2, n_sites + 1 + (-2 - site_codes), idx)
     has_cov = covariate_design.shape[1] > 0
     for start, stop in column_blocks(n_samples, n_features):
         cols = slice(start, stop)
         block = get(start, stop)
-        ok = params["ok"][cols]
-        sd = np.sqrt(params["var_pooled"][cols])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            a = np.where(ok, 1.0 / np.sqrt(d_all[:, cols]), 1.0)
-            e = np.where(
-                ok,
-                params["grand_mean"][cols] * (1.0 - a) - a * g_all[:, cols] * sd,
-                0.0,
-            )
-        a_rows = a[idx]
+        a_rows = scale[idx, cols]
         target = out[:, cols]
         np.multiply(block, a_rows, out=target)
-        target += e[idx]
+        target += shift[idx, cols]
         if has_cov:
             mod = covariate_design @ params["coef_cov"][:, cols]
             a_rows -= 1.0
             a_rows *= mod
             target -= a_rows
     return out
+
+
+def site_tables(params, ref_level=None):
+    """Per-site affine map of ``apply_combat``: ``out = a x + e - (a - 1) mod``.
+
+    ``out = M + ((x - M) / sd - g) / sqrt(d) * sd`` with ``M`` the grand mean
+    plus covariate effects is ``a x + (1 - a) M - a g sd`` with
+    ``a = 1 / sqrt(d)``. Returns ``(a, e)`` of shape ``(n_sites + 1,
+    n_features)``: one row per site (the reference site's is the identity),
+    then an identity row for rows left unchanged; features not harmonized get
+    the identity everywhere. Computed once at fit, so that transforming one
+    row costs one gather.
+    """
+    gamma = params["gamma_star"]
+    n_features = gamma.shape[1]
+    g_all = np.vstack([gamma, np.zeros((1, n_features))])
+    d_all = np.vstack([params["delta_star"], np.ones((1, n_features))])
+    if ref_level is not None:
+        g_all[ref_level] = 0.0
+        d_all[ref_level] = 1.0
+    ok = params["ok"]
+    sd = np.sqrt(params["var_pooled"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(ok, 1.0 / np.sqrt(d_all), 1.0)
+        e = np.where(ok, params["grand_mean"] * (1.0 - a) - a * g_all * sd, 0.0)
+    return a, e
 
 
 def estimate_new_site(
@@ -516,11 +504,15 @@ def estimate_new_site(
     mean = np.empty(n_features)
     var = np.empty(n_features)
     counts = np.empty(n_features)
+    constant = np.empty(n_features, dtype=bool)
     onehot = np.ones((n_samples, 1))
+    every_row = [np.arange(n_samples)]
     for start, stop in column_blocks(n_samples, n_features):
         cols = slice(start, stop)
+        block = get(start, stop)
+        constant[cols] = _constant_within_sites(block, every_row)[0]
         s = standardize(
-            get(start, stop),
+            block,
             covariate_design,
             params["coef_cov"][:, cols],
             params["grand_mean"][cols],
@@ -531,8 +523,10 @@ def estimate_new_site(
         m, v = _site_stats(s, onehot, cnt)
         mean[cols], var[cols] = m[0], v[0]
     ok = params["ok"] & np.isfinite(mean)
-    if not mean_only:
-        ok &= np.isfinite(var) & (var > 0)
+    if mean_only:
+        degenerate = np.zeros(n_features, dtype=bool)
+    else:
+        degenerate = ok & (constant | ~(np.isfinite(var) & (var > SITE_VAR_TINY)))
     delta_hat = np.ones(n_features) if mean_only else var.copy()
     g, d, _ = _adjustments(
         mean[None],
@@ -544,7 +538,10 @@ def estimate_new_site(
         eb=eb,
         parametric=parametric,
         mean_only=mean_only,
+        cell_ok=~degenerate[None],
     )
+    g[0, degenerate] = mean[degenerate]
+    d[0, degenerate] = 1.0
     g[:, ~ok] = 0.0
     d[:, ~ok] = 1.0
     return g[0], d[0]

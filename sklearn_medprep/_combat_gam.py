@@ -1,4 +1,4 @@
-"""Covariate design of ComBat: categorical encoding and ComBat-GAM smooth terms.
+"""ComBat-GAM smooth terms (the rest of the design is in :mod:`._combat_design`).
 
 ComBat-GAM (Pomponio et al. 2020) models smooth covariate effects with statsmodels.
 
@@ -10,16 +10,11 @@ training data), so the fitted model does not grow with the number of subjects.
 """
 
 import numpy as np
-import pandas as pd
 from sklearn.utils import check_random_state
-
-from .exceptions import SubjectTableError, plain
 
 __all__ = [
     "fit_gam_coef",
     "spline_basis",
-    "covariate_levels",
-    "encode_covariates",
 ]
 
 _DF = 10
@@ -129,68 +124,3 @@ def fit_gam_coef(
         gam.alpha = gam.select_penweight_kfold(rng=rng)[0]
         coef[:, j] = gam.fit().params
     return coef, knots
-
-
-def _is_numeric(series):
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(
-        series
-    )
-
-
-def _first_row(index, mask):
-    return index[int(np.flatnonzero(mask)[0])]
-
-
-def covariate_levels(cov, index, smooth):
-    """Sorted levels of each categorical (non-numeric) covariate column."""
-    for name in smooth:
-        if name not in cov.columns:
-            raise SubjectTableError("smooth term is not a covariate", column=name)
-    levels = {}
-    for name in cov.columns:
-        if _is_numeric(cov[name]):
-            continue
-        if name in smooth:
-            raise SubjectTableError("smooth term must be numeric", column=name)
-        missing = pd.isna(cov[name]).to_numpy()
-        if missing.any():
-            raise SubjectTableError(
-                "covariate is missing", row=_first_row(index, missing), column=name
-            )
-        levels[name] = np.array(
-            sorted(pd.unique(cov[name].to_numpy()), key=str), dtype=object
-        )
-    return levels
-
-
-def encode_covariates(cov, index, levels, smooth):
-    """Linear design columns (one-hot, first level dropped) and smooth columns."""
-    linear, spline = [], []
-    for name in cov.columns:
-        values = cov[name]
-        missing = pd.isna(values).to_numpy()
-        if missing.any():
-            raise SubjectTableError(
-                "covariate is missing", row=_first_row(index, missing), column=name
-            )
-        if name in levels:
-            vals = values.to_numpy()
-            known = pd.Series(vals).isin(levels[name]).to_numpy()
-            if not known.all():
-                raise SubjectTableError(
-                    f"level {plain(vals[~known][0])!r} of categorical covariate was "
-                    "not seen "
-                    f"in fit (known levels: {plain(levels[name])})",
-                    row=_first_row(index, ~known),
-                    column=name,
-                )
-            for level in levels[name][1:]:
-                linear.append((vals == level).astype(np.float64))
-        elif name in smooth:
-            spline.append(values.to_numpy(dtype=np.float64))
-        else:
-            linear.append(values.to_numpy(dtype=np.float64))
-    n = len(index)
-    linear = np.column_stack(linear) if linear else np.empty((n, 0))
-    spline = np.column_stack(spline) if spline else np.empty((n, 0))
-    return linear, spline

@@ -15,13 +15,13 @@ import pandas as pd
 from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
-from . import _combat_gam as design
+from . import _combat_core as core
+from . import _combat_design as design
 from ._table import align_rows
 from .exceptions import MedprepWarning, SubjectTableError
 
 __all__ = [
     "check_feature_columns",
-    "encode_covariates",
     "feature_getter",
     "read_table",
     "rows_getter",
@@ -72,6 +72,34 @@ def _read_sites(X, sites, site, n, index, from_table):
     return site_values
 
 
+def _looks_numeric(values):
+    """True when every value is a number or a string that parses as one."""
+    try:
+        np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _refuse_ambiguous_array(arr):
+    """Refuse a text/object covariate array holding numbers in some column.
+
+    ``np.asarray`` of float age and text sex stores every value as text: age
+    would silently become a categorical covariate with one level per value.
+    """
+    if arr.dtype.kind not in "OUS" or arr.shape[1] == 0:
+        return
+    numeric = [j for j in range(arr.shape[1]) if _looks_numeric(arr[:, j])]
+    if numeric:
+        raise ValueError(
+            f"covariates= is an array of dtype {arr.dtype} (text or mixed types) "
+            f"whose column(s) {numeric} hold numbers: it is ambiguous whether "
+            "they are numeric (age) or categories (scanner codes). Pass the "
+            "covariates as a pandas DataFrame with a numeric dtype for numeric "
+            "columns and a string or category dtype for categorical ones."
+        )
+
+
 def _read_covariates(X, covariates, names, n, index, from_table):
     """Covariates of each row, from ``covariates=`` or the columns ``names``."""
     if covariates is not None:
@@ -85,6 +113,7 @@ def _read_covariates(X, covariates, names, n, index, from_table):
         else:
             arr = np.asarray(covariates)
             arr = arr.reshape(n, -1) if arr.ndim < 2 else arr
+            _refuse_ambiguous_array(arr)
             cov = pd.DataFrame(
                 arr,
                 index=index,
@@ -98,37 +127,50 @@ def _read_covariates(X, covariates, names, n, index, from_table):
         if not isinstance(X, pd.DataFrame) or name not in X.columns:
             raise SubjectTableError("covariate column not found in X", column=name)
     from_table.extend(names)
-    return X[names] if names else pd.DataFrame(index=index)
+    # column by column: X[names] takes from every block of a wide table
+    return pd.DataFrame({name: X[name] for name in names}, index=index)
 
 
 def _select_features(table, features, features_seen, from_table, *, reset):
-    """Names of the columns to harmonize."""
+    """Names of the columns to harmonize and their positions in ``table``."""
     if features is not None:
         feats = list(features)
-        for name in feats:
-            if name not in table.columns:
-                raise SubjectTableError("feature column not found in X", column=name)
-            if not design._is_numeric(table[name]):
-                raise SubjectTableError(
-                    f"feature column has non-numeric dtype {table[name].dtype}",
-                    column=name,
-                )
-    elif reset:
-        feats = [
-            c
-            for c, dt in zip(table.columns, table.dtypes)
-            if c not in from_table and dt.kind in "iuf"
+        positions = _positions(table, feats)
+        bad = [
+            k for k in np.flatnonzero(_column_kinds(table, positions) != "numeric")
         ]
+        if bad:
+            name = feats[bad[0]]
+            raise SubjectTableError(
+                f"feature column has non-numeric dtype {table[name].dtype}",
+                column=name,
+            )
+    elif reset:
+        numeric = design.is_numeric_dtypes(table.dtypes)
+        numeric &= ~table.columns.isin(from_table)
+        positions = np.flatnonzero(numeric)
+        feats = list(table.columns[positions])
     else:
         feats = list(features_seen)
-        for name in feats:
-            if name not in table.columns:
-                raise SubjectTableError("feature column not found in X", column=name)
+        positions = _positions(table, feats)
     if not feats:
         raise ValueError(
             "ComBatHarmonizer found no numeric feature column to harmonize."
         )
-    return feats
+    return feats, positions
+
+
+def _positions(table, feats):
+    positions = table.columns.get_indexer(feats)
+    if (positions < 0).any():
+        missing = feats[int(np.flatnonzero(positions < 0)[0])]
+        raise SubjectTableError("feature column not found in X", column=missing)
+    return positions
+
+
+def _column_kinds(table, positions):
+    dtypes = table.dtypes.iloc[positions]
+    return np.where(design.is_numeric_dtypes(dtypes), "numeric", "other")
 
 
 def read_table(
@@ -142,6 +184,7 @@ def read_table(
     features,
     features_seen,
     reset,
+    layout=None,
 ):
     """Split ``X`` into features, sites, covariates and pass-through columns.
 
@@ -164,15 +207,28 @@ def read_table(
         Features learned in fit (``features_``); used when ``reset=False``.
     reset : bool
         True in fit, False in transform.
+    layout : tuple or None, default=None
+        ``(columns, positions)`` of the table seen in fit: a table with the
+        same columns skips the per-column checks (one comparison of the
+        column index, often the same object).
 
     Returns
     -------
     tuple
-        ``(table, feats, site_values, cov, from_table)``: the table as a
-        DataFrame, the feature names, the site of each row, the covariates and
-        the names of the site/covariate columns read from ``X``.
+        ``(table, feats, site_values, cov, from_table, positions)``: the table
+        as a DataFrame, the feature names, the site of each row, the
+        covariates, the names of the site/covariate columns read from ``X``
+        and the positions of the features among the columns.
     """
-    if isinstance(X, pd.DataFrame):
+    same = (
+        not reset
+        and layout is not None
+        and isinstance(X, pd.DataFrame)
+        and X.columns.equals(layout[0])
+    )
+    if same:
+        table = X
+    elif isinstance(X, pd.DataFrame):
         validate_data(estimator, X, skip_check_array=True, reset=reset)
         table = X
     else:
@@ -189,57 +245,103 @@ def read_table(
     from_table = []
     site_values = _read_sites(X, sites, site, n, index, from_table)
     cov = _read_covariates(X, covariates, covariate_columns, n, index, from_table)
-    feats = _select_features(table, features, features_seen, from_table, reset=reset)
-    return table, feats, site_values, cov, from_table
-
-
-def encode_covariates(cov, index, smooth_terms, *, levels=None, seen=None):
-    """Design columns of the covariates (no intercept).
-
-    Parameters
-    ----------
-    cov : pandas.DataFrame
-        Covariates of each row.
-    index : pandas.Index
-        Row labels, for error messages.
-    smooth_terms : list of str or None
-        Covariates modelled as smooth terms.
-    levels : dict or None, default=None
-        Levels of the categorical covariates learned in fit
-        (``covariate_levels_``); None in fit, where they are learned.
-    seen : list of str or None, default=None
-        Covariate names seen in fit (``covariates_``); with ``levels``.
-
-    Returns
-    -------
-    tuple
-        ``(linear, spline, levels)``: the linear and smooth design columns and
-        the levels used.
-    """
-    smooth = list(smooth_terms or [])
-    if levels is None:
-        levels = design.covariate_levels(cov, index, smooth)
-    elif list(cov.columns) != seen:
-        raise ValueError(
-            f"covariates {list(cov.columns)} differ from those seen in fit {seen}."
+    if same:
+        feats, positions = features_seen, layout[1]  # ndarray: no list of names
+    else:
+        feats, positions = _select_features(
+            table, features, features_seen, from_table, reset=reset
         )
-    linear, spline = design.encode_covariates(cov, index, levels, smooth)
-    return linear, spline, levels
+    return table, feats, site_values, cov, from_table, positions
 
 
-def feature_getter(table, feats):
-    """Return ``get(a, b)``: features ``a`` to ``b`` of every row as float64."""
-    positions = table.columns.get_indexer(feats)
+#: Largest magnitude accepted in a feature cell: beyond it the sums of squares
+#: of ComBat overflow float64 (inf is refused for the same reason).
+MAX_ABS_VALUE = 1e150
+
+
+def _block_view(table, positions):
+    """A read-only ``(n_samples, n_features)`` view of the features, or None.
+
+    When the features are a run of columns stored in one float64 pandas block
+    (a table built from a feature matrix, with site and covariates added), the
+    block's memory is read directly instead of copying it piece by piece
+    (``iloc`` copies as soon as the frame holds several blocks). Relies on
+    pandas' block manager; any surprise falls back to ``iloc``.
+    """
+    if positions.size < 2 or not (np.diff(positions) == 1).all():
+        return None
+    first, last = int(positions[0]), int(positions[-1])
+    try:
+        mgr = table._mgr
+        blkno = mgr.blknos[first]
+        if mgr.blknos[last] != blkno:
+            return None
+        block = mgr.blocks[blkno]
+        values = block.values
+        locs = block.mgr_locs.as_array
+        start = int(mgr.blklocs[first])
+        if not (
+            isinstance(values, np.ndarray)
+            and values.dtype == np.float64
+            and values.ndim == 2
+            and values.shape[1] == table.shape[0]
+            and start + positions.size <= values.shape[0]
+            and (locs[start : start + positions.size] == positions).all()
+        ):
+            return None
+        view = values[start : start + positions.size].T
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    view = view.view()
+    view.flags.writeable = False
+    return view
+
+
+def feature_getter(table, feats, positions=None):
+    """Return ``get(a, b)``: features ``a`` to ``b`` of every row as float64.
+
+    Every block read is checked for infinite or overflowing cells
+    (``|x| > MAX_ABS_VALUE``): an error names the first such row and column.
+    """
+    if positions is None:
+        positions = table.columns.get_indexer(feats)
     if table.shape[1] == len(feats) and (table.dtypes == np.float64).all():
         arr = table.to_numpy()
-        return lambda a, b: arr[:, a:b]
-    if positions.size > 1 and (np.diff(positions) == 1).all():
-        # a run of columns: slices of pandas blocks are views, not copies
+        raw = lambda a, b: arr[:, a:b]  # noqa: E731
+    elif (view := _block_view(table, positions)) is not None:
+        raw = lambda a, b: view[:, a:b]  # noqa: E731
+    elif positions.size > 1 and (np.diff(positions) == 1).all():
         first = int(positions[0])
-        return lambda a, b: table.iloc[:, first + a : first + b].to_numpy(
+        raw = lambda a, b: table.iloc[:, first + a : first + b].to_numpy(  # noqa: E731
             dtype=np.float64
         )
-    return lambda a, b: table.iloc[:, positions[a:b]].to_numpy(dtype=np.float64)
+    else:
+        raw = lambda a, b: table.iloc[:, positions[a:b]].to_numpy(  # noqa: E731
+            dtype=np.float64
+        )
+
+    def get(a, b):
+        block = raw(a, b)
+        # two reductions that skip NaN and allocate nothing of the block's size
+        if block.size and (
+            np.fmax.reduce(block, axis=None) > MAX_ABS_VALUE
+            or np.fmin.reduce(block, axis=None) < -MAX_ABS_VALUE
+        ):
+            with np.errstate(invalid="ignore"):
+                bad = np.abs(block) > MAX_ABS_VALUE
+            i, j = np.argwhere(bad)[0]
+            value = float(block[i, j])
+            raise SubjectTableError(
+                f"feature value {value!r} is infinite or too large for ComBat "
+                f"(|x| > {MAX_ABS_VALUE:g}): its sums of squares overflow. "
+                "Replace it by NaN (left out of every estimate and kept NaN) "
+                "or rescale the feature",
+                row=table.index[int(i)],
+                column=feats[a + int(j)],
+            )
+        return block
+
+    return get
 
 
 def rows_getter(get, rows):
@@ -247,34 +349,59 @@ def rows_getter(get, rows):
     return lambda a, b: get(a, b)[rows]
 
 
-def check_feature_columns(table, feats, y, from_table, *, features):
+def check_feature_columns(table, feats, y, from_table, *, features, get=None):
     """Refuse the target among the features; warn on binary auto-features.
 
     Only when site or covariates were read from the table (``from_table``);
     the warning is given only when ``features`` (the parameter) is None.
+    Vectorized over blocks of columns: the first rows rule out almost every
+    column, the others are checked in full.
     """
     if not from_table:
         return
-    block = table[list(feats)]
-    if y is not None and np.ndim(y) == 1 and len(y) == len(block):
-        target = np.asarray(y, dtype=object)
-        for name in block.columns:
-            if np.array_equal(block[name].to_numpy(dtype=object), target):
-                raise SubjectTableError(
-                    "this feature column equals the target y: it would be "
-                    "harmonized and handed on to the model as a feature; drop "
-                    "it from X (or set features=)",
-                    column=name,
-                )
-    if features is None:
-        binary = [c for c in block.columns if block[c].nunique(dropna=True) <= 2]
-        if binary:
-            warnings.warn(
-                f"ComBatHarmonizer harmonizes every numeric column by default, "
-                f"including {binary}, which take at most two values (a label "
-                "or a binary covariate?): list them in covariates, drop them, "
-                "or set features=",
-                MedprepWarning,
-                # check_feature_columns < fit < _fit_context wrapper < caller
-                stacklevel=4,
-            )
+    n = table.shape[0]
+    if get is None:
+        get = feature_getter(table, feats)
+    target = _numeric_target(y, n)
+    head = min(n, 50)
+    binary = []
+    for start, stop in core.column_blocks(n, len(feats)):
+        block = get(start, stop)
+        if target is not None:
+            same = (block[:head] == target[:head, None]).all(axis=0)
+            for j in np.flatnonzero(same):
+                if np.array_equal(block[:, j], target):
+                    raise SubjectTableError(
+                        "this feature column equals the target y: it would be "
+                        "harmonized and handed on to the model as a feature; "
+                        "drop it from X (or set features=)",
+                        column=feats[start + int(j)],
+                    )
+        if features is None:
+            top = np.sort(block[:head], axis=0)  # NaN sorted last
+            steps = (np.diff(top, axis=0) != 0) & ~np.isnan(top[1:])
+            distinct = 1 + steps.sum(axis=0)
+            for j in np.flatnonzero(distinct <= 2):
+                values = block[:, j]
+                if np.unique(values[~np.isnan(values)]).size <= 2:
+                    binary.append(feats[start + int(j)])
+    if binary:
+        warnings.warn(
+            f"ComBatHarmonizer harmonizes every numeric column by default, "
+            f"including {binary}, which take at most two values (a label "
+            "or a binary covariate?): list them in covariates, drop them, "
+            "or set features=",
+            MedprepWarning,
+            # check_feature_columns < fit < _fit_context wrapper < caller
+            stacklevel=4,
+        )
+
+
+def _numeric_target(y, n):
+    """``y`` as float64 when it is one numeric value per row, else None."""
+    if y is None or np.ndim(y) != 1 or len(y) != n:
+        return None
+    try:
+        return np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None  # text labels cannot equal a numeric feature

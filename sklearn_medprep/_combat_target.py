@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ._combat_design import is_numeric_dtypes
 from .exceptions import SubjectTableError
 
 __all__ = [
@@ -89,7 +90,7 @@ def _target_array(y, n, index):
 
 
 def _is_numeric(y_arr):
-    return y_arr.dtype.kind in "iuf"
+    return bool(is_numeric_dtypes([y_arr.dtype])[0])  # the one rule
 
 
 def resolve_kind(y_arr, protect_target):

@@ -16,7 +16,8 @@ __all__ = ["eb_adjust", "fit_chunk", "harmonize_rows"]
 
 
 def eb_adjust(
-    gamma_hat, delta_hat, counts, ok, *, ref_level, eb, parametric, mean_only
+    gamma_hat, delta_hat, counts, ok, *, ref_level, eb, parametric, mean_only,
+    degenerate=None,
 ):
     """Empirical-Bayes step of :func:`~._combat_core.fit_combat` on summaries.
 
@@ -26,7 +27,9 @@ def eb_adjust(
     the core's own :func:`~._combat_core._adjustments`. The per-site mean of the
     standardized data is ``gamma_hat`` (the reference site's added back) and its
     variance ``delta_hat`` (with ``mean_only`` the variance cancels from every
-    formula, so ``delta_hat = 1`` serves).
+    formula, so ``delta_hat = 1`` serves). ``degenerate`` site/voxel pairs
+    (no spread within the site) keep their location estimate and
+    ``delta* = 1``, as in ``fit_combat``.
 
     Returns
     -------
@@ -48,7 +51,11 @@ def eb_adjust(
         parametric=parametric,
         mean_only=mean_only,
         skip=ref_level,
+        cell_ok=None if degenerate is None else ~degenerate,
     )
+    if degenerate is not None:
+        gamma_star[degenerate] = gamma_hat[degenerate]
+        delta_star[degenerate] = 1.0
     if ref_level is not None:
         gamma_star[ref_level] = 0.0
         delta_star[ref_level] = 1.0
@@ -74,7 +81,10 @@ def fit_chunk(store, k, codes, n_sites, design_cov, ref_level, mean_only):
     onehot = np.zeros((codes.size, n_sites))
     onehot[np.arange(codes.size), codes] = 1.0
     counts = sizes[:, None] - onehot.T @ np.isnan(block)
-    keys = ("coef", "grand_mean", "var_pooled", "gamma_hat", "delta_hat", "ok")
+    keys = (
+        "coef", "grand_mean", "var_pooled", "gamma_hat", "delta_hat", "ok",
+        "degenerate",
+    )
     return {key: params[key] for key in keys}, counts
 
 

@@ -20,10 +20,11 @@ from sklearn.utils.validation import (
 )
 
 from . import _combat_core as core
+from . import _combat_design as design
 from . import _combat_input as inputs
 from . import _voxel_store as vs
 from ._combat import MIN_NEW_SITE_SUBJECTS
-from ._combat_gam import _first_row
+from ._combat_design import first_row as _first_row
 from ._docstrings import fill_doc
 from ._table import check_subject_table
 from ._tags import subject_table_input_tags
@@ -289,7 +290,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
                 )
             ref_level = int(hits[0])
         self.covariates_ = list(cov.columns)
-        design_cov, _, self.covariate_levels_ = inputs.encode_covariates(
+        design_cov, _, self.covariate_levels_ = design.encode_covariates(
             cov, table.index, None
         )
         parallel = Parallel(n_jobs=self.n_jobs)
@@ -346,6 +347,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
             eb=self.eb_,
             parametric=self.parametric,
             mean_only=self.mean_only,
+            degenerate=params["degenerate"],
         )
         if not params["ok"].all():
             warnings.warn(
@@ -491,7 +493,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         table, site_values, cov = self._read(X, sites, covariates, reset=False)
-        design_cov, _, _ = inputs.encode_covariates(
+        design_cov, _, _ = design.encode_covariates(
             cov,
             table.index,
             None,

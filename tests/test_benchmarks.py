@@ -58,15 +58,21 @@ def check_combat(out):
         values = _numbers(rest)
         if importlib.util.find_spec("neuroHarmonize") is None:
             assert "neuroHarmonize is not installed" in out
-            # ours s, ours mem
-            assert len(values) == 2, rest
-            _positive(values, "ComBat time and memory ratio")
+            # ours s, ours mem, one-row transform ms
+            assert len(values) == 3, rest
+            _positive(values, "ComBat time, memory ratio and one-row time")
         else:
-            # ours s, nH s, speedup, ours mem, nH mem, max|diff|
-            assert len(values) == 6, rest
-            ours, ref, speedup, mem, ref_mem, diff = values
-            _positive([ours, ref, speedup, mem, ref_mem], "ComBat figures")
+            # ours s, nH s, speedup, ours mem, nH mem, max|diff|,
+            # ours 1-row ms, nH 1-row ms, 1-row ratio
+            assert len(values) == 9, rest
+            ours, ref, speedup, mem, ref_mem, diff, one, ref_one, one_x = values
+            _positive(
+                [ours, ref, speedup, mem, ref_mem, one, ref_one, one_x],
+                "ComBat figures",
+            )
             assert diff <= 1e-8, "ComBat differs from neuroHarmonize"
+    (err,) = re.search(r"ours max\|err\| " + NUM, out).groups()
+    assert float(err) < 1e-12, "ComBat differs from the exact computation"
 
 
 def check_patches(out):

@@ -109,6 +109,10 @@ TEST_CASES = {
         ),
         lambda: _cohort(shape=(32, 34, 30)),
     ),
+    "CovBatHarmonizer": (
+        lambda: dict(site="site", covariates=["age", "sex"], n_components=2),
+        _features,
+    ),
     "VoxelComBatHarmonizer": (
         lambda: dict(site="site", covariates=["age"], chunk_size=97),
         _voxel_cohort,
@@ -450,6 +454,8 @@ def _patch_checks(estimator):
 EXPECTED_FAILED_CHECKS = {
     # "EstimatorName": {"check_name": "reason (and the domain check replacing it)"},
     "ComBatHarmonizer": _COMBAT_CHECKS,
+    # the same input contract as its parent ComBatHarmonizer (site required)
+    "CovBatHarmonizer": _COMBAT_CHECKS,
     "TorchIOPreprocessor": _torchio_checks("tests/test_torchio_preprocessor.py"),
     "TorchIOAugmenter": _torchio_checks("tests/test_augmenter.py"),
     "ImageTensorizer": _torchio_checks("tests/test_tensorizer_skorch.py"),

@@ -1,0 +1,227 @@
+"""Covariate design of ComBat: one module for every design decision.
+
+The one rule for "is this column numeric" (:func:`is_numeric_dtypes`), the one
+site encoder (:func:`encode_sites`), the levels and one-hot encoding of the
+categorical covariates, the interaction terms, and the design columns of
+``fit`` and ``transform`` (:func:`encode_covariates`). ComBat-GAM's smooth
+terms are fitted in :mod:`._combat_gam`; the protected target is added by
+:mod:`._combat_target`.
+"""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import SubjectTableError, plain
+
+__all__ = [
+    "covariate_levels",
+    "encode_covariates",
+    "encode_sites",
+    "first_row",
+    "interaction_names",
+    "is_numeric_dtypes",
+]
+
+
+def is_numeric_dtypes(dtypes):
+    """The one rule for "is this column numeric" (features and covariates).
+
+    Integer, unsigned and float dtypes (numpy or pandas nullable) are numeric;
+    booleans, strings, objects and categories are not (covariates of those
+    dtypes are categorical).
+    """
+    return np.fromiter(
+        (getattr(dt, "kind", "O") in "iuf" for dt in dtypes),
+        dtype=bool,
+        count=len(dtypes),
+    )
+
+
+def _is_numeric(series):
+    return bool(is_numeric_dtypes([series.dtype])[0])
+
+
+def first_row(index, mask):
+    """Label of the first row where ``mask`` is True (for error messages)."""
+    return index[int(np.flatnonzero(mask)[0])]
+
+
+_first_row = first_row
+
+
+def covariate_levels(cov, index, smooth):
+    """Sorted levels of each categorical (non-numeric) covariate column."""
+    for name in smooth:
+        if name not in cov.columns:
+            raise SubjectTableError("smooth term is not a covariate", column=name)
+    levels = {}
+    for name in cov.columns:
+        if _is_numeric(cov[name]):
+            continue
+        if name in smooth:
+            raise SubjectTableError("smooth term must be numeric", column=name)
+        values = cov[name].to_numpy()
+        if values.dtype == object and all(
+            isinstance(v, numbers.Number) and not isinstance(v, (bool, np.bool_))
+            for v in values
+        ):
+            raise SubjectTableError(
+                "covariate holds numbers in a column of object dtype (mixed "
+                "types): it is ambiguous whether it is numeric or categorical. "
+                "Give it a numeric dtype (df[col].astype(float)) or a string or "
+                "category dtype (df[col].astype('category'))",
+                column=name,
+            )
+        missing = pd.isna(cov[name]).to_numpy()
+        if missing.any():
+            raise SubjectTableError(
+                "covariate is missing", row=_first_row(index, missing), column=name
+            )
+        levels[name] = np.array(
+            sorted(pd.unique(cov[name].to_numpy()), key=str), dtype=object
+        )
+    return levels
+
+
+def _encode(cov, index, levels, smooth):
+    """Linear design columns (one-hot, first level dropped) and smooth columns."""
+    linear, spline = [], []
+    for name in cov.columns:
+        values = cov[name]
+        missing = pd.isna(values).to_numpy()
+        if missing.any():
+            raise SubjectTableError(
+                "covariate is missing", row=_first_row(index, missing), column=name
+            )
+        if name in levels:
+            vals = values.to_numpy()
+            known = pd.Series(vals).isin(levels[name]).to_numpy()
+            if not known.all():
+                raise SubjectTableError(
+                    f"level {plain(vals[~known][0])!r} of categorical covariate was "
+                    "not seen "
+                    f"in fit (known levels: {plain(levels[name])})",
+                    row=_first_row(index, ~known),
+                    column=name,
+                )
+            for level in levels[name][1:]:
+                linear.append((vals == level).astype(np.float64))
+        elif name in smooth:
+            spline.append(values.to_numpy(dtype=np.float64))
+        else:
+            linear.append(values.to_numpy(dtype=np.float64))
+    n = len(index)
+    linear = np.column_stack(linear) if linear else np.empty((n, 0))
+    spline = np.column_stack(spline) if spline else np.empty((n, 0))
+    return linear, spline
+
+
+def _pairs(interactions):
+    """``[("a", "b"), "c:d"]`` as a list of name pairs."""
+    pairs = []
+    for term in interactions or []:
+        if isinstance(term, str):
+            term = term.replace("*", ":").split(":")
+        term = tuple(term)
+        if len(term) != 2:
+            raise ValueError(
+                f"interaction {term!r} must name two covariates, e.g. ('age', 'sex') "
+                "or 'age:sex'."
+            )
+        pairs.append(term)
+    return pairs
+
+
+def _columns_of(name, cov, levels):
+    """Design columns and their labels of one covariate."""
+    values = cov[name].to_numpy()
+    if name in levels:
+        return (
+            [(values == lv).astype(np.float64) for lv in levels[name][1:]],
+            [f"{name}={lv}" for lv in levels[name][1:]],
+        )
+    return [values.astype(np.float64)], [str(name)]
+
+
+def interaction_names(interactions, levels):
+    """Labels of the interaction columns (for messages)."""
+    names = []
+    for a, b in _pairs(interactions):
+        la = [f"{a}={lv}" for lv in levels[a][1:]] if a in levels else [str(a)]
+        lb = [f"{b}={lv}" for lv in levels[b][1:]] if b in levels else [str(b)]
+        names += [f"{x}:{y}" for x in la for y in lb]
+    return names
+
+
+def _interaction_columns(cov, levels, smooth, interactions):
+    columns = []
+    for a, b in _pairs(interactions):
+        for name in (a, b):
+            if name not in cov.columns:
+                raise SubjectTableError(
+                    "interaction term names a column that is not a covariate",
+                    column=name,
+                )
+            if name in smooth:
+                raise SubjectTableError(
+                    "interaction term with a smooth covariate is not supported",
+                    column=name,
+                )
+        cols_a, _ = _columns_of(a, cov, levels)
+        cols_b, _ = _columns_of(b, cov, levels)
+        columns += [x * y for x in cols_a for y in cols_b]
+    return columns
+
+
+def encode_covariates(
+    cov, index, smooth_terms, *, levels=None, seen=None, interactions=None
+):
+    """Design columns of the covariates (no intercept).
+
+    Parameters
+    ----------
+    cov : pandas.DataFrame
+        Covariates of each row.
+    index : pandas.Index
+        Row labels, for error messages.
+    smooth_terms : list of str or None
+        Covariates modelled as smooth terms.
+    levels : dict or None, default=None
+        Levels of the categorical covariates learned in fit
+        (``covariate_levels_``); None in fit, where they are learned.
+    seen : list of str or None, default=None
+        Covariate names seen in fit (``covariates_``); with ``levels``.
+    interactions : list or None, default=None
+        Pairs of covariates whose products are added (after the covariates'
+        own columns).
+
+    Returns
+    -------
+    tuple
+        ``(linear, spline, levels)``: the linear and smooth design columns and
+        the levels used.
+    """
+    smooth = list(smooth_terms or [])
+    if levels is None:
+        levels = covariate_levels(cov, index, smooth)
+    elif list(cov.columns) != seen:
+        raise ValueError(
+            f"covariates {list(cov.columns)} differ from those seen in fit {seen}."
+        )
+    linear, spline = _encode(cov, index, levels, smooth)
+    if interactions:
+        extra = _interaction_columns(cov, levels, smooth, interactions)
+        linear = np.column_stack([linear, *extra])
+    return linear, spline, levels
+
+
+def encode_sites(labels, values):
+    """Code of each row's site among the fitted ``labels``; -1 for new sites."""
+    if len(values) > 256:
+        return pd.Index(labels).get_indexer(pd.Index(values)).astype(np.int64)
+    lookup = {label: k for k, label in enumerate(labels)}
+    return np.fromiter(
+        (lookup.get(v, -1) for v in values), dtype=np.int64, count=len(values)
+    )
