@@ -335,33 +335,9 @@ default="auto"
         inputs.check_feature_columns(
             table, feats, y, from_table, features=self.features, get=get
         )
-        labels, codes, counts = np.unique(
-            site_values, return_inverse=True, return_counts=True
+        labels, codes, counts, ref_level = design.fit_sites(
+            site_values, self.reference_site, self.site
         )
-        if labels.size < 2:
-            raise SubjectTableError(
-                "ComBat needs at least 2 sites, all rows are from "
-                f"{plain(labels[0])!r}",
-                column=self.site,
-            )
-        small = labels[counts < 2]
-        if small.size:
-            raise SubjectTableError(
-                f"site {plain(small[0])!r} has {plain(counts[counts < 2][0])} "
-                "subject(s) in fit; "
-                "ComBat needs at least 2 per site (use SiteStratifiedKFold to keep "
-                "every site in every training fold)",
-                column=self.site,
-            )
-        ref_level = None
-        if self.reference_site is not None:
-            hits = np.flatnonzero(labels == self.reference_site)
-            if hits.size == 0:
-                raise ValueError(
-                    f"reference_site {self.reference_site!r} is not among the "
-                    f"training sites {plain(labels)}."
-                )
-            ref_level = int(hits[0])
         self.covariates_ = list(cov.columns)
         linear, spline, self.covariate_levels_ = design.encode_covariates(
             cov, index, self.smooth_terms, interactions=self.interactions

@@ -1,9 +1,10 @@
 """Covariate design of ComBat: one module for every design decision.
 
 The one rule for "is this column numeric" (:func:`is_numeric_dtypes`), the one
-site encoder (:func:`encode_sites`), the levels and one-hot encoding of the
-categorical covariates, the interaction terms, and the design columns of
-``fit`` and ``transform`` (:func:`encode_covariates`). ComBat-GAM's smooth
+site encoder (:func:`fit_sites` in ``fit``, :func:`encode_sites` after it), the
+levels and one-hot encoding of the categorical covariates, the interaction
+terms, and the design columns of ``fit`` and ``transform``
+(:func:`encode_covariates`). ComBat-GAM's smooth
 terms are fitted in :mod:`._combat_gam`; the protected target is added by
 :mod:`._combat_target`.
 """
@@ -20,6 +21,7 @@ __all__ = [
     "encode_covariates",
     "encode_sites",
     "first_row",
+    "fit_sites",
     "interaction_names",
     "is_numeric_dtypes",
 ]
@@ -225,3 +227,53 @@ def encode_sites(labels, values):
     return np.fromiter(
         (lookup.get(v, -1) for v in values), dtype=np.int64, count=len(values)
     )
+
+
+def fit_sites(values, reference_site, column):
+    """Encode the training rows' sites, with ComBat's checks on them.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples,)
+        Site of each training row.
+    reference_site : object or None
+        The reference site, which must be among the training sites.
+    column : str or None
+        Site column, for error messages.
+
+    Returns
+    -------
+    labels : ndarray
+        The sorted training sites.
+    codes : ndarray of int64
+        Code of each row's site (its position in ``labels``).
+    counts : ndarray of int64
+        Rows per site.
+    ref_level : int or None
+        Code of ``reference_site``.
+    """
+    labels, codes, counts = np.unique(values, return_inverse=True, return_counts=True)
+    codes = np.asarray(codes, dtype=np.int64).ravel()
+    if labels.size < 2:
+        raise SubjectTableError(
+            f"ComBat needs at least 2 sites, all rows are from {plain(labels[0])!r}",
+            column=column,
+        )
+    small = labels[counts < 2]
+    if small.size:
+        raise SubjectTableError(
+            f"site {plain(small[0])!r} has {plain(counts[counts < 2][0])} "
+            "subject(s) in fit; ComBat needs at least 2 per site (use "
+            "SiteStratifiedKFold to keep every site in every training fold)",
+            column=column,
+        )
+    ref_level = None
+    if reference_site is not None:
+        hits = np.flatnonzero(labels == reference_site)
+        if hits.size == 0:
+            raise ValueError(
+                f"reference_site {reference_site!r} is not among the training "
+                f"sites {plain(labels)}."
+            )
+        ref_level = int(hits[0])
+    return labels, codes, counts, ref_level

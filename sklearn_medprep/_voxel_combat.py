@@ -264,31 +264,9 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         self : VoxelComBatHarmonizer
         """
         table, site_values, cov = self._read(X, sites, covariates, reset=True)
-        labels, codes, counts = np.unique(
-            site_values, return_inverse=True, return_counts=True
+        labels, codes, counts, ref_level = design.fit_sites(
+            site_values, self.reference_site, self.site
         )
-        codes = np.asarray(codes).ravel()
-        if labels.size < 2:
-            raise SubjectTableError(
-                f"ComBat needs at least 2 sites, all rows are from {labels[0]!r}",
-                column=self.site,
-            )
-        if (counts < 2).any():
-            raise SubjectTableError(
-                f"site {labels[counts < 2][0]!r} has "
-                f"{int(counts[counts < 2][0])} subject(s) in fit; ComBat needs at "
-                "least 2 per site",
-                column=self.site,
-            )
-        ref_level = None
-        if self.reference_site is not None:
-            hits = np.flatnonzero(labels == self.reference_site)
-            if hits.size == 0:
-                raise ValueError(
-                    f"reference_site {self.reference_site!r} is not among the "
-                    f"training sites {[str(s) for s in labels]}."
-                )
-            ref_level = int(hits[0])
         self.covariates_ = list(cov.columns)
         design_cov, _, self.covariate_levels_ = design.encode_covariates(
             cov, table.index, None
