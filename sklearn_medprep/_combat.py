@@ -53,7 +53,7 @@ def _warn_degenerate(params, feats, labels):
         )
 
 #: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
-MIN_NEW_SITE_SUBJECTS = 5
+MIN_NEW_SITE_SUBJECTS = design.MIN_NEW_SITE_SUBJECTS
 
 
 @fill_doc
@@ -522,15 +522,7 @@ default="auto"
                         stacklevel=4,  # _prepare_rows < transform < wrapper < caller
                     )
                 for j, label in enumerate(new_labels):
-                    rows = np.flatnonzero(site_values == label)
-                    if rows.size < MIN_NEW_SITE_SUBJECTS:
-                        raise SubjectTableError(
-                            f"site {label!r} was not seen in fit and has only "
-                            f"{rows.size} row(s) in this batch; unseen_site='estimate' "
-                            f"needs at least {MIN_NEW_SITE_SUBJECTS}",
-                            row=index[rows[0]],
-                            column=self.site,
-                        )
+                    rows = design.new_site_rows(site_values, label, index, self.site)
                     sub_get = inputs.rows_getter(get, rows)
                     new_params.append(
                         core.estimate_new_site(

@@ -16,12 +16,16 @@ import pandas as pd
 
 from .exceptions import SubjectTableError, plain
 
+#: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
+MIN_NEW_SITE_SUBJECTS = 5
+
 __all__ = [
     "covariate_levels",
     "encode_covariates",
     "encode_sites",
     "first_row",
     "fit_sites",
+    "new_site_rows",
     "interaction_names",
     "is_numeric_dtypes",
 ]
@@ -277,3 +281,33 @@ def fit_sites(values, reference_site, column):
             )
         ref_level = int(hits[0])
     return labels, codes, counts, ref_level
+
+
+def new_site_rows(site_values, label, index, column):
+    """Positions of the rows of the new site ``label``, at least enough of them.
+
+    Parameters
+    ----------
+    site_values : ndarray of shape (n_samples,)
+        Site of each row of the batch.
+    label : object
+        A site not seen in ``fit``.
+    index : pandas.Index
+        Row labels, for error messages.
+    column : str or None
+        Site column, for error messages.
+
+    Returns
+    -------
+    ndarray of int
+    """
+    rows = np.flatnonzero(site_values == label)
+    if rows.size < MIN_NEW_SITE_SUBJECTS:
+        raise SubjectTableError(
+            f"site {plain(label)!r} was not seen in fit and has only {rows.size} "
+            f"row(s) in this batch; unseen_site='estimate' needs at least "
+            f"{MIN_NEW_SITE_SUBJECTS}",
+            row=index[rows[0]],
+            column=column,
+        )
+    return rows

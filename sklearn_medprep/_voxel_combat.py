@@ -23,7 +23,6 @@ from . import _combat_core as core
 from . import _combat_design as design
 from . import _combat_input as inputs
 from . import _voxel_store as vs
-from ._combat import MIN_NEW_SITE_SUBJECTS
 from ._combat_design import first_row as _first_row
 from ._docstrings import fill_doc
 from ._table import check_subject_table
@@ -388,15 +387,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         new_params = []
         cells = table[self.image].tolist()
         for j, label in enumerate(new_labels):
-            rows = np.flatnonzero(site_values == label)
-            if rows.size < MIN_NEW_SITE_SUBJECTS:
-                raise SubjectTableError(
-                    f"site {label!r} was not seen in fit and has only {rows.size} "
-                    f"row(s) in this batch; unseen_site='estimate' needs at least "
-                    f"{MIN_NEW_SITE_SUBJECTS}",
-                    row=index[rows[0]],
-                    column=self.site,
-                )
+            rows = design.new_site_rows(site_values, label, index, self.site)
             folder = Path(self.scratch_dir or tempfile.gettempdir())
             scratch = Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
             try:
