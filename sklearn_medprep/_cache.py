@@ -46,7 +46,9 @@ import json
 import os
 import stat
 import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -74,6 +76,13 @@ _MAX_ENTRIES = 200_000
 # per process: cache folders already created (``prepare`` once per folder)
 _PREPARED = set()
 
+# per process: entry_key arguments -> entry key (a SHA-256 of them)
+_ENTRY_KEYS = {}
+
+# per thread, inside ``identity_scope``: path -> file identity (one ``stat`` of
+# each file per batch of look-ups, however many cells name it)
+_SCOPE = threading.local()
+
 
 def _stat_identity(path):
     """(inode, size, mtime, ctime) of ``path``: a rewritten entry changes it."""
@@ -88,6 +97,26 @@ def clear_memory():
     _FILE_KEYS.clear()
     _ENTRIES.clear()
     _PREPARED.clear()
+    _ENTRY_KEYS.clear()
+
+
+@contextmanager
+def identity_scope():
+    """Within the block, :func:`file_identity` stats each path once.
+
+    For one batch of cache look-ups (one ``transform`` call): a file named by
+    many cells, or by a deferred image's key and its own cell, is stat-ed once;
+    a file changed during the block is seen at the next block. Nested blocks
+    share the outermost one's identities.
+    """
+    if getattr(_SCOPE, "memo", None) is not None:
+        yield
+        return
+    _SCOPE.memo = {}
+    try:
+        yield
+    finally:
+        _SCOPE.memo = None
 
 
 def _sha256(*parts):
@@ -171,8 +200,21 @@ def file_identity(path):
     Returns
     -------
     list or None
-        JSON-able identity; None if ``path`` cannot be stat-ed.
+        JSON-able identity; None if ``path`` cannot be stat-ed. Inside
+        :func:`identity_scope`, the identity found first for ``path``.
     """
+    memo = getattr(_SCOPE, "memo", None)
+    if memo is None:
+        return _identity(path)
+    name = os.fspath(path)
+    try:
+        return memo[name]
+    except KeyError:
+        memo[name] = identity = _identity(name)
+        return identity
+
+
+def _identity(path):
     try:
         path = os.path.abspath(path)
         st = os.stat(path)  # follows links: device and inode of the target
@@ -283,8 +325,14 @@ class FeatureCache:
     @staticmethod
     def entry_key(image_key, mask_key, label, settings_key, versions=None):
         """Return the key of one row's entry (SHA-256 of everything it depends on)."""
-        return _sha256(_FORMAT, image_key, mask_key, int(label), settings_key,
-                       list(versions or ()))
+        args = (image_key, mask_key, int(label), settings_key,
+                tuple(versions or ()))
+        key = _ENTRY_KEYS.get(args)
+        if key is None:
+            if len(_ENTRY_KEYS) >= _MAX_ENTRIES:
+                _ENTRY_KEYS.clear()
+            key = _ENTRY_KEYS[args] = _sha256(_FORMAT, *args[:4], list(args[4]))
+        return key
 
     def _entry_path(self, key):
         return os.path.join(self.location, _ROOT, "radiomics", key[:2],

@@ -24,6 +24,10 @@ import pickle
 
 __all__ = ["DeferredReader", "DeferredRow", "deferred_reader", "transform_key"]
 
+# per process: (transform key, source keys, column, is mask) -> content key
+_KEYS = {}
+_MAX_KEYS = 200_000
+
 
 def transform_key(transform):
     """Return the SHA-256 of a fitted transform's pickle (its parameters).
@@ -108,9 +112,15 @@ class DeferredRow:
                 key_of(cell, name) for cell, name in zip(self.cells, self.columns)
             ]
         sources = self._source_keys
-        text = json.dumps(["deferred/1", self.key, sources, column,
-                           column == self.mask])
-        return hashlib.sha256(text.encode()).hexdigest()
+        memo = (self.key, tuple(sources), column, column == self.mask)
+        key = _KEYS.get(memo)
+        if key is None:
+            if len(_KEYS) >= _MAX_KEYS:
+                _KEYS.clear()
+            text = json.dumps(["deferred/1", self.key, sources, column,
+                               column == self.mask])
+            key = _KEYS[memo] = hashlib.sha256(text.encode()).hexdigest()
+        return key
 
     def describe(self, column):
         """Source path of ``column`` (or None) for error messages."""

@@ -81,7 +81,7 @@ def check_exists(cell, *, row=None, column=None):
     """
     if _is_missing(cell):
         raise ImageReadError("missing image (empty cell)", row=row, column=column)
-    if isinstance(cell, (str, os.PathLike)) and not Path(cell).exists():
+    if isinstance(cell, (str, os.PathLike)) and not os.path.exists(cell):
         raise ImageReadError(
             f"cannot read image: no such file or folder: {str(cell)!r}",
             row=row, column=column, file=str(cell),

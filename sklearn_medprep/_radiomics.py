@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._cache import as_feature_cache
+from ._cache import as_feature_cache, identity_scope
 from ._docstrings import fill_doc
 from ._radiomics_settings import (
     IBSI_PRESET,
@@ -391,12 +391,13 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         images = X[self.image].tolist()
         masks = X[self.mask].tolist()
         hits = {}
-        for i in range(1 if first else len(X)):
-            record = lookup_row(images[i], masks[i], labels[i], self._key_,
-                                memory=self.memory_, image_column=self.image,
-                                mask_column=self.mask, backend=self._backend)
-            if record is not None:
-                hits[i] = record
+        with identity_scope():  # each source file stat-ed once per call
+            for i in range(1 if first else len(X)):
+                record = lookup_row(images[i], masks[i], labels[i], self._key_,
+                                    memory=self.memory_, image_column=self.image,
+                                    mask_column=self.mask, backend=self._backend)
+                if record is not None:
+                    hits[i] = record
         return hits
 
     def _run(self, X):
