@@ -12,9 +12,16 @@
 (c) the demo's nested cross-validation (``sklearn_medprep.demo``: 5 outer
     folds x GridSearchCV of 3 folds x 3 candidates over TorchIOPreprocessor
     (Resample 1 mm) -> RadiomicsExtractor(memory) -> ComBat -> scaler ->
-    logistic regression), run twice on the same cache folder: the second run
-    (warm cache, as a fresh process: file keys read from the folder's index)
-    against the first; and how many times each image was transformed.
+    logistic regression), run three times on the same cache folder: cold
+    (empty cache), warm as a fresh process (the process's memory of the cache
+    cleared: file keys and entries read from the folder and verified again) and
+    warm in the same process; the warm runs against the cold one, the time of
+    each group of steps (cache-served preprocessing + radiomics, ComBat,
+    logistic regression, the rest) as a share of the cold run, and how many
+    times each image was transformed. BLAS/OpenMP are limited to one thread,
+    as in the demo's search workers on 2 cores (joblib gives each of its
+    ``n_jobs`` workers cpu_count // n_jobs threads): the model fits are on
+    ~100 x 100 matrices, where more threads only wait for each other.
 
 Usage: python benchmarks/bench_cache.py [--quick] [--data FOLDER]
 
@@ -37,6 +44,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from sklearn_medprep import RadiomicsExtractor, _cache, _subject
 from sklearn_medprep.datasets import make_multisite_cohort
@@ -157,6 +165,7 @@ def nested_cv(folder, n_subjects):
     from sklearn_medprep import ComBatHarmonizer, TorchIOPreprocessor
 
     spent = {"features": 0.0, "combat": 0.0, "classifier": 0.0}
+    spent_cpu = dict(spent)  # the same in CPU time of this process
     calls = {"combat": 0, "classifier": 0}
     depth = dict.fromkeys(spent, 0)
     groups = {"features": [(TorchIOPreprocessor, "fit"),
@@ -174,13 +183,14 @@ def nested_cv(folder, n_subjects):
     def timed(func, group, name):
         def inner(*args, **kwargs):
             depth[group] += 1
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             try:
                 return func(*args, **kwargs)
             finally:
                 depth[group] -= 1
                 if depth[group] == 0:
                     spent[group] += time.perf_counter() - start
+                    spent_cpu[group] += time.process_time() - start_cpu
                     if group in calls and name in ("fit", "fit_transform"):
                         calls[group] += 1
         return inner
@@ -190,20 +200,25 @@ def nested_cv(folder, n_subjects):
     print(f"(c) demo nested CV, {n_subjects} subjects: 5 outer folds x "
           "GridSearchCV(3 folds x 3 candidates), TorchIOPreprocessor -> "
           "RadiomicsExtractor(memory) -> ComBat -> model")
-    times, features = [], []
+    times, features, cpu, shares = [], [], [], []
     try:
-        for run in ("cold", "warm"):
-            _cache.clear_memory()  # each run as a fresh process
+        for run in ("cold", "warm", "warm, same process"):
+            if run != "warm, same process":
+                _cache.clear_memory()  # as a fresh process
             transformed.clear()
             for group in spent:
-                spent[group] = 0.0
+                spent[group] = spent_cpu[group] = 0.0
             calls.update(combat=0, classifier=0)
             _, _, full = demo._pipelines(memory, 1, False)
             search = demo._search(full, 1, 0)
-            start = time.perf_counter()
-            with open(os.devnull, "w") as sink, redirect_stdout(sink):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            with (open(os.devnull, "w") as sink, redirect_stdout(sink),
+                  threadpool_limits(limits=1)):
                 scores = demo._outer_scores(search, cohort, y, outer, run)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+            shares.append({**spent_cpu,
+                           "other": cpu[-1] - sum(spent_cpu.values())})
             features.append(spent["features"])
             most = max(transformed.values(), default=0)
             print(f"  {run}: {times[-1]:7.2f}s, images transformed "
@@ -216,7 +231,7 @@ def nested_cv(folder, n_subjects):
                   f"fit with its transforms); logistic regression "
                   f"{spent['classifier']:6.2f}s ({calls['classifier']} fits); "
                   f"other (scaler, search, scoring) "
-                  f"{times[-1] - sum(spent.values()):6.2f}s")
+                  f"{times[-1] - sum(spent.values()):6.2f}s; CPU time {cpu[-1]:7.2f}s")
     finally:
         _subject.apply_to_row = original
         for cls, name, func, _ in originals:
@@ -229,6 +244,18 @@ def nested_cv(folder, n_subjects):
     print(f"  warm / cold, whole nested CV: {times[1] / times[0]:6.4f} (goal < 0.10)"
           f"; preprocessing + radiomics steps only: "
           f"{features[1] / features[0]:6.4f}")
+    print(f"  in CPU time (steadier on a shared machine): warm / cold "
+          f"{cpu[1] / cpu[0]:6.4f}; warm in the same process / cold "
+          f"{cpu[2] / cpu[0]:6.4f}")
+    print(f"  warm in the same process / cold, whole nested CV: "
+          f"{times[2] / times[0]:6.4f}")
+    for run, share in (("warm", shares[1]), ("warm, same process", shares[2])):
+        print(f"  {run} run by group, CPU time as a share of the cold run's: "
+              f"cache-served steps (preprocessing + radiomics) "
+              f"{share['features'] / cpu[0]:6.4f}, ComBat "
+              f"{share['combat'] / cpu[0]:6.4f}, logistic regression "
+              f"{share['classifier'] / cpu[0]:6.4f}, other (scaler, search, "
+              f"scoring) {share['other'] / cpu[0]:6.4f}")
 
 
 def main():

@@ -157,16 +157,66 @@ def deferred_reader(cell):
     return reader if isinstance(reader, DeferredReader) else None
 
 
+def _torchio_image(cls, name, reader):
+    """``cls(path=name, reader=reader, verify_path=False)``, without its overhead.
+
+    TorchIO's constructor parses the path with :mod:`pathlib` twice (path and
+    stem): about 18 us an image, two images a row, in every ``transform`` call
+    of a cross-validation. Here the path is parsed once and the image's state
+    set as the constructor sets it; whether this gives the constructor's image
+    (attributes and items, values included) is checked once per class on an
+    example, and where it does not (another TorchIO version), the constructor
+    is used.
+    """
+    fast = _FAST_IMAGE.get(cls)
+    if fast is None:
+        example = ("example/source.nii.gz [TorchIOPreprocessor, row 0]", print)
+        built = cls(path=example[0], reader=example[1], verify_path=False)
+        made = _set_image_state(cls, *example, built.get("type"))
+        fast = _FAST_IMAGE[cls] = (
+            type(made) is type(built) and vars(made) == vars(built)
+            and dict(made) == dict(built)
+        )
+    if not fast:
+        return cls(path=name, reader=reader, verify_path=False)
+    return _set_image_state(cls, name, reader, _IMAGE_TYPE[cls])
+
+
+_FAST_IMAGE = {}  # TorchIO image class -> whether _set_image_state is exact
+
+
+def _set_image_state(cls, name, reader, kind):
+    parsed = _PATHS.get(name)
+    if parsed is None:  # the same row's name in every transform call
+        from pathlib import Path
+
+        if len(_PATHS) >= _MAX_KEYS:
+            _PATHS.clear()
+        path = Path(name)
+        parsed = _PATHS[name] = (path, str(path), path.name.split(".")[0])
+    image = cls.__new__(cls)
+    dict.update(image, {"path": parsed[1], "stem": parsed[2], "type": kind})
+    image.__dict__.update(check_nans=False, reader=reader, _loaded=False,
+                          path=parsed[0])
+    _IMAGE_TYPE.setdefault(cls, kind)
+    return image
+
+
+_IMAGE_TYPE = {}  # TorchIO image class -> its "type" item
+_PATHS = {}  # image name -> (pathlib.Path, its text, its stem): Paths are immutable
+
+
 def deferred_cells(transform, key, cells, images, mask, row):
     """Return the deferred TorchIO images of one row (``images`` then ``mask``)."""
     import torchio as tio
 
+    from ._io import describe_cell
+
     shared = DeferredRow(transform, key, cells, images, mask, row)
     out = []
-    for column in shared.columns:
+    for column, cell in zip(shared.columns, shared.cells):
         cls = tio.LabelMap if column == mask else tio.ScalarImage
-        source = shared.describe(column)
+        source = describe_cell(cell)
         name = f"{source or column} [TorchIOPreprocessor, row {row!r}]"
-        out.append(cls(path=name, reader=DeferredReader(shared, column),
-                       verify_path=False))
+        out.append(_torchio_image(cls, name, DeferredReader(shared, column)))
     return out

@@ -453,8 +453,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
                     values[i, j] = value
             if len(seen) != len(names):
                 mismatched.append(row)
-        self.extraction_errors_ = pd.DataFrame(
-            errors, columns=["row", "column", "file", "message"]
+        self.extraction_errors_ = (
+            pd.DataFrame(errors, columns=_ERROR_COLUMNS) if errors
+            else _NO_ERRORS.copy()  # 7 us instead of 250 for the usual case
         )
         if errors:
             warnings.warn(
@@ -477,7 +478,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         out = pd.DataFrame(values, index=X.index, columns=names)
         for name, column in objects.items():
             out[name] = pd.Series(column, index=X.index, dtype=object)
-        extra = X[self.passthrough_]
+        extra = X.iloc[:, X.columns.get_indexer(self.passthrough_)]
         return pd.concat([out, extra], axis=1)
 
     def transform(self, X):
@@ -524,6 +525,10 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         tags.requires_fit = True
         tags.non_deterministic = False
         return tags
+
+
+_ERROR_COLUMNS = ["row", "column", "file", "message"]
+_NO_ERRORS = pd.DataFrame([], columns=_ERROR_COLUMNS)
 
 
 class _progress:
