@@ -5,6 +5,7 @@ transform; a radiomics cache hit for them runs no preprocessing, and a cold
 cross-validation transforms each image once per distinct fitted transform.
 """
 
+import hashlib
 import pickle
 
 import numpy as np
@@ -157,3 +158,60 @@ def test_lookups_in_the_calling_process_read_no_image(cohort, tmp_path,
     _cache.clear_memory()  # as a fresh process: keys from the folder's index
     hit = _radiomics_worker.lookup_row(*args, memory=memory)
     assert hit is not None and hit.values == first.values
+
+
+@pytest.mark.parametrize("cls", [tio.ScalarImage, tio.LabelMap])
+def test_deferred_image_is_what_the_torchio_constructor_builds(cls, monkeypatch):
+    from sklearn_medprep import _deferred
+
+    name = "/data/sub-1_image.nii.gz [TorchIOPreprocessor, row 'sub-1']"
+    reader = _deferred.DeferredReader(None, "image")
+    built = cls(path=name, reader=reader, verify_path=False)
+    made = _deferred._torchio_image(cls, name, reader)
+    assert _deferred._FAST_IMAGE[cls]  # the fast path is the one used here
+    assert type(made) is cls
+    assert vars(made) == vars(built) and dict(made) == dict(built)
+    # where the check fails (another TorchIO), the constructor is used
+    monkeypatch.setitem(_deferred._FAST_IMAGE, cls, False)
+    fallback = _deferred._torchio_image(cls, name, reader)
+    assert vars(fallback) == vars(built) and dict(fallback) == dict(built)
+
+
+@pytest.mark.slow
+def test_demo_nested_cv_resamples_each_image_once_then_never(tmp_path,
+                                                             monkeypatch):
+    """The demo's nested CV: cold, each image resampled once in the whole
+    search (one fitted ``Resample``); warm, as a fresh process, none."""
+    from collections import Counter
+
+    from sklearn_medprep import demo
+    from sklearn_medprep.model_selection import SiteStratifiedKFold
+
+    cohort = make_multisite_cohort(40, 2, path=tmp_path / "cohort", random_state=0,
+                                   confounding=0.6, label_effect=0.15)
+    resampled = Counter()
+    original = tio.Resample.apply_transform
+
+    def counting(self, subject):  # the source voxels identify the image
+        voxels = subject["image"].data.numpy().tobytes()
+        resampled[(hashlib.sha256(voxels).hexdigest(), repr(self))] += 1
+        return original(self, subject)
+
+    monkeypatch.setattr(tio.Resample, "apply_transform", counting)
+    outer = SiteStratifiedKFold(3, site="site", shuffle=True, random_state=1)
+    memory = tmp_path / "cache"
+    scores = []
+    for run in ("cold", "warm"):
+        _cache.clear_memory()  # the warm run as a fresh process
+        resampled.clear()
+        _, _, full = demo._pipelines(memory, 1, False)
+        search = demo._search(full, 1, 0)
+        scores.append(demo._outer_scores(search, cohort, cohort["y"], outer, run,
+                                         verbose=False))
+        if run == "cold":
+            assert len(resampled) == len(cohort)  # every image, one transform
+            assert max(resampled.values()) == 1  # none twice
+        else:
+            assert not resampled  # nothing resampled: every row a cache hit
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert count_extractions(memory) == len(cohort)
