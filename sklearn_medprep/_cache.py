@@ -27,7 +27,11 @@ remembered against the file's *identity*: absolute path, device, inode, size,
 modification time and status-change time (``st_ctime_ns``, which no user call can
 set back); for a DICOM folder, the identities of all its files. A hit for an
 unchanged file costs one ``stat`` and two small JSON reads; the image is not
-read. A rewritten file gets a new ``ctime`` (and usually a new size or
+read. Within one batch of look-ups (one ``transform`` call,
+:func:`identity_scope`) each file is stat-ed once, however many cells name it;
+what a process has read and verified (file keys, entries) it keeps in memory,
+so that a hit in a process that has seen the entry before costs the ``stat`` of
+its sources and of the entry file, and no read. A rewritten file gets a new ``ctime`` (and usually a new size or
 ``mtime``), so it is read and hashed again, and a changed content gets new
 entries. What is not detected: a file whose bytes change while keeping inode,
 size, ``mtime`` and ``ctime`` (a file system without ``ctime``, or one with coarse
@@ -94,10 +98,13 @@ def clear_memory():
     """Forget what this process remembers of every cache folder (file keys and
     verified entries), as a fresh process would; the folders are untouched.
     """
+    from . import _deferred
+
     _FILE_KEYS.clear()
     _ENTRIES.clear()
     _PREPARED.clear()
     _ENTRY_KEYS.clear()
+    _deferred.clear_memory()
 
 
 @contextmanager

@@ -29,6 +29,14 @@ _KEYS = {}
 _MAX_KEYS = 200_000
 
 
+def clear_memory():
+    """Forget the memoized content keys and image paths (as a fresh process)."""
+    _KEYS.clear()
+    _PATHS.clear()
+    _FAST_IMAGE.clear()
+    _IMAGE_TYPE.clear()
+
+
 def transform_key(transform):
     """Return the SHA-256 of a fitted transform's pickle (its parameters).
 

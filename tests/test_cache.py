@@ -284,3 +284,56 @@ def _radiomics_worker_extract(*args, **kwargs):
     from sklearn_medprep._radiomics_worker import extract_row
 
     return extract_row(*args, **kwargs)
+
+
+def test_identity_scope_stats_each_file_once_per_batch(tmp_path, monkeypatch):
+    from sklearn_medprep import _cache
+
+    path = tmp_path / "image.nii.gz"
+    path.write_bytes(b"first")
+    stats = []
+    real_stat = os.stat
+    monkeypatch.setattr(_cache.os, "stat",
+                        lambda p, *a, **k: stats.append(p) or real_stat(p, *a, **k))
+    with _cache.identity_scope():
+        first = _cache.file_identity(str(path))
+        with _cache.identity_scope():  # nested: the outer batch's identities
+            assert _cache.file_identity(str(path)) == first
+        assert _cache.file_identity(path) == first
+        assert len(stats) == 1
+        path.write_bytes(b"rewritten, longer")  # during the batch: seen next batch
+        assert _cache.file_identity(str(path)) == first
+    after = _cache.file_identity(str(path))
+    assert after != first and after[0][3] == len(b"rewritten, longer")
+    assert len(stats) == 2
+    # outside a batch, every call stats
+    _cache.file_identity(str(path))
+    assert len(stats) == 3
+
+
+def test_warm_table_served_unchanged_after_a_source_changes(cohort, tmp_path):
+    """Memoized keys never hide a changed source: a new file identity is a miss."""
+    import torchio as tio
+
+    from sklearn_medprep import TorchIOPreprocessor, _cache
+
+    table = cohort.copy()
+    copies = []
+    for row, source in table["image"].items():
+        copies.append(str(tmp_path / f"{row}.nii.gz"))
+        Path(copies[-1]).write_bytes(Path(source).read_bytes())
+    table["image"] = copies
+    memory = tmp_path / "cache"
+    pre = TorchIOPreprocessor(tio.Resample(1.2)).fit(table)
+    first = _extractor(memory).fit_transform(pre.transform(table))
+    again = _extractor(memory).fit_transform(pre.transform(table))
+    pd.testing.assert_frame_equal(again, first)
+    assert count_extractions(memory) == len(table)
+    # a source rewritten with other voxels: its row is extracted again
+    image = sitk.ReadImage(copies[0])
+    sitk.WriteImage(image * 2, copies[0])
+    changed = _extractor(memory).fit_transform(pre.transform(table))
+    assert count_extractions(memory) == len(table) + 1
+    assert changed.iloc[0, 0] != first.iloc[0, 0]
+    pd.testing.assert_frame_equal(changed.iloc[1:], first.iloc[1:])
+    _cache.clear_memory()
