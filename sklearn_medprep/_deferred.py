@@ -16,6 +16,12 @@ when the source files' keys are known (see :mod:`sklearn_medprep._cache`), and a
 fitted transform equal to one seen before (same class, parameters and trained
 landmarks, e.g. the same ``Resample`` in every cross-validation fold) hits the
 entries extracted under it.
+
+What a warm cross-validation repeats in every fold is kept cheap: the derived
+key is memoized on (transform key, source keys, column), the source keys
+themselves still come from a ``stat`` of each source file at every look-up (a
+changed file is a new key); the images are built without re-parsing their
+path (:func:`_torchio_image`).
 """
 
 import hashlib
