@@ -31,11 +31,12 @@ read. Within one batch of look-ups (one ``transform`` call,
 :func:`identity_scope`) each file is stat-ed once, however many cells name it;
 what a process has read and verified (file keys, entries) it keeps in memory,
 so that a hit in a process that has seen the entry before costs the ``stat`` of
-its sources and of the entry file, and no read. A rewritten file gets a new ``ctime`` (and usually a new size or
-``mtime``), so it is read and hashed again, and a changed content gets new
-entries. What is not detected: a file whose bytes change while keeping inode,
-size, ``mtime`` and ``ctime`` (a file system without ``ctime``, or one with coarse
-timestamps where the change happens in the same tick as the previous hash).
+its sources and of the entry file, and no read. A rewritten file gets a new
+``ctime`` (and usually a new size or ``mtime``), so it is read and hashed
+again, and a changed content gets new entries. What is not detected: a file
+whose bytes change while keeping inode, size, ``mtime`` and ``ctime`` (a file
+system without ``ctime``, or one with coarse timestamps where the change
+happens in the same tick as the previous hash).
 
 **Trust.** The checksum detects accidents (truncation, a disk or copy error, an
 entry under the wrong name); it is not a signature: whoever can write to the
