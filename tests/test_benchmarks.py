@@ -49,6 +49,20 @@ def check_cache(out):
                        + NUM, out).groups()
     _positive([float(r) for r in ratios], "warm / cold")  # times: no bound
     assert re.search(r"ComBat +" + NUM + r"s \(50 fits", out), out[-2000:]
+    # the same in CPU time, the warm run in the same process, and the groups
+    cpu = re.search(r"in CPU time .*: warm / cold " + NUM + r"; warm in the same "
+                    r"process / cold " + NUM, out)
+    assert cpu, out[-2000:]
+    _positive([float(r) for r in cpu.groups()], "warm / cold CPU")
+    same = re.search(r"warm, same process: +" + NUM + r"s, images transformed "
+                     r"(\d+)", out)
+    assert same and int(same.group(2)) == 0, out[-2000:]
+    groups = re.findall(r"cache-served steps \(preprocessing \+ radiomics\) "
+                        + NUM + r", ComBat " + NUM + r", logistic regression "
+                        + NUM + r", other \(scaler, search, scoring\) " + NUM, out)
+    assert len(groups) == 2, out[-2000:]
+    for shares in groups:
+        _positive([float(v) for v in shares[:3]], "group shares")
 
 
 def check_combat(out):
