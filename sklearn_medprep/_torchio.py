@@ -301,8 +301,10 @@ class TorchIOPreprocessor(
             images; same index, row order and other columns.
         """
         images, mask = self._check_subject_table(X, reset=False)
-        index, rows = row_cells(X, images, mask)
+        index = X.index
         columns = table_columns(images, mask)
+        # the rows' cells, as row_cells gives them, without a sub-table copy
+        rows = list(zip(*(X[column].tolist() for column in columns)))
         key = getattr(self, "transform_key_", None) or transform_key(
             self.transform_)
         new_cells = []
