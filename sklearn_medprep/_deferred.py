@@ -204,7 +204,7 @@ def _set_image_state(cls, name, reader, kind):
     if parsed is None:  # the same row's name in every transform call
         from pathlib import Path
 
-        if len(_PATHS) >= _MAX_KEYS:
+        if len(_PATHS) >= _MAX_PATHS:
             _PATHS.clear()
         path = Path(name)
         parsed = _PATHS[name] = (path, str(path), path.name.split(".")[0])
@@ -218,6 +218,7 @@ def _set_image_state(cls, name, reader, kind):
 
 _IMAGE_TYPE = {}  # TorchIO image class -> its "type" item
 _PATHS = {}  # image name -> (pathlib.Path, its text, its stem): Paths are immutable
+_MAX_PATHS = 50_000  # two images a row of 25,000 rows; tens of MB at most
 
 
 def deferred_cells(transform, key, cells, images, mask, row):

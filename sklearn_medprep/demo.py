@@ -100,7 +100,7 @@ def _pipelines(cache, n_jobs, verbose):
 
     model_steps = [
         ("scale", StandardScaler()),
-        ("classify", LogisticRegression()),  # features scaled: < 40 iterations
+        ("classify", LogisticRegression()),  # scaled: converges in few steps
     ]
     features = Pipeline(feature_steps(n_jobs, verbose))
     model = Pipeline(model_steps)
