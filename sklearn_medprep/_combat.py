@@ -153,9 +153,8 @@ default="auto"
         projection over the features, an estimate of the row's target effect
         from its own features, noise included) is kept out of the scale
         adjustment, the rest is scaled. Either way only the row's features
-        are read, never its label. Measured (user guide, "Target
-        protection"): "project" gains age R2 on FCON1000 and loses ROC AUC
-        on the README quickstart, so "centre" stays the default.
+        are read, never its label. See the user guide ("Target protection")
+        for both measured on FCON1000.
 
     Attributes
     ----------
