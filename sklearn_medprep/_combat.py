@@ -153,7 +153,7 @@ default="auto"
         projection over the features, an estimate of the row's target effect
         from its own features, noise included) is kept out of the scale
         adjustment, the rest is scaled. Either way only the row's features
-        are read, never its label. See the user guide ("Target protection")
+        are read, never its label. See the user guide ("Protecting the target")
         for both measured on FCON1000.
 
     Attributes
