@@ -76,14 +76,17 @@ def ridge():
     return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
 
 
-def evaluate(X, y, feats, cv, harmonizer=None, pre_harmonized=None):
+def evaluate(X, y, feats, cv, harmonizer=None, pre_harmonized=None, site_only=False):
     """Out-of-fold age predictions and the pooled harmonized test rows."""
     from sklearn.base import clone
 
     pred = np.empty(len(y))
     tests = []
     for train, test in cv.split(X, y):
-        if pre_harmonized is not None:
+        if site_only:  # the site's own information about the target
+            onehot = pd.get_dummies(X["site"], dtype=float)
+            h_train, h_test = onehot.iloc[train], onehot.iloc[test]
+        elif pre_harmonized is not None:
             h_train, h_test = pre_harmonized.iloc[train], pre_harmonized.iloc[test]
         elif harmonizer is None:
             h_train, h_test = X.iloc[train][feats], X.iloc[test][feats]
@@ -167,13 +170,21 @@ def main(argv=None):
             "recommended: ComBat in pipeline, target protected": {
                 "harmonizer": combat(**extra)
             },
+            "same, target_scale='project'": {
+                "harmonizer": combat(target_scale="project", **extra)
+            },
             "same, location only (mean_only=True)": {
                 "harmonizer": combat(mean_only=True, **extra)
+            },
+            "location only, no EB (site location fully removed)": {
+                "harmonizer": combat(mean_only=True, eb=False, **extra)
             },
             "common mistake: ComBat on all rows, age as covariate": {
                 "pre_harmonized": mistake
             },
         }
+        if not extra:  # a seen site's own information about age
+            rows["site alone (one-hot site, no features)"] = {"site_only": True}
         print(f"\n{cv_name}")
         print(f"  {'':<54}{'MAE':>6}{'R2':>8}{'R2-raw':>8}{'site':>7}{'s':>6}")
         raw_r2 = None
@@ -182,11 +193,17 @@ def main(argv=None):
             pred, h_test = evaluate(X, y, feats, cv, **kwargs)
             r2 = r2_score(y, pred)
             raw_r2 = r2 if raw_r2 is None else raw_r2
-            site = site_predictability(h_test[feats].assign(site=X["site"]), "site")
-            figures[(cv_name, label)] = (r2, site)
+            if kwargs.get("site_only"):
+                site_text = "      -"
+            else:
+                site = site_predictability(
+                    h_test[feats].assign(site=X["site"]), "site"
+                )
+                figures[(cv_name, label)] = (r2, site)
+                site_text = f"{site:>7.2f}"
             print(
                 f"  {label:<54}{mean_absolute_error(y, pred):>6.2f}{r2:>8.3f}"
-                f"{r2 - raw_r2:>+8.3f}{site:>7.2f}{time.perf_counter() - start:>6.0f}"
+                f"{r2 - raw_r2:>+8.3f}{site_text}{time.perf_counter() - start:>6.0f}"
             )
     cv_name = "SiteStratifiedKFold(5)"
     r2_raw, site_raw = figures[(cv_name, "raw features")]
@@ -197,6 +214,18 @@ def main(argv=None):
         f"\nrecommended vs raw ({cv_name}): R2 ratio {r2_rec / r2_raw:.3f}, "
         f"R2 difference {r2_rec - r2_raw:+.3f} (goal >= -0.02); site predictability "
         f"ratio {site_rec / site_raw:.3f} (goal <= 0.5)"
+    )
+    # neuroCombat's mean-only empirical Bayes shrinks each site's location as
+    # if the site were one observation:
+    # gamma* = gamma_bar + t2 / (t2 + 1) * (gamma - gamma_bar)
+    priors = combat(mean_only=True).fit(X, y).model_.priors
+    t2 = priors["t2"][np.isfinite(priors["t2"])]
+    removed = t2 / (t2 + 1)
+    print(
+        "mean_only=True with EB removes a site's mean location over features, but "
+        "only a share t2/(t2+1) of each feature's deviation from it: "
+        f"median {np.median(removed):.2f} over sites (min {removed.min():.2f}, "
+        f"max {removed.max():.2f})"
     )
     if reference is not None:
         diff = np.abs(mistake[feats].to_numpy() - reference).max()

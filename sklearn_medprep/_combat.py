@@ -128,10 +128,7 @@ default="auto"
         ``transform`` never reads ``y``: every row gets the target's term at
         its training centre (the mean of its design columns), so that a row's
         output cannot depend on its label. With ``mean_only=True`` the term
-        cancels exactly. With scale adjustment, a row's target effect is
-        multiplied by ``1 / sqrt(delta*)`` of its site, like the rest of its
-        variation around the centre; the difference from harmonizing with the
-        row's own label is ``(t - t_bar) theta (1 - 1 / sqrt(delta*))``.
+        cancels exactly. With scale adjustment, see ``target_scale``.
         ``"none"``, or ``fit`` without ``y``, protects nothing (plain ComBat).
         With ``unseen_site="estimate"``, a new site's location absorbs any
         shift of its target distribution from the training centre (warned
@@ -143,6 +140,21 @@ default="auto"
         covariate is its value, a categorical one its 0/1 columns, first
         level dropped), so that the age slope may differ by sex. Both must
         be linear (not smooth) covariates.
+    target_scale : {"centre", "project"}, default="centre"
+        With a protected target and scale adjustment (``mean_only=False``),
+        how ``transform`` treats a row's target effect, which its unknown
+        label would tell. ``"centre"``: the target's term at its training
+        centre, so that the row's own target effect is multiplied by
+        ``1 / sqrt(delta*)`` of its site like the rest of its variation; the
+        difference from harmonizing with the row's label is
+        ``(t - t_bar) theta (1 - 1 / sqrt(delta*))``; ``to_neuroharmonize``
+        can export it. ``"project"``: the component of the row's standardized
+        residual along the target's coefficients (its least-squares
+        projection over the features, an estimate of the row's target effect
+        from its own features, noise included) is kept out of the scale
+        adjustment, the rest is scaled. Either way only the row's features
+        are read, never its label. See the user guide ("Protecting the target")
+        for both measured on FCON1000.
 
     Attributes
     ----------
@@ -251,6 +263,7 @@ default="auto"
             StrOptions({"auto", "classes", "linear", "smooth", "none"})
         ],
         "interactions": [list, tuple, None],
+        "target_scale": [StrOptions({"project", "centre"})],
     }
 
     def __init__(
@@ -269,6 +282,7 @@ default="auto"
         random_state=None,
         protect_target="auto",
         interactions=None,
+        target_scale="centre",
     ):
         self.site = site
         self.covariates = covariates
@@ -284,6 +298,7 @@ default="auto"
         self.random_state = random_state
         self.protect_target = protect_target
         self.interactions = interactions
+        self.target_scale = target_scale
 
     # ------------------------------------------------------------------ input
     def _read(self, X, sites, covariates, *, reset):
@@ -559,7 +574,34 @@ default="auto"
             ref_level=self._ref_level,
             new_site_params=rows["new_params"],
         )
+        if self._keeps_target_direction():
+            scale = np.vstack(
+                [rows["params"].tables[0]]
+                + [
+                    np.where(rows["params"]["ok"], 1.0 / np.sqrt(d), 1.0)[None]
+                    for _, d in rows["new_params"]
+                ]
+            )
+            n_sites = len(self.sites_)
+            codes = rows["codes"]
+            idx = np.where(codes >= 0, codes, n_sites)
+            idx = np.where(codes <= -2, n_sites + 1 + (-2 - codes), idx)
+            target.keep_target_direction(
+                out,
+                rows["design_cov"],
+                rows["params"],
+                self.target_columns_,
+                lambda r: scale[idx[r]],
+            )
         return out
+
+    def _keeps_target_direction(self):
+        """Whether transform exempts the rows' target effect from the scale."""
+        return (
+            self.target_term_ is not None
+            and not self.mean_only
+            and self.target_scale == "project"
+        )
 
     def _assemble(self, X, rows, out):
         """Step 3 of transform: the output container (index, pass-through)."""

@@ -136,6 +136,13 @@ def to_neuroharmonize(est):
             "exported: neuroHarmonize takes numeric covariates only; encode them "
             "as 0/1 columns before fitting."
         )
+    if est._keeps_target_direction():
+        raise ValueError(
+            "a model whose transform keeps each row's estimated target effect out "
+            "of the scale adjustment (target_scale='project') cannot be exported: "
+            "neuroHarmonize applies one affine map per site. Fit with "
+            "target_scale='centre' (or mean_only=True) to export it."
+        )
     n_sites = est.sites_.size
     coef_cov = est.coef_[n_sites:]
     target = np.asarray(est.target_columns_, dtype=bool)

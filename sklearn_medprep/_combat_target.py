@@ -262,3 +262,65 @@ def check_target_not_covariate(cov, y):
                 column=name,
             )
 
+
+
+def keep_target_direction(out, covariate_design, model, target_mask, row_scale):
+    """Exempt each row's estimated target effect from the scale adjustment.
+
+    With location and scale, the target's design is unknown at ``transform``
+    and sits at its training centre, so the row's own target effect would be
+    scaled by its site's ``a = 1 / sqrt(delta*)`` like the noise around it.
+    Here each row's standardized residual ``u`` (after its site's location)
+    is split into its least-squares component along the target's coefficients
+    ``B = theta / sd`` (over the harmonized features) and the rest; the scale
+    adjustment is kept for the rest only:
+    ``z* = P + a (u - P)``, ``P = B^T (B B^T)^+ B u``, i.e.
+    ``out += (1 - a) * (c @ theta)`` with ``c = (B B^T)^+ B u``.
+    Only the row's own features are read (never its label). NaN cells are
+    left out of the row's projection.
+
+    Parameters
+    ----------
+    out : ndarray of shape (n_samples, n_features)
+        Output of the affine ComBat map (``a x + e - (a - 1) m``); changed
+        in place.
+    covariate_design : ndarray of shape (n_samples, n_design)
+        The rows' covariate design, target at its centre.
+    model : ComBatModel
+    target_mask : ndarray of bool of shape (n_design,)
+        The target's columns of the covariate design.
+    row_scale : callable
+        ``row_scale(rows)`` returns ``a`` of shape ``(len(rows), n_features)``
+        (1 for rows and features left unchanged).
+
+    Returns
+    -------
+    out : ndarray
+    """
+    ok = np.asarray(model["ok"], dtype=bool)
+    coef_cov = model["coef_cov"]
+    theta = coef_cov[target_mask][:, ok]  # (k, p_ok)
+    if theta.shape[0] == 0 or not ok.any():
+        return out
+    sd = np.sqrt(model["var_pooled"][ok])
+    base = model["grand_mean"][ok] + covariate_design @ coef_cov[:, ok]
+    b = theta / sd
+    a = row_scale(np.arange(out.shape[0]))[:, ok]
+    moved = (a != 1.0).any(axis=1)
+    if not moved.any():
+        return out
+    rows = np.flatnonzero(moved)
+    u = (out[np.ix_(rows, np.flatnonzero(ok))] - base[rows]) / (sd * a[rows])
+    finite = np.isfinite(u)
+    full = finite.all(axis=1)
+    c = np.empty((rows.size, b.shape[0]))
+    gram_inv = np.linalg.pinv(b @ b.T)
+    c[full] = u[full] @ b.T @ gram_inv
+    for i in np.flatnonzero(~full):  # rows with NaN cells: their finite features
+        keep = finite[i]
+        bi = b[:, keep]
+        c[i] = np.linalg.pinv(bi @ bi.T) @ (bi @ u[i, keep])
+    effect = c @ theta  # (rows, p_ok): the estimated target effect, data units
+    cols = np.flatnonzero(ok)
+    out[np.ix_(rows, cols)] += (1.0 - a[rows]) * effect
+    return out

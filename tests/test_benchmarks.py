@@ -152,6 +152,15 @@ def check_target_protection(out):
     assert ratios, out[-2000:]
     r2_ratio, r2_diff, site_ratio = map(float, ratios.groups())
     assert math.isfinite(r2_ratio) and math.isfinite(r2_diff) and site_ratio >= 0
+    # the decomposition rows: project, location fully removed, site alone
+    for label in ("same, target_scale='project'", "location only, no EB",
+                  "site alone (one-hot site, no features)"):
+        assert re.search(r"^  " + re.escape(label), out, re.M), label
+    share = re.search(r"t2/\(t2\+1\) of each feature's deviation from it: median "
+                      + NUM + r" over sites \(min " + NUM + r", max " + NUM, out)
+    assert share, out[-2000:]
+    median, low, high = map(float, share.groups())
+    assert 0 <= low <= median <= high <= 1
 
 
 CHECKS = {

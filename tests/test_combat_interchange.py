@@ -74,7 +74,8 @@ def test_to_neuroharmonize_is_applied_by_neuroharmonize(df, y):
     train, test = df.iloc[:60], df.iloc[60:]
     X = train[[*FEATS, "site", "age", "male"]]
     target = None if y is None else train["y"]
-    est = ComBatHarmonizer(covariates=["age", "male"]).fit(X, target)
+    est = ComBatHarmonizer(covariates=["age", "male"], target_scale="centre")
+    est.fit(X, target)
     model = est.to_neuroharmonize()
     model = pickle.loads(pickle.dumps(model))  # what saveHarmonizationModel does
     theirs = _nh_apply(model, test)
@@ -90,6 +91,12 @@ def test_to_neuroharmonize_is_applied_by_neuroharmonize(df, y):
 
 
 def test_untranslatable_models_are_refused(df):
+    protected = ComBatHarmonizer(covariates=["age", "male"], target_scale="project")
+    protected.fit(
+        df[[*FEATS, "site", "age", "male"]], df["y"]
+    )
+    with pytest.raises(ValueError, match="target_scale='centre'"):
+        protected.to_neuroharmonize()
     X = df[[*FEATS, "site", "age", "sex"]]
     est = ComBatHarmonizer(covariates=["age", "sex"]).fit(X)
     with pytest.raises(ValueError, match="categorical covariates"):

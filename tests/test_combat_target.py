@@ -91,7 +91,9 @@ def test_protected_fit_is_neuroharmonize_with_the_label_as_covariate(df, mean_on
         df[FEATS].to_numpy(),
         covars.assign(y=y.astype(np.float64)),
     )
-    combat = ComBatHarmonizer(covariates=["age", "male"], mean_only=mean_only)
+    combat = ComBatHarmonizer(
+        covariates=["age", "male"], mean_only=mean_only, target_scale="centre"
+    )
     out = combat.fit(X, y).transform(X).to_numpy()
     term = combat.target_term_
     assert term.kind == "classes" and list(term.levels) == [0, 1]
@@ -112,6 +114,56 @@ def test_protected_fit_is_neuroharmonize_with_the_label_as_covariate(df, mean_on
         np.testing.assert_allclose(
             combat.gamma_star_, model["gamma_star"], rtol=1e-9, atol=1e-12
         )
+
+
+def _projected_by_hand(combat, X):
+    """``target_scale="project"`` computed row by row from the fitted model."""
+    feats = combat.feature_names_in_[: combat.grand_mean_.size]
+    x = X[list(feats)].to_numpy()
+    n_sites = combat.sites_.size
+    coef_cov = combat.coef_[n_sites:]
+    design = np.column_stack(
+        [X["age"], X["male"], np.full(len(X), combat.target_term_.centre[0])]
+    )
+    mod = design @ coef_cov
+    sd = np.sqrt(combat.var_pooled_)
+    theta = coef_cov[combat.target_columns_]  # (1, p)
+    codes = np.searchsorted(combat.sites_, X["site"].to_numpy())
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        u = (x[i] - combat.grand_mean_ - mod[i]) / sd - combat.gamma_star_[codes[i]]
+        b = theta[0] / sd
+        finite = np.isfinite(u)
+        c = np.dot(b[finite], u[finite]) / np.dot(b[finite], b[finite])
+        scaled = c * b + (u - c * b) / np.sqrt(combat.delta_star_[codes[i]])
+        out[i] = scaled * sd + combat.grand_mean_ + mod[i]
+    return out
+
+
+def test_project_keeps_the_rows_estimated_target_effect_unscaled(df):
+    """target_scale='project' = the projection by hand; a NaN cell leaves the
+    rest of its row projected over its finite features."""
+    X = _x(df)
+    y = df["y"].to_numpy()
+    train, test = next(SiteStratifiedKFold(4, shuffle=True, random_state=0).split(X))
+    X_test = X.iloc[test].copy()
+    X_test.iloc[2, 4] = np.nan
+    fits = {
+        kind: ComBatHarmonizer(covariates=["age", "male"], target_scale=kind).fit(
+            X.iloc[train], y[train]
+        )
+        for kind in ("project", "centre")
+    }
+    project = fits["project"].transform(X_test).to_numpy()
+    centre = fits["centre"].transform(X_test).to_numpy()
+    expected = _projected_by_hand(fits["project"], X_test)
+    np.testing.assert_allclose(project, expected, rtol=1e-12, atol=1e-12)
+    assert np.isnan(project[2, 4]) and np.isfinite(np.delete(project[2], 4)).all()
+    assert np.abs(project - centre)[np.isfinite(project)].max() > 1e-3
+    # fitted parameters are the same; only transform differs
+    np.testing.assert_array_equal(
+        fits["project"].delta_star_, fits["centre"].delta_star_
+    )
 
 
 def _prevalence_cohort(seed, site_effects, n_per_site=150, n_features=12):
