@@ -13,9 +13,10 @@ from . import _combat_core as core
 from . import _combat_design as design
 from . import _combat_input as inputs
 from . import _combat_target as target
+from ._combat_sites import BatchSites, resolve_unseen
 from ._docstrings import fill_doc
 from ._tags import subject_table_input_tags
-from .exceptions import MedprepWarning, SubjectTableError, plain
+from .exceptions import MedprepWarning, plain
 
 __all__ = ["ComBatHarmonizer"]
 
@@ -285,23 +286,7 @@ default="auto"
         self.protect_target = protect_target
         self.interactions = interactions
 
-    # ------------------------------------------------------------------ input
-    def _read(self, X, sites, covariates, *, reset):
-        """Split ``X`` into features, sites, covariates and pass-through columns."""
-        return inputs.read_table(
-            self,
-            X,
-            sites,
-            covariates,
-            site=self.site,
-            covariate_columns=self.covariates,
-            features=self.features,
-            features_seen=None if reset else self.features_,
-            reset=reset,
-            layout=None if reset else self._layout,
-        )
-
-    # -------------------------------------------------------------------- fit
+    # ---------------------------------------------------------------- fit steps
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, sites=None, covariates=None):
         """Learn the site location/scale parameters from the training rows.
@@ -325,29 +310,73 @@ default="auto"
         self : ComBatHarmonizer
             Fitted estimator.
         """
-        table, feats, site_values, cov, from_table, positions = self._read(
-            X, sites, covariates, reset=True
-        )
-        index = table.index
-        if y is not None:
-            target.check_target_not_covariate(cov, y)
-        get = inputs.feature_getter(table, feats, positions)
-        inputs.check_feature_columns(
-            table, feats, y, from_table, features=self.features, get=get
-        )
+        batch = self._validate_fit_input(X, y, sites, covariates)
         labels, codes, counts, ref_level = design.fit_sites(
-            site_values, self.reference_site, self.site
+            batch.site_values, self.reference_site, self.site
         )
-        self.covariates_ = list(cov.columns)
-        linear, spline, self.covariate_levels_ = design.encode_covariates(
-            cov, index, self.smooth_terms, interactions=self.interactions
+        self.sites_, self.site_counts_, self._ref_level = labels, counts, ref_level
+        coef = self._build_design(batch, y, codes)
+        stats = self._estimate_site_effects(batch, codes, coef)
+        model = self._shrink(stats, eb=bool(self.eb) and batch.n_features > 1)
+        _warn_degenerate(model, batch.feats, labels)
+        self.features_ = np.asarray(batch.feats, dtype=object)
+        self._set_model(model)
+        self._output_columns = self._output_names(batch.table, batch)
+        self._feature_index = pd.Index(self.features_)
+        self._layout = (
+            (batch.table.columns, batch.positions)
+            if isinstance(X, pd.DataFrame)
+            else None
         )
-        p = len(feats)
-        eb = bool(self.eb) and p > 1
+        self._fit_after_combat(X, sites, covariates)
+        return self
 
+    def _read(self, X, sites, covariates, *, reset):
+        """Split ``X`` into features, sites, covariates: a :class:`Batch`."""
+        table, feats, site_values, cov, from_table, positions = inputs.read_table(
+            self,
+            X,
+            sites,
+            covariates,
+            site=self.site,
+            covariate_columns=self.covariates,
+            features=self.features,
+            features_seen=None if reset else self.features_,
+            reset=reset,
+            layout=None if reset else self._layout,
+        )
+        get = inputs.feature_getter(table, feats, positions)
+        return inputs.Batch(table, feats, positions, site_values, cov, from_table, get)
+
+    def _validate_fit_input(self, X, y, sites, covariates):
+        """Fit step 1: read the training rows; refuse the target as an input."""
+        batch = self._read(X, sites, covariates, reset=True)
+        if y is not None:
+            target.check_target_not_covariate(batch.cov, y)
+        inputs.check_feature_columns(
+            batch.table,
+            batch.feats,
+            y,
+            batch.from_table,
+            features=self.features,
+            get=batch.get,
+        )
+        return batch
+
+    def _build_design(self, batch, y, codes):
+        """Fit step 2: covariate design (and protected target) of the training rows.
+
+        Sets ``batch.design_cov`` and the fitted design attributes; returns the
+        regression coefficients when smooth terms fit them (ComBat-GAM), else
+        None.
+        """
+        self.covariates_ = list(batch.cov.columns)
+        linear, spline, self.covariate_levels_ = design.encode_covariates(
+            batch.cov, batch.index, self.smooth_terms, interactions=self.interactions
+        )
         term, raw = None, None
         if y is not None and self.protect_target != "none":
-            term, raw = target.fit_target_term(y, index, self.protect_target)
+            term, raw = target.fit_target_term(y, batch.index, self.protect_target)
         gam_linear, gam_spline = target.gam_inputs(linear, spline, term, raw)
         coef = None
         self.spline_knots_ = []
@@ -355,46 +384,53 @@ default="auto"
             from ._combat_gam import fit_gam_coef
 
             coef, self.spline_knots_ = fit_gam_coef(
-                get,
-                p,
+                batch.get,
+                batch.n_features,
                 codes,
-                labels.size,
+                self.sites_.size,
                 gam_linear,
                 gam_spline,
-                ref_level=ref_level,
+                ref_level=self._ref_level,
                 bounds=self.smooth_term_bounds,
                 random_state=self.random_state,
             )
-        design_cov, self.target_columns_ = target.fit_design(
+        batch.design_cov, self.target_columns_ = target.fit_design(
             linear, spline, self.spline_knots_, term, raw
         )
         self.target_term_ = term
-        params = core.fit_combat(
-            get,
-            p,
+        return coef
+
+    def _estimate_site_effects(self, batch, codes, coef):
+        """Fit step 3: regress, standardize, per-site location and scale."""
+        return core.site_statistics(
+            batch.get,
+            batch.n_features,
             codes,
-            labels.size,
-            design_cov,
-            ref_level=ref_level,
-            eb=eb,
-            parametric=self.parametric,
-            mean_only=self.mean_only,
+            self.sites_.size,
+            batch.design_cov,
+            ref_level=self._ref_level,
             coef=coef,
-            design_names=self._design_names(labels, cov, design_cov.shape[1]),
+            design_names=design.design_names(
+                self.site,
+                self.sites_,
+                self.covariates_,
+                self.covariate_levels_,
+                self.smooth_terms,
+                self.interactions,
+                self.target_term_,
+                batch.design_cov.shape[1],
+            ),
         )
-        _warn_degenerate(params, feats, labels)
-        self.sites_ = labels
-        self.site_counts_ = counts
-        self.features_ = np.asarray(feats, dtype=object)
-        self._set_model(params)
+
+    def _shrink(self, stats, *, eb):
+        """Fit step 4: empirical Bayes (or not) to the site adjustments."""
         self.eb_ = eb
-        self._ref_level = ref_level
-        self._output_columns = self._output_names(table, feats, from_table)
-        self._feature_index = pd.Index(self.features_)
-        self._layout = (
-            (table.columns, positions) if isinstance(X, pd.DataFrame) else None
+        return core.shrink_sites(
+            stats, eb=eb, parametric=self.parametric, mean_only=self.mean_only
         )
-        return self
+
+    def _fit_after_combat(self, X, sites, covariates):
+        """Fit step 5: what a variant learns after ComBat (nothing here)."""
 
     def _set_model(self, model):
         """Keep the fitted :class:`~._combat_core.ComBatModel` and its public views."""
@@ -410,34 +446,11 @@ default="auto"
         self.harmonized_ = model.ok
         self.degenerate_ = model.degenerate
 
-    def _design_names(self, labels, cov, n_cov):
-        """Names of the design columns, for the error on a singular design."""
-        names = [f"{self.site}={plain(label)}" for label in labels]
-        for name in cov.columns:
-            if name in self.covariate_levels_:
-                levels = self.covariate_levels_[name][1:]
-                names += [f"{name}={plain(lv)}" for lv in levels]
-            elif name not in (self.smooth_terms or []):
-                names.append(str(name))
-        names += design.interaction_names(self.interactions, self.covariate_levels_)
-        if self.target_term_ is not None and self.target_term_.kind == "classes":
-            names += [f"y={plain(lv)}" for lv in self.target_term_.levels[1:]]
-        elif self.target_term_ is not None and self.target_term_.kind == "linear":
-            names.append("y")
-        names += [f"smooth basis {k}" for k in range(len(labels) + n_cov - len(names))]
-        return names
-
-    def _covariate_design(self, linear, spline):
-        """Design of ``transform``: the protected target at its training centre."""
-        return target.design_matrix(
-            linear, spline, self.spline_knots_, self.target_term_
-        )
-
-    def _output_names(self, table, feats, from_table):
-        dropped = set() if self.keep_covariates else set(from_table)
+    def _output_names(self, table, batch):
+        dropped = set() if self.keep_covariates else set(batch.from_table)
         return np.asarray([c for c in table.columns if c not in dropped], dtype=object)
 
-    # -------------------------------------------------------------- transform
+    # ---------------------------------------------------------- transform steps
     def transform(self, X, *, sites=None, covariates=None):
         """Harmonize the features of ``X`` with the fitted parameters.
 
@@ -462,110 +475,81 @@ default="auto"
             ``X`` is one.
         """
         check_is_fitted(self)
-        rows = self._prepare_rows(X, sites, covariates)
-        out = self._harmonize(rows)
-        return self._assemble(X, rows, out)
+        batch = self._prepare_rows(X, sites, covariates)
+        out = self._adjust(batch)
+        return self._assemble(X, batch, out)
 
     def _prepare_rows(self, X, sites, covariates):
-        """Step 1 of transform: read the rows, code their sites, build the design.
+        """Transform steps 1-3: read the rows, their design, their sites."""
+        batch = self._read(X, sites, covariates, reset=False)
+        batch.design_cov = self._transform_design(batch)
+        batch.sites = self._resolve_sites(batch)
+        return batch
 
-        New sites are estimated here (``unseen_site="estimate"``); returns a
-        dict with ``table``, ``feats``, ``get``, ``codes``, ``design_cov``,
-        ``params`` and ``new_params``.
+    def _transform_design(self, batch):
+        """Transform step 2, target protection: the design of rows to transform.
+
+        The covariates are encoded with the training levels; the protected
+        target's columns are filled with their training centre
+        (:func:`~._combat_target.design_matrix`), since a row's label is not
+        read at transform.
         """
-        table, feats, site_values, cov, from_table, positions = self._read(
-            X, sites, covariates, reset=False
-        )
-        index = table.index
         linear, spline, _ = design.encode_covariates(
-            cov,
-            index,
+            batch.cov,
+            batch.index,
             self.smooth_terms,
             levels=self.covariate_levels_,
             seen=self.covariates_,
             interactions=self.interactions,
         )
-        design_cov = self._covariate_design(linear, spline)
-        codes = design.encode_sites(self.sites_, site_values)
-        params = self.model_
-        get = inputs.feature_getter(table, feats, positions)
-        new_params = []
-        unseen = codes < 0
-        if unseen.any():
-            new_labels = pd.unique(site_values[unseen])
-            if self.unseen_site == "error":
-                raise SubjectTableError(
-                    f"site {plain(new_labels[0])!r} was not seen in fit "
-                    "(training sites: "
-                    f"{plain(self.sites_)}); set unseen_site='estimate' or "
-                    "'passthrough' to allow new sites",
-                    row=design._first_row(index, unseen),
-                    column=self.site,
-                )
-            if self.unseen_site == "passthrough":
-                warnings.warn(
-                    f"rows of sites {plain(new_labels)} not seen in fit are returned "
-                    "unharmonized (unseen_site='passthrough')",
-                    MedprepWarning,
-                    stacklevel=4,  # _prepare_rows < transform < wrapper < caller
-                )
-            else:
-                if self.target_term_ is not None:
-                    warnings.warn(
-                        f"new sites {plain(new_labels)} are estimated with the "
-                        "protected target at its training centre: a new site's "
-                        "location cannot be told apart from a shift of its target "
-                        "distribution without its labels, so whatever part of its "
-                        "target's mean differs from the training one is removed "
-                        "with the site (see the user guide, 'New sites')",
-                        MedprepWarning,
-                        stacklevel=4,  # _prepare_rows < transform < wrapper < caller
-                    )
-                for j, label in enumerate(new_labels):
-                    rows = design.new_site_rows(site_values, label, index, self.site)
-                    sub_get = inputs.rows_getter(get, rows)
-                    new_params.append(
-                        core.estimate_new_site(
-                            sub_get,
-                            len(feats),
-                            design_cov[rows],
-                            params,
-                            eb=self.eb_,
-                            parametric=self.parametric,
-                            mean_only=self.mean_only,
-                        )
-                    )
-                    codes[rows] = -2 - j
-        return {
-            "table": table,
-            "feats": feats,
-            "get": get,
-            "codes": codes,
-            "design_cov": design_cov,
-            "params": params,
-            "new_params": new_params,
-        }
+        return target.design_matrix(
+            linear, spline, self.spline_knots_, self.target_term_
+        )
 
-    def _harmonize(self, rows):
-        """Step 2 of transform: the ComBat adjustment of the feature block."""
-        table, feats = rows["table"], rows["feats"]
-        out = np.empty((table.shape[0], len(feats)), order="F")
+    def _resolve_sites(self, batch):
+        """Transform step 3: rows' sites; new sites estimated or passed through."""
+        sites = BatchSites.encode(self.sites_, batch.site_values)
+        return resolve_unseen(
+            sites,
+            self.unseen_site,
+            batch.site_values,
+            batch.index,
+            self.site,
+            self.sites_,
+            lambda rows: self._estimate_new_site(batch, rows),
+            protected=self.target_term_ is not None,
+        )
+
+    def _estimate_new_site(self, batch, rows):
+        """Location/scale of a new site from its ``rows``, the model held fixed."""
+        return core.estimate_new_site(
+            inputs.rows_getter(batch.get, rows),
+            batch.n_features,
+            batch.design_cov[rows],
+            self.model_,
+            eb=self.eb_,
+            parametric=self.parametric,
+            mean_only=self.mean_only,
+        )
+
+    def _adjust(self, batch):
+        """Transform step 4: remove each row's site location and scale.
+
+        ``out = a x + e - (a - 1) m`` per feature, with ``a = 1 / sqrt(delta*)``
+        of the row's site and ``m`` the covariate (and protected target)
+        effects of its design row (:func:`~._combat_core.apply_combat`).
+        """
+        out = np.empty((batch.table.shape[0], batch.n_features), order="F")
         core.apply_combat(
-            rows["get"],
-            out,
-            rows["codes"],
-            rows["design_cov"],
-            rows["params"],
-            ref_level=self._ref_level,
-            new_site_params=rows["new_params"],
+            batch.get, out, batch.sites, batch.design_cov, self.model_
         )
         return out
 
-    def _assemble(self, X, rows, out):
-        """Step 3 of transform: the output container (index, pass-through)."""
+    def _assemble(self, X, batch, out):
+        """Transform step 5: the output container (index, pass-through)."""
         if not isinstance(X, pd.DataFrame):
             return out
-        table, feats = rows["table"], rows["feats"]
+        table, feats = batch.table, batch.feats
         index = table.index
         harmonized = pd.DataFrame(
             out, index=index, columns=self._feature_index, copy=False

@@ -22,7 +22,10 @@ from ._combat_eb import _adjustments
 
 __all__ = [
     "ComBatModel",
+    "SiteStatistics",
     "fit_combat",
+    "site_statistics",
+    "shrink_sites",
     "apply_combat",
     "estimate_new_site",
     "column_blocks",
@@ -103,6 +106,7 @@ class ComBatModel:
     degenerate: np.ndarray
     ref_level: int = None
     _tables: tuple = field(default=None, repr=False, compare=False)
+    _feature_tables: tuple = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, key):
         return getattr(self, key)
@@ -119,12 +123,42 @@ class ComBatModel:
             self._tables = site_tables(self, self.ref_level)
         return self._tables
 
+    @property
+    def feature_tables(self):
+        """``(scale, shift, coef_cov)``, feature-major for :func:`apply_combat`.
+
+        ``scale`` and ``shift`` are the transposed :attr:`tables`
+        (``(n_features, n_sites + 1)``), ``coef_cov`` is ``(n_features,
+        n_cov)``; all C-contiguous, computed once.
+        """
+        if self._feature_tables is None:
+            scale, shift = self.tables
+            self._feature_tables = tuple(
+                np.ascontiguousarray(t.T) for t in (scale, shift, self.coef_cov)
+            )
+        return self._feature_tables
+
 
 def column_blocks(n_samples, n_features):
     """Yield ``(start, stop)`` of blocks of columns of bounded size."""
     width = max(1, _BLOCK_CELLS // max(n_samples, 1))
     for start in range(0, n_features, width):
         yield start, min(start + width, n_features)
+
+
+def _unchecked(get):
+    """The getter without its bounds check, and the bound it checks.
+
+    A getter of :func:`~._combat_input.feature_getter` checks every block for
+    infinite or overflowing cells; :func:`fit_combat` computes the per-site
+    extremes anyway, so it reads the blocks unchecked and calls the checked
+    getter (which raises, naming the cell) only when an extreme is out of
+    bounds. Other getters are used as they are.
+    """
+    raw = getattr(get, "unchecked", None)
+    if raw is None:
+        return get, None
+    return raw, get.limit
 
 
 def _site_onehot(codes, n_sites):
@@ -155,6 +189,30 @@ def _site_stats(s, onehot, counts):
     return mean, var
 
 
+@dataclass
+class SiteStatistics:
+    """Per-feature regression and per-site standardized location/scale.
+
+    What :func:`site_statistics` estimates from the rows, before empirical
+    Bayes: ``coef`` (``(n_design, n_features)``), ``grand_mean`` and
+    ``var_pooled`` (``(n_features,)``), the mean, ddof=1 variance and number
+    of non-NaN rows of the standardized data per site (``site_mean``,
+    ``site_var``, ``counts``, ``(n_sites, n_features)``), ``constant``
+    (the feature takes one value within the site), ``n_sites`` and
+    ``ref_level``.
+    """
+
+    coef: np.ndarray
+    grand_mean: np.ndarray
+    var_pooled: np.ndarray
+    site_mean: np.ndarray
+    site_var: np.ndarray
+    counts: np.ndarray
+    constant: np.ndarray
+    n_sites: int
+    ref_level: int = None
+
+
 def fit_combat(
     get,
     n_features,
@@ -170,6 +228,8 @@ def fit_combat(
     design_names=None,
 ):
     """Fit ComBat location/scale parameters.
+
+    :func:`site_statistics` then :func:`shrink_sites`.
 
     Parameters
     ----------
@@ -204,6 +264,36 @@ def fit_combat(
         the feature has no spread within the site, see :data:`SITE_VAR_TINY`;
         its location is still removed there, its scale left unchanged).
     """
+    stats = site_statistics(
+        get,
+        n_features,
+        site_codes,
+        n_sites,
+        covariate_design,
+        ref_level=ref_level,
+        coef=coef,
+        design_names=design_names,
+    )
+    return shrink_sites(stats, eb=eb, parametric=parametric, mean_only=mean_only)
+
+
+def site_statistics(
+    get,
+    n_features,
+    site_codes,
+    n_sites,
+    covariate_design,
+    *,
+    ref_level=None,
+    coef=None,
+    design_names=None,
+):
+    """Regress, standardize, and summarize each site (arguments of :func:`fit_combat`).
+
+    Returns
+    -------
+    SiteStatistics
+    """
     n_samples = site_codes.shape[0]
     onehot = _site_onehot(site_codes, n_sites)
     site_design = onehot.copy()
@@ -224,9 +314,14 @@ def fit_combat(
     site_var = np.empty((n_sites, n_features))
     counts = np.empty((n_sites, n_features))
     constant = np.empty((n_sites, n_features), dtype=bool)
-    rows_by_site = [np.flatnonzero(site_codes == i) for i in range(n_sites)]
     ref_rows = None if ref_level is None else site_codes == ref_level
     site_sizes = onehot.sum(axis=0)
+    # rows sorted by site, so that per-site extremes are one reduceat per block
+    order = np.argsort(site_codes, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(site_sizes)[:-1]]).astype(np.intp)
+    design_t = np.ascontiguousarray(design[order].T)  # (n_design, n_samples)
+    onehot_s = onehot[order]
+    raw, limit = _unchecked(get)
 
     # design row of each site, to recover the per-site offsets from the coefficients
     site_rows = np.eye(n_sites)
@@ -235,17 +330,28 @@ def fit_combat(
     sizes = site_sizes[:, None]
     for start, stop in column_blocks(n_samples, n_features):
         cols = slice(start, stop)
-        block = get(start, stop)
-        constant[:, cols] = _constant_within_sites(block, rows_by_site)
+        block = raw(start, stop)
+        # feature-major and site-sorted: (n_columns, n_samples), contiguous
+        xs = np.take(block.T, order, axis=1)
+        with np.errstate(invalid="ignore"):
+            high = np.fmax.reduceat(xs, starts, axis=1)
+            low = np.fmin.reduceat(xs, starts, axis=1)
+            if limit is not None and (
+                (high > limit).any() or (low < -limit).any()
+            ):
+                get(start, stop)  # raises, naming the row and column
+            constant[:, cols] = (high == low).T
         if compute_coef:
-            coef[:, cols] = gram_inv @ (design.T @ block)
+            coef[:, cols] = gram_inv @ (design_t @ xs.T)
         bcoef = coef[:, cols]
         # Fast path (columns without NaN): everything from per-site sums of the
         # residuals R; s = (R + site offset) / sd, as neuroCombat standardizes.
-        resid = block - design @ bcoef
-        s1 = onehot.T @ resid
+        resid = bcoef.T @ design_t
+        np.subtract(xs, resid, out=resid)
+        del xs
+        s1 = (resid @ onehot_s).T
         resid *= resid
-        ss = onehot.T @ resid
+        ss = (resid @ onehot_s).T
         del resid
         if ref_level is None:
             gm = (site_sizes @ bcoef[:n_sites]) / n_samples
@@ -285,6 +391,33 @@ def fit_combat(
                 ref_rows,
             )
 
+    return SiteStatistics(
+        coef=coef,
+        grand_mean=grand_mean,
+        var_pooled=var_pooled,
+        site_mean=site_mean,
+        site_var=site_var,
+        counts=counts,
+        constant=constant,
+        n_sites=n_sites,
+        ref_level=ref_level,
+    )
+
+
+def shrink_sites(stats, *, eb=True, parametric=True, mean_only=False):
+    """Site location/scale adjustments from :class:`SiteStatistics` (EB or plain).
+
+    Features without residual variance are left unharmonized; site/feature
+    pairs without spread (degenerate) keep their location estimate and an
+    identity scale.
+
+    Returns
+    -------
+    ComBatModel
+    """
+    coef, grand_mean, var_pooled = stats.coef, stats.grand_mean, stats.var_pooled
+    site_mean, site_var, counts = stats.site_mean, stats.site_var, stats.counts
+    n_sites, ref_level = stats.n_sites, stats.ref_level
     # zero residual variance up to rounding: constant (or fully explained) feature
     tiny = (1e3 * np.finfo(np.float64).eps * (np.abs(grand_mean) + 1.0)) ** 2
     ok = (
@@ -300,7 +433,7 @@ def fit_combat(
         # same for every scan of a site): its location is estimable, its scale
         # is not; the other sites are unaffected
         degenerate = ok & (
-            constant | ~(np.isfinite(site_var) & (site_var > SITE_VAR_TINY))
+            stats.constant | ~(np.isfinite(site_var) & (site_var > SITE_VAR_TINY))
         )
         if ref_level is not None:
             degenerate[ref_level] = False
@@ -391,16 +524,7 @@ def standardize(block, covariate_design, coef_cov, grand_mean, var_pooled):
         return (block - grand_mean - covariate_design @ coef_cov) / np.sqrt(var_pooled)
 
 
-def apply_combat(
-    get,
-    out,
-    site_codes,
-    covariate_design,
-    params,
-    *,
-    ref_level=None,
-    new_site_params=None,
-):
+def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
     """Harmonize rows of training sites (and estimated new sites) into ``out``.
 
     Parameters
@@ -408,56 +532,57 @@ def apply_combat(
     get : callable
         Column-block getter of the data (see :func:`fit_combat`).
     out : ndarray of shape (n_samples, n_features)
-        Written in place.
-    site_codes : ndarray of int
-        Training-site code per row; ``-1`` for rows left unchanged, ``-2 - j``
-        for rows of the ``j``-th new site of ``new_site_params``.
+        Written in place (fastest in Fortran order, as a DataFrame stores it).
+    sites : BatchSites
+        Site of each row: training sites, estimated new sites
+        (``sites.new_sites``), rows left unchanged (the others).
     covariate_design : ndarray
         Covariate columns of the design.
     params : ComBatModel or dict
         The fitted model, or a dict with ``coef_cov``, ``grand_mean``,
-        ``var_pooled``, ``gamma_star``, ``delta_star``, ``ok`` and optionally
-        ``tables``, the :func:`site_tables` computed beforehand.
+        ``var_pooled``, ``gamma_star``, ``delta_star`` and ``ok``.
     ref_level : int or None
-        Rows of the reference site are returned unchanged.
-    new_site_params : list of (gamma_star, delta_star) or None
-        Adjustments of new sites estimated by :func:`estimate_new_site`.
+        Rows of the reference site are returned unchanged (read from the
+        model when it is a :class:`ComBatModel`).
     """
     n_samples, n_features = out.shape
     if isinstance(params, ComBatModel):
-        scale, shift = params.tables
+        scale, shift, coef_t = params.feature_tables
     else:
-        scale, shift = params.get("tables") or site_tables(params, ref_level)
-    n_sites = scale.shape[0] - 1  # the last row is the identity
-    new = list(new_site_params or [])
-    if new:
+        tables = site_tables(params, ref_level)
+        scale, shift = (np.ascontiguousarray(t.T) for t in tables)
+        coef_t = np.ascontiguousarray(params["coef_cov"].T)
+    n_sites = scale.shape[1] - 1  # the last column is the identity
+    if sites.new_sites:
         extra = site_tables(
             {
-                "gamma_star": np.vstack([g[None] for g, _ in new]),
-                "delta_star": np.vstack([d[None] for _, d in new]),
+                "gamma_star": np.vstack([site.gamma_star for site in sites.new_sites]),
+                "delta_star": np.vstack([site.delta_star for site in sites.new_sites]),
                 "grand_mean": params["grand_mean"],
                 "var_pooled": params["var_pooled"],
                 "ok": params["ok"],
             }
         )
-        scale = np.vstack([scale, extra[0]])
-        shift = np.vstack([shift, extra[1]])
-    # row n_sites of the tables: unchanged rows (code -1), a = 1, e = 0
-    idx = np.where(site_codes >= 0, site_codes, n_sites)
-    idx = np.where(site_codes <= -2, n_sites + 1 + (-2 - site_codes), idx)
-    has_cov = covariate_design.shape[1] > 0
+        scale = np.hstack([scale, extra[0][:-1].T])
+        shift = np.hstack([shift, extra[1][:-1].T])
+    idx = sites.table_rows(n_sites)
+    design_t = np.ascontiguousarray(covariate_design.T)
+    has_cov = design_t.shape[0] > 0
+    # feature-major: (n_columns, n_samples) blocks, contiguous for a DataFrame
+    out_t = out.T
     for start, stop in column_blocks(n_samples, n_features):
         cols = slice(start, stop)
-        block = get(start, stop)
-        a_rows = scale[idx, cols]
-        target = out[:, cols]
-        np.multiply(block, a_rows, out=target)
-        target += shift[idx, cols]
+        x = get(start, stop).T
+        a = np.take(scale[cols], idx, axis=1)
+        target = out_t[cols]
+        np.multiply(x, a, out=target)
+        target += np.take(shift[cols], idx, axis=1)
         if has_cov:
-            mod = covariate_design @ params["coef_cov"][:, cols]
-            a_rows -= 1.0
-            a_rows *= mod
-            target -= a_rows
+            # out = a x + e - (a - 1) mod, mod the covariate effects
+            mod = coef_t[cols] @ design_t
+            a -= 1.0
+            a *= mod
+            target -= a
     return out
 
 

@@ -21,6 +21,7 @@ MIN_NEW_SITE_SUBJECTS = 5
 
 __all__ = [
     "covariate_levels",
+    "design_names",
     "encode_covariates",
     "encode_sites",
     "first_row",
@@ -223,14 +224,52 @@ def encode_covariates(
     return linear, spline, levels
 
 
+def design_names(
+    site, labels, covariates, levels, smooth_terms, interactions, target_term, n_cov
+):
+    """Names of ComBat's design columns, for the error on a singular design.
+
+    Site indicators (``site=label``), covariates (``name=level`` for the
+    levels of a categorical one after the first), interactions, the protected
+    target (``y=class`` or ``y``), then the smooth bases.
+    """
+    names = [f"{site}={plain(label)}" for label in labels]
+    for name in covariates:
+        if name in levels:
+            names += [f"{name}={plain(lv)}" for lv in levels[name][1:]]
+        elif name not in (smooth_terms or []):
+            names.append(str(name))
+    names += interaction_names(interactions, levels)
+    if target_term is not None and target_term.kind == "classes":
+        names += [f"y={plain(lv)}" for lv in target_term.levels[1:]]
+    elif target_term is not None and target_term.kind == "linear":
+        names.append("y")
+    names += [f"smooth basis {k}" for k in range(len(labels) + n_cov - len(names))]
+    return names
+
+
 def encode_sites(labels, values):
-    """Code of each row's site among the fitted ``labels``; -1 for new sites."""
+    """Position of each row's site among the fitted ``labels``.
+
+    Returns
+    -------
+    codes : ndarray of int64
+        Position of the row's site in ``labels`` (0 where not ``seen``).
+    seen : ndarray of bool
+        Rows whose site is among ``labels``.
+    """
     if len(values) > 256:
-        return pd.Index(labels).get_indexer(pd.Index(values)).astype(np.int64)
-    lookup = {label: k for k, label in enumerate(labels)}
-    return np.fromiter(
-        (lookup.get(v, -1) for v in values), dtype=np.int64, count=len(values)
-    )
+        codes = pd.Index(labels).get_indexer(pd.Index(values)).astype(np.int64)
+        seen = codes >= 0
+    else:
+        lookup = {label: k for k, label in enumerate(labels)}
+        found = [lookup.get(v) for v in values]
+        seen = np.fromiter((k is not None for k in found), dtype=bool, count=len(found))
+        codes = np.fromiter(
+            (k or 0 for k in found), dtype=np.int64, count=len(found)
+        )
+    codes[~seen] = 0
+    return codes, seen
 
 
 def fit_sites(values, reference_site, column):

@@ -9,6 +9,7 @@ parameters are passed explicitly, so that these functions never change it
 """
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,11 +22,57 @@ from ._table import align_rows
 from .exceptions import MedprepWarning, SubjectTableError
 
 __all__ = [
+    "Batch",
     "check_feature_columns",
     "feature_getter",
     "read_table",
     "rows_getter",
 ]
+
+
+@dataclass
+class Batch:
+    """Rows read for ComBat's ``fit`` or ``transform``, step by step.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The input (an array wrapped in a DataFrame with columns ``x0, ...``).
+    feats : list or ndarray of str
+        Feature columns.
+    positions : ndarray of int
+        Their positions in ``table``.
+    site_values : ndarray of shape (n_samples,)
+        Site of each row.
+    cov : pandas.DataFrame
+        Covariates.
+    from_table : list of str
+        Site and covariate columns read from ``table``.
+    get : callable
+        Column-block getter of the features (:func:`feature_getter`).
+    design_cov : ndarray or None
+        Covariate design (set by the estimator's design step).
+    sites : BatchSites or None
+        Sites of the rows (set by ``transform``'s site step).
+    """
+
+    table: pd.DataFrame
+    feats: object
+    positions: np.ndarray
+    site_values: np.ndarray
+    cov: pd.DataFrame
+    from_table: list
+    get: object
+    design_cov: np.ndarray = None
+    sites: object = None
+
+    @property
+    def index(self):
+        return self.table.index
+
+    @property
+    def n_features(self):
+        return len(self.feats)
 
 
 def _rows_of(X):
@@ -341,6 +388,8 @@ def feature_getter(table, feats, positions=None):
             )
         return block
 
+    get.unchecked = raw  # for readers that check the bounds themselves
+    get.limit = MAX_ABS_VALUE
     return get
 
 

@@ -4,7 +4,6 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
@@ -134,31 +133,10 @@ random_state, protect_target, interactions
         self.pct_var = pct_var
         self.n_components = n_components
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, *, sites=None, covariates=None):
-        """Fit ComBat, then the principal components and their site effects.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame or array-like
-            Training subject table (see :meth:`ComBatHarmonizer.fit`).
-        y : array-like, default=None
-            Training target, protected in the ComBat step.
-        sites : array-like, default=None
-            Site of each row.
-        covariates : pandas.DataFrame or array-like, default=None
-            Covariates of each row.
-
-        Returns
-        -------
-        self : CovBatHarmonizer
-            Fitted estimator.
-        """
-        ComBatHarmonizer.fit.__wrapped__(
-            self, X, y, sites=sites, covariates=covariates
-        )
-        rows = self._prepare_rows(X, sites, covariates)
-        resid = super()._harmonize(rows) - self._modelled_mean(rows)
+    def _fit_after_combat(self, X, sites, covariates):
+        """Fit step 5 (CovBat): components of the residuals, their site effects."""
+        batch = self._prepare_rows(X, sites, covariates)
+        resid = super()._adjust(batch) - self._modelled_mean(batch)
         self.scaler_mean_ = resid.mean(axis=0)
         scale = resid.std(axis=0)
         self.scaler_scale_ = np.where(scale > 0, scale, 1.0)  # as StandardScaler
@@ -175,7 +153,7 @@ random_state, protect_target, interactions
         self.n_components_ = k
         self.components_ = vt[:k]
         scores = z @ self.components_.T
-        codes = rows["codes"]
+        codes = batch.sites.codes
         params = core.fit_combat(
             lambda a, b: scores[:, a:b],
             k,
@@ -184,35 +162,34 @@ random_state, protect_target, interactions
             np.empty((codes.size, 0)),
             eb=False,
         )
-        if not params["ok"].all():
+        if not params.ok.all():
             warnings.warn(
-                f"{int((~params['ok']).sum())} of {k} principal component score(s) "
+                f"{int((~params.ok).sum())} of {k} principal component score(s) "
                 "cannot be harmonized (no spread) and are left unchanged",
                 MedprepWarning,
-                stacklevel=3,
+                stacklevel=4,  # _fit_after_combat < fit < _fit_context < caller
             )
         keys = ("grand_mean", "var_pooled", "gamma_hat", "delta_hat", "ok")
         self.score_params_ = {key: params[key] for key in keys}
         self._score_tables = core.site_tables(params)
-        return self
 
-    def _modelled_mean(self, rows):
+    def _modelled_mean(self, batch):
         """Grand mean plus covariate effects (the target at its centre)."""
         coef_cov = self.coef_[self.sites_.size :]
-        mean = rows["design_cov"] @ coef_cov + self.grand_mean_
+        mean = batch.design_cov @ coef_cov + self.grand_mean_
         return np.where(self.harmonized_, mean, 0.0)
 
-    def _harmonize(self, rows):
-        """ComBat, then the site effects of the leading component scores."""
-        out = super()._harmonize(rows)
+    def _adjust(self, batch):
+        """Transform step 4 (CovBat): ComBat, then the leading scores' site effects."""
+        out = super()._adjust(batch)
         check_is_fitted(self, "components_")
-        mean = self._modelled_mean(rows)
+        mean = self._modelled_mean(batch)
         z = (out - mean - self.scaler_mean_) / self.scaler_scale_
         scores = z @ self.components_.T
         scale, shift = self._score_tables
         # training sites only: new and passed-through rows keep their scores
-        idx = np.where(rows["codes"] >= 0, rows["codes"], scale.shape[0] - 1)
+        idx = batch.sites.table_rows(scale.shape[0] - 1)
+        idx = np.minimum(idx, scale.shape[0] - 1)
         change = scores * (scale[idx] - 1.0) + shift[idx]
         z += change @ self.components_
-        out = z * self.scaler_scale_ + self.scaler_mean_ + mean
-        return out
+        return z * self.scaler_scale_ + self.scaler_mean_ + mean

@@ -88,8 +88,8 @@ def fit_chunk(store, k, codes, n_sites, design_cov, ref_level, mean_only):
     return {key: params[key] for key in keys}, counts
 
 
-def harmonize_rows(cells, labels, column, grid, flat_index, codes, design_cov,
-                    params, ref_level, new_site_params, fill, dtype, files):
+def harmonize_rows(cells, labels, column, grid, flat_index, sites, design_cov,
+                    params, ref_level, fill, dtype, files):
     """Load, harmonize and rebuild (or write) a batch of images."""
     images = [
         vs.load_on_grid(c, grid, row=r, column=column) for c, r in zip(cells, labels)
@@ -97,15 +97,14 @@ def harmonize_rows(cells, labels, column, grid, flat_index, codes, design_cov,
     values = np.empty((len(images), flat_index.size))
     for i, image in enumerate(images):
         values[i] = vs.masked_voxels(image, flat_index)
-    out = np.empty_like(values)
+    out = np.empty(values.shape, order="F")
     core.apply_combat(
         lambda a, b: values[:, a:b],
         out,
-        codes,
+        sites,
         design_cov,
         params,
         ref_level=ref_level,
-        new_site_params=new_site_params,
     )
     result = []
     for i, image in enumerate(images):

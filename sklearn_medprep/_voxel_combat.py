@@ -23,7 +23,7 @@ from . import _combat_core as core
 from . import _combat_design as design
 from . import _combat_input as inputs
 from . import _voxel_store as vs
-from ._combat_design import first_row as _first_row
+from ._combat_sites import BatchSites, resolve_unseen
 from ._docstrings import fill_doc
 from ._table import check_subject_table
 from ._tags import subject_table_input_tags
@@ -361,33 +361,12 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
             "ok": self.harmonized_,
         }
 
-    def _new_sites(self, table, site_values, codes, design_cov, grid, flat_index):
-        """Apply the ``unseen_site`` policy; estimate new sites' adjustments."""
+    def _new_sites(self, table, site_values, design_cov, grid, flat_index):
+        """Rows' sites; the ``unseen_site`` policy; new sites estimated."""
         index = table.index
-        unseen = codes < 0
-        if not unseen.any():
-            return []
-        new_labels = pd.unique(site_values[unseen])
-        if self.unseen_site == "error":
-            raise SubjectTableError(
-                f"site {new_labels[0]!r} was not seen in fit (training sites: "
-                f"{[str(s) for s in self.sites_]}); set unseen_site='estimate' or "
-                "'passthrough' to allow new sites",
-                row=_first_row(index, unseen),
-                column=self.site,
-            )
-        if self.unseen_site == "passthrough":
-            warnings.warn(
-                f"rows of sites {[str(s) for s in new_labels]} not seen in fit are "
-                "returned unharmonized (unseen_site='passthrough')",
-                MedprepWarning,
-                stacklevel=3,
-            )
-            return []
-        new_params = []
         cells = table[self.image].tolist()
-        for j, label in enumerate(new_labels):
-            rows = design.new_site_rows(site_values, label, index, self.site)
+
+        def estimate(rows):
             folder = Path(self.scratch_dir or tempfile.gettempdir())
             scratch = Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
             try:
@@ -407,21 +386,28 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
                     grid,
                     flat_index,
                 )
-                new_params.append(
-                    core.estimate_new_site(
-                        store.getter(),
-                        flat_index.size,
-                        design_cov[rows],
-                        self._params(),
-                        eb=self.eb_,
-                        parametric=self.parametric,
-                        mean_only=self.mean_only,
-                    )
+                return core.estimate_new_site(
+                    store.getter(),
+                    flat_index.size,
+                    design_cov[rows],
+                    self._params(),
+                    eb=self.eb_,
+                    parametric=self.parametric,
+                    mean_only=self.mean_only,
                 )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-            codes[rows] = -2 - j
-        return new_params
+
+        return resolve_unseen(
+            BatchSites.encode(self.sites_, site_values),
+            self.unseen_site,
+            site_values,
+            index,
+            self.site,
+            self.sites_,
+            estimate,
+            protected=False,
+        )
 
     def _output_files(self, index):
         if self.output_dir is None:
@@ -469,17 +455,9 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
             levels=self.covariate_levels_,
             seen=self.covariates_,
         )
-        lookup = {label: k for k, label in enumerate(self.sites_)}
-        codes = np.fromiter(
-            (lookup.get(v, -1) for v in site_values),
-            dtype=np.int64,
-            count=len(site_values),
-        )
         grid = vs.grid_of(self.mask_)
         flat_index = np.flatnonzero(sitk.GetArrayViewFromImage(self.mask_).reshape(-1))
-        new_params = self._new_sites(
-            table, site_values, codes, design_cov, grid, flat_index
-        )
+        batch_sites = self._new_sites(table, site_values, design_cov, grid, flat_index)
         files = self._output_files(table.index)
         cells = table[self.image].tolist()
         rows = table.index.tolist()
@@ -493,11 +471,10 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
                 self.image,
                 grid,
                 flat_index,
-                codes[b.start : b.stop],
+                batch_sites.rows_slice(b.start, b.stop),
                 design_cov[b.start : b.stop],
                 params,
                 self._ref_level,
-                new_params,
                 self.fill_outside,
                 np.dtype(self.dtype),
                 None if files is None else files[b.start : b.stop],
