@@ -539,7 +539,10 @@ default="auto"
         of the row's site and ``m`` the covariate (and protected target)
         effects of its design row (:func:`~._combat_core.apply_combat`).
         """
-        out = np.empty((batch.table.shape[0], batch.n_features), order="F")
+        out = np.empty(
+            (batch.table.shape[0], batch.n_features),
+            order=core.output_layout(batch.get, batch.n_features),
+        )
         core.apply_combat(
             batch.get, out, batch.sites, batch.design_cov, self.model_
         )

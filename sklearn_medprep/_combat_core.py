@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 _BLOCK_CELLS = 1_000_000  # cells per block of columns (8 MB of float64)
+_APPLY_CELLS = 1 << 18  # cells per block of apply_combat (2 MB: in cache)
 
 #: Variance of the standardized data within a site (pooled variance = 1) below
 #: which a feature is taken as constant within that site, as it is when its raw
@@ -107,6 +108,7 @@ class ComBatModel:
     ref_level: int = None
     _tables: tuple = field(default=None, repr=False, compare=False)
     _feature_tables: tuple = field(default=None, repr=False, compare=False)
+    _finite_tables: bool = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, key):
         return getattr(self, key)
@@ -138,6 +140,16 @@ class ComBatModel:
             )
         return self._feature_tables
 
+    @property
+    def finite_tables(self):
+        """Whether every entry of :attr:`tables` is finite."""
+        if self._finite_tables is None:
+            scale, shift = self.tables
+            self._finite_tables = bool(
+                np.isfinite(scale).all() and np.isfinite(shift).all()
+            )
+        return self._finite_tables
+
 
 def column_blocks(n_samples, n_features):
     """Yield ``(start, stop)`` of blocks of columns of bounded size."""
@@ -159,6 +171,23 @@ def _unchecked(get):
     if raw is None:
         return get, None
     return raw, get.limit
+
+
+def block_layout(block):
+    """Layout of an ``(n_samples, n_columns)`` block: ``"F"`` or ``"C"``.
+
+    ``"F"`` when its columns are contiguous (a DataFrame's float block),
+    ``"C"`` when its rows are (an ndarray, or a pandas block made from one
+    without a copy).
+    """
+    return "F" if block.strides[0] < block.strides[1] else "C"
+
+
+def _take_rows(block, rows):
+    """``block[rows]`` as a new array in the block's layout."""
+    if block_layout(block) == "F":
+        return np.take(block.T, rows, axis=1).T
+    return np.take(block, rows, axis=0)
 
 
 def _site_onehot(codes, n_sites):
@@ -316,10 +345,11 @@ def site_statistics(
     constant = np.empty((n_sites, n_features), dtype=bool)
     ref_rows = None if ref_level is None else site_codes == ref_level
     site_sizes = onehot.sum(axis=0)
-    # rows sorted by site, so that per-site extremes are one reduceat per block
+    # rows sorted by site, so that each site's rows are one slice of a block
     order = np.argsort(site_codes, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(site_sizes)[:-1]]).astype(np.intp)
-    design_t = np.ascontiguousarray(design[order].T)  # (n_design, n_samples)
+    ends = np.cumsum(site_sizes).astype(np.intp)
+    segments = [slice(int(e - k), int(e)) for e, k in zip(ends, site_sizes)]
+    design_s = design[order]
     onehot_s = onehot[order]
     raw, limit = _unchecked(get)
 
@@ -331,27 +361,28 @@ def site_statistics(
     for start, stop in column_blocks(n_samples, n_features):
         cols = slice(start, stop)
         block = raw(start, stop)
-        # feature-major and site-sorted: (n_columns, n_samples), contiguous
-        xs = np.take(block.T, order, axis=1)
+        # rows sorted by site, in the block's own layout (so that every
+        # elementwise operation below runs along contiguous memory)
+        xs = _take_rows(block, order)
         with np.errstate(invalid="ignore"):
-            high = np.fmax.reduceat(xs, starts, axis=1)
-            low = np.fmin.reduceat(xs, starts, axis=1)
+            high = np.vstack([np.fmax.reduce(xs[r], axis=0) for r in segments])
+            low = np.vstack([np.fmin.reduce(xs[r], axis=0) for r in segments])
             if limit is not None and (
                 (high > limit).any() or (low < -limit).any()
             ):
                 get(start, stop)  # raises, naming the row and column
-            constant[:, cols] = (high == low).T
+            constant[:, cols] = high == low
         if compute_coef:
-            coef[:, cols] = gram_inv @ (design_t @ xs.T)
+            coef[:, cols] = gram_inv @ (design_s.T @ xs)
         bcoef = coef[:, cols]
         # Fast path (columns without NaN): everything from per-site sums of the
         # residuals R; s = (R + site offset) / sd, as neuroCombat standardizes.
-        resid = bcoef.T @ design_t
+        resid = np.matmul(design_s, bcoef, out=np.empty_like(xs))
         np.subtract(xs, resid, out=resid)
         del xs
-        s1 = (resid @ onehot_s).T
+        s1 = onehot_s.T @ resid
         resid *= resid
-        ss = (resid @ onehot_s).T
+        ss = onehot_s.T @ resid
         del resid
         if ref_level is None:
             gm = (site_sizes @ bcoef[:n_sites]) / n_samples
@@ -547,12 +578,12 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
     """
     n_samples, n_features = out.shape
     if isinstance(params, ComBatModel):
-        scale, shift, coef_t = params.feature_tables
+        scale, shift = params.tables
+        finite = params.finite_tables
     else:
-        tables = site_tables(params, ref_level)
-        scale, shift = (np.ascontiguousarray(t.T) for t in tables)
-        coef_t = np.ascontiguousarray(params["coef_cov"].T)
-    n_sites = scale.shape[1] - 1  # the last column is the identity
+        scale, shift = site_tables(params, ref_level)
+        finite = bool(np.isfinite(scale).all() and np.isfinite(shift).all())
+    n_sites = scale.shape[0] - 1  # the last row is the identity
     if sites.new_sites:
         extra = site_tables(
             {
@@ -563,26 +594,106 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
                 "ok": params["ok"],
             }
         )
-        scale = np.hstack([scale, extra[0][:-1].T])
-        shift = np.hstack([shift, extra[1][:-1].T])
+        scale = np.vstack([scale, extra[0][:-1]])
+        shift = np.vstack([shift, extra[1][:-1]])
+        finite = finite and bool(np.isfinite(extra).all())
     idx = sites.table_rows(n_sites)
-    design_t = np.ascontiguousarray(covariate_design.T)
-    has_cov = design_t.shape[0] > 0
-    # feature-major: (n_columns, n_samples) blocks, contiguous for a DataFrame
-    out_t = out.T
-    for start, stop in column_blocks(n_samples, n_features):
-        cols = slice(start, stop)
-        x = get(start, stop).T
-        a = np.take(scale[cols], idx, axis=1)
-        target = out_t[cols]
+    coef_cov = np.ascontiguousarray(params["coef_cov"])
+    if block_layout(out) == "C":
+        _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov)
+        return out
+    if isinstance(params, ComBatModel) and not sites.new_sites:
+        scale_f, shift_f, coef_f = params.feature_tables
+    else:
+        scale_f, shift_f, coef_f = (
+            np.ascontiguousarray(t.T) for t in (scale, shift, coef_cov)
+        )
+    _apply_by_columns(
+        get, out, idx, covariate_design, scale_f, shift_f, coef_f, exact=finite
+    )
+    return out
+
+
+def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
+    """:func:`apply_combat` for row-major data: blocks of whole rows.
+
+    ``scale``/``shift`` are ``(n_tables, n_features)``: a row's entries are
+    one contiguous row of the table.
+    """
+    n_samples, n_features = out.shape
+    raw, limit = _unchecked(get)
+    data = raw(0, n_features)
+    height = max(1, _APPLY_CELLS // max(n_features, 1))
+    a_buf = np.empty((min(height, n_samples), n_features))
+    mod_buf = np.empty_like(a_buf)
+    has_cov = covariate_design.shape[1] > 0
+    for r0 in range(0, n_samples, height):
+        rows = slice(r0, min(r0 + height, n_samples))
+        x = data[rows]
+        if limit is not None and x.size and (
+            np.fmax.reduce(x, axis=None) > limit
+            or np.fmin.reduce(x, axis=None) < -limit
+        ):
+            get(0, n_features)  # raises, naming the row and column
+        a = np.take(scale, idx[rows], axis=0, out=a_buf[: x.shape[0]])
+        target = out[rows]
         np.multiply(x, a, out=target)
-        target += np.take(shift[cols], idx, axis=1)
         if has_cov:
             # out = a x + e - (a - 1) mod, mod the covariate effects
-            mod = coef_t[cols] @ design_t
+            mod = np.matmul(
+                covariate_design[rows], coef_cov, out=mod_buf[: x.shape[0]]
+            )
             a -= 1.0
             a *= mod
             target -= a
+        target += np.take(shift, idx[rows], axis=0, out=a)
+
+
+def _apply_by_columns(
+    get, out, idx, covariate_design, scale, shift, coef_t, *, exact
+):
+    """:func:`apply_combat` for column-major data: blocks of columns.
+
+    ``scale``/``shift`` are ``(n_features, n_tables)``, gathered with a
+    product by the rows' one-hot site indicators (exact, ``x * 1 + 0``, for
+    finite tables, and several times faster than ``np.take``).
+    """
+    n_samples, n_features = out.shape
+    onehot = np.zeros((n_samples, scale.shape[1]))
+    onehot[np.arange(n_samples), idx] = 1.0
+    has_cov = covariate_design.shape[1] > 0
+    # blocks small enough to stay in cache; buffers in the output's layout,
+    # so that every elementwise operation runs along contiguous memory
+    width = max(1, _APPLY_CELLS // max(n_samples, 1))
+    a_buf = np.empty((n_samples, min(width, n_features)), order="F")
+    mod_buf = np.empty_like(a_buf)
+    for start in range(0, n_features, width):
+        stop = min(start + width, n_features)
+        cols = slice(start, stop)
+        x = get(start, stop)
+        a = _gather(scale[cols], idx, onehot, exact, a_buf[:, : stop - start])
+        target = out[:, cols]
+        np.multiply(x, a, out=target)
+        if has_cov:
+            mod = np.matmul(
+                covariate_design, coef_t[cols].T, out=mod_buf[:, : stop - start]
+            )
+            a -= 1.0
+            a *= mod
+            target -= a
+        target += _gather(shift[cols], idx, onehot, exact, a)
+
+
+def output_layout(get, n_features):
+    """Layout (``"C"``/``"F"``) of the data read by ``get``, for the output."""
+    return block_layout(get(0, min(2, n_features)))
+
+
+def _gather(table, idx, onehot, exact, out):
+    """``table[:, idx].T`` into ``out``: a product with the one-hot rows if exact."""
+    if exact and out.shape[0] >= 8:
+        return np.matmul(onehot, table.T, out=out)
+    out[...] = np.take(table, idx, axis=1).T
     return out
 
 

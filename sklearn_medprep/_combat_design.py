@@ -39,11 +39,11 @@ def is_numeric_dtypes(dtypes):
     booleans, strings, objects and categories are not (covariates of those
     dtypes are categorical).
     """
-    return np.fromiter(
-        (getattr(dt, "kind", "O") in "iuf" for dt in dtypes),
-        dtype=bool,
-        count=len(dtypes),
+    codes, uniques = pd.factorize(pd.Series(list(dtypes), dtype=object))
+    numeric = np.array(
+        [getattr(dt, "kind", "O") in "iuf" for dt in uniques], dtype=bool
     )
+    return numeric[codes] if len(codes) else np.zeros(0, dtype=bool)
 
 
 def _is_numeric(series):

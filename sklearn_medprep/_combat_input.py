@@ -411,6 +411,7 @@ def check_feature_columns(table, feats, y, from_table, *, features, get=None):
     n = table.shape[0]
     if get is None:
         get = feature_getter(table, feats)
+    get = getattr(get, "unchecked", get)  # bounds are checked by the fit itself
     target = _numeric_target(y, n)
     head = min(n, 50)
     binary = []

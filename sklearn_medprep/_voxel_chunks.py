@@ -97,7 +97,7 @@ def harmonize_rows(cells, labels, column, grid, flat_index, sites, design_cov,
     values = np.empty((len(images), flat_index.size))
     for i, image in enumerate(images):
         values[i] = vs.masked_voxels(image, flat_index)
-    out = np.empty(values.shape, order="F")
+    out = np.empty_like(values)
     core.apply_combat(
         lambda a, b: values[:, a:b],
         out,
