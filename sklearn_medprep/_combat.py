@@ -13,52 +13,22 @@ from . import _combat_core as core
 from . import _combat_design as design
 from . import _combat_input as inputs
 from . import _combat_target as target
-from ._combat_sites import BatchSites, resolve_unseen
+from ._combat_apply import apply_combat, output_layout
+from ._combat_interchange import NeuroHarmonizeInterchange
+from ._combat_sites import BatchSites, estimate_new_site, resolve_unseen
 from ._docstrings import fill_doc
 from ._tags import subject_table_input_tags
-from .exceptions import MedprepWarning, plain
+from .exceptions import MedprepWarning
 
 __all__ = ["ComBatHarmonizer"]
 
-
-def _warn_degenerate(params, feats, labels):
-    """Warn about features left unharmonized and site/feature pairs without spread."""
-    names = np.asarray(feats, dtype=object)
-    ok = params["ok"]
-    if not ok.all():
-        bad = names[~ok]
-        warnings.warn(
-            f"{bad.size} feature(s) have no spread around the model (zero pooled "
-            f"residual variance) or cannot be estimated at every site and are "
-            f"left unharmonized: {plain(bad[:5])}{' ...' if bad.size > 5 else ''}",
-            MedprepWarning,
-            stacklevel=4,  # _warn_degenerate < fit < _fit_context wrapper < caller
-        )
-    deg = params["degenerate"]
-    if deg.any():
-        sites_at, feats_at = np.nonzero(deg)
-        pairs = [
-            f"{plain(names[j])!r} at site {plain(labels[i])!r}"
-            for i, j in zip(sites_at[:5], feats_at[:5])
-        ]
-        more = f" and {sites_at.size - 5} more" if sites_at.size > 5 else ""
-        warnings.warn(
-            f"{sites_at.size} feature/site pair(s) where the feature is constant "
-            "within the site: "
-            f"{', '.join(pairs)}{more}. Their location is harmonized at that "
-            "site (and the other sites are harmonized as usual); their scale at "
-            "that site is left unchanged (delta* = 1), since it cannot be "
-            "estimated from a constant",
-            MedprepWarning,
-            stacklevel=4,
-        )
 
 #: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
 MIN_NEW_SITE_SUBJECTS = design.MIN_NEW_SITE_SUBJECTS
 
 
 @fill_doc
-class ComBatHarmonizer(TransformerMixin, BaseEstimator):
+class ComBatHarmonizer(NeuroHarmonizeInterchange, TransformerMixin, BaseEstimator):
     """Remove site effects from features with ComBat, fitted on training rows only.
 
     The model of neuroCombat / neuroHarmonize (Johnson et al. 2007; Fortin et
@@ -318,7 +288,8 @@ default="auto"
         coef = self._build_design(batch, y, codes)
         stats = self._estimate_site_effects(batch, codes, coef)
         model = self._shrink(stats, eb=bool(self.eb) and batch.n_features > 1)
-        _warn_degenerate(model, batch.feats, labels)
+        for message in model.degenerate_report(batch.feats, labels):
+            warnings.warn(message, MedprepWarning, stacklevel=3)  # < wrapper < caller
         self.features_ = np.asarray(batch.feats, dtype=object)
         self._set_model(model)
         self._output_columns = self._output_names(batch.table, batch)
@@ -522,7 +493,7 @@ default="auto"
 
     def _estimate_new_site(self, batch, rows):
         """Location/scale of a new site from its ``rows``, the model held fixed."""
-        return core.estimate_new_site(
+        return estimate_new_site(
             inputs.rows_getter(batch.get, rows),
             batch.n_features,
             batch.design_cov[rows],
@@ -537,13 +508,13 @@ default="auto"
 
         ``out = a x + e - (a - 1) m`` per feature, with ``a = 1 / sqrt(delta*)``
         of the row's site and ``m`` the covariate (and protected target)
-        effects of its design row (:func:`~._combat_core.apply_combat`).
+        effects of its design row (:func:`~._combat_apply.apply_combat`).
         """
         out = np.empty(
             (batch.table.shape[0], batch.n_features),
-            order=core.output_layout(batch.get, batch.n_features),
+            order=output_layout(batch.get, batch.n_features),
         )
-        core.apply_combat(
+        apply_combat(
             batch.get, out, batch.sites, batch.design_cov, self.model_
         )
         return out
@@ -591,62 +562,6 @@ default="auto"
         return self.fit(X, y, sites=sites, covariates=covariates).transform(
             X, sites=sites, covariates=covariates
         )
-
-    @classmethod
-    def from_neuroharmonize(cls, model, *, features=None, site="site", covariates=None):
-        """Build a fitted harmonizer from a neuroHarmonize model.
-
-        The model is the dict that ``harmonizationLearn`` returns (or that
-        ``loadHarmonizationModel`` reads back from ``saveHarmonizationModel``'s
-        file); models with smooth terms are refused. The estimator harmonizes
-        a DataFrame whose columns are ``features``, then ``site``, then the
-        covariates (neuroHarmonize's ``covars`` columns other than SITE, in
-        their order), like ``harmonizationApply``, and can sit in a Pipeline.
-
-        Parameters
-        ----------
-        model : dict
-            neuroHarmonize model.
-        features : list of str or None, default=None
-            Names of the feature columns, in the model's order; default
-            ``x0, x1, ...``.
-        site : str, default="site"
-            Name of the site column.
-        covariates : list of str or None, default=None
-            Names of the covariate columns, in the model's order; default the
-            names the model recorded.
-
-        Returns
-        -------
-        ComBatHarmonizer
-            Fitted estimator (``protect_target="none"``).
-        """
-        from ._combat_interchange import from_neuroharmonize
-
-        return from_neuroharmonize(
-            cls, model, features=features, site=site, covariates=covariates
-        )
-
-    def to_neuroharmonize(self):
-        """Export the fitted model as a neuroHarmonize model dict.
-
-        ``neuroHarmonize.harmonizationApply(data, covars, model)`` then gives
-        our ``transform`` output (to neuroHarmonize's float32 rounding of the
-        covariates), with ``covars`` holding ``SITE`` and the numeric
-        covariates. A protected target is folded into the grand mean at its
-        training centre, as ``transform`` applies it. Categorical covariates
-        and smooth terms are refused (neuroHarmonize cannot apply them from a
-        dict of arrays).
-
-        Returns
-        -------
-        model : dict
-            For ``harmonizationApply`` or ``saveHarmonizationModel``.
-        """
-        check_is_fitted(self)
-        from ._combat_interchange import to_neuroharmonize
-
-        return to_neuroharmonize(self)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._combat_eb import _adjustments
+from .exceptions import plain
 
 __all__ = [
     "ComBatModel",
@@ -26,43 +27,17 @@ __all__ = [
     "fit_combat",
     "site_statistics",
     "shrink_sites",
-    "apply_combat",
-    "estimate_new_site",
     "column_blocks",
     "site_tables",
 ]
 
 _BLOCK_CELLS = 1_000_000  # cells per block of columns (8 MB of float64)
-_APPLY_CELLS = 1 << 18  # cells per block of apply_combat (2 MB: in cache)
 
 #: Variance of the standardized data within a site (pooled variance = 1) below
 #: which a feature is taken as constant within that site, as it is when its raw
 #: values are all equal there: its location is removed there, its scale left
 #: unchanged (``delta* = 1``).
 SITE_VAR_TINY = 1e-10
-
-
-def singular_design_message(design, names=None):
-    """Name the design columns that the earlier ones already span."""
-    names = list(names) if names is not None else [
-        f"column {j}" for j in range(design.shape[1])
-    ]
-    kept, redundant = [], []
-    for j in range(design.shape[1]):
-        trial = design[:, kept + [j]]
-        if np.linalg.matrix_rank(trial) < len(kept) + 1:
-            redundant.append(names[j])
-        else:
-            kept.append(j)
-    which = ", ".join(repr(str(r)) for r in redundant) or "?"
-    return (
-        "The ComBat design (site indicators, covariates and protected target) "
-        f"is singular: design column(s) {which} are constant or collinear with "
-        "the site indicators and the columns before them (a covariate that "
-        "identifies the site, or two covariates equal up to a linear change). "
-        "Drop or merge that covariate; for the protected target y, which then "
-        "cannot be told apart from the site, set protect_target='none'."
-    )
 
 
 @dataclass
@@ -112,6 +87,47 @@ class ComBatModel:
 
     def __getitem__(self, key):
         return getattr(self, key)
+
+    def degenerate_report(self, names, labels):
+        """Messages on features left unharmonized and sites without spread.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Feature names.
+        labels : sequence
+            Site labels.
+
+        Returns
+        -------
+        list of str
+        """
+        names = np.asarray(names, dtype=object)
+        messages = []
+        if not self.ok.all():
+            bad = names[~self.ok]
+            messages.append(
+                f"{bad.size} feature(s) have no spread around the model (zero "
+                "pooled residual variance) or cannot be estimated at every site "
+                f"and are left unharmonized: {plain(bad[:5])}"
+                f"{' ...' if bad.size > 5 else ''}"
+            )
+        if self.degenerate.any():
+            sites_at, feats_at = np.nonzero(self.degenerate)
+            pairs = [
+                f"{plain(names[j])!r} at site {plain(labels[i])!r}"
+                for i, j in zip(sites_at[:5], feats_at[:5])
+            ]
+            more = f" and {sites_at.size - 5} more" if sites_at.size > 5 else ""
+            messages.append(
+                f"{sites_at.size} feature/site pair(s) where the feature is "
+                f"constant within the site: {', '.join(pairs)}{more}. Their "
+                "location is harmonized at that site (and the other sites are "
+                "harmonized as usual); their scale at that site is left "
+                "unchanged (delta* = 1), since it cannot be estimated from a "
+                "constant"
+            )
+        return messages
 
     @property
     def coef_cov(self):
@@ -335,6 +351,8 @@ def site_statistics(
         coef = np.empty((n_sites + n_cov, n_features))
         gram = design.T @ design
         if np.linalg.matrix_rank(gram) < gram.shape[0]:
+            from ._combat_design import singular_design_message
+
             raise ValueError(singular_design_message(design, design_names))
         gram_inv = np.linalg.inv(gram)
     grand_mean = np.empty(n_features)
@@ -555,148 +573,6 @@ def standardize(block, covariate_design, coef_cov, grand_mean, var_pooled):
         return (block - grand_mean - covariate_design @ coef_cov) / np.sqrt(var_pooled)
 
 
-def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
-    """Harmonize rows of training sites (and estimated new sites) into ``out``.
-
-    Parameters
-    ----------
-    get : callable
-        Column-block getter of the data (see :func:`fit_combat`).
-    out : ndarray of shape (n_samples, n_features)
-        Written in place (fastest in Fortran order, as a DataFrame stores it).
-    sites : BatchSites
-        Site of each row: training sites, estimated new sites
-        (``sites.new_sites``), rows left unchanged (the others).
-    covariate_design : ndarray
-        Covariate columns of the design.
-    params : ComBatModel or dict
-        The fitted model, or a dict with ``coef_cov``, ``grand_mean``,
-        ``var_pooled``, ``gamma_star``, ``delta_star`` and ``ok``.
-    ref_level : int or None
-        Rows of the reference site are returned unchanged (read from the
-        model when it is a :class:`ComBatModel`).
-    """
-    n_samples, n_features = out.shape
-    if isinstance(params, ComBatModel):
-        scale, shift = params.tables
-        finite = params.finite_tables
-    else:
-        scale, shift = site_tables(params, ref_level)
-        finite = bool(np.isfinite(scale).all() and np.isfinite(shift).all())
-    n_sites = scale.shape[0] - 1  # the last row is the identity
-    if sites.new_sites:
-        extra = site_tables(
-            {
-                "gamma_star": np.vstack([site.gamma_star for site in sites.new_sites]),
-                "delta_star": np.vstack([site.delta_star for site in sites.new_sites]),
-                "grand_mean": params["grand_mean"],
-                "var_pooled": params["var_pooled"],
-                "ok": params["ok"],
-            }
-        )
-        scale = np.vstack([scale, extra[0][:-1]])
-        shift = np.vstack([shift, extra[1][:-1]])
-        finite = finite and bool(np.isfinite(extra).all())
-    idx = sites.table_rows(n_sites)
-    coef_cov = np.ascontiguousarray(params["coef_cov"])
-    if block_layout(out) == "C":
-        _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov)
-        return out
-    if isinstance(params, ComBatModel) and not sites.new_sites:
-        scale_f, shift_f, coef_f = params.feature_tables
-    else:
-        scale_f, shift_f, coef_f = (
-            np.ascontiguousarray(t.T) for t in (scale, shift, coef_cov)
-        )
-    _apply_by_columns(
-        get, out, idx, covariate_design, scale_f, shift_f, coef_f, exact=finite
-    )
-    return out
-
-
-def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
-    """:func:`apply_combat` for row-major data: blocks of whole rows.
-
-    ``scale``/``shift`` are ``(n_tables, n_features)``: a row's entries are
-    one contiguous row of the table.
-    """
-    n_samples, n_features = out.shape
-    raw, limit = _unchecked(get)
-    data = raw(0, n_features)
-    height = max(1, _APPLY_CELLS // max(n_features, 1))
-    a_buf = np.empty((min(height, n_samples), n_features))
-    mod_buf = np.empty_like(a_buf)
-    has_cov = covariate_design.shape[1] > 0
-    for r0 in range(0, n_samples, height):
-        rows = slice(r0, min(r0 + height, n_samples))
-        x = data[rows]
-        if limit is not None and x.size and (
-            np.fmax.reduce(x, axis=None) > limit
-            or np.fmin.reduce(x, axis=None) < -limit
-        ):
-            get(0, n_features)  # raises, naming the row and column
-        a = np.take(scale, idx[rows], axis=0, out=a_buf[: x.shape[0]])
-        target = out[rows]
-        np.multiply(x, a, out=target)
-        if has_cov:
-            # out = a x + e - (a - 1) mod, mod the covariate effects
-            mod = np.matmul(
-                covariate_design[rows], coef_cov, out=mod_buf[: x.shape[0]]
-            )
-            a -= 1.0
-            a *= mod
-            target -= a
-        target += np.take(shift, idx[rows], axis=0, out=a)
-
-
-def _apply_by_columns(
-    get, out, idx, covariate_design, scale, shift, coef_t, *, exact
-):
-    """:func:`apply_combat` for column-major data: blocks of columns.
-
-    ``scale``/``shift`` are ``(n_features, n_tables)``, gathered with a
-    product by the rows' one-hot site indicators (exact, ``x * 1 + 0``, for
-    finite tables, and several times faster than ``np.take``).
-    """
-    n_samples, n_features = out.shape
-    onehot = np.zeros((n_samples, scale.shape[1]))
-    onehot[np.arange(n_samples), idx] = 1.0
-    has_cov = covariate_design.shape[1] > 0
-    # blocks small enough to stay in cache; buffers in the output's layout,
-    # so that every elementwise operation runs along contiguous memory
-    width = max(1, _APPLY_CELLS // max(n_samples, 1))
-    a_buf = np.empty((n_samples, min(width, n_features)), order="F")
-    mod_buf = np.empty_like(a_buf)
-    for start in range(0, n_features, width):
-        stop = min(start + width, n_features)
-        cols = slice(start, stop)
-        x = get(start, stop)
-        a = _gather(scale[cols], idx, onehot, exact, a_buf[:, : stop - start])
-        target = out[:, cols]
-        np.multiply(x, a, out=target)
-        if has_cov:
-            mod = np.matmul(
-                covariate_design, coef_t[cols].T, out=mod_buf[:, : stop - start]
-            )
-            a -= 1.0
-            a *= mod
-            target -= a
-        target += _gather(shift[cols], idx, onehot, exact, a)
-
-
-def output_layout(get, n_features):
-    """Layout (``"C"``/``"F"``) of the data read by ``get``, for the output."""
-    return block_layout(get(0, min(2, n_features)))
-
-
-def _gather(table, idx, onehot, exact, out):
-    """``table[:, idx].T`` into ``out``: a product with the one-hot rows if exact."""
-    if exact and out.shape[0] >= 8:
-        return np.matmul(onehot, table.T, out=out)
-    out[...] = np.take(table, idx, axis=1).T
-    return out
-
-
 def site_tables(params, ref_level=None):
     """Per-site affine map of ``apply_combat``: ``out = a x + e - (a - 1) mod``.
 
@@ -721,63 +597,3 @@ def site_tables(params, ref_level=None):
         a = np.where(ok, 1.0 / np.sqrt(d_all), 1.0)
         e = np.where(ok, params["grand_mean"] * (1.0 - a) - a * g_all * sd, 0.0)
     return a, e
-
-
-def estimate_new_site(
-    get, n_features, covariate_design, params, *, eb, parametric, mean_only
-):
-    """Estimate the adjustments of one new site from its rows, model held fixed.
-
-    The standardization (grand mean, covariate effects, pooled variance) is the
-    fitted one; the new site's location/scale and its priors across features are
-    estimated from its own rows, as neuroHarmonize does for new sites.
-
-    Returns
-    -------
-    gamma_star, delta_star : ndarray of shape (n_features,)
-    """
-    n_samples = covariate_design.shape[0]
-    mean = np.empty(n_features)
-    var = np.empty(n_features)
-    counts = np.empty(n_features)
-    constant = np.empty(n_features, dtype=bool)
-    onehot = np.ones((n_samples, 1))
-    every_row = [np.arange(n_samples)]
-    for start, stop in column_blocks(n_samples, n_features):
-        cols = slice(start, stop)
-        block = get(start, stop)
-        constant[cols] = _constant_within_sites(block, every_row)[0]
-        s = standardize(
-            block,
-            covariate_design,
-            params["coef_cov"][:, cols],
-            params["grand_mean"][cols],
-            params["var_pooled"][cols],
-        )
-        cnt = (~np.isnan(s)).sum(axis=0)[None].astype(float)
-        counts[cols] = cnt[0]
-        m, v = _site_stats(s, onehot, cnt)
-        mean[cols], var[cols] = m[0], v[0]
-    ok = params["ok"] & np.isfinite(mean)
-    if mean_only:
-        degenerate = np.zeros(n_features, dtype=bool)
-    else:
-        degenerate = ok & (constant | ~(np.isfinite(var) & (var > SITE_VAR_TINY)))
-    delta_hat = np.ones(n_features) if mean_only else var.copy()
-    g, d, _ = _adjustments(
-        mean[None],
-        delta_hat[None],
-        mean[None],
-        var[None],
-        counts[None],
-        ok,
-        eb=eb,
-        parametric=parametric,
-        mean_only=mean_only,
-        cell_ok=~degenerate[None],
-    )
-    g[0, degenerate] = mean[degenerate]
-    d[0, degenerate] = 1.0
-    g[:, ~ok] = 0.0
-    d[:, ~ok] = 1.0
-    return g[0], d[0]

@@ -22,6 +22,7 @@ MIN_NEW_SITE_SUBJECTS = 5
 __all__ = [
     "covariate_levels",
     "design_names",
+    "singular_design_message",
     "encode_covariates",
     "encode_sites",
     "first_row",
@@ -246,6 +247,29 @@ def design_names(
         names.append("y")
     names += [f"smooth basis {k}" for k in range(len(labels) + n_cov - len(names))]
     return names
+
+
+def singular_design_message(design, names=None):
+    """Name the design columns that the earlier ones already span."""
+    names = list(names) if names is not None else [
+        f"column {j}" for j in range(design.shape[1])
+    ]
+    kept, redundant = [], []
+    for j in range(design.shape[1]):
+        trial = design[:, kept + [j]]
+        if np.linalg.matrix_rank(trial) < len(kept) + 1:
+            redundant.append(names[j])
+        else:
+            kept.append(j)
+    which = ", ".join(repr(str(r)) for r in redundant) or "?"
+    return (
+        "The ComBat design (site indicators, covariates and protected target) "
+        f"is singular: design column(s) {which} are constant or collinear with "
+        "the site indicators and the columns before them (a covariate that "
+        "identifies the site, or two covariates equal up to a linear change). "
+        "Drop or merge that covariate; for the protected target y, which then "
+        "cannot be told apart from the site, set protect_target='none'."
+    )
 
 
 def encode_sites(labels, values):

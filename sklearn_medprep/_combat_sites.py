@@ -16,9 +16,17 @@ import numpy as np
 import pandas as pd
 
 from . import _combat_design as design
+from ._combat_core import (
+    SITE_VAR_TINY,
+    _constant_within_sites,
+    _site_stats,
+    column_blocks,
+    standardize,
+)
+from ._combat_eb import _adjustments
 from .exceptions import MedprepWarning, SubjectTableError, plain
 
-__all__ = ["BatchSites", "NewSite", "resolve_unseen"]
+__all__ = ["BatchSites", "NewSite", "estimate_new_site", "resolve_unseen"]
 
 
 @dataclass
@@ -166,3 +174,63 @@ def resolve_unseen(
         gamma_star, delta_star = estimate(rows)
         sites.new_sites.append(NewSite(label, rows, gamma_star, delta_star))
     return sites
+
+
+def estimate_new_site(
+    get, n_features, covariate_design, params, *, eb, parametric, mean_only
+):
+    """Estimate the adjustments of one new site from its rows, model held fixed.
+
+    The standardization (grand mean, covariate effects, pooled variance) is the
+    fitted one; the new site's location/scale and its priors across features are
+    estimated from its own rows, as neuroHarmonize does for new sites.
+
+    Returns
+    -------
+    gamma_star, delta_star : ndarray of shape (n_features,)
+    """
+    n_samples = covariate_design.shape[0]
+    mean = np.empty(n_features)
+    var = np.empty(n_features)
+    counts = np.empty(n_features)
+    constant = np.empty(n_features, dtype=bool)
+    onehot = np.ones((n_samples, 1))
+    every_row = [np.arange(n_samples)]
+    for start, stop in column_blocks(n_samples, n_features):
+        cols = slice(start, stop)
+        block = get(start, stop)
+        constant[cols] = _constant_within_sites(block, every_row)[0]
+        s = standardize(
+            block,
+            covariate_design,
+            params["coef_cov"][:, cols],
+            params["grand_mean"][cols],
+            params["var_pooled"][cols],
+        )
+        cnt = (~np.isnan(s)).sum(axis=0)[None].astype(float)
+        counts[cols] = cnt[0]
+        m, v = _site_stats(s, onehot, cnt)
+        mean[cols], var[cols] = m[0], v[0]
+    ok = params["ok"] & np.isfinite(mean)
+    if mean_only:
+        degenerate = np.zeros(n_features, dtype=bool)
+    else:
+        degenerate = ok & (constant | ~(np.isfinite(var) & (var > SITE_VAR_TINY)))
+    delta_hat = np.ones(n_features) if mean_only else var.copy()
+    g, d, _ = _adjustments(
+        mean[None],
+        delta_hat[None],
+        mean[None],
+        var[None],
+        counts[None],
+        ok,
+        eb=eb,
+        parametric=parametric,
+        mean_only=mean_only,
+        cell_ok=~degenerate[None],
+    )
+    g[0, degenerate] = mean[degenerate]
+    d[0, degenerate] = 1.0
+    g[:, ~ok] = 0.0
+    d[:, ~ok] = 1.0
+    return g[0], d[0]

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 from . import _combat_core as core
 from . import _voxel_store as vs
+from ._combat_apply import apply_combat
 
 __all__ = ["eb_adjust", "fit_chunk", "harmonize_rows"]
 
@@ -98,7 +99,7 @@ def harmonize_rows(cells, labels, column, grid, flat_index, sites, design_cov,
     for i, image in enumerate(images):
         values[i] = vs.masked_voxels(image, flat_index)
     out = np.empty_like(values)
-    core.apply_combat(
+    apply_combat(
         lambda a, b: values[:, a:b],
         out,
         sites,

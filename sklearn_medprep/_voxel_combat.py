@@ -19,11 +19,10 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _combat_core as core
 from . import _combat_design as design
 from . import _combat_input as inputs
 from . import _voxel_store as vs
-from ._combat_sites import BatchSites, resolve_unseen
+from ._combat_sites import BatchSites, estimate_new_site, resolve_unseen
 from ._docstrings import fill_doc
 from ._table import check_subject_table
 from ._tags import subject_table_input_tags
@@ -386,7 +385,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
                     grid,
                     flat_index,
                 )
-                return core.estimate_new_site(
+                return estimate_new_site(
                     store.getter(),
                     flat_index.size,
                     design_cov[rows],
