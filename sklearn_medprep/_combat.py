@@ -114,6 +114,13 @@ default="auto"
         covariate is its value, a categorical one its 0/1 columns, first
         level dropped), so that the age slope may differ by sex. Both must
         be linear (not smooth) covariates.
+    categorical : list of str or int, or None, default=None
+        Covariates declared categorical whatever their dtype, by name (or
+        position among the covariates): scanner codes stored as numbers, or
+        the text columns of a mixed-type covariate array (``np.asarray`` of
+        float age and text sex holds only text: with ``categorical=[1]`` sex
+        is categorical and age read as a number; without it such an array
+        is refused as ambiguous). ``None`` takes the dtype rule above.
 
     Attributes
     ----------
@@ -222,6 +229,7 @@ default="auto"
             StrOptions({"auto", "classes", "linear", "smooth", "none"})
         ],
         "interactions": [list, tuple, None],
+        "categorical": [list, tuple, None],
     }
 
     def __init__(
@@ -240,6 +248,7 @@ default="auto"
         random_state=None,
         protect_target="auto",
         interactions=None,
+        categorical=None,
     ):
         self.site = site
         self.covariates = covariates
@@ -255,6 +264,7 @@ default="auto"
         self.random_state = random_state
         self.protect_target = protect_target
         self.interactions = interactions
+        self.categorical = categorical
 
     # ---------------------------------------------------------------- fit steps
     @_fit_context(prefer_skip_nested_validation=True)
@@ -315,6 +325,7 @@ default="auto"
             features_seen=None if reset else self.features_,
             reset=reset,
             layout=None if reset else self._layout,
+            categorical=self.categorical,
         )
         get = inputs.feature_getter(table, feats, positions)
         return inputs.Batch(table, feats, positions, site_values, cov, from_table, get)

@@ -78,8 +78,9 @@ def covariate_levels(cov, index, smooth):
             raise SubjectTableError(
                 "covariate holds numbers in a column of object dtype (mixed "
                 "types): it is ambiguous whether it is numeric or categorical. "
-                "Give it a numeric dtype (df[col].astype(float)) or a string or "
-                "category dtype (df[col].astype('category'))",
+                "Declare it categorical=[...] (by name), or give it a numeric "
+                "dtype (df[col].astype(float)) or a string or category dtype "
+                "(df[col].astype('category'))",
                 column=name,
             )
         missing = pd.isna(cov[name]).to_numpy()

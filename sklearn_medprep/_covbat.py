@@ -41,7 +41,7 @@ class CovBatHarmonizer(ComBatHarmonizer):
     ----------
     site, covariates, smooth_terms, smooth_term_bounds, eb, parametric, \
 mean_only, reference_site, unseen_site, features, keep_covariates, \
-random_state, protect_target, interactions
+random_state, protect_target, interactions, categorical
         As in :class:`ComBatHarmonizer` (the first, ComBat step).
     pct_var : float, default=0.95
         Share of the residual variance explained by the principal components
@@ -111,6 +111,7 @@ random_state, protect_target, interactions
         random_state=None,
         protect_target="auto",
         interactions=None,
+        categorical=None,
         pct_var=0.95,
         n_components=None,
     ):
@@ -129,6 +130,7 @@ random_state, protect_target, interactions
             random_state=random_state,
             protect_target=protect_target,
             interactions=interactions,
+            categorical=categorical,
         )
         self.pct_var = pct_var
         self.n_components = n_components
