@@ -66,6 +66,9 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         Columns whose effects are preserved (age, sex, ...); numeric columns as
         float64, others one-hot encoded (first level dropped). Overridden by a
         routed ``covariates=`` DataFrame.
+    categorical : list of str or int, or None, default=None
+        Covariates declared categorical whatever their dtype (numeric scanner
+        codes), by name or position, as in :class:`ComBatHarmonizer`.
     eb : bool, default=True
         Empirical-Bayes shrinkage, priors pooled over the voxels of each site.
     parametric : bool, default=True
@@ -158,6 +161,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         "chunk_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "scratch_dir": [str, Path, None],
         "n_jobs": [numbers.Integral, None],
+        "categorical": [list, tuple, None],
     }
 
     def __init__(
@@ -179,6 +183,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         chunk_size=None,
         scratch_dir=None,
         n_jobs=None,
+        categorical=None,
     ):
         self.image = image
         self.mask = mask
@@ -197,6 +202,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         self.chunk_size = chunk_size
         self.scratch_dir = scratch_dir
         self.n_jobs = n_jobs
+        self.categorical = categorical
 
     # ------------------------------------------------------------------ input
     def _read(self, X, sites, covariates, *, reset):
@@ -213,7 +219,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         from_table = []
         site_values = inputs._read_sites(table, sites, self.site, n, index, from_table)
         cov = inputs._read_covariates(
-            table, covariates, self.covariates, n, index, from_table
+            table, covariates, self.covariates, n, index, from_table, self.categorical
         )
         return table, site_values, cov
 

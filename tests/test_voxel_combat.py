@@ -398,3 +398,21 @@ def test_missing_site_column_is_named(cohort):
         train.drop(columns="site"), sites=train["site"].to_numpy()
     )
     assert list(combat.sites_) == ["site_0", "site_1", "site_2"]
+
+
+def test_categorical_declares_numeric_codes(cohort):
+    # male (0.0/1.0) declared categorical: one-hot, the same model as the text sex
+    table, _, train, test = cohort
+    coded = VoxelComBatHarmonizer(
+        covariates=["age", "male"], categorical=["male"], dtype="float64"
+    ).fit(train)
+    text = VoxelComBatHarmonizer(covariates=["age", "sex"], dtype="float64").fit(train)
+    assert list(coded.covariate_levels_) == ["male"]
+    # same design up to the baseline level (F=0.0 / F): same fitted sites
+    np.testing.assert_allclose(coded.gamma_star_, text.gamma_star_, atol=1e-10)
+    out_coded = coded.transform(test)["image"]
+    out_text = text.transform(test)["image"]
+    for a, b in zip(out_coded, out_text):
+        np.testing.assert_allclose(_array(a), _array(b), atol=1e-9)
+    with pytest.raises(SubjectTableError, match="not a covariate"):
+        VoxelComBatHarmonizer(covariates=["age"], categorical=["sex"]).fit(train)
