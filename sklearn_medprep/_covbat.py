@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _combat_core as core
 from ._combat import ComBatHarmonizer
+from ._combat_sites import estimate_new_site
 from .exceptions import MedprepWarning
 
 __all__ = ["CovBatHarmonizer"]
@@ -33,9 +34,13 @@ class CovBatHarmonizer(ComBatHarmonizer):
     Every parameter (ComBat's, the standardization, the components and the
     score adjustments) is learned in ``fit`` from the training rows only;
     ``transform`` applies them row by row, as ComBat does. Rows of a site
-    absent at ``fit`` (``unseen_site="estimate"`` or ``"passthrough"``) get
-    the ComBat step only, their scores are not adjusted (no site parameters
-    exist for them).
+    absent at ``fit``: with ``unseen_site="estimate"``, the site's ComBat
+    location/scale are estimated from its rows (as :class:`ComBatHarmonizer`
+    does), then the location and scale of its rows' scores, standardized
+    with the training scores' grand mean and pooled variance, without
+    empirical Bayes (as for the training sites), all with the fitted
+    components held fixed; with ``"passthrough"`` they are returned
+    unchanged.
 
     Parameters
     ----------
@@ -173,7 +178,40 @@ random_state, protect_target, interactions, categorical
             )
         keys = ("grand_mean", "var_pooled", "gamma_hat", "delta_hat", "ok")
         self.score_params_ = {key: params[key] for key in keys}
-        self._score_tables = core.site_tables(params)
+        self._score_model = params
+
+    def _score_tables(self, sites, scores):
+        """Per-site affine maps of the scores: training sites, identity, new sites.
+
+        A new site's score location and scale are estimated from its rows'
+        scores, standardized with the training scores' grand mean and pooled
+        variance, without empirical Bayes, as the training sites' are.
+        """
+        scale, shift = self._score_model.tables
+        if not sites.new_sites:
+            return scale, shift
+        adjustments = [
+            estimate_new_site(
+                lambda a, b, rows=site.rows: scores[rows, a:b],
+                self.n_components_,
+                np.empty((site.rows.size, 0)),
+                self._score_model,
+                eb=False,
+                parametric=True,
+                mean_only=False,
+            )
+            for site in sites.new_sites
+        ]
+        extra = core.site_tables(
+            {
+                "gamma_star": np.vstack([g for g, _ in adjustments]),
+                "delta_star": np.vstack([d for _, d in adjustments]),
+                "grand_mean": self._score_model.grand_mean,
+                "var_pooled": self._score_model.var_pooled,
+                "ok": self._score_model.ok,
+            }
+        )
+        return np.vstack([scale, extra[0][:-1]]), np.vstack([shift, extra[1][:-1]])
 
     def _modelled_mean(self, batch):
         """Grand mean plus covariate effects (the target at its centre)."""
@@ -188,10 +226,9 @@ random_state, protect_target, interactions, categorical
         mean = self._modelled_mean(batch)
         z = (out - mean - self.scaler_mean_) / self.scaler_scale_
         scores = z @ self.components_.T
-        scale, shift = self._score_tables
-        # training sites only: new and passed-through rows keep their scores
-        idx = batch.sites.table_rows(scale.shape[0] - 1)
-        idx = np.minimum(idx, scale.shape[0] - 1)
+        scale, shift = self._score_tables(batch.sites, scores)
+        # passed-through rows keep their scores (identity row)
+        idx = batch.sites.table_rows(self.sites_.size)
         change = scores * (scale[idx] - 1.0) + shift[idx]
         z += change @ self.components_
         return z * self.scaler_scale_ + self.scaler_mean_ + mean
