@@ -199,13 +199,6 @@ def block_layout(block):
     return "F" if block.strides[0] < block.strides[1] else "C"
 
 
-def _take_rows(block, rows):
-    """``block[rows]`` as a new array in the block's layout."""
-    if block_layout(block) == "F":
-        return np.take(block.T, rows, axis=1).T
-    return np.take(block, rows, axis=0)
-
-
 def _site_onehot(codes, n_sites):
     onehot = np.zeros((codes.shape[0], n_sites))
     onehot[np.arange(codes.shape[0]), codes] = 1.0
@@ -363,12 +356,8 @@ def site_statistics(
     constant = np.empty((n_sites, n_features), dtype=bool)
     ref_rows = None if ref_level is None else site_codes == ref_level
     site_sizes = onehot.sum(axis=0)
-    # rows sorted by site, so that each site's rows are one slice of a block
-    order = np.argsort(site_codes, kind="stable")
-    ends = np.cumsum(site_sizes).astype(np.intp)
-    segments = [slice(int(e - k), int(e)) for e, k in zip(ends, site_sizes)]
-    design_s = design[order]
-    onehot_s = onehot[order]
+    rows_by_site = [np.flatnonzero(site_codes == i) for i in range(n_sites)]
+    firsts = np.array([rows[0] for rows in rows_by_site])
     raw, limit = _unchecked(get)
 
     # design row of each site, to recover the per-site offsets from the coefficients
@@ -379,28 +368,41 @@ def site_statistics(
     for start, stop in column_blocks(n_samples, n_features):
         cols = slice(start, stop)
         block = raw(start, stop)
-        # rows sorted by site, in the block's own layout (so that every
-        # elementwise operation below runs along contiguous memory)
-        xs = _take_rows(block, order)
-        with np.errstate(invalid="ignore"):
-            high = np.vstack([np.fmax.reduce(xs[r], axis=0) for r in segments])
-            low = np.vstack([np.fmin.reduce(xs[r], axis=0) for r in segments])
-            if limit is not None and (
-                (high > limit).any() or (low < -limit).any()
-            ):
-                get(start, stop)  # raises, naming the row and column
-            constant[:, cols] = high == low
+        if limit is not None and block.size:
+            with np.errstate(invalid="ignore"):
+                if (
+                    np.fmax.reduce(block, axis=None) > limit
+                    or np.fmin.reduce(block, axis=None) < -limit
+                ):
+                    get(start, stop)  # raises, naming the row and column
         if compute_coef:
-            coef[:, cols] = gram_inv @ (design_s.T @ xs)
+            coef[:, cols] = gram_inv @ (design.T @ block)
         bcoef = coef[:, cols]
+        # constant within a site: every value equals the site's first one
+        # (exactly: differences are summed as absolute values); the rows'
+        # first values are gathered by a product with the site indicators
+        buf = np.empty_like(block)  # in the block's layout: contiguous ops
+        first = block[firsts]
+        if np.isfinite(first).all():  # the product is exact: x * 1 + 0
+            np.matmul(onehot, first, out=buf)
+        else:
+            buf[...] = first[site_codes]
+        np.subtract(block, buf, out=buf)
+        np.abs(buf, out=buf)
+        spread = onehot.T @ buf
+        maybe = ~(spread > 0).all(axis=0)  # zero somewhere, or NaN
+        constant[:, cols] = False
+        if maybe.any():
+            constant[:, start + np.flatnonzero(maybe)] = _constant_within_sites(
+                block[:, maybe], rows_by_site
+            )
         # Fast path (columns without NaN): everything from per-site sums of the
         # residuals R; s = (R + site offset) / sd, as neuroCombat standardizes.
-        resid = np.matmul(design_s, bcoef, out=np.empty_like(xs))
-        np.subtract(xs, resid, out=resid)
-        del xs
-        s1 = onehot_s.T @ resid
+        resid = np.matmul(design, bcoef, out=buf)
+        np.subtract(block, resid, out=resid)
+        s1 = onehot.T @ resid
         resid *= resid
-        ss = onehot_s.T @ resid
+        ss = onehot.T @ resid
         del resid
         if ref_level is None:
             gm = (site_sizes @ bcoef[:n_sites]) / n_samples
