@@ -23,6 +23,10 @@ from .exceptions import MedprepWarning
 __all__ = ["ComBatHarmonizer"]
 
 
+#: Fields of the fitted model also shown as public attributes (``name_``).
+_MODEL_VIEWS = ("coef", "grand_mean", "var_pooled", "gamma_hat", "delta_hat")
+_MODEL_VIEWS += ("gamma_star", "delta_star", "priors")
+
 #: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
 MIN_NEW_SITE_SUBJECTS = design.MIN_NEW_SITE_SUBJECTS
 
@@ -302,13 +306,12 @@ default="auto"
             warnings.warn(message, MedprepWarning, stacklevel=3)  # < wrapper < caller
         self.features_ = np.asarray(batch.feats, dtype=object)
         self._set_model(model)
-        self._output_columns = self._output_names(batch.table, batch)
+        dropped = set() if self.keep_covariates else set(batch.from_table)
+        columns = [c for c in batch.table.columns if c not in dropped]
+        self._output_columns = np.asarray(columns, dtype=object)
         self._feature_index = pd.Index(self.features_)
-        self._layout = (
-            (batch.table.columns, batch.positions)
-            if isinstance(X, pd.DataFrame)
-            else None
-        )
+        frame = isinstance(X, pd.DataFrame)
+        self._layout = (batch.table.columns, batch.positions) if frame else None
         self._fit_after_combat(X, sites, covariates)
         return self
 
@@ -417,20 +420,10 @@ default="auto"
     def _set_model(self, model):
         """Keep the fitted :class:`~._combat_core.ComBatModel` and its public views."""
         self.model_ = model
-        self.coef_ = model.coef
-        self.grand_mean_ = model.grand_mean
-        self.var_pooled_ = model.var_pooled
-        self.gamma_hat_ = model.gamma_hat
-        self.delta_hat_ = model.delta_hat
-        self.gamma_star_ = model.gamma_star
-        self.delta_star_ = model.delta_star
-        self.priors_ = model.priors
+        for name in _MODEL_VIEWS:
+            setattr(self, f"{name}_", getattr(model, name))
         self.harmonized_ = model.ok
         self.degenerate_ = model.degenerate
-
-    def _output_names(self, table, batch):
-        dropped = set() if self.keep_covariates else set(batch.from_table)
-        return np.asarray([c for c in table.columns if c not in dropped], dtype=object)
 
     # ---------------------------------------------------------- transform steps
     def transform(self, X, *, sites=None, covariates=None):

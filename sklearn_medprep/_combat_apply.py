@@ -9,7 +9,8 @@ block), in blocks small enough for the cache, into buffers allocated once.
 
 import numpy as np
 
-from ._combat_core import ComBatModel, _unchecked, block_layout, site_tables
+from ._combat_blocks import _unchecked, blas_one_thread, block_layout
+from ._combat_core import ComBatModel, site_tables
 
 __all__ = ["apply_combat", "output_layout"]
 
@@ -61,7 +62,8 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
     idx = sites.table_rows(n_sites)
     coef_cov = np.ascontiguousarray(params["coef_cov"])
     if block_layout(out) == "C":
-        _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov)
+        with blas_one_thread(out.size):
+            _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov)
         return out
     if isinstance(params, ComBatModel) and not sites.new_sites:
         scale_f, shift_f, coef_f = params.feature_tables
@@ -69,9 +71,10 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
         scale_f, shift_f, coef_f = (
             np.ascontiguousarray(t.T) for t in (scale, shift, coef_cov)
         )
-    _apply_by_columns(
-        get, out, idx, covariate_design, scale_f, shift_f, coef_f, exact=finite
-    )
+    with blas_one_thread(out.size):
+        _apply_by_columns(
+            get, out, idx, covariate_design, scale_f, shift_f, coef_f, exact=finite
+        )
     return out
 
 

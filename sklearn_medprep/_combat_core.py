@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._combat_blocks import _unchecked, blas_one_thread, column_blocks
 from ._combat_eb import _adjustments
 from .exceptions import plain
 
@@ -27,11 +28,8 @@ __all__ = [
     "fit_combat",
     "site_statistics",
     "shrink_sites",
-    "column_blocks",
     "site_tables",
 ]
-
-_BLOCK_CELLS = 1_000_000  # cells per block of columns (8 MB of float64)
 
 #: Variance of the standardized data within a site (pooled variance = 1) below
 #: which a feature is taken as constant within that site, as it is when its raw
@@ -165,38 +163,6 @@ class ComBatModel:
                 np.isfinite(scale).all() and np.isfinite(shift).all()
             )
         return self._finite_tables
-
-
-def column_blocks(n_samples, n_features):
-    """Yield ``(start, stop)`` of blocks of columns of bounded size."""
-    width = max(1, _BLOCK_CELLS // max(n_samples, 1))
-    for start in range(0, n_features, width):
-        yield start, min(start + width, n_features)
-
-
-def _unchecked(get):
-    """The getter without its bounds check, and the bound it checks.
-
-    A getter of :func:`~._combat_input.feature_getter` checks every block for
-    infinite or overflowing cells; :func:`fit_combat` computes the per-site
-    extremes anyway, so it reads the blocks unchecked and calls the checked
-    getter (which raises, naming the cell) only when an extreme is out of
-    bounds. Other getters are used as they are.
-    """
-    raw = getattr(get, "unchecked", None)
-    if raw is None:
-        return get, None
-    return raw, get.limit
-
-
-def block_layout(block):
-    """Layout of an ``(n_samples, n_columns)`` block: ``"F"`` or ``"C"``.
-
-    ``"F"`` when its columns are contiguous (a DataFrame's float block),
-    ``"C"`` when its rows are (an ndarray, or a pandas block made from one
-    without a copy).
-    """
-    return "F" if block.strides[0] < block.strides[1] else "C"
 
 
 def _site_onehot(codes, n_sites):
@@ -365,82 +331,83 @@ def site_statistics(
     if ref_level is not None:
         site_rows[:, ref_level] = 1.0
     sizes = site_sizes[:, None]
-    for start, stop in column_blocks(n_samples, n_features):
-        cols = slice(start, stop)
-        block = raw(start, stop)
-        if limit is not None and block.size:
-            with np.errstate(invalid="ignore"):
-                if (
-                    np.fmax.reduce(block, axis=None) > limit
-                    or np.fmin.reduce(block, axis=None) < -limit
-                ):
-                    get(start, stop)  # raises, naming the row and column
-        if compute_coef:
-            coef[:, cols] = gram_inv @ (design.T @ block)
-        bcoef = coef[:, cols]
-        # constant within a site: every value equals the site's first one
-        # (exactly: differences are summed as absolute values); the rows'
-        # first values are gathered by a product with the site indicators
-        buf = np.empty_like(block)  # in the block's layout: contiguous ops
-        first = block[firsts]
-        if np.isfinite(first).all():  # the product is exact: x * 1 + 0
-            np.matmul(onehot, first, out=buf)
-        else:
-            buf[...] = first[site_codes]
-        np.subtract(block, buf, out=buf)
-        np.abs(buf, out=buf)
-        spread = onehot.T @ buf
-        maybe = ~(spread > 0).all(axis=0)  # zero somewhere, or NaN
-        constant[:, cols] = False
-        if maybe.any():
-            constant[:, start + np.flatnonzero(maybe)] = _constant_within_sites(
-                block[:, maybe], rows_by_site
-            )
-        # Fast path (columns without NaN): everything from per-site sums of the
-        # residuals R; s = (R + site offset) / sd, as neuroCombat standardizes.
-        resid = np.matmul(design, bcoef, out=buf)
-        np.subtract(block, resid, out=resid)
-        s1 = onehot.T @ resid
-        resid *= resid
-        ss = onehot.T @ resid
-        del resid
-        if ref_level is None:
-            gm = (site_sizes @ bcoef[:n_sites]) / n_samples
-            var = ss.sum(axis=0) / n_samples
-        else:
-            gm = bcoef[ref_level]
-            var = ss[ref_level] / site_sizes[ref_level]
-        mean_r = s1 / sizes
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sd = np.sqrt(var)
-            site_mean[:, cols] = (mean_r + site_rows @ bcoef[:n_sites] - gm) / sd
-            site_var[:, cols] = (ss - sizes * mean_r**2) / (sizes - 1) / var
-        grand_mean[cols] = gm
-        var_pooled[cols] = var
-        counts[:, cols] = sizes
-        slow = ~(np.isfinite(s1).all(axis=0) & np.isfinite(ss).all(axis=0))
-        if slow.any():
-            idx = start + np.flatnonzero(slow)
-            sub = np.ascontiguousarray(block[:, slow])
-            (
-                coef[:, idx],
-                grand_mean[idx],
-                var_pooled[idx],
-                site_mean[:, idx],
-                site_var[:, idx],
-                counts[:, idx],
-            ) = _fit_block_nan(
-                sub,
-                coef[:, idx],
-                compute_coef,
-                design,
-                onehot,
-                site_sizes,
-                covariate_design,
-                n_sites,
-                ref_level,
-                ref_rows,
-            )
+    with blas_one_thread(n_samples * n_features):
+        for start, stop in column_blocks(n_samples, n_features):
+            cols = slice(start, stop)
+            block = raw(start, stop)
+            if limit is not None and block.size:
+                with np.errstate(invalid="ignore"):
+                    if (
+                        np.fmax.reduce(block, axis=None) > limit
+                        or np.fmin.reduce(block, axis=None) < -limit
+                    ):
+                        get(start, stop)  # raises, naming the row and column
+            if compute_coef:
+                coef[:, cols] = gram_inv @ (design.T @ block)
+            bcoef = coef[:, cols]
+            # constant within a site: every value equals the site's first one
+            # (exactly: differences are summed as absolute values); the rows'
+            # first values are gathered by a product with the site indicators
+            buf = np.empty_like(block)  # in the block's layout: contiguous ops
+            first = block[firsts]
+            if np.isfinite(first).all():  # the product is exact: x * 1 + 0
+                np.matmul(onehot, first, out=buf)
+            else:
+                buf[...] = first[site_codes]
+            np.subtract(block, buf, out=buf)
+            np.abs(buf, out=buf)
+            spread = onehot.T @ buf
+            maybe = ~(spread > 0).all(axis=0)  # zero somewhere, or NaN
+            constant[:, cols] = False
+            if maybe.any():
+                constant[:, start + np.flatnonzero(maybe)] = _constant_within_sites(
+                    block[:, maybe], rows_by_site
+                )
+            # Fast path (columns without NaN): everything from per-site sums of the
+            # residuals R; s = (R + site offset) / sd, as neuroCombat standardizes.
+            resid = np.matmul(design, bcoef, out=buf)
+            np.subtract(block, resid, out=resid)
+            s1 = onehot.T @ resid
+            resid *= resid
+            ss = onehot.T @ resid
+            del resid
+            if ref_level is None:
+                gm = (site_sizes @ bcoef[:n_sites]) / n_samples
+                var = ss.sum(axis=0) / n_samples
+            else:
+                gm = bcoef[ref_level]
+                var = ss[ref_level] / site_sizes[ref_level]
+            mean_r = s1 / sizes
+            with np.errstate(invalid="ignore", divide="ignore"):
+                sd = np.sqrt(var)
+                site_mean[:, cols] = (mean_r + site_rows @ bcoef[:n_sites] - gm) / sd
+                site_var[:, cols] = (ss - sizes * mean_r**2) / (sizes - 1) / var
+            grand_mean[cols] = gm
+            var_pooled[cols] = var
+            counts[:, cols] = sizes
+            slow = ~(np.isfinite(s1).all(axis=0) & np.isfinite(ss).all(axis=0))
+            if slow.any():
+                idx = start + np.flatnonzero(slow)
+                sub = np.ascontiguousarray(block[:, slow])
+                (
+                    coef[:, idx],
+                    grand_mean[idx],
+                    var_pooled[idx],
+                    site_mean[:, idx],
+                    site_var[:, idx],
+                    counts[:, idx],
+                ) = _fit_block_nan(
+                    sub,
+                    coef[:, idx],
+                    compute_coef,
+                    design,
+                    onehot,
+                    site_sizes,
+                    covariate_design,
+                    n_sites,
+                    ref_level,
+                    ref_rows,
+                )
 
     return SiteStatistics(
         coef=coef,

@@ -17,8 +17,8 @@ import pandas as pd
 from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
-from . import _combat_core as core
 from . import _combat_design as design
+from ._combat_blocks import column_blocks
 from ._table import align_rows
 from .exceptions import MedprepWarning, SubjectTableError, plain
 
@@ -488,7 +488,7 @@ def check_feature_columns(table, feats, y, from_table, *, features, get=None):
     target = _numeric_target(y, n)
     head = min(n, 50)
     binary = []
-    for start, stop in core.column_blocks(n, len(feats)):
+    for start, stop in column_blocks(n, len(feats)):
         block = get(start, stop)
         if target is not None:
             same = (block[:head] == target[:head, None]).all(axis=0)

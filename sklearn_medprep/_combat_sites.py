@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from . import _combat_design as design
+from ._combat_blocks import column_blocks
 from ._combat_core import (
     SITE_VAR_TINY,
     _constant_within_sites,
     _site_stats,
-    column_blocks,
     standardize,
 )
 from ._combat_eb import _adjustments
