@@ -86,6 +86,12 @@ class ComBatModel:
     def __getitem__(self, key):
         return getattr(self, key)
 
+    def __getstate__(self):
+        # the cached tables are recomputed on demand, not pickled
+        state = self.__dict__.copy()
+        state.update(_tables=None, _feature_tables=None, _finite_tables=None)
+        return state
+
     def degenerate_report(self, names, labels):
         """Messages on features left unharmonized and sites without spread.
 
