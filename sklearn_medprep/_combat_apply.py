@@ -23,9 +23,11 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
     Parameters
     ----------
     get : callable
-        Column-block getter of the data (see :func:`fit_combat`).
+        Column-block getter of the data (see
+        :func:`~._combat_core.fit_combat`).
     out : ndarray of shape (n_samples, n_features)
-        Written in place (fastest in Fortran order, as a DataFrame stores it).
+        Written in place; fastest in the data's own layout
+        (:func:`output_layout`).
     sites : BatchSites
         Site of each row: training sites, estimated new sites
         (``sites.new_sites``), rows left unchanged (the others).
