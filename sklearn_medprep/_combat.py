@@ -13,51 +13,26 @@ from . import _combat_core as core
 from . import _combat_design as design
 from . import _combat_input as inputs
 from . import _combat_target as target
+from ._combat_apply import apply_combat, output_layout
+from ._combat_interchange import NeuroHarmonizeInterchange
+from ._combat_sites import BatchSites, estimate_new_site, resolve_unseen
 from ._docstrings import fill_doc
 from ._tags import subject_table_input_tags
-from .exceptions import MedprepWarning, SubjectTableError, plain
+from .exceptions import MedprepWarning
 
 __all__ = ["ComBatHarmonizer"]
 
 
-def _warn_degenerate(params, feats, labels):
-    """Warn about features left unharmonized and site/feature pairs without spread."""
-    names = np.asarray(feats, dtype=object)
-    ok = params["ok"]
-    if not ok.all():
-        bad = names[~ok]
-        warnings.warn(
-            f"{bad.size} feature(s) have no spread around the model (zero pooled "
-            f"residual variance) or cannot be estimated at every site and are "
-            f"left unharmonized: {plain(bad[:5])}{' ...' if bad.size > 5 else ''}",
-            MedprepWarning,
-            stacklevel=4,  # _warn_degenerate < fit < _fit_context wrapper < caller
-        )
-    deg = params["degenerate"]
-    if deg.any():
-        sites_at, feats_at = np.nonzero(deg)
-        pairs = [
-            f"{plain(names[j])!r} at site {plain(labels[i])!r}"
-            for i, j in zip(sites_at[:5], feats_at[:5])
-        ]
-        more = f" and {sites_at.size - 5} more" if sites_at.size > 5 else ""
-        warnings.warn(
-            f"{sites_at.size} feature/site pair(s) where the feature is constant "
-            "within the site: "
-            f"{', '.join(pairs)}{more}. Their location is harmonized at that "
-            "site (and the other sites are harmonized as usual); their scale at "
-            "that site is left unchanged (delta* = 1), since it cannot be "
-            "estimated from a constant",
-            MedprepWarning,
-            stacklevel=4,
-        )
+#: Fields of the fitted model also shown as public attributes (``name_``).
+_MODEL_VIEWS = ("coef", "grand_mean", "var_pooled", "gamma_hat", "delta_hat")
+_MODEL_VIEWS += ("gamma_star", "delta_star", "priors")
 
 #: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
 MIN_NEW_SITE_SUBJECTS = design.MIN_NEW_SITE_SUBJECTS
 
 
 @fill_doc
-class ComBatHarmonizer(TransformerMixin, BaseEstimator):
+class ComBatHarmonizer(NeuroHarmonizeInterchange, TransformerMixin, BaseEstimator):
     """Remove site effects from features with ComBat, fitted on training rows only.
 
     The model of neuroCombat / neuroHarmonize (Johnson et al. 2007; Fortin et
@@ -155,6 +130,13 @@ default="auto"
         adjustment, the rest is scaled. Either way only the row's features
         are read, never its label. See the user guide ("Protecting the target")
         for both measured on FCON1000.
+    categorical : list of str or int, or None, default=None
+        Covariates declared categorical whatever their dtype, by name (or
+        position among the covariates): scanner codes stored as numbers, or
+        the text columns of a mixed-type covariate array (``np.asarray`` of
+        float age and text sex holds only text: with ``categorical=[1]`` sex
+        is categorical and age read as a number; without it such an array
+        is refused as ambiguous). ``None`` takes the dtype rule above.
 
     Attributes
     ----------
@@ -264,6 +246,7 @@ default="auto"
         ],
         "interactions": [list, tuple, None],
         "target_scale": [StrOptions({"project", "centre"})],
+        "categorical": [list, tuple, None],
     }
 
     def __init__(
@@ -283,6 +266,7 @@ default="auto"
         protect_target="auto",
         interactions=None,
         target_scale="centre",
+        categorical=None,
     ):
         self.site = site
         self.covariates = covariates
@@ -299,24 +283,9 @@ default="auto"
         self.protect_target = protect_target
         self.interactions = interactions
         self.target_scale = target_scale
+        self.categorical = categorical
 
-    # ------------------------------------------------------------------ input
-    def _read(self, X, sites, covariates, *, reset):
-        """Split ``X`` into features, sites, covariates and pass-through columns."""
-        return inputs.read_table(
-            self,
-            X,
-            sites,
-            covariates,
-            site=self.site,
-            covariate_columns=self.covariates,
-            features=self.features,
-            features_seen=None if reset else self.features_,
-            reset=reset,
-            layout=None if reset else self._layout,
-        )
-
-    # -------------------------------------------------------------------- fit
+    # ---------------------------------------------------------------- fit steps
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, *, sites=None, covariates=None):
         """Learn the site location/scale parameters from the training rows.
@@ -340,29 +309,74 @@ default="auto"
         self : ComBatHarmonizer
             Fitted estimator.
         """
-        table, feats, site_values, cov, from_table, positions = self._read(
-            X, sites, covariates, reset=True
-        )
-        index = table.index
-        if y is not None:
-            target.check_target_not_covariate(cov, y)
-        get = inputs.feature_getter(table, feats, positions)
-        inputs.check_feature_columns(
-            table, feats, y, from_table, features=self.features, get=get
-        )
+        batch = self._validate_fit_input(X, y, sites, covariates)
         labels, codes, counts, ref_level = design.fit_sites(
-            site_values, self.reference_site, self.site
+            batch.site_values, self.reference_site, self.site
         )
-        self.covariates_ = list(cov.columns)
-        linear, spline, self.covariate_levels_ = design.encode_covariates(
-            cov, index, self.smooth_terms, interactions=self.interactions
-        )
-        p = len(feats)
-        eb = bool(self.eb) and p > 1
+        self.sites_, self.site_counts_, self._ref_level = labels, counts, ref_level
+        coef = self._build_design(batch, y, codes)
+        stats = self._estimate_site_effects(batch, codes, coef)
+        model = self._shrink(stats, eb=bool(self.eb) and batch.n_features > 1)
+        for message in model.degenerate_report(batch.feats, labels):
+            warnings.warn(message, MedprepWarning, stacklevel=3)  # < wrapper < caller
+        self.features_ = np.asarray(batch.feats, dtype=object)
+        self._set_model(model)
+        dropped = set() if self.keep_covariates else set(batch.from_table)
+        columns = [c for c in batch.table.columns if c not in dropped]
+        self._output_columns = np.asarray(columns, dtype=object)
+        self._feature_index = pd.Index(self.features_)
+        frame = isinstance(X, pd.DataFrame)
+        self._layout = (batch.table.columns, batch.positions) if frame else None
+        self._fit_after_combat(X, sites, covariates)
+        return self
 
+    def _read(self, X, sites, covariates, *, reset):
+        """Split ``X`` into features, sites, covariates: a :class:`Batch`."""
+        table, feats, site_values, cov, from_table, positions = inputs.read_table(
+            self,
+            X,
+            sites,
+            covariates,
+            site=self.site,
+            covariate_columns=self.covariates,
+            features=self.features,
+            features_seen=None if reset else self.features_,
+            reset=reset,
+            layout=None if reset else self._layout,
+            categorical=self.categorical,
+        )
+        get = inputs.feature_getter(table, feats, positions)
+        return inputs.Batch(table, feats, positions, site_values, cov, from_table, get)
+
+    def _validate_fit_input(self, X, y, sites, covariates):
+        """Fit step 1: read the training rows; refuse the target as an input."""
+        batch = self._read(X, sites, covariates, reset=True)
+        if y is not None:
+            target.check_target_not_covariate(batch.cov, y)
+        inputs.check_feature_columns(
+            batch.table,
+            batch.feats,
+            y,
+            batch.from_table,
+            features=self.features,
+            get=batch.get,
+        )
+        return batch
+
+    def _build_design(self, batch, y, codes):
+        """Fit step 2: covariate design (and protected target) of the training rows.
+
+        Sets ``batch.design_cov`` and the fitted design attributes; returns the
+        regression coefficients when smooth terms fit them (ComBat-GAM), else
+        None.
+        """
+        self.covariates_ = list(batch.cov.columns)
+        linear, spline, self.covariate_levels_ = design.encode_covariates(
+            batch.cov, batch.index, self.smooth_terms, interactions=self.interactions
+        )
         term, raw = None, None
         if y is not None and self.protect_target != "none":
-            term, raw = target.fit_target_term(y, index, self.protect_target)
+            term, raw = target.fit_target_term(y, batch.index, self.protect_target)
         gam_linear, gam_spline = target.gam_inputs(linear, spline, term, raw)
         coef = None
         self.spline_knots_ = []
@@ -370,89 +384,63 @@ default="auto"
             from ._combat_gam import fit_gam_coef
 
             coef, self.spline_knots_ = fit_gam_coef(
-                get,
-                p,
+                batch.get,
+                batch.n_features,
                 codes,
-                labels.size,
+                self.sites_.size,
                 gam_linear,
                 gam_spline,
-                ref_level=ref_level,
+                ref_level=self._ref_level,
                 bounds=self.smooth_term_bounds,
                 random_state=self.random_state,
             )
-        design_cov, self.target_columns_ = target.fit_design(
+        batch.design_cov, self.target_columns_ = target.fit_design(
             linear, spline, self.spline_knots_, term, raw
         )
         self.target_term_ = term
-        params = core.fit_combat(
-            get,
-            p,
+        return coef
+
+    def _estimate_site_effects(self, batch, codes, coef):
+        """Fit step 3: regress, standardize, per-site location and scale."""
+        return core.site_statistics(
+            batch.get,
+            batch.n_features,
             codes,
-            labels.size,
-            design_cov,
-            ref_level=ref_level,
-            eb=eb,
-            parametric=self.parametric,
-            mean_only=self.mean_only,
+            self.sites_.size,
+            batch.design_cov,
+            ref_level=self._ref_level,
             coef=coef,
-            design_names=self._design_names(labels, cov, design_cov.shape[1]),
+            design_names=design.design_names(
+                self.site,
+                self.sites_,
+                self.covariates_,
+                self.covariate_levels_,
+                self.smooth_terms,
+                self.interactions,
+                self.target_term_,
+                batch.design_cov.shape[1],
+            ),
         )
-        _warn_degenerate(params, feats, labels)
-        self.sites_ = labels
-        self.site_counts_ = counts
-        self.features_ = np.asarray(feats, dtype=object)
-        self._set_model(params)
+
+    def _shrink(self, stats, *, eb):
+        """Fit step 4: empirical Bayes (or not) to the site adjustments."""
         self.eb_ = eb
-        self._ref_level = ref_level
-        self._output_columns = self._output_names(table, feats, from_table)
-        self._feature_index = pd.Index(self.features_)
-        self._layout = (
-            (table.columns, positions) if isinstance(X, pd.DataFrame) else None
+        return core.shrink_sites(
+            stats, eb=eb, parametric=self.parametric, mean_only=self.mean_only
         )
-        return self
+
+    def _fit_after_combat(self, X, sites, covariates):
+        """Fit step 5: what a variant learns after ComBat (nothing here)."""
 
     def _set_model(self, model):
         """Keep the fitted :class:`~._combat_core.ComBatModel` and its public views."""
         self.model_ = model
-        self.coef_ = model.coef
-        self.grand_mean_ = model.grand_mean
-        self.var_pooled_ = model.var_pooled
-        self.gamma_hat_ = model.gamma_hat
-        self.delta_hat_ = model.delta_hat
-        self.gamma_star_ = model.gamma_star
-        self.delta_star_ = model.delta_star
-        self.priors_ = model.priors
+        for name in _MODEL_VIEWS:
+            setattr(self, f"{name}_", getattr(model, name))
         self.harmonized_ = model.ok
         self.degenerate_ = model.degenerate
 
-    def _design_names(self, labels, cov, n_cov):
-        """Names of the design columns, for the error on a singular design."""
-        names = [f"{self.site}={plain(label)}" for label in labels]
-        for name in cov.columns:
-            if name in self.covariate_levels_:
-                levels = self.covariate_levels_[name][1:]
-                names += [f"{name}={plain(lv)}" for lv in levels]
-            elif name not in (self.smooth_terms or []):
-                names.append(str(name))
-        names += design.interaction_names(self.interactions, self.covariate_levels_)
-        if self.target_term_ is not None and self.target_term_.kind == "classes":
-            names += [f"y={plain(lv)}" for lv in self.target_term_.levels[1:]]
-        elif self.target_term_ is not None and self.target_term_.kind == "linear":
-            names.append("y")
-        names += [f"smooth basis {k}" for k in range(len(labels) + n_cov - len(names))]
-        return names
-
-    def _covariate_design(self, linear, spline):
-        """Design of ``transform``: the protected target at its training centre."""
-        return target.design_matrix(
-            linear, spline, self.spline_knots_, self.target_term_
-        )
-
-    def _output_names(self, table, feats, from_table):
-        dropped = set() if self.keep_covariates else set(from_table)
-        return np.asarray([c for c in table.columns if c not in dropped], dtype=object)
-
-    # -------------------------------------------------------------- transform
+    # ---------------------------------------------------------- transform steps
     def transform(self, X, *, sites=None, covariates=None):
         """Harmonize the features of ``X`` with the fitted parameters.
 
@@ -477,121 +465,80 @@ default="auto"
             ``X`` is one.
         """
         check_is_fitted(self)
-        rows = self._prepare_rows(X, sites, covariates)
-        out = self._harmonize(rows)
-        return self._assemble(X, rows, out)
+        batch = self._prepare_rows(X, sites, covariates)
+        out = self._adjust(batch)
+        return self._assemble(X, batch, out)
 
     def _prepare_rows(self, X, sites, covariates):
-        """Step 1 of transform: read the rows, code their sites, build the design.
+        """Transform steps 1-3: read the rows, their design, their sites."""
+        batch = self._read(X, sites, covariates, reset=False)
+        batch.design_cov = self._transform_design(batch)
+        batch.sites = self._resolve_sites(batch)
+        return batch
 
-        New sites are estimated here (``unseen_site="estimate"``); returns a
-        dict with ``table``, ``feats``, ``get``, ``codes``, ``design_cov``,
-        ``params`` and ``new_params``.
+    def _transform_design(self, batch):
+        """Transform step 2, target protection: the design of rows to transform.
+
+        The covariates are encoded with the training levels; the protected
+        target's columns are filled with their training centre
+        (:func:`~._combat_target.design_matrix`), since a row's label is not
+        read at transform.
         """
-        table, feats, site_values, cov, from_table, positions = self._read(
-            X, sites, covariates, reset=False
-        )
-        index = table.index
         linear, spline, _ = design.encode_covariates(
-            cov,
-            index,
+            batch.cov,
+            batch.index,
             self.smooth_terms,
             levels=self.covariate_levels_,
             seen=self.covariates_,
             interactions=self.interactions,
         )
-        design_cov = self._covariate_design(linear, spline)
-        codes = design.encode_sites(self.sites_, site_values)
-        params = self.model_
-        get = inputs.feature_getter(table, feats, positions)
-        new_params = []
-        unseen = codes < 0
-        if unseen.any():
-            new_labels = pd.unique(site_values[unseen])
-            if self.unseen_site == "error":
-                raise SubjectTableError(
-                    f"site {plain(new_labels[0])!r} was not seen in fit "
-                    "(training sites: "
-                    f"{plain(self.sites_)}); set unseen_site='estimate' or "
-                    "'passthrough' to allow new sites",
-                    row=design._first_row(index, unseen),
-                    column=self.site,
-                )
-            if self.unseen_site == "passthrough":
-                warnings.warn(
-                    f"rows of sites {plain(new_labels)} not seen in fit are returned "
-                    "unharmonized (unseen_site='passthrough')",
-                    MedprepWarning,
-                    stacklevel=4,  # _prepare_rows < transform < wrapper < caller
-                )
-            else:
-                if self.target_term_ is not None:
-                    warnings.warn(
-                        f"new sites {plain(new_labels)} are estimated with the "
-                        "protected target at its training centre: a new site's "
-                        "location cannot be told apart from a shift of its target "
-                        "distribution without its labels, so whatever part of its "
-                        "target's mean differs from the training one is removed "
-                        "with the site (see the user guide, 'New sites')",
-                        MedprepWarning,
-                        stacklevel=4,  # _prepare_rows < transform < wrapper < caller
-                    )
-                for j, label in enumerate(new_labels):
-                    rows = design.new_site_rows(site_values, label, index, self.site)
-                    sub_get = inputs.rows_getter(get, rows)
-                    new_params.append(
-                        core.estimate_new_site(
-                            sub_get,
-                            len(feats),
-                            design_cov[rows],
-                            params,
-                            eb=self.eb_,
-                            parametric=self.parametric,
-                            mean_only=self.mean_only,
-                        )
-                    )
-                    codes[rows] = -2 - j
-        return {
-            "table": table,
-            "feats": feats,
-            "get": get,
-            "codes": codes,
-            "design_cov": design_cov,
-            "params": params,
-            "new_params": new_params,
-        }
+        return target.design_matrix(
+            linear, spline, self.spline_knots_, self.target_term_
+        )
 
-    def _harmonize(self, rows):
-        """Step 2 of transform: the ComBat adjustment of the feature block."""
-        table, feats = rows["table"], rows["feats"]
-        out = np.empty((table.shape[0], len(feats)), order="F")
-        core.apply_combat(
-            rows["get"],
-            out,
-            rows["codes"],
-            rows["design_cov"],
-            rows["params"],
-            ref_level=self._ref_level,
-            new_site_params=rows["new_params"],
+    def _resolve_sites(self, batch):
+        """Transform step 3: rows' sites; new sites estimated or passed through."""
+        sites = BatchSites.encode(self.sites_, batch.site_values)
+        return resolve_unseen(
+            sites,
+            self.unseen_site,
+            batch.site_values,
+            batch.index,
+            self.site,
+            self.sites_,
+            lambda rows: self._estimate_new_site(batch, rows),
+            protected=self.target_term_ is not None,
+        )
+
+    def _estimate_new_site(self, batch, rows):
+        """Location/scale of a new site from its ``rows``, the model held fixed."""
+        return estimate_new_site(
+            inputs.rows_getter(batch.get, rows),
+            batch.n_features,
+            batch.design_cov[rows],
+            self.model_,
+            eb=self.eb_,
+            parametric=self.parametric,
+            mean_only=self.mean_only,
+        )
+
+    def _adjust(self, batch):
+        """Transform step 4: remove each row's site location and scale.
+
+        ``out = a x + e - (a - 1) m`` per feature, with ``a = 1 / sqrt(delta*)``
+        of the row's site and ``m`` the covariate (and protected target)
+        effects of its design row (:func:`~._combat_apply.apply_combat`).
+        """
+        out = np.empty(
+            (batch.table.shape[0], batch.n_features),
+            order=output_layout(batch.get, batch.n_features),
+        )
+        apply_combat(
+            batch.get, out, batch.sites, batch.design_cov, self.model_
         )
         if self._keeps_target_direction():
-            scale = np.vstack(
-                [rows["params"].tables[0]]
-                + [
-                    np.where(rows["params"]["ok"], 1.0 / np.sqrt(d), 1.0)[None]
-                    for _, d in rows["new_params"]
-                ]
-            )
-            n_sites = len(self.sites_)
-            codes = rows["codes"]
-            idx = np.where(codes >= 0, codes, n_sites)
-            idx = np.where(codes <= -2, n_sites + 1 + (-2 - codes), idx)
-            target.keep_target_direction(
-                out,
-                rows["design_cov"],
-                rows["params"],
-                self.target_columns_,
-                lambda r: scale[idx[r]],
+            target.keep_batch_target_direction(
+                out, batch, self.model_, self.target_columns_, len(self.sites_)
             )
         return out
 
@@ -603,11 +550,11 @@ default="auto"
             and self.target_scale == "project"
         )
 
-    def _assemble(self, X, rows, out):
-        """Step 3 of transform: the output container (index, pass-through)."""
+    def _assemble(self, X, batch, out):
+        """Transform step 5: the output container (index, pass-through)."""
         if not isinstance(X, pd.DataFrame):
             return out
-        table, feats = rows["table"], rows["feats"]
+        table, feats = batch.table, batch.feats
         index = table.index
         harmonized = pd.DataFrame(
             out, index=index, columns=self._feature_index, copy=False
@@ -646,62 +593,6 @@ default="auto"
         return self.fit(X, y, sites=sites, covariates=covariates).transform(
             X, sites=sites, covariates=covariates
         )
-
-    @classmethod
-    def from_neuroharmonize(cls, model, *, features=None, site="site", covariates=None):
-        """Build a fitted harmonizer from a neuroHarmonize model.
-
-        The model is the dict that ``harmonizationLearn`` returns (or that
-        ``loadHarmonizationModel`` reads back from ``saveHarmonizationModel``'s
-        file); models with smooth terms are refused. The estimator harmonizes
-        a DataFrame whose columns are ``features``, then ``site``, then the
-        covariates (neuroHarmonize's ``covars`` columns other than SITE, in
-        their order), like ``harmonizationApply``, and can sit in a Pipeline.
-
-        Parameters
-        ----------
-        model : dict
-            neuroHarmonize model.
-        features : list of str or None, default=None
-            Names of the feature columns, in the model's order; default
-            ``x0, x1, ...``.
-        site : str, default="site"
-            Name of the site column.
-        covariates : list of str or None, default=None
-            Names of the covariate columns, in the model's order; default the
-            names the model recorded.
-
-        Returns
-        -------
-        ComBatHarmonizer
-            Fitted estimator (``protect_target="none"``).
-        """
-        from ._combat_interchange import from_neuroharmonize
-
-        return from_neuroharmonize(
-            cls, model, features=features, site=site, covariates=covariates
-        )
-
-    def to_neuroharmonize(self):
-        """Export the fitted model as a neuroHarmonize model dict.
-
-        ``neuroHarmonize.harmonizationApply(data, covars, model)`` then gives
-        our ``transform`` output (to neuroHarmonize's float32 rounding of the
-        covariates), with ``covars`` holding ``SITE`` and the numeric
-        covariates. A protected target is folded into the grand mean at its
-        training centre, as ``transform`` applies it. Categorical covariates
-        and smooth terms are refused (neuroHarmonize cannot apply them from a
-        dict of arrays).
-
-        Returns
-        -------
-        model : dict
-            For ``harmonizationApply`` or ``saveHarmonizationModel``.
-        """
-        check_is_fitted(self)
-        from ._combat_interchange import to_neuroharmonize
-
-        return to_neuroharmonize(self)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.

@@ -18,47 +18,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._combat_blocks import _unchecked, blas_one_thread, column_blocks
 from ._combat_eb import _adjustments
+from .exceptions import plain
 
 __all__ = [
     "ComBatModel",
+    "SiteStatistics",
     "fit_combat",
-    "apply_combat",
-    "estimate_new_site",
-    "column_blocks",
+    "site_statistics",
+    "shrink_sites",
     "site_tables",
 ]
-
-_BLOCK_CELLS = 1_000_000  # cells per block of columns (8 MB of float64)
 
 #: Variance of the standardized data within a site (pooled variance = 1) below
 #: which a feature is taken as constant within that site, as it is when its raw
 #: values are all equal there: its location is removed there, its scale left
 #: unchanged (``delta* = 1``).
 SITE_VAR_TINY = 1e-10
-
-
-def singular_design_message(design, names=None):
-    """Name the design columns that the earlier ones already span."""
-    names = list(names) if names is not None else [
-        f"column {j}" for j in range(design.shape[1])
-    ]
-    kept, redundant = [], []
-    for j in range(design.shape[1]):
-        trial = design[:, kept + [j]]
-        if np.linalg.matrix_rank(trial) < len(kept) + 1:
-            redundant.append(names[j])
-        else:
-            kept.append(j)
-    which = ", ".join(repr(str(r)) for r in redundant) or "?"
-    return (
-        "The ComBat design (site indicators, covariates and protected target) "
-        f"is singular: design column(s) {which} are constant or collinear with "
-        "the site indicators and the columns before them (a covariate that "
-        "identifies the site, or two covariates equal up to a linear change). "
-        "Drop or merge that covariate; for the protected target y, which then "
-        "cannot be told apart from the site, set protect_target='none'."
-    )
 
 
 @dataclass
@@ -103,9 +80,58 @@ class ComBatModel:
     degenerate: np.ndarray
     ref_level: int = None
     _tables: tuple = field(default=None, repr=False, compare=False)
+    _feature_tables: tuple = field(default=None, repr=False, compare=False)
+    _finite_tables: bool = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, key):
         return getattr(self, key)
+
+    def __getstate__(self):
+        # the cached tables are recomputed on demand, not pickled
+        state = self.__dict__.copy()
+        state.update(_tables=None, _feature_tables=None, _finite_tables=None)
+        return state
+
+    def degenerate_report(self, names, labels):
+        """Messages on features left unharmonized and sites without spread.
+
+        Parameters
+        ----------
+        names : sequence of str
+            Feature names.
+        labels : sequence
+            Site labels.
+
+        Returns
+        -------
+        list of str
+        """
+        names = np.asarray(names, dtype=object)
+        messages = []
+        if not self.ok.all():
+            bad = names[~self.ok]
+            messages.append(
+                f"{bad.size} feature(s) have no spread around the model (zero "
+                "pooled residual variance) or cannot be estimated at every site "
+                f"and are left unharmonized: {plain(bad[:5])}"
+                f"{' ...' if bad.size > 5 else ''}"
+            )
+        if self.degenerate.any():
+            sites_at, feats_at = np.nonzero(self.degenerate)
+            pairs = [
+                f"{plain(names[j])!r} at site {plain(labels[i])!r}"
+                for i, j in zip(sites_at[:5], feats_at[:5])
+            ]
+            more = f" and {sites_at.size - 5} more" if sites_at.size > 5 else ""
+            messages.append(
+                f"{sites_at.size} feature/site pair(s) where the feature is "
+                f"constant within the site: {', '.join(pairs)}{more}. Their "
+                "location is harmonized at that site (and the other sites are "
+                "harmonized as usual); their scale at that site is left "
+                "unchanged (delta* = 1), since it cannot be estimated from a "
+                "constant"
+            )
+        return messages
 
     @property
     def coef_cov(self):
@@ -119,12 +145,30 @@ class ComBatModel:
             self._tables = site_tables(self, self.ref_level)
         return self._tables
 
+    @property
+    def feature_tables(self):
+        """``(scale, shift, coef_cov)``, feature-major for :func:`apply_combat`.
 
-def column_blocks(n_samples, n_features):
-    """Yield ``(start, stop)`` of blocks of columns of bounded size."""
-    width = max(1, _BLOCK_CELLS // max(n_samples, 1))
-    for start in range(0, n_features, width):
-        yield start, min(start + width, n_features)
+        ``scale`` and ``shift`` are the transposed :attr:`tables`
+        (``(n_features, n_sites + 1)``), ``coef_cov`` is ``(n_features,
+        n_cov)``; all C-contiguous, computed once.
+        """
+        if self._feature_tables is None:
+            scale, shift = self.tables
+            self._feature_tables = tuple(
+                np.ascontiguousarray(t.T) for t in (scale, shift, self.coef_cov)
+            )
+        return self._feature_tables
+
+    @property
+    def finite_tables(self):
+        """Whether every entry of :attr:`tables` is finite."""
+        if self._finite_tables is None:
+            scale, shift = self.tables
+            self._finite_tables = bool(
+                np.isfinite(scale).all() and np.isfinite(shift).all()
+            )
+        return self._finite_tables
 
 
 def _site_onehot(codes, n_sites):
@@ -155,6 +199,30 @@ def _site_stats(s, onehot, counts):
     return mean, var
 
 
+@dataclass
+class SiteStatistics:
+    """Per-feature regression and per-site standardized location/scale.
+
+    What :func:`site_statistics` estimates from the rows, before empirical
+    Bayes: ``coef`` (``(n_design, n_features)``), ``grand_mean`` and
+    ``var_pooled`` (``(n_features,)``), the mean, ddof=1 variance and number
+    of non-NaN rows of the standardized data per site (``site_mean``,
+    ``site_var``, ``counts``, ``(n_sites, n_features)``), ``constant``
+    (the feature takes one value within the site), ``n_sites`` and
+    ``ref_level``.
+    """
+
+    coef: np.ndarray
+    grand_mean: np.ndarray
+    var_pooled: np.ndarray
+    site_mean: np.ndarray
+    site_var: np.ndarray
+    counts: np.ndarray
+    constant: np.ndarray
+    n_sites: int
+    ref_level: int = None
+
+
 def fit_combat(
     get,
     n_features,
@@ -170,6 +238,8 @@ def fit_combat(
     design_names=None,
 ):
     """Fit ComBat location/scale parameters.
+
+    :func:`site_statistics` then :func:`shrink_sites`.
 
     Parameters
     ----------
@@ -204,6 +274,36 @@ def fit_combat(
         the feature has no spread within the site, see :data:`SITE_VAR_TINY`;
         its location is still removed there, its scale left unchanged).
     """
+    stats = site_statistics(
+        get,
+        n_features,
+        site_codes,
+        n_sites,
+        covariate_design,
+        ref_level=ref_level,
+        coef=coef,
+        design_names=design_names,
+    )
+    return shrink_sites(stats, eb=eb, parametric=parametric, mean_only=mean_only)
+
+
+def site_statistics(
+    get,
+    n_features,
+    site_codes,
+    n_sites,
+    covariate_design,
+    *,
+    ref_level=None,
+    coef=None,
+    design_names=None,
+):
+    """Regress, standardize, and summarize each site (arguments of :func:`fit_combat`).
+
+    Returns
+    -------
+    SiteStatistics
+    """
     n_samples = site_codes.shape[0]
     onehot = _site_onehot(site_codes, n_sites)
     site_design = onehot.copy()
@@ -216,6 +316,8 @@ def fit_combat(
         coef = np.empty((n_sites + n_cov, n_features))
         gram = design.T @ design
         if np.linalg.matrix_rank(gram) < gram.shape[0]:
+            from ._combat_design import singular_design_message
+
             raise ValueError(singular_design_message(design, design_names))
         gram_inv = np.linalg.inv(gram)
     grand_mean = np.empty(n_features)
@@ -224,67 +326,122 @@ def fit_combat(
     site_var = np.empty((n_sites, n_features))
     counts = np.empty((n_sites, n_features))
     constant = np.empty((n_sites, n_features), dtype=bool)
-    rows_by_site = [np.flatnonzero(site_codes == i) for i in range(n_sites)]
     ref_rows = None if ref_level is None else site_codes == ref_level
     site_sizes = onehot.sum(axis=0)
+    rows_by_site = [np.flatnonzero(site_codes == i) for i in range(n_sites)]
+    firsts = np.array([rows[0] for rows in rows_by_site])
+    raw, limit = _unchecked(get)
 
     # design row of each site, to recover the per-site offsets from the coefficients
     site_rows = np.eye(n_sites)
     if ref_level is not None:
         site_rows[:, ref_level] = 1.0
     sizes = site_sizes[:, None]
-    for start, stop in column_blocks(n_samples, n_features):
-        cols = slice(start, stop)
-        block = get(start, stop)
-        constant[:, cols] = _constant_within_sites(block, rows_by_site)
-        if compute_coef:
-            coef[:, cols] = gram_inv @ (design.T @ block)
-        bcoef = coef[:, cols]
-        # Fast path (columns without NaN): everything from per-site sums of the
-        # residuals R; s = (R + site offset) / sd, as neuroCombat standardizes.
-        resid = block - design @ bcoef
-        s1 = onehot.T @ resid
-        resid *= resid
-        ss = onehot.T @ resid
-        del resid
-        if ref_level is None:
-            gm = (site_sizes @ bcoef[:n_sites]) / n_samples
-            var = ss.sum(axis=0) / n_samples
-        else:
-            gm = bcoef[ref_level]
-            var = ss[ref_level] / site_sizes[ref_level]
-        mean_r = s1 / sizes
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sd = np.sqrt(var)
-            site_mean[:, cols] = (mean_r + site_rows @ bcoef[:n_sites] - gm) / sd
-            site_var[:, cols] = (ss - sizes * mean_r**2) / (sizes - 1) / var
-        grand_mean[cols] = gm
-        var_pooled[cols] = var
-        counts[:, cols] = sizes
-        slow = ~(np.isfinite(s1).all(axis=0) & np.isfinite(ss).all(axis=0))
-        if slow.any():
-            idx = start + np.flatnonzero(slow)
-            sub = np.ascontiguousarray(block[:, slow])
-            (
-                coef[:, idx],
-                grand_mean[idx],
-                var_pooled[idx],
-                site_mean[:, idx],
-                site_var[:, idx],
-                counts[:, idx],
-            ) = _fit_block_nan(
-                sub,
-                coef[:, idx],
-                compute_coef,
-                design,
-                onehot,
-                site_sizes,
-                covariate_design,
-                n_sites,
-                ref_level,
-                ref_rows,
-            )
+    with blas_one_thread(n_samples * n_features):
+        for start, stop in column_blocks(n_samples, n_features):
+            cols = slice(start, stop)
+            block = raw(start, stop)
+            if limit is not None and block.size:
+                with np.errstate(invalid="ignore"):
+                    if (
+                        np.fmax.reduce(block, axis=None) > limit
+                        or np.fmin.reduce(block, axis=None) < -limit
+                    ):
+                        get(start, stop)  # raises, naming the row and column
+            if compute_coef:
+                coef[:, cols] = gram_inv @ (design.T @ block)
+            bcoef = coef[:, cols]
+            # constant within a site: every value equals the site's first one
+            # (exactly: differences are summed as absolute values); the rows'
+            # first values are gathered by a product with the site indicators
+            buf = np.empty_like(block)  # in the block's layout: contiguous ops
+            first = block[firsts]
+            if np.isfinite(first).all():  # the product is exact: x * 1 + 0
+                np.matmul(onehot, first, out=buf)
+            else:
+                buf[...] = first[site_codes]
+            np.subtract(block, buf, out=buf)
+            np.abs(buf, out=buf)
+            spread = onehot.T @ buf
+            maybe = ~(spread > 0).all(axis=0)  # zero somewhere, or NaN
+            constant[:, cols] = False
+            if maybe.any():
+                constant[:, start + np.flatnonzero(maybe)] = _constant_within_sites(
+                    block[:, maybe], rows_by_site
+                )
+            # Fast path (columns without NaN): everything from per-site sums of the
+            # residuals R; s = (R + site offset) / sd, as neuroCombat standardizes.
+            resid = np.matmul(design, bcoef, out=buf)
+            np.subtract(block, resid, out=resid)
+            s1 = onehot.T @ resid
+            resid *= resid
+            ss = onehot.T @ resid
+            del resid
+            if ref_level is None:
+                gm = (site_sizes @ bcoef[:n_sites]) / n_samples
+                var = ss.sum(axis=0) / n_samples
+            else:
+                gm = bcoef[ref_level]
+                var = ss[ref_level] / site_sizes[ref_level]
+            mean_r = s1 / sizes
+            with np.errstate(invalid="ignore", divide="ignore"):
+                sd = np.sqrt(var)
+                site_mean[:, cols] = (mean_r + site_rows @ bcoef[:n_sites] - gm) / sd
+                site_var[:, cols] = (ss - sizes * mean_r**2) / (sizes - 1) / var
+            grand_mean[cols] = gm
+            var_pooled[cols] = var
+            counts[:, cols] = sizes
+            slow = ~(np.isfinite(s1).all(axis=0) & np.isfinite(ss).all(axis=0))
+            if slow.any():
+                idx = start + np.flatnonzero(slow)
+                sub = np.ascontiguousarray(block[:, slow])
+                (
+                    coef[:, idx],
+                    grand_mean[idx],
+                    var_pooled[idx],
+                    site_mean[:, idx],
+                    site_var[:, idx],
+                    counts[:, idx],
+                ) = _fit_block_nan(
+                    sub,
+                    coef[:, idx],
+                    compute_coef,
+                    design,
+                    onehot,
+                    site_sizes,
+                    covariate_design,
+                    n_sites,
+                    ref_level,
+                    ref_rows,
+                )
 
+    return SiteStatistics(
+        coef=coef,
+        grand_mean=grand_mean,
+        var_pooled=var_pooled,
+        site_mean=site_mean,
+        site_var=site_var,
+        counts=counts,
+        constant=constant,
+        n_sites=n_sites,
+        ref_level=ref_level,
+    )
+
+
+def shrink_sites(stats, *, eb=True, parametric=True, mean_only=False):
+    """Site location/scale adjustments from :class:`SiteStatistics` (EB or plain).
+
+    Features without residual variance are left unharmonized; site/feature
+    pairs without spread (degenerate) keep their location estimate and an
+    identity scale.
+
+    Returns
+    -------
+    ComBatModel
+    """
+    coef, grand_mean, var_pooled = stats.coef, stats.grand_mean, stats.var_pooled
+    site_mean, site_var, counts = stats.site_mean, stats.site_var, stats.counts
+    n_sites, ref_level = stats.n_sites, stats.ref_level
     # zero residual variance up to rounding: constant (or fully explained) feature
     tiny = (1e3 * np.finfo(np.float64).eps * (np.abs(grand_mean) + 1.0)) ** 2
     ok = (
@@ -300,7 +457,7 @@ def fit_combat(
         # same for every scan of a site): its location is estimable, its scale
         # is not; the other sites are unaffected
         degenerate = ok & (
-            constant | ~(np.isfinite(site_var) & (site_var > SITE_VAR_TINY))
+            stats.constant | ~(np.isfinite(site_var) & (site_var > SITE_VAR_TINY))
         )
         if ref_level is not None:
             degenerate[ref_level] = False
@@ -391,76 +548,6 @@ def standardize(block, covariate_design, coef_cov, grand_mean, var_pooled):
         return (block - grand_mean - covariate_design @ coef_cov) / np.sqrt(var_pooled)
 
 
-def apply_combat(
-    get,
-    out,
-    site_codes,
-    covariate_design,
-    params,
-    *,
-    ref_level=None,
-    new_site_params=None,
-):
-    """Harmonize rows of training sites (and estimated new sites) into ``out``.
-
-    Parameters
-    ----------
-    get : callable
-        Column-block getter of the data (see :func:`fit_combat`).
-    out : ndarray of shape (n_samples, n_features)
-        Written in place.
-    site_codes : ndarray of int
-        Training-site code per row; ``-1`` for rows left unchanged, ``-2 - j``
-        for rows of the ``j``-th new site of ``new_site_params``.
-    covariate_design : ndarray
-        Covariate columns of the design.
-    params : ComBatModel or dict
-        The fitted model, or a dict with ``coef_cov``, ``grand_mean``,
-        ``var_pooled``, ``gamma_star``, ``delta_star``, ``ok`` and optionally
-        ``tables``, the :func:`site_tables` computed beforehand.
-    ref_level : int or None
-        Rows of the reference site are returned unchanged.
-    new_site_params : list of (gamma_star, delta_star) or None
-        Adjustments of new sites estimated by :func:`estimate_new_site`.
-    """
-    n_samples, n_features = out.shape
-    if isinstance(params, ComBatModel):
-        scale, shift = params.tables
-    else:
-        scale, shift = params.get("tables") or site_tables(params, ref_level)
-    n_sites = scale.shape[0] - 1  # the last row is the identity
-    new = list(new_site_params or [])
-    if new:
-        extra = site_tables(
-            {
-                "gamma_star": np.vstack([g[None] for g, _ in new]),
-                "delta_star": np.vstack([d[None] for _, d in new]),
-                "grand_mean": params["grand_mean"],
-                "var_pooled": params["var_pooled"],
-                "ok": params["ok"],
-            }
-        )
-        scale = np.vstack([scale, extra[0]])
-        shift = np.vstack([shift, extra[1]])
-    # row n_sites of the tables: unchanged rows (code -1), a = 1, e = 0
-    idx = np.where(site_codes >= 0, site_codes, n_sites)
-    idx = np.where(site_codes <= -2, n_sites + 1 + (-2 - site_codes), idx)
-    has_cov = covariate_design.shape[1] > 0
-    for start, stop in column_blocks(n_samples, n_features):
-        cols = slice(start, stop)
-        block = get(start, stop)
-        a_rows = scale[idx, cols]
-        target = out[:, cols]
-        np.multiply(block, a_rows, out=target)
-        target += shift[idx, cols]
-        if has_cov:
-            mod = covariate_design @ params["coef_cov"][:, cols]
-            a_rows -= 1.0
-            a_rows *= mod
-            target -= a_rows
-    return out
-
-
 def site_tables(params, ref_level=None):
     """Per-site affine map of ``apply_combat``: ``out = a x + e - (a - 1) mod``.
 
@@ -485,63 +572,3 @@ def site_tables(params, ref_level=None):
         a = np.where(ok, 1.0 / np.sqrt(d_all), 1.0)
         e = np.where(ok, params["grand_mean"] * (1.0 - a) - a * g_all * sd, 0.0)
     return a, e
-
-
-def estimate_new_site(
-    get, n_features, covariate_design, params, *, eb, parametric, mean_only
-):
-    """Estimate the adjustments of one new site from its rows, model held fixed.
-
-    The standardization (grand mean, covariate effects, pooled variance) is the
-    fitted one; the new site's location/scale and its priors across features are
-    estimated from its own rows, as neuroHarmonize does for new sites.
-
-    Returns
-    -------
-    gamma_star, delta_star : ndarray of shape (n_features,)
-    """
-    n_samples = covariate_design.shape[0]
-    mean = np.empty(n_features)
-    var = np.empty(n_features)
-    counts = np.empty(n_features)
-    constant = np.empty(n_features, dtype=bool)
-    onehot = np.ones((n_samples, 1))
-    every_row = [np.arange(n_samples)]
-    for start, stop in column_blocks(n_samples, n_features):
-        cols = slice(start, stop)
-        block = get(start, stop)
-        constant[cols] = _constant_within_sites(block, every_row)[0]
-        s = standardize(
-            block,
-            covariate_design,
-            params["coef_cov"][:, cols],
-            params["grand_mean"][cols],
-            params["var_pooled"][cols],
-        )
-        cnt = (~np.isnan(s)).sum(axis=0)[None].astype(float)
-        counts[cols] = cnt[0]
-        m, v = _site_stats(s, onehot, cnt)
-        mean[cols], var[cols] = m[0], v[0]
-    ok = params["ok"] & np.isfinite(mean)
-    if mean_only:
-        degenerate = np.zeros(n_features, dtype=bool)
-    else:
-        degenerate = ok & (constant | ~(np.isfinite(var) & (var > SITE_VAR_TINY)))
-    delta_hat = np.ones(n_features) if mean_only else var.copy()
-    g, d, _ = _adjustments(
-        mean[None],
-        delta_hat[None],
-        mean[None],
-        var[None],
-        counts[None],
-        ok,
-        eb=eb,
-        parametric=parametric,
-        mean_only=mean_only,
-        cell_ok=~degenerate[None],
-    )
-    g[0, degenerate] = mean[degenerate]
-    d[0, degenerate] = 1.0
-    g[:, ~ok] = 0.0
-    d[:, ~ok] = 1.0
-    return g[0], d[0]

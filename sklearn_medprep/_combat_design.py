@@ -21,6 +21,8 @@ MIN_NEW_SITE_SUBJECTS = 5
 
 __all__ = [
     "covariate_levels",
+    "design_names",
+    "singular_design_message",
     "encode_covariates",
     "encode_sites",
     "first_row",
@@ -38,11 +40,11 @@ def is_numeric_dtypes(dtypes):
     booleans, strings, objects and categories are not (covariates of those
     dtypes are categorical).
     """
-    return np.fromiter(
-        (getattr(dt, "kind", "O") in "iuf" for dt in dtypes),
-        dtype=bool,
-        count=len(dtypes),
+    codes, uniques = pd.factorize(pd.Series(list(dtypes), dtype=object))
+    numeric = np.array(
+        [getattr(dt, "kind", "O") in "iuf" for dt in uniques], dtype=bool
     )
+    return numeric[codes] if len(codes) else np.zeros(0, dtype=bool)
 
 
 def _is_numeric(series):
@@ -76,8 +78,9 @@ def covariate_levels(cov, index, smooth):
             raise SubjectTableError(
                 "covariate holds numbers in a column of object dtype (mixed "
                 "types): it is ambiguous whether it is numeric or categorical. "
-                "Give it a numeric dtype (df[col].astype(float)) or a string or "
-                "category dtype (df[col].astype('category'))",
+                "Declare it categorical=[...] (by name), or give it a numeric "
+                "dtype (df[col].astype(float)) or a string or category dtype "
+                "(df[col].astype('category'))",
                 column=name,
             )
         missing = pd.isna(cov[name]).to_numpy()
@@ -223,14 +226,75 @@ def encode_covariates(
     return linear, spline, levels
 
 
-def encode_sites(labels, values):
-    """Code of each row's site among the fitted ``labels``; -1 for new sites."""
-    if len(values) > 256:
-        return pd.Index(labels).get_indexer(pd.Index(values)).astype(np.int64)
-    lookup = {label: k for k, label in enumerate(labels)}
-    return np.fromiter(
-        (lookup.get(v, -1) for v in values), dtype=np.int64, count=len(values)
+def design_names(
+    site, labels, covariates, levels, smooth_terms, interactions, target_term, n_cov
+):
+    """Names of ComBat's design columns, for the error on a singular design.
+
+    Site indicators (``site=label``), covariates (``name=level`` for the
+    levels of a categorical one after the first), interactions, the protected
+    target (``y=class`` or ``y``), then the smooth bases.
+    """
+    names = [f"{site}={plain(label)}" for label in labels]
+    for name in covariates:
+        if name in levels:
+            names += [f"{name}={plain(lv)}" for lv in levels[name][1:]]
+        elif name not in (smooth_terms or []):
+            names.append(str(name))
+    names += interaction_names(interactions, levels)
+    if target_term is not None and target_term.kind == "classes":
+        names += [f"y={plain(lv)}" for lv in target_term.levels[1:]]
+    elif target_term is not None and target_term.kind == "linear":
+        names.append("y")
+    names += [f"smooth basis {k}" for k in range(len(labels) + n_cov - len(names))]
+    return names
+
+
+def singular_design_message(design, names=None):
+    """Name the design columns that the earlier ones already span."""
+    names = list(names) if names is not None else [
+        f"column {j}" for j in range(design.shape[1])
+    ]
+    kept, redundant = [], []
+    for j in range(design.shape[1]):
+        trial = design[:, kept + [j]]
+        if np.linalg.matrix_rank(trial) < len(kept) + 1:
+            redundant.append(names[j])
+        else:
+            kept.append(j)
+    which = ", ".join(repr(str(r)) for r in redundant) or "?"
+    return (
+        "The ComBat design (site indicators, covariates and protected target) "
+        f"is singular: design column(s) {which} are constant or collinear with "
+        "the site indicators and the columns before them (a covariate that "
+        "identifies the site, or two covariates equal up to a linear change). "
+        "Drop or merge that covariate; for the protected target y, which then "
+        "cannot be told apart from the site, set protect_target='none'."
     )
+
+
+def encode_sites(labels, values):
+    """Position of each row's site among the fitted ``labels``.
+
+    Returns
+    -------
+    codes : ndarray of int64
+        Position of the row's site in ``labels`` (0 where not ``seen``).
+    seen : ndarray of bool
+        Rows whose site is among ``labels``.
+    """
+    if len(values) > 256:
+        codes = pd.Index(labels).get_indexer(pd.Index(values)).astype(np.int64)
+        seen = codes >= 0
+    else:
+        lookup = {label: k for k, label in enumerate(labels)}
+        found = [lookup.get(v) for v in values]
+        seen = np.fromiter((k is not None for k in found), dtype=bool, count=len(found))
+        codes = np.fromiter(
+            (k or 0 for k in found), dtype=np.int64, count=len(found)
+        )
+    codes[~seen] = 0
+    return codes, seen
 
 
 def fit_sites(values, reference_site, column):

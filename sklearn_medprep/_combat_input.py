@@ -8,24 +8,72 @@ parameters are passed explicitly, so that these functions never change it
 :func:`~sklearn.utils.validation.validate_data` records).
 """
 
+import numbers
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
-from . import _combat_core as core
 from . import _combat_design as design
+from ._combat_blocks import column_blocks
 from ._table import align_rows
-from .exceptions import MedprepWarning, SubjectTableError
+from .exceptions import MedprepWarning, SubjectTableError, plain
 
 __all__ = [
+    "Batch",
     "check_feature_columns",
     "feature_getter",
     "read_table",
     "rows_getter",
 ]
+
+
+@dataclass
+class Batch:
+    """Rows read for ComBat's ``fit`` or ``transform``, step by step.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The input (an array wrapped in a DataFrame with columns ``x0, ...``).
+    feats : list or ndarray of str
+        Feature columns.
+    positions : ndarray of int
+        Their positions in ``table``.
+    site_values : ndarray of shape (n_samples,)
+        Site of each row.
+    cov : pandas.DataFrame
+        Covariates.
+    from_table : list of str
+        Site and covariate columns read from ``table``.
+    get : callable
+        Column-block getter of the features (:func:`feature_getter`).
+    design_cov : ndarray or None
+        Covariate design (set by the estimator's design step).
+    sites : BatchSites or None
+        Sites of the rows (set by ``transform``'s site step).
+    """
+
+    table: pd.DataFrame
+    feats: object
+    positions: np.ndarray
+    site_values: np.ndarray
+    cov: pd.DataFrame
+    from_table: list
+    get: object
+    design_cov: np.ndarray = None
+    sites: object = None
+
+    @property
+    def index(self):
+        return self.table.index
+
+    @property
+    def n_features(self):
+        return len(self.feats)
 
 
 def _rows_of(X):
@@ -94,14 +142,72 @@ def _refuse_ambiguous_array(arr):
         raise ValueError(
             f"covariates= is an array of dtype {arr.dtype} (text or mixed types) "
             f"whose column(s) {numeric} hold numbers: it is ambiguous whether "
-            "they are numeric (age) or categories (scanner codes). Pass the "
-            "covariates as a pandas DataFrame with a numeric dtype for numeric "
-            "columns and a string or category dtype for categorical ones."
+            "they are numeric (age) or categories (scanner codes). Declare the "
+            "categorical columns with categorical=[...] (their positions, e.g. "
+            "categorical=[1], or names covariate0, covariate1, ...): the other "
+            "columns are then read as numbers. Or pass the covariates as a "
+            "pandas DataFrame with a numeric dtype for numeric columns and a "
+            "string or category dtype for categorical ones."
         )
 
 
-def _read_covariates(X, covariates, names, n, index, from_table):
-    """Covariates of each row, from ``covariates=`` or the columns ``names``."""
+def _declared(categorical, columns):
+    """Names of the covariate columns declared in ``categorical=``."""
+    names = []
+    for item in categorical or []:
+        if isinstance(item, numbers.Integral) and not isinstance(item, bool):
+            if not -len(columns) <= int(item) < len(columns):
+                raise ValueError(
+                    f"categorical= position {int(item)} is out of range: there "
+                    f"are {len(columns)} covariate column(s) "
+                    f"{[str(c) for c in columns]}."
+                )
+            names.append(columns[int(item)])
+        elif item in columns:
+            names.append(item)
+        else:
+            raise SubjectTableError(
+                "declared in categorical= but not a covariate (covariates: "
+                f"{[str(c) for c in columns]})",
+                column=item,
+            )
+    return names
+
+
+def _array_covariates(arr, index, categorical):
+    """Covariate array as a DataFrame: declared columns categorical, others numbers."""
+    columns = [f"covariate{j}" for j in range(arr.shape[1])]
+    declared = _declared(categorical, columns)
+    if not declared:
+        _refuse_ambiguous_array(arr)
+        return pd.DataFrame(arr, index=index, columns=columns)
+    data = {}
+    for j, name in enumerate(columns):
+        values = arr[:, j]
+        if name in declared:
+            data[name] = pd.Categorical(values)
+            continue
+        try:
+            data[name] = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            at = next(i for i, v in enumerate(values) if not _looks_numeric([v]))
+            raise SubjectTableError(
+                f"covariate holds {plain(values[at])!r}, which is not a number, "
+                "and is not declared in categorical=: add its position or name "
+                "to categorical= (the undeclared columns are read as numbers)",
+                row=index[at],
+                column=name,
+            ) from None
+    return pd.DataFrame(data, index=index)
+
+
+def _read_covariates(X, covariates, names, n, index, from_table, categorical=None):
+    """Covariates of each row, from ``covariates=`` or the columns ``names``.
+
+    Columns named (or at the positions) in ``categorical`` are categorical
+    whatever their dtype; in a text or mixed covariate array, the others are
+    read as numbers.
+    """
     if covariates is not None:
         covariates = align_rows(
             covariates, _rows_of(X), what="covariates=", reference="X"
@@ -113,22 +219,31 @@ def _read_covariates(X, covariates, names, n, index, from_table):
         else:
             arr = np.asarray(covariates)
             arr = arr.reshape(n, -1) if arr.ndim < 2 else arr
-            _refuse_ambiguous_array(arr)
-            cov = pd.DataFrame(
-                arr,
-                index=index,
-                columns=[f"covariate{j}" for j in range(arr.shape[1])],
-            )
+            if arr.shape[0] != n:
+                raise ValueError("covariates must have one row per row of X.")
+            return _array_covariates(arr, index, categorical)
         if cov.shape[0] != n:
             raise ValueError("covariates must have one row per row of X.")
-        return cov
+        return _as_categorical(cov, categorical)
     names = list(names or [])
     for name in names:
         if not isinstance(X, pd.DataFrame) or name not in X.columns:
             raise SubjectTableError("covariate column not found in X", column=name)
     from_table.extend(names)
     # column by column: X[names] takes from every block of a wide table
-    return pd.DataFrame({name: X[name] for name in names}, index=index)
+    cov = pd.DataFrame({name: X[name] for name in names}, index=index)
+    return _as_categorical(cov, categorical)
+
+
+def _as_categorical(cov, categorical):
+    """The declared columns of a covariate DataFrame as categories."""
+    declared = _declared(categorical, list(cov.columns))
+    if not declared:
+        return cov
+    cov = cov.copy()
+    for name in declared:
+        cov[name] = pd.Categorical(cov[name].to_numpy())
+    return cov
 
 
 def _select_features(table, features, features_seen, from_table, *, reset):
@@ -185,6 +300,7 @@ def read_table(
     features_seen,
     reset,
     layout=None,
+    categorical=None,
 ):
     """Split ``X`` into features, sites, covariates and pass-through columns.
 
@@ -211,6 +327,8 @@ def read_table(
         ``(columns, positions)`` of the table seen in fit: a table with the
         same columns skips the per-column checks (one comparison of the
         column index, often the same object).
+    categorical : list of str or int, or None, default=None
+        Covariates declared categorical (the ``categorical`` parameter).
 
     Returns
     -------
@@ -244,7 +362,9 @@ def read_table(
     n = table.shape[0]
     from_table = []
     site_values = _read_sites(X, sites, site, n, index, from_table)
-    cov = _read_covariates(X, covariates, covariate_columns, n, index, from_table)
+    cov = _read_covariates(
+        X, covariates, covariate_columns, n, index, from_table, categorical
+    )
     if same:
         feats, positions = features_seen, layout[1]  # ndarray: no list of names
     else:
@@ -341,6 +461,8 @@ def feature_getter(table, feats, positions=None):
             )
         return block
 
+    get.unchecked = raw  # for readers that check the bounds themselves
+    get.limit = MAX_ABS_VALUE
     return get
 
 
@@ -362,10 +484,11 @@ def check_feature_columns(table, feats, y, from_table, *, features, get=None):
     n = table.shape[0]
     if get is None:
         get = feature_getter(table, feats)
+    get = getattr(get, "unchecked", get)  # bounds are checked by the fit itself
     target = _numeric_target(y, n)
     head = min(n, 50)
     binary = []
-    for start, stop in core.column_blocks(n, len(feats)):
+    for start, stop in column_blocks(n, len(feats)):
         block = get(start, stop)
         if target is not None:
             same = (block[:head] == target[:head, None]).all(axis=0)

@@ -12,10 +12,68 @@ neuroHarmonize keeps a statsmodels smoother object, not knots.
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.validation import check_is_fitted
 
 from . import _combat_core as core
 
-__all__ = ["from_neuroharmonize", "to_neuroharmonize"]
+__all__ = ["NeuroHarmonizeInterchange", "from_neuroharmonize", "to_neuroharmonize"]
+
+
+class NeuroHarmonizeInterchange:
+    """Mixin of :class:`ComBatHarmonizer`: to and from neuroHarmonize models."""
+
+    @classmethod
+    def from_neuroharmonize(cls, model, *, features=None, site="site", covariates=None):
+        """Build a fitted harmonizer from a neuroHarmonize model.
+
+        The model is the dict that ``harmonizationLearn`` returns (or that
+        ``loadHarmonizationModel`` reads back from ``saveHarmonizationModel``'s
+        file); models with smooth terms are refused. The estimator harmonizes
+        a DataFrame whose columns are ``features``, then ``site``, then the
+        covariates (neuroHarmonize's ``covars`` columns other than SITE, in
+        their order), like ``harmonizationApply``, and can sit in a Pipeline.
+
+        Parameters
+        ----------
+        model : dict
+            neuroHarmonize model.
+        features : list of str or None, default=None
+            Names of the feature columns, in the model's order; default
+            ``x0, x1, ...``.
+        site : str, default="site"
+            Name of the site column.
+        covariates : list of str or None, default=None
+            Names of the covariate columns, in the model's order; default the
+            names the model recorded.
+
+        Returns
+        -------
+        ComBatHarmonizer
+            Fitted estimator (``protect_target="none"``).
+        """
+        return from_neuroharmonize(
+            cls, model, features=features, site=site, covariates=covariates
+        )
+
+    def to_neuroharmonize(self):
+        """Export the fitted model as a neuroHarmonize model dict.
+
+        ``neuroHarmonize.harmonizationApply(data, covars, model)`` then gives
+        our ``transform`` output (to neuroHarmonize's float32 rounding of the
+        covariates), with ``covars`` holding ``SITE`` and the numeric
+        covariates. A protected target is folded into the grand mean at its
+        training centre, as ``transform`` applies it. Categorical covariates
+        and smooth terms are refused (neuroHarmonize cannot apply them from a
+        dict of arrays).
+
+        Returns
+        -------
+        model : dict
+            For ``harmonizationApply`` or ``saveHarmonizationModel``.
+        """
+        check_is_fitted(self)
+        return to_neuroharmonize(self)
+
 
 
 def from_neuroharmonize(cls, model, *, features=None, site="site", covariates=None):

@@ -37,6 +37,8 @@ __all__ = [
     "design_matrix",
     "fit_design",
     "check_target_not_covariate",
+    "keep_target_direction",
+    "keep_batch_target_direction",
 ]
 
 #: Integer targets with at most this many distinct values are classes ("auto").
@@ -324,3 +326,23 @@ def keep_target_direction(out, covariate_design, model, target_mask, row_scale):
     cols = np.flatnonzero(ok)
     out[np.ix_(rows, cols)] += (1.0 - a[rows]) * effect
     return out
+
+
+def keep_batch_target_direction(out, batch, model, target_mask, n_sites):
+    """:func:`keep_target_direction` for a transform batch (``_adjust``).
+
+    The rows' ``a = 1 / sqrt(delta*)`` come from the model's per-site tables
+    and the batch's new sites, stacked as :func:`~._combat_apply.apply_combat`
+    stacks them.
+    """
+    scale = np.vstack(
+        [model.tables[0]]
+        + [
+            np.where(model.ok, 1.0 / np.sqrt(site.delta_star), 1.0)[None]
+            for site in batch.sites.new_sites
+        ]
+    )
+    idx = batch.sites.table_rows(n_sites)
+    return keep_target_direction(
+        out, batch.design_cov, model, target_mask, lambda rows: scale[idx[rows]]
+    )

@@ -4,12 +4,12 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from . import _combat_core as core
 from ._combat import ComBatHarmonizer
+from ._combat_sites import estimate_new_site
 from .exceptions import MedprepWarning
 
 __all__ = ["CovBatHarmonizer"]
@@ -34,15 +34,19 @@ class CovBatHarmonizer(ComBatHarmonizer):
     Every parameter (ComBat's, the standardization, the components and the
     score adjustments) is learned in ``fit`` from the training rows only;
     ``transform`` applies them row by row, as ComBat does. Rows of a site
-    absent at ``fit`` (``unseen_site="estimate"`` or ``"passthrough"``) get
-    the ComBat step only, their scores are not adjusted (no site parameters
-    exist for them).
+    absent at ``fit``: with ``unseen_site="estimate"``, the site's ComBat
+    location/scale are estimated from its rows (as :class:`ComBatHarmonizer`
+    does), then the location and scale of its rows' scores, standardized
+    with the training scores' grand mean and pooled variance, without
+    empirical Bayes (as for the training sites), all with the fitted
+    components held fixed; with ``"passthrough"`` they are returned
+    unchanged.
 
     Parameters
     ----------
     site, covariates, smooth_terms, smooth_term_bounds, eb, parametric, \
 mean_only, reference_site, unseen_site, features, keep_covariates, \
-random_state, protect_target, interactions
+random_state, protect_target, interactions, target_scale, categorical
         As in :class:`ComBatHarmonizer` (the first, ComBat step).
     pct_var : float, default=0.95
         Share of the residual variance explained by the principal components
@@ -112,6 +116,8 @@ random_state, protect_target, interactions
         random_state=None,
         protect_target="auto",
         interactions=None,
+        target_scale="centre",
+        categorical=None,
         pct_var=0.95,
         n_components=None,
     ):
@@ -130,35 +136,16 @@ random_state, protect_target, interactions
             random_state=random_state,
             protect_target=protect_target,
             interactions=interactions,
+            target_scale=target_scale,
+            categorical=categorical,
         )
         self.pct_var = pct_var
         self.n_components = n_components
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, *, sites=None, covariates=None):
-        """Fit ComBat, then the principal components and their site effects.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame or array-like
-            Training subject table (see :meth:`ComBatHarmonizer.fit`).
-        y : array-like, default=None
-            Training target, protected in the ComBat step.
-        sites : array-like, default=None
-            Site of each row.
-        covariates : pandas.DataFrame or array-like, default=None
-            Covariates of each row.
-
-        Returns
-        -------
-        self : CovBatHarmonizer
-            Fitted estimator.
-        """
-        ComBatHarmonizer.fit.__wrapped__(
-            self, X, y, sites=sites, covariates=covariates
-        )
-        rows = self._prepare_rows(X, sites, covariates)
-        resid = super()._harmonize(rows) - self._modelled_mean(rows)
+    def _fit_after_combat(self, X, sites, covariates):
+        """Fit step 5 (CovBat): components of the residuals, their site effects."""
+        batch = self._prepare_rows(X, sites, covariates)
+        resid = super()._adjust(batch) - self._modelled_mean(batch)
         self.scaler_mean_ = resid.mean(axis=0)
         scale = resid.std(axis=0)
         self.scaler_scale_ = np.where(scale > 0, scale, 1.0)  # as StandardScaler
@@ -175,7 +162,7 @@ random_state, protect_target, interactions
         self.n_components_ = k
         self.components_ = vt[:k]
         scores = z @ self.components_.T
-        codes = rows["codes"]
+        codes = batch.sites.codes
         params = core.fit_combat(
             lambda a, b: scores[:, a:b],
             k,
@@ -184,35 +171,66 @@ random_state, protect_target, interactions
             np.empty((codes.size, 0)),
             eb=False,
         )
-        if not params["ok"].all():
+        if not params.ok.all():
             warnings.warn(
-                f"{int((~params['ok']).sum())} of {k} principal component score(s) "
+                f"{int((~params.ok).sum())} of {k} principal component score(s) "
                 "cannot be harmonized (no spread) and are left unchanged",
                 MedprepWarning,
-                stacklevel=3,
+                stacklevel=4,  # _fit_after_combat < fit < _fit_context < caller
             )
         keys = ("grand_mean", "var_pooled", "gamma_hat", "delta_hat", "ok")
         self.score_params_ = {key: params[key] for key in keys}
-        self._score_tables = core.site_tables(params)
-        return self
+        self._score_model = params
 
-    def _modelled_mean(self, rows):
+    def _score_tables(self, sites, scores):
+        """Per-site affine maps of the scores: training sites, identity, new sites.
+
+        A new site's score location and scale are estimated from its rows'
+        scores, standardized with the training scores' grand mean and pooled
+        variance, without empirical Bayes, as the training sites' are.
+        """
+        scale, shift = self._score_model.tables
+        if not sites.new_sites:
+            return scale, shift
+        adjustments = [
+            estimate_new_site(
+                lambda a, b, rows=site.rows: scores[rows, a:b],
+                self.n_components_,
+                np.empty((site.rows.size, 0)),
+                self._score_model,
+                eb=False,
+                parametric=True,
+                mean_only=False,
+            )
+            for site in sites.new_sites
+        ]
+        extra = core.site_tables(
+            {
+                "gamma_star": np.vstack([g for g, _ in adjustments]),
+                "delta_star": np.vstack([d for _, d in adjustments]),
+                "grand_mean": self._score_model.grand_mean,
+                "var_pooled": self._score_model.var_pooled,
+                "ok": self._score_model.ok,
+            }
+        )
+        return np.vstack([scale, extra[0][:-1]]), np.vstack([shift, extra[1][:-1]])
+
+    def _modelled_mean(self, batch):
         """Grand mean plus covariate effects (the target at its centre)."""
         coef_cov = self.coef_[self.sites_.size :]
-        mean = rows["design_cov"] @ coef_cov + self.grand_mean_
+        mean = batch.design_cov @ coef_cov + self.grand_mean_
         return np.where(self.harmonized_, mean, 0.0)
 
-    def _harmonize(self, rows):
-        """ComBat, then the site effects of the leading component scores."""
-        out = super()._harmonize(rows)
+    def _adjust(self, batch):
+        """Transform step 4 (CovBat): ComBat, then the leading scores' site effects."""
+        out = super()._adjust(batch)
         check_is_fitted(self, "components_")
-        mean = self._modelled_mean(rows)
+        mean = self._modelled_mean(batch)
         z = (out - mean - self.scaler_mean_) / self.scaler_scale_
         scores = z @ self.components_.T
-        scale, shift = self._score_tables
-        # training sites only: new and passed-through rows keep their scores
-        idx = np.where(rows["codes"] >= 0, rows["codes"], scale.shape[0] - 1)
+        scale, shift = self._score_tables(batch.sites, scores)
+        # passed-through rows keep their scores (identity row)
+        idx = batch.sites.table_rows(self.sites_.size)
         change = scores * (scale[idx] - 1.0) + shift[idx]
         z += change @ self.components_
-        out = z * self.scaler_scale_ + self.scaler_mean_ + mean
-        return out
+        return z * self.scaler_scale_ + self.scaler_mean_ + mean

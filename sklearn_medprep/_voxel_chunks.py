@@ -11,6 +11,7 @@ import SimpleITK as sitk
 
 from . import _combat_core as core
 from . import _voxel_store as vs
+from ._combat_apply import apply_combat
 
 __all__ = ["eb_adjust", "fit_chunk", "harmonize_rows"]
 
@@ -88,8 +89,8 @@ def fit_chunk(store, k, codes, n_sites, design_cov, ref_level, mean_only):
     return {key: params[key] for key in keys}, counts
 
 
-def harmonize_rows(cells, labels, column, grid, flat_index, codes, design_cov,
-                    params, ref_level, new_site_params, fill, dtype, files):
+def harmonize_rows(cells, labels, column, grid, flat_index, sites, design_cov,
+                    params, ref_level, fill, dtype, files):
     """Load, harmonize and rebuild (or write) a batch of images."""
     images = [
         vs.load_on_grid(c, grid, row=r, column=column) for c, r in zip(cells, labels)
@@ -98,14 +99,13 @@ def harmonize_rows(cells, labels, column, grid, flat_index, codes, design_cov,
     for i, image in enumerate(images):
         values[i] = vs.masked_voxels(image, flat_index)
     out = np.empty_like(values)
-    core.apply_combat(
+    apply_combat(
         lambda a, b: values[:, a:b],
         out,
-        codes,
+        sites,
         design_cov,
         params,
         ref_level=ref_level,
-        new_site_params=new_site_params,
     )
     result = []
     for i, image in enumerate(images):

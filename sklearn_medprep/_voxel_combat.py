@@ -19,11 +19,11 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _combat_core as core
 from . import _combat_design as design
 from . import _combat_input as inputs
+from . import _combat_target as target
 from . import _voxel_store as vs
-from ._combat_design import first_row as _first_row
+from ._combat_sites import BatchSites, estimate_new_site, resolve_unseen
 from ._docstrings import fill_doc
 from ._table import check_subject_table
 from ._tags import subject_table_input_tags
@@ -67,6 +67,9 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         Columns whose effects are preserved (age, sex, ...); numeric columns as
         float64, others one-hot encoded (first level dropped). Overridden by a
         routed ``covariates=`` DataFrame.
+    categorical : list of str or int, or None, default=None
+        Covariates declared categorical whatever their dtype (numeric scanner
+        codes), by name or position, as in :class:`ComBatHarmonizer`.
     eb : bool, default=True
         Empirical-Bayes shrinkage, priors pooled over the voxels of each site.
     parametric : bool, default=True
@@ -76,6 +79,13 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         Adjust only the location of each site.
     reference_site : str, int or None, default=None
         Site whose images are kept unchanged.
+    protect_target : {"auto", "classes", "linear", "none"}, default="auto"
+        Protect the target ``y`` passed to ``fit`` (a diagnosis, an age), as
+        in :class:`~sklearn_medprep.ComBatHarmonizer`: in ``fit`` it enters the
+        design (one-hot classes or a linear slope), so that its effect on the
+        voxels is not removed with the site's; ``transform`` never reads it
+        and gives every image the target's term at its training centre.
+        ``"none"``, or ``fit`` without ``y``, protects nothing.
     unseen_site : {"error", "estimate", "passthrough"}, default="error"
         Rows of sites absent at ``fit``, as in
         :class:`~sklearn_medprep.ComBatHarmonizer` (``"estimate"`` needs at
@@ -120,6 +130,10 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
     harmonized_ : ndarray of bool of shape (n_voxels,)
         False for voxels left unchanged (constant, or not estimable).
     eb_ : bool
+    target_term_ : TargetTerm or None
+        The protected target (kind, class levels, training centre).
+    target_columns_ : ndarray of bool of shape (n_design,)
+        The target's columns of the covariate design.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
 
@@ -159,6 +173,8 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         "chunk_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "scratch_dir": [str, Path, None],
         "n_jobs": [numbers.Integral, None],
+        "categorical": [list, tuple, None],
+        "protect_target": [StrOptions({"auto", "classes", "linear", "none"})],
     }
 
     def __init__(
@@ -180,6 +196,8 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         chunk_size=None,
         scratch_dir=None,
         n_jobs=None,
+        categorical=None,
+        protect_target="auto",
     ):
         self.image = image
         self.mask = mask
@@ -198,6 +216,8 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         self.chunk_size = chunk_size
         self.scratch_dir = scratch_dir
         self.n_jobs = n_jobs
+        self.categorical = categorical
+        self.protect_target = protect_target
 
     # ------------------------------------------------------------------ input
     def _read(self, X, sites, covariates, *, reset):
@@ -214,7 +234,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         from_table = []
         site_values = inputs._read_sites(table, sites, self.site, n, index, from_table)
         cov = inputs._read_covariates(
-            table, covariates, self.covariates, n, index, from_table
+            table, covariates, self.covariates, n, index, from_table, self.categorical
         )
         return table, site_values, cov
 
@@ -251,8 +271,9 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         ----------
         X : pandas.DataFrame
             Subject table with the image column (and site/covariate columns).
-        y : None
-            Ignored.
+        y : array-like of shape (n_samples,), default=None
+            Training target, protected in the design (``protect_target``); a
+            covariate equal to it up to relabelling is refused.
         sites : array-like of shape (n_samples,), default=None
             Site of each row (metadata routing).
         covariates : pandas.DataFrame, default=None
@@ -270,6 +291,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         design_cov, _, self.covariate_levels_ = design.encode_covariates(
             cov, table.index, None
         )
+        design_cov = self._protect(design_cov, cov, y, table.index)
         parallel = Parallel(n_jobs=self.n_jobs)
         mask, grid, template = self._mask(table)
         flat_index = np.flatnonzero(mask.reshape(-1))
@@ -350,6 +372,21 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         self._ref_level = ref_level
         return self
 
+    def _protect(self, design_cov, cov, y, index):
+        """The protected target's columns appended to the fit design."""
+        self.target_term_ = None
+        self.target_columns_ = np.zeros(design_cov.shape[1], dtype=bool)
+        if y is None or self.protect_target == "none":
+            return design_cov
+        target.check_target_not_covariate(cov, y)
+        term, raw = target.fit_target_term(y, index, self.protect_target)
+        no_spline = np.empty((design_cov.shape[0], 0))
+        design_cov, self.target_columns_ = target.fit_design(
+            design_cov, no_spline, None, term, raw
+        )
+        self.target_term_ = term
+        return design_cov
+
     # -------------------------------------------------------------- transform
     def _params(self):
         return {
@@ -361,33 +398,12 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
             "ok": self.harmonized_,
         }
 
-    def _new_sites(self, table, site_values, codes, design_cov, grid, flat_index):
-        """Apply the ``unseen_site`` policy; estimate new sites' adjustments."""
+    def _new_sites(self, table, site_values, design_cov, grid, flat_index):
+        """Rows' sites; the ``unseen_site`` policy; new sites estimated."""
         index = table.index
-        unseen = codes < 0
-        if not unseen.any():
-            return []
-        new_labels = pd.unique(site_values[unseen])
-        if self.unseen_site == "error":
-            raise SubjectTableError(
-                f"site {new_labels[0]!r} was not seen in fit (training sites: "
-                f"{[str(s) for s in self.sites_]}); set unseen_site='estimate' or "
-                "'passthrough' to allow new sites",
-                row=_first_row(index, unseen),
-                column=self.site,
-            )
-        if self.unseen_site == "passthrough":
-            warnings.warn(
-                f"rows of sites {[str(s) for s in new_labels]} not seen in fit are "
-                "returned unharmonized (unseen_site='passthrough')",
-                MedprepWarning,
-                stacklevel=3,
-            )
-            return []
-        new_params = []
         cells = table[self.image].tolist()
-        for j, label in enumerate(new_labels):
-            rows = design.new_site_rows(site_values, label, index, self.site)
+
+        def estimate(rows):
             folder = Path(self.scratch_dir or tempfile.gettempdir())
             scratch = Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
             try:
@@ -407,21 +423,28 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
                     grid,
                     flat_index,
                 )
-                new_params.append(
-                    core.estimate_new_site(
-                        store.getter(),
-                        flat_index.size,
-                        design_cov[rows],
-                        self._params(),
-                        eb=self.eb_,
-                        parametric=self.parametric,
-                        mean_only=self.mean_only,
-                    )
+                return estimate_new_site(
+                    store.getter(),
+                    flat_index.size,
+                    design_cov[rows],
+                    self._params(),
+                    eb=self.eb_,
+                    parametric=self.parametric,
+                    mean_only=self.mean_only,
                 )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-            codes[rows] = -2 - j
-        return new_params
+
+        return resolve_unseen(
+            BatchSites.encode(self.sites_, site_values),
+            self.unseen_site,
+            site_values,
+            index,
+            self.site,
+            self.sites_,
+            estimate,
+            protected=self.target_term_ is not None,
+        )
 
     def _output_files(self, index):
         if self.output_dir is None:
@@ -469,17 +492,12 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
             levels=self.covariate_levels_,
             seen=self.covariates_,
         )
-        lookup = {label: k for k, label in enumerate(self.sites_)}
-        codes = np.fromiter(
-            (lookup.get(v, -1) for v in site_values),
-            dtype=np.int64,
-            count=len(site_values),
+        design_cov = target.design_matrix(
+            design_cov, np.empty((design_cov.shape[0], 0)), None, self.target_term_
         )
         grid = vs.grid_of(self.mask_)
         flat_index = np.flatnonzero(sitk.GetArrayViewFromImage(self.mask_).reshape(-1))
-        new_params = self._new_sites(
-            table, site_values, codes, design_cov, grid, flat_index
-        )
+        batch_sites = self._new_sites(table, site_values, design_cov, grid, flat_index)
         files = self._output_files(table.index)
         cells = table[self.image].tolist()
         rows = table.index.tolist()
@@ -493,11 +511,10 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
                 self.image,
                 grid,
                 flat_index,
-                codes[b.start : b.stop],
+                batch_sites.rows_slice(b.start, b.stop),
                 design_cov[b.start : b.stop],
                 params,
                 self._ref_level,
-                new_params,
                 self.fill_outside,
                 np.dtype(self.dtype),
                 None if files is None else files[b.start : b.stop],
@@ -517,8 +534,8 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         ----------
         X : pandas.DataFrame
             Training subject table.
-        y : None
-            Ignored.
+        y : array-like of shape (n_samples,), default=None
+            Training target, protected in ``fit``.
         sites : array-like, default=None
             Site of each row (metadata routing).
         covariates : pandas.DataFrame, default=None

@@ -101,6 +101,37 @@ def test_unseen_site_rows_get_the_combat_step_only():
     np.testing.assert_allclose(out.to_numpy(), new[FEATS].to_numpy(), atol=1e-10)
 
 
+def test_new_site_scores_are_estimated_like_training_sites():
+    # unseen_site="estimate": ComBat step as ComBatHarmonizer's, then the new
+    # site's score location/scale from its rows' scores (no EB), computed here
+    # directly from the fitted attributes
+    df = covariance_sites()
+    train, new = df[df["site"] != "c"], df[df["site"] == "c"]
+    kw = {"covariates": ["age"], "unseen_site": "estimate", "n_components": 3}
+    covbat = CovBatHarmonizer(**kw).fit(train)
+    out = covbat.transform(new)
+    combat = ComBatHarmonizer(covariates=["age"], unseen_site="estimate").fit(train)
+    step1 = combat.transform(new).to_numpy()
+    mean = new[["age"]].to_numpy() @ covbat.coef_[2:] + covbat.grand_mean_
+    z = (step1 - mean - covbat.scaler_mean_) / covbat.scaler_scale_
+    scores = z @ covbat.components_.T
+    gm = covbat.score_params_["grand_mean"]
+    sd = np.sqrt(covbat.score_params_["var_pooled"])
+    u = (scores - gm) / sd
+    gamma, delta = u.mean(axis=0), u.var(axis=0, ddof=1)
+    adjusted = (u - gamma) / np.sqrt(delta) * sd + gm
+    expected = (z + (adjusted - scores) @ covbat.components_) * covbat.scaler_scale_
+    expected += covbat.scaler_mean_ + mean
+    np.testing.assert_allclose(out.to_numpy(), expected, rtol=0, atol=1e-10)
+    # the new site's scores now have the training scores' mean and variance
+    z_out = (out.to_numpy() - mean - covbat.scaler_mean_) / covbat.scaler_scale_
+    u_out = (z_out @ covbat.components_.T - gm) / sd
+    np.testing.assert_allclose(u_out.mean(axis=0), 0, atol=1e-10)
+    np.testing.assert_allclose(u_out.var(axis=0, ddof=1), 1, atol=1e-10)
+    # and the step changed something (the site's scores were not centred)
+    assert np.abs(out.to_numpy() - step1).max() > 1e-3
+
+
 def test_parameters_are_validated():
     df = covariance_sites()
     with pytest.raises(ValueError, match="pct_var"):

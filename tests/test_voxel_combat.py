@@ -146,6 +146,37 @@ def test_chunked_fit_equals_feature_table_combat(cohort, kwargs):
     )
 
 
+def test_protected_target_equals_feature_table_combat(cohort):
+    """Target protection: the same model and output as ComBatHarmonizer's on
+    the flattened voxels; the test rows' labels are never read."""
+    _, _, train, test = cohort
+    y = train["age"].to_numpy()
+    voxel = VoxelComBatHarmonizer(covariates=["sex"], dtype="float64").fit(train, y)
+    assert voxel.target_term_.kind == "linear"
+    flat, index = _flat_table(train, voxel.mask_)
+    tab = ComBatHarmonizer(covariates=["sex"]).fit(
+        pd.concat([flat, train[["site", "sex"]]], axis=1), y
+    )
+    np.testing.assert_array_equal(voxel.target_columns_, tab.target_columns_)
+    for name in ("gamma_star_", "delta_star_", "coef_"):
+        np.testing.assert_allclose(
+            getattr(voxel, name), getattr(tab, name), rtol=1e-9, atol=TOL
+        )
+    flat_test, _ = _flat_table(test, voxel.mask_)
+    expected = tab.transform(pd.concat([flat_test, test[["site", "sex"]]], axis=1))
+    cells = voxel.transform(test)["image"]
+    got = np.stack([_array(c).reshape(-1)[index] for c in cells])
+    assert np.abs(got - expected.to_numpy()).max() <= TOL
+    # unprotected, the age effect is partly removed with the site's
+    plain = VoxelComBatHarmonizer(covariates=["sex"], protect_target="none").fit(
+        train, y
+    )
+    assert plain.target_term_ is None
+    assert np.abs(plain.gamma_star_ - voxel.gamma_star_).max() > 1e-3
+    with pytest.raises(SubjectTableError, match="covariate equals the target"):
+        VoxelComBatHarmonizer(covariates=["age"]).fit(train, y)
+
+
 def test_n_jobs_and_chunks_do_not_change_the_model(cohort):
     _, _, train, _ = cohort
     ref = VoxelComBatHarmonizer(covariates=["age"]).fit(train)
@@ -345,7 +376,7 @@ def test_composes_in_a_pipeline_fitted_on_training_folds(cohort):
     ).data.numpy()
     np.testing.assert_allclose(tensors[0], expected, rtol=1e-6)
     pipe = make_pipeline(
-        VoxelComBatHarmonizer(covariates=["age"]),
+        VoxelComBatHarmonizer(covariates=["sex"]),  # age, the target: protected
         ImageTensorizer(),
         FunctionTransformer(lambda x: x.reshape(len(x), -1)),
         Ridge(),
@@ -355,8 +386,9 @@ def test_composes_in_a_pipeline_fitted_on_training_folds(cohort):
         pipe, table, table["age"], cv=cv, return_estimator=True, return_indices=True
     )
     for est, train_idx in zip(result["estimator"], result["indices"]["train"]):
-        # each harmonizer saw its training fold only
+        # each harmonizer saw its training fold only, and its ages
         assert est[0].site_counts_.sum() == len(train_idx)
+        assert est[0].target_term_.kind == "linear"
 
 
 def test_fit_never_holds_the_image_set(monkeypatch, tmp_path):
@@ -398,3 +430,21 @@ def test_missing_site_column_is_named(cohort):
         train.drop(columns="site"), sites=train["site"].to_numpy()
     )
     assert list(combat.sites_) == ["site_0", "site_1", "site_2"]
+
+
+def test_categorical_declares_numeric_codes(cohort):
+    # male (0.0/1.0) declared categorical: one-hot, the same model as the text sex
+    table, _, train, test = cohort
+    coded = VoxelComBatHarmonizer(
+        covariates=["age", "male"], categorical=["male"], dtype="float64"
+    ).fit(train)
+    text = VoxelComBatHarmonizer(covariates=["age", "sex"], dtype="float64").fit(train)
+    assert list(coded.covariate_levels_) == ["male"]
+    # same design up to the baseline level (F=0.0 / F): same fitted sites
+    np.testing.assert_allclose(coded.gamma_star_, text.gamma_star_, atol=1e-10)
+    out_coded = coded.transform(test)["image"]
+    out_text = text.transform(test)["image"]
+    for a, b in zip(out_coded, out_text):
+        np.testing.assert_allclose(_array(a), _array(b), atol=1e-9)
+    with pytest.raises(SubjectTableError, match="not a covariate"):
+        VoxelComBatHarmonizer(covariates=["age"], categorical=["sex"]).fit(train)
