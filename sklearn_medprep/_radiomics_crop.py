@@ -60,6 +60,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import SimpleITK as sitk
 
+from ._radiomics_features import compute_features
+
 __all__ = ["CropPlan", "crop_plan"]
 
 #: LoG region half-width in sigmas (see the module docstring)
@@ -212,7 +214,7 @@ class CropPlan:
 
         def features(position, filtered):
             parts[position] = [
-                extractor.computeFeatures(image, roi, type_name, **kwargs)
+                compute_features(extractor, image, roi, type_name, **kwargs)
                 for image, roi, type_name, kwargs in filtered
             ]
 
