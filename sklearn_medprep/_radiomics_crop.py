@@ -16,8 +16,8 @@ Wavelet           each of ``start_level + level`` undecimated  box + levels x
                   periodic (wrap) extension at the image
                   border
 LoG               recursive (IIR) Gaussian: every voxel of    box + 20 sigma
-                  the line, with weights decaying
-                  exponentially (below 1e-12 beyond 20
+                  the line, with weights decaying         (3 voxels at
+                  exponentially (below 1e-12 beyond 20    least)
                   sigma); each line's ends extended as
                   constants
 Square,           itself and one whole-image constant,        box + 1, with
@@ -43,7 +43,10 @@ PyRadiomics' ``execute`` is not called per region: its steps are, each once
 where ``execute`` would repeat them. The mask is checked (``checkMask``) and
 the shape features are computed once, on the ROI's bounding box; each region
 then goes through its filters (``get<Type>Image``), the crop to the ROI
-(``cropToTumorMask``) and the feature classes (``computeFeatures``). The
+(``cropToTumorMask``) and the feature classes (``computeFeatures``, with one
+discretisation per image: :mod:`sklearn_medprep._radiomics_features`). LoG is
+ITK's filter computed on the ROI's box only, each of its one-dimensional
+passes on the lines the box needs (:mod:`sklearn_medprep._radiomics_log`). The
 filters (SimpleITK and PyWavelets release the GIL) run in one other thread,
 smallest region first, while this thread computes the features of the regions
 already filtered (Python); ``FILTER_THREADS = 0`` runs them serially, with the
@@ -61,6 +64,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ._radiomics_features import compute_features
+from ._radiomics_log import log_images
 
 __all__ = ["CropPlan", "crop_plan"]
 
@@ -101,8 +105,11 @@ def _type_margin(name, options, spacing):
         if not sigmas:
             return (0,) * ndim
         sigma = max(sigmas)
+        # at least 3: 4 voxels along every axis, as ITK's recursive Gaussian
+        # needs, also where the region is clipped at the image border
         return tuple(
-            int(math.ceil(LOG_SUPPORT_SIGMAS * sigma / float(s))) for s in spacing
+            max(int(math.ceil(LOG_SUPPORT_SIGMAS * sigma / float(s))), 3)
+            for s in spacing
         )
     return None
 
@@ -208,7 +215,8 @@ class CropPlan:
                                                  image_types)
             # the ROI's bounding box in the region's voxel indices
             offset = np.repeat([t.start - r.start for t, r in zip(tight, index)], 2)
-            jobs.append((image_types, part_image, _uint32(part_mask), box + offset))
+            jobs.append((image_types, part_image, _uint32(part_mask), box + offset,
+                         image.GetSize()))
         out = extractor.computeShape(tight_image, tight_mask, box, **settings)
         parts = [None] * len(jobs)
 
@@ -271,16 +279,28 @@ class CropPlan:
         return out
 
 
-def _filter(settings, image_types, image, mask, box):
+def _filter(settings, image_types, image, mask, box, full_size):
     """``[(filtered image, ROI mask, image type name, settings), ...]``: each
-    type's PyRadiomics filter on the region, cropped to the ROI's ``box``.
+    type's PyRadiomics filter on the region, cropped to the ROI's ``box``; LoG
+    computed on the box only (:mod:`sklearn_medprep._radiomics_log`), with
+    PyRadiomics' checks on the whole image's ``full_size``.
     """
     from radiomics import imageoperations
 
     filtered = []
+    roi = None
     for name, custom in image_types.items():
-        generator = getattr(imageoperations, f"get{name}Image")
         args = {**settings, **(custom or {})}  # as PyRadiomics' execute
+        if name == "LoG":
+            if roi is None:
+                roi = imageoperations.cropToTumorMask(mask, mask, box)[1]
+            index = tuple(slice(int(lo), int(hi) + 1)
+                          for lo, hi in zip(box[0::2], box[1::2]))
+            for output, type_name, kwargs in log_images(image, index, full_size,
+                                                        **args):
+                filtered.append((output, roi, type_name, kwargs))
+            continue
+        generator = getattr(imageoperations, f"get{name}Image")
         for output, type_name, kwargs in generator(image, mask, **args):
             output, roi = imageoperations.cropToTumorMask(output, mask, box)
             filtered.append((output, roi, type_name, kwargs))

@@ -173,6 +173,8 @@ def test_plan_and_margins():
     assert _type_margin("Wavelet", {}, spacing) == (7, 7, 7)  # coif1: 6 taps
     assert _type_margin("Square", {}, spacing) == (1, 1, 1)
     assert _type_margin("LBP3D", {}, spacing) is None  # never cropped
+    # at least 3 voxels: 4 along every axis (ITK's minimum) at a border
+    assert _type_margin("LoG", {"sigma": [0.2]}, spacing) == (8, 4, 3)
 
 
 def test_calls_group_square_family_and_split_log_sigmas():
@@ -278,12 +280,12 @@ def test_a_filter_error_in_the_thread_reaches_the_row(monkeypatch):
     from radiomics import imageoperations
 
     def broken(*args, **kwargs):
-        raise RuntimeError("LoG exploded")
+        raise RuntimeError("wavelet exploded")
         yield
 
-    monkeypatch.setattr(imageoperations, "getLoGImage", broken)
+    monkeypatch.setattr(imageoperations, "getWaveletImage", broken)
     image, mask = _case(9)
-    with pytest.raises(Exception, match="LoG exploded"):
+    with pytest.raises(Exception, match="wavelet exploded"):
         RadiomicsExtractor(settings=MANY_TYPES).fit_transform(
             pd.DataFrame({"image": [image], "mask": [mask]}))
 
@@ -333,3 +335,22 @@ def test_one_discretisation_per_image_gives_pyradiomics_values_bit_for_bit(setti
     # PyRadiomics' classes are untouched (subclasses share the binning)
     from radiomics.glcm import RadiomicsGLCM
     assert "_shared_binning" not in vars(RadiomicsGLCM)
+
+
+def test_log_thin_roi_at_the_border_with_a_small_sigma():
+    # one slice at z = 0 and sigma 0.2 mm (0.1 slice): the region still has
+    # the 4 slices ITK's filter needs, and every value is PyRadiomics'
+    image, mask = _case(12)
+    array = sitk.GetArrayFromImage(mask)
+    array[0] = array[18]
+    array[1:] = 0
+    thin = sitk.GetImageFromArray(array)
+    thin.CopyInformation(mask)
+    params = {**CLASSES, "imageType": {"LoG": {"sigma": [0.2, 1.0]}}}
+    ref = _reference(image, thin, params)
+    out = RadiomicsExtractor(settings=params).fit_transform(
+        pd.DataFrame({"image": [image], "mask": [thin]})).iloc[0]
+    assert list(out.index) == list(ref.index)
+    assert any(name.startswith("log-sigma-0-2") for name in ref.index)
+    np.testing.assert_allclose(out.to_numpy(float), ref.to_numpy(), rtol=1e-9,
+                               atol=0)
