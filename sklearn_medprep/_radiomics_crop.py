@@ -58,6 +58,7 @@ on the image) every region goes through ``execute`` instead.
 
 import copy
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -70,7 +71,8 @@ __all__ = ["CropPlan", "crop_plan"]
 
 #: LoG region half-width in sigmas (see the module docstring)
 LOG_SUPPORT_SIGMAS = 20.0
-#: 1: filters run in one thread beside the feature computation; 0: serially
+#: 1: filters run in one thread beside the feature computation where the
+#: process has 2 CPUs or more to itself (see ``_filter_thread``); 0: serially
 FILTER_THREADS = 1
 
 _SQUARE_FAMILY = ("Square", "SquareRoot", "Logarithm", "Exponential")
@@ -228,9 +230,10 @@ class CropPlan:
 
         # filters (SimpleITK, PyWavelets: no GIL) in one other thread, smallest
         # region first, while this thread computes features (Python, GIL)
+        threaded = _filter_thread()
         background = [
             position for position, job in enumerate(jobs)
-            if FILTER_THREADS and list(job[0]) != ["Original"]
+            if threaded and list(job[0]) != ["Original"]
         ]
         background.sort(key=lambda position: _voxels(jobs[position][1]))
         pool = ThreadPoolExecutor(1) if background else None
@@ -305,6 +308,24 @@ def _filter(settings, image_types, image, mask, box, full_size):
             output, roi = imageoperations.cropToTumorMask(output, mask, box)
             filtered.append((output, roi, type_name, kwargs))
     return filtered
+
+
+def _filter_thread():
+    """Whether filters run in a thread of their own: ``FILTER_THREADS`` and at
+    least 2 CPUs for this process. In joblib's worker processes
+    (``RadiomicsExtractor(n_jobs=...)``) ``OMP_NUM_THREADS`` says how many
+    (joblib sets it to the CPUs per worker); with 1, the thread would only
+    compete with the other workers.
+    """
+    if not FILTER_THREADS:
+        return False
+    try:
+        cpus = int(os.environ.get("OMP_NUM_THREADS") or 0)
+    except ValueError:
+        cpus = 0
+    if cpus <= 0:
+        cpus = os.cpu_count() or 1
+    return cpus >= 2
 
 
 def _voxels(image):

@@ -354,3 +354,20 @@ def test_log_thin_roi_at_the_border_with_a_small_sigma():
     assert any(name.startswith("log-sigma-0-2") for name in ref.index)
     np.testing.assert_allclose(out.to_numpy(float), ref.to_numpy(), rtol=1e-9,
                                atol=0)
+
+
+def test_no_filter_thread_with_one_cpu_per_worker(monkeypatch):
+    # joblib's workers get OMP_NUM_THREADS = CPUs per worker: with 1, no thread
+    def no_thread(*args, **kwargs):
+        raise AssertionError("a filter thread was started")
+
+    image, mask = _case(13)
+    table = pd.DataFrame({"image": [image], "mask": [mask]})
+    params = {**CLASSES, "imageType": {"Original": {}, "LoG": {"sigma": [1.0]}}}
+    monkeypatch.setattr(crop, "ThreadPoolExecutor", no_thread)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    serial = RadiomicsExtractor(settings=params).fit_transform(table)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with pytest.raises(Exception, match="a filter thread was started"):
+        RadiomicsExtractor(settings=params).fit_transform(table)
+    assert serial.shape[1] > 100
