@@ -65,7 +65,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ._radiomics_features import compute_features
-from ._radiomics_log import log_images
+from ._radiomics_log import log_images, region
 
 __all__ = ["CropPlan", "crop_plan"]
 
@@ -202,7 +202,7 @@ class CropPlan:
 
         # PyRadiomics' getMask: a UInt32 mask (cast per region: less to cast)
         tight = _region(mask.GetSize(), bounds, (0,) * mask.GetDimension())
-        tight_image, tight_mask = image[tight], _uint32(mask[tight])
+        tight_image, tight_mask = region(image, tight), _uint32(region(mask, tight))
         box, _ = imageoperations.checkMask(tight_image, tight_mask, **settings)
         # every region is cut here, in this thread: filters in the other
         # thread then touch only their own images
@@ -394,16 +394,17 @@ def _full(image):
 
 def _cut(image, index):
     """``image[index]``, or ``image`` itself where ``index`` covers it."""
-    if all(s.start == 0 and s.stop == n for s, n in zip(index, image.GetSize())):
-        return image
-    return image[index]
+    return region(image, index)
 
 
 def _uint32(mask):
     """The mask as PyRadiomics' ``getMask`` gives it to the filters and features."""
     if mask.GetPixelID() == sitk.sitkUInt32:
         return mask
-    return sitk.Cast(mask, sitk.sitkUInt32)
+    cast = sitk.CastImageFilter()
+    cast.SetNumberOfThreads(1)  # see _radiomics_log.region
+    cast.SetOutputPixelType(sitk.sitkUInt32)
+    return cast.Execute(mask)
 
 
 def _part(image, mask, label, index, image_types):

@@ -26,7 +26,7 @@ import logging
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["log_image", "log_images"]
+__all__ = ["log_image", "log_images", "region"]
 
 _RG = sitk.RecursiveGaussianImageFilter
 # PyRadiomics' own logger: its warnings follow radiomics.setVerbosity
@@ -35,6 +35,7 @@ _LOGGER = logging.getLogger("radiomics.imageoperations")
 
 def _pass(image, sigma, axis, order):
     recursive = _RG()
+    recursive.SetNumberOfThreads(1)  # see region()
     recursive.SetSigma(float(sigma))
     recursive.SetNormalizeAcrossScale(True)
     recursive.SetDirection(int(axis))
@@ -42,13 +43,31 @@ def _pass(image, sigma, axis, order):
     return recursive.Execute(image)
 
 
+def region(image, index):
+    """``image[index]`` (slices of step 1, SimpleITK x, y, z order) in one
+    thread, or ``image`` itself where ``index`` covers it.
+
+    The many small SimpleITK steps of a region's extraction each run in one
+    thread: two threads per step only wait for each other on a loaded
+    machine; the filters run beside the features instead
+    (:mod:`sklearn_medprep._radiomics_crop`).
+    """
+    size = image.GetSize()
+    if all(s.start == 0 and s.stop == n for s, n in zip(index, size)):
+        return image
+    cut = sitk.SliceImageFilter()
+    cut.SetNumberOfThreads(1)
+    cut.SetStart([int(s.start) for s in index])
+    cut.SetStop([int(s.stop) for s in index])
+    cut.SetStep([1] * len(index))
+    return cut.Execute(image)
+
+
 def _cut(image, axis, part):
     """``image`` cut to ``part`` along ``axis`` (whole along the others)."""
-    if part.start == 0 and part.stop == image.GetSize()[axis]:
-        return image
-    index = [slice(None)] * image.GetDimension()
+    index = [slice(0, n) for n in image.GetSize()]
     index[axis] = part
-    return image[tuple(index)]
+    return region(image, index)
 
 
 def log_image(image, sigma, box):
