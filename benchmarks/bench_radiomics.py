@@ -19,23 +19,28 @@ Usage: python benchmarks/bench_radiomics.py [--quick] [--filtered-only]
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import psutil
-import radiomics
-from radiomics.featureextractor import RadiomicsFeatureExtractor
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+# measure the checkout this script belongs to, not an installed copy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sklearn_medprep import RadiomicsExtractor
-from sklearn_medprep._radiomics_worker import count_extractions
-from sklearn_medprep.datasets import make_multisite_cohort
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import psutil  # noqa: E402
+import radiomics  # noqa: E402
+from radiomics.featureextractor import RadiomicsFeatureExtractor  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import GridSearchCV, StratifiedKFold  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+import sklearn_medprep  # noqa: E402
+from sklearn_medprep import RadiomicsExtractor  # noqa: E402
+from sklearn_medprep._radiomics_worker import count_extractions  # noqa: E402
+from sklearn_medprep.datasets import make_multisite_cohort  # noqa: E402
 
 # ../shared/data next to the repository; MEDPREP_SHARED_DATA overrides it
 SHARED = Path(
@@ -97,7 +102,8 @@ SETTINGS_1502 = {"imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]},
 
 
 def filtered(cases, repeats):
-    print(f"(f) filtered image types per image: ours / PyRadiomics time "
+    package = Path(sklearn_medprep.__file__).parent
+    print(f"(f) filtered image types per image ({package}): ours / PyRadiomics time "
           f"(additionalInfo off), best of {repeats}, the two alternating; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for case in cases:
