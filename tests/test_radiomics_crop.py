@@ -10,6 +10,7 @@ import pytest
 import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
+import sklearn_medprep._radiomics_crop as crop
 from sklearn_medprep import RadiomicsExtractor
 from sklearn_medprep._radiomics_crop import _calls, _type_margin, crop_plan
 
@@ -47,14 +48,24 @@ def _reference(image, mask, params):
 
 
 def _spy_sizes(monkeypatch):
+    """Record ``(image types, size of the image filtered)`` of every region,
+    whether PyRadiomics' ``execute`` or our per-region filter step gets it.
+    """
     sizes = []
     execute = RadiomicsFeatureExtractor.execute
+    filter_region = crop._filter
 
     def spy(self, image, mask, *args, **kwargs):
         sizes.append((list(self.enabledImagetypes), image.GetSize()))
         return execute(self, image, mask, *args, **kwargs)
 
+    def spy_filter(settings, image_types, image, *args):
+        sizes.append((list(image_types), image.GetSize()))
+        return filter_region(settings, image_types, image, *args)
+
     monkeypatch.setattr(RadiomicsFeatureExtractor, "execute", spy)
+    monkeypatch.setattr(crop, "_filter", spy_filter)
+    monkeypatch.setattr(crop, "FILTER_THREADS", 0)  # regions in order
     return sizes
 
 
@@ -109,11 +120,15 @@ def test_all_filters_together_in_pyradiomics_order(monkeypatch):
                                atol=0)
 
 
-@pytest.mark.parametrize("kind", ["Wavelet", "LoG", "Square"])
-def test_roi_at_the_image_border_keeps_whole_axes(kind, monkeypatch):
-    # the ROI touches the low-x border: wrap-around (wavelet) and boundary
-    # conditions (LoG) need the whole x axis; the other axes are still cropped
+@pytest.mark.parametrize("kind", ["Wavelet", "LoG", "Square", "LBP2D"])
+def test_roi_at_the_image_border(kind, monkeypatch):
+    # the ROI touches the low-x border. The wavelet wraps around: the whole x
+    # axis. The others are local, their border conditions (LoG's recursive
+    # Gaussian: constant extension of each line's end; skimage's LBP) are the
+    # image's own at the low end: x from 0 to the ROI plus the margin
     image, mask = _case(2, center=(18, 40, 3), spike=False)
+    if kind == "LBP2D":
+        image = sitk.Cast(image, sitk.sitkInt16)
     params = {**CLASSES, "imageType": {kind: IMAGE_TYPES[kind]}}
     ref = _reference(image, mask, params)
     sizes = _spy_sizes(monkeypatch)
@@ -121,9 +136,12 @@ def test_roi_at_the_image_border_keeps_whole_axes(kind, monkeypatch):
         pd.DataFrame({"image": [image], "mask": [mask]})).iloc[0]
     np.testing.assert_allclose(out.to_numpy(float), ref.to_numpy(), rtol=1e-9,
                                atol=0)
+    assert sizes
     for _, size in sizes:
-        if kind != "Square":
+        if kind == "Wavelet":
             assert size[0] == image.GetSize()[0]
+        else:
+            assert size[0] < image.GetSize()[0] / 2
         assert np.prod(size) < np.prod(image.GetSize())
 
 
@@ -155,6 +173,8 @@ def test_plan_and_margins():
     assert _type_margin("Wavelet", {}, spacing) == (7, 7, 7)  # coif1: 6 taps
     assert _type_margin("Square", {}, spacing) == (1, 1, 1)
     assert _type_margin("LBP3D", {}, spacing) is None  # never cropped
+    # at least 3 voxels: 4 along every axis (ITK's minimum) at a border
+    assert _type_margin("LoG", {"sigma": [0.2]}, spacing) == (8, 4, 3)
 
 
 def test_calls_group_square_family_and_split_log_sigmas():
@@ -195,3 +215,159 @@ def test_square_family_integer_image_with_most_negative_value():
         pd.DataFrame({"image": [image16], "mask": [mask]})).iloc[0]
     np.testing.assert_allclose(out.to_numpy(float), ref.to_numpy(), rtol=1e-9,
                                atol=0)
+
+
+MANY_TYPES = {**CLASSES, "imageType": {
+    "Original": {}, "LoG": {"sigma": [1.0, 2.0]}, "Square": {}, "SquareRoot": {},
+    "Logarithm": {}, "Exponential": {}, "Wavelet": {}, "Gradient": {}}}
+
+
+def test_filters_in_a_thread_give_the_serial_values_bit_for_bit(monkeypatch):
+    image, mask = _case(6)
+    table = pd.DataFrame({"image": [image], "mask": [mask]})
+    ref = _reference(image, mask, MANY_TYPES)
+    threaded = RadiomicsExtractor(settings=MANY_TYPES).fit_transform(table)
+    monkeypatch.setattr(crop, "FILTER_THREADS", 0)
+    serial = RadiomicsExtractor(settings=MANY_TYPES).fit_transform(table)
+    pd.testing.assert_frame_equal(threaded, serial, check_exact=True)
+    assert list(threaded.columns) == list(ref.index)
+    np.testing.assert_allclose(threaded.iloc[0].to_numpy(float), ref.to_numpy(),
+                               rtol=1e-9, atol=0)
+
+
+def test_mask_checked_once_for_every_region(monkeypatch):
+    # PyRadiomics' execute reads (getMask: a label scan of every voxel) and
+    # checks (checkMask) the mask once; so does the per-region extraction,
+    # on the ROI's bounding box, instead of once per region
+    from radiomics import imageoperations
+
+    calls = {"getMask": [], "checkMask": []}
+    for name in calls:
+        original = getattr(imageoperations, name)
+
+        def spy(image, *args, _name=name, _original=original, **kwargs):
+            calls[_name].append(image.GetSize())
+            return _original(image, *args, **kwargs)
+
+        monkeypatch.setattr(imageoperations, name, spy)
+    image, mask = _case(7)
+    out = RadiomicsExtractor(settings=MANY_TYPES).fit_transform(
+        pd.DataFrame({"image": [image], "mask": [mask]}))
+    assert out.shape[1] > 600
+    assert calls["getMask"] == []
+    assert len(calls["checkMask"]) == 1
+    assert np.prod(calls["checkMask"][0]) < np.prod(image.GetSize()) / 20
+
+
+def test_mask_check_failures_read_as_pyradiomics():
+    # a one-slice ROI fails minimumROIDimensions=3 with PyRadiomics' message
+    image, mask = _case(8)
+    array = sitk.GetArrayFromImage(mask)
+    array[:18] = 0
+    array[19:] = 0
+    flat = sitk.GetImageFromArray(array)
+    flat.CopyInformation(mask)
+    params = {**MANY_TYPES, "setting": {"minimumROIDimensions": 3}}
+    with pytest.raises(ValueError, match="too few dimensions"):
+        _reference(image, flat, params)
+    with pytest.raises(Exception, match="too few dimensions") as info:
+        RadiomicsExtractor(settings=params).fit_transform(
+            pd.DataFrame({"image": [image], "mask": [flat]}))
+    assert "PyRadiomics failed (ValueError)" in str(info.value)
+
+
+def test_a_filter_error_in_the_thread_reaches_the_row(monkeypatch):
+    from radiomics import imageoperations
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("wavelet exploded")
+        yield
+
+    monkeypatch.setattr(imageoperations, "getWaveletImage", broken)
+    image, mask = _case(9)
+    with pytest.raises(Exception, match="wavelet exploded"):
+        RadiomicsExtractor(settings=MANY_TYPES).fit_transform(
+            pd.DataFrame({"image": [image], "mask": [mask]}))
+
+
+def test_resegmented_mask_goes_through_execute_per_region(monkeypatch):
+    # resegmentRange: the mask depends on the image values; each region then
+    # runs PyRadiomics' whole execute (its checks on the resegmented mask)
+    params = {**MANY_TYPES, "setting": {"resegmentRange": [150, 400]}}
+    image, mask = _case(10)
+    ref = _reference(image, mask, params)
+    sizes = _spy_sizes(monkeypatch)
+    out = RadiomicsExtractor(settings=params).fit_transform(
+        pd.DataFrame({"image": [image], "mask": [mask]})).iloc[0]
+    assert list(out.index) == list(ref.index)
+    np.testing.assert_allclose(out.to_numpy(float), ref.to_numpy(), rtol=1e-9,
+                               atol=0)
+    assert len(sizes) == 6  # Original, 2 LoG, Square family, Wavelet, Gradient
+    # all but LoG sigma 2 (its 40-sigma region spans this image) are crops
+    assert sum(np.prod(size) < np.prod(image.GetSize()) for _, size in sizes) == 5
+
+
+@pytest.mark.parametrize("setting", [{"binWidth": 10}, {"binCount": 16},
+                                     {"binWidth": 25, "symmetricalGLCM": False}])
+def test_one_discretisation_per_image_gives_pyradiomics_values_bit_for_bit(setting):
+    from radiomics import imageoperations
+
+    from sklearn_medprep._radiomics_features import compute_features
+
+    image, mask = _case(11)
+    mask = sitk.Cast(mask, sitk.sitkUInt32)
+    params = {"setting": {**setting, "additionalInfo": False},
+              "featureClass": {"firstorder": [], "glcm": ["Contrast", "Idm"],
+                               "glrlm": [], "glszm": [], "gldm": [], "ngtdm": [],
+                               "shape": []}}
+    extractor = RadiomicsFeatureExtractor(params)
+    box, _ = imageoperations.checkMask(image, mask, label=1)
+    for filtered, name, kwargs in imageoperations.getLoGImage(
+            image, mask, **{**extractor.settings, "sigma": [1.0]}):
+        filtered, roi = imageoperations.cropToTumorMask(filtered, mask, box)
+        want = extractor.computeFeatures(filtered, roi, name, **kwargs)
+        got = compute_features(extractor, filtered, roi, name, **kwargs)
+        assert list(got) == list(want)
+        assert len(want) > 70 and not any(k.startswith(f"{name}_shape") for k in got)
+        for key, value in want.items():
+            assert float(got[key]) == float(value) or (
+                np.isnan(float(value)) and np.isnan(float(got[key]))), key
+    # PyRadiomics' classes are untouched (subclasses share the binning)
+    from radiomics.glcm import RadiomicsGLCM
+    assert "_shared_binning" not in vars(RadiomicsGLCM)
+
+
+def test_log_thin_roi_at_the_border_with_a_small_sigma():
+    # one slice at z = 0 and sigma 0.2 mm (0.1 slice): the region still has
+    # the 4 slices ITK's filter needs, and every value is PyRadiomics'
+    image, mask = _case(12)
+    array = sitk.GetArrayFromImage(mask)
+    array[0] = array[18]
+    array[1:] = 0
+    thin = sitk.GetImageFromArray(array)
+    thin.CopyInformation(mask)
+    params = {**CLASSES, "imageType": {"LoG": {"sigma": [0.2, 1.0]}}}
+    ref = _reference(image, thin, params)
+    out = RadiomicsExtractor(settings=params).fit_transform(
+        pd.DataFrame({"image": [image], "mask": [thin]})).iloc[0]
+    assert list(out.index) == list(ref.index)
+    assert any(name.startswith("log-sigma-0-2") for name in ref.index)
+    np.testing.assert_allclose(out.to_numpy(float), ref.to_numpy(), rtol=1e-9,
+                               atol=0)
+
+
+def test_no_filter_thread_with_one_cpu_per_worker(monkeypatch):
+    # joblib's workers get OMP_NUM_THREADS = CPUs per worker: with 1, no thread
+    def no_thread(*args, **kwargs):
+        raise AssertionError("a filter thread was started")
+
+    image, mask = _case(13)
+    table = pd.DataFrame({"image": [image], "mask": [mask]})
+    params = {**CLASSES, "imageType": {"Original": {}, "LoG": {"sigma": [1.0]}}}
+    monkeypatch.setattr(crop, "ThreadPoolExecutor", no_thread)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    serial = RadiomicsExtractor(settings=params).fit_transform(table)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with pytest.raises(Exception, match="a filter thread was started"):
+        RadiomicsExtractor(settings=params).fit_transform(table)
+    assert serial.shape[1] > 100
