@@ -31,24 +31,28 @@ Usage: python benchmarks/bench_cache.py [--quick] [--data FOLDER]
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import radiomics
-import SimpleITK as sitk
-from sklearn.linear_model import Ridge
-from sklearn.model_selection import GridSearchCV, KFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
+# measure the checkout this script belongs to, not an installed copy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sklearn_medprep import RadiomicsExtractor, _cache, _subject
-from sklearn_medprep.datasets import make_multisite_cohort
-from sklearn_medprep.utils import count_extractions
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import radiomics  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+from sklearn.linear_model import Ridge  # noqa: E402
+from sklearn.model_selection import GridSearchCV, KFold  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from sklearn_medprep import RadiomicsExtractor, _cache, _subject  # noqa: E402
+from sklearn_medprep.datasets import make_multisite_cohort  # noqa: E402
+from sklearn_medprep.utils import count_extractions  # noqa: E402
 
 radiomics.setVerbosity(logging.ERROR)
 

@@ -18,12 +18,17 @@ the same work. Best of ``--repeat`` runs.
 """
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-import numpy as np
-import torch
-import torchio as tio
+# measure the checkout this script belongs to, not an installed copy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchio as tio  # noqa: E402
 
 from sklearn_medprep import (
     ImageTensorizer,
@@ -31,8 +36,8 @@ from sklearn_medprep import (
     TorchIOCollate,
     TorchIOPreprocessor,
 )
-from sklearn_medprep._random import seed_sequence, spawn_seeds
-from sklearn_medprep.datasets import make_multisite_cohort
+from sklearn_medprep._random import seed_sequence, spawn_seeds  # noqa: E402
+from sklearn_medprep.datasets import make_multisite_cohort  # noqa: E402
 
 
 def _timed(fn):
