@@ -6,6 +6,13 @@ from pathlib import Path
 
 import pytest
 
+# subprocesses (examples, docs, CLI, README, joblib workers) import the package of
+# this checkout, as the tests do, not whichever copy is installed
+_REPO = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_REPO, *filter(None, [os.environ.get("PYTHONPATH")])]
+)
+
 # ../shared/data next to the repository; MEDPREP_SHARED_DATA overrides it (a git
 # worktree elsewhere)
 SHARED_DATA = Path(
