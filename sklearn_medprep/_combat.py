@@ -528,6 +528,9 @@ default="auto"
         ``out = a x + e - (a - 1) m`` per feature, with ``a = 1 / sqrt(delta*)``
         of the row's site and ``m`` the covariate (and protected target)
         effects of its design row (:func:`~._combat_apply.apply_combat`).
+        With ``target_scale="project"``, each row's estimated target effect is
+        then exempted from the scale
+        (:func:`~._combat_target.keep_target_direction`).
         """
         out = np.empty(
             (batch.table.shape[0], batch.n_features),
