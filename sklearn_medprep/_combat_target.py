@@ -41,6 +41,9 @@ __all__ = [
     "keep_batch_target_direction",
 ]
 
+#: Cells of one block of rows of :func:`keep_target_direction` (16 MB of float64).
+_PROJECT_CELLS = 1 << 21
+
 #: Integer targets with at most this many distinct values are classes ("auto").
 MAX_INTEGER_CLASSES = 10
 
@@ -304,27 +307,31 @@ def keep_target_direction(out, covariate_design, model, target_mask, row_scale):
     theta = coef_cov[target_mask][:, ok]  # (k, p_ok)
     if theta.shape[0] == 0 or not ok.any():
         return out
-    sd = np.sqrt(model["var_pooled"][ok])
-    base = model["grand_mean"][ok] + covariate_design @ coef_cov[:, ok]
-    b = theta / sd
-    a = row_scale(np.arange(out.shape[0]))[:, ok]
-    moved = (a != 1.0).any(axis=1)
-    if not moved.any():
-        return out
-    rows = np.flatnonzero(moved)
-    u = (out[np.ix_(rows, np.flatnonzero(ok))] - base[rows]) / (sd * a[rows])
-    finite = np.isfinite(u)
-    full = finite.all(axis=1)
-    c = np.empty((rows.size, b.shape[0]))
-    gram_inv = np.linalg.pinv(b @ b.T)
-    c[full] = u[full] @ b.T @ gram_inv
-    for i in np.flatnonzero(~full):  # rows with NaN cells: their finite features
-        keep = finite[i]
-        bi = b[:, keep]
-        c[i] = np.linalg.pinv(bi @ bi.T) @ (bi @ u[i, keep])
-    effect = c @ theta  # (rows, p_ok): the estimated target effect, data units
     cols = np.flatnonzero(ok)
-    out[np.ix_(rows, cols)] += (1.0 - a[rows]) * effect
+    sd = np.sqrt(model["var_pooled"][ok])
+    b = theta / sd
+    gram_inv = np.linalg.pinv(b @ b.T)
+    # blocks of rows: a few (rows x features) temporaries of bounded size
+    height = max(1, _PROJECT_CELLS // max(cols.size, 1))
+    for start in range(0, out.shape[0], height):
+        block = np.arange(start, min(start + height, out.shape[0]))
+        a = row_scale(block)[:, ok]
+        moved = (a != 1.0).any(axis=1)
+        if not moved.any():
+            continue
+        rows, a = block[moved], a[moved]
+        base = model["grand_mean"][ok] + covariate_design[rows] @ coef_cov[:, ok]
+        u = (out[np.ix_(rows, cols)] - base) / (sd * a)
+        finite = np.isfinite(u)
+        full = finite.all(axis=1)
+        c = np.empty((rows.size, b.shape[0]))
+        c[full] = u[full] @ b.T @ gram_inv
+        for i in np.flatnonzero(~full):  # rows with NaN cells: their finite features
+            keep = finite[i]
+            bi = b[:, keep]
+            c[i] = np.linalg.pinv(bi @ bi.T) @ (bi @ u[i, keep])
+        # c @ theta: the rows' estimated target effects, in data units
+        out[np.ix_(rows, cols)] += (1.0 - a) * (c @ theta)
     return out
 
 

@@ -140,7 +140,7 @@ def _projected_by_hand(combat, X):
     return out
 
 
-def test_project_keeps_the_rows_estimated_target_effect_unscaled(df):
+def test_project_keeps_the_rows_estimated_target_effect_unscaled(df, monkeypatch):
     """target_scale='project' = the projection by hand; a NaN cell leaves the
     rest of its row projected over its finite features."""
     X = _x(df)
@@ -164,6 +164,12 @@ def test_project_keeps_the_rows_estimated_target_effect_unscaled(df):
     np.testing.assert_array_equal(
         fits["project"].delta_star_, fits["centre"].delta_star_
     )
+    # in blocks of 2 rows, the same output
+    from sklearn_medprep import _combat_target
+
+    monkeypatch.setattr(_combat_target, "_PROJECT_CELLS", 2 * len(FEATS))
+    blocked = fits["project"].transform(X_test).to_numpy()
+    np.testing.assert_allclose(blocked, project, rtol=1e-13, atol=1e-13)
 
 
 def _prevalence_cohort(seed, site_effects, n_per_site=150, n_features=12):
