@@ -541,7 +541,7 @@ default="auto"
         )
         if self._keeps_target_direction():
             target.keep_batch_target_direction(
-                out, batch, self.model_, self.target_columns_, len(self.sites_)
+                out, batch, self.model_, self.target_columns_
             )
         return out
 

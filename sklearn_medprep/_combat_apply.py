@@ -12,7 +12,7 @@ import numpy as np
 from ._combat_blocks import _unchecked, blas_one_thread, block_layout
 from ._combat_core import ComBatModel, site_tables
 
-__all__ = ["apply_combat", "output_layout"]
+__all__ = ["apply_combat", "batch_tables", "output_layout"]
 
 _APPLY_CELLS = 1 << 18  # cells per block of apply_combat (2 MB: in cache)
 
@@ -40,7 +40,33 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
         Rows of the reference site are returned unchanged (read from the
         model when it is a :class:`ComBatModel`).
     """
-    n_samples, n_features = out.shape
+    scale, shift, finite, idx = batch_tables(params, sites, ref_level=ref_level)
+    coef_cov = np.ascontiguousarray(params["coef_cov"])
+    if block_layout(out) == "C":
+        with blas_one_thread(out.size):
+            _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov)
+        return out
+    if isinstance(params, ComBatModel) and not sites.new_sites:
+        scale_f, shift_f, coef_f = params.feature_tables
+    else:
+        scale_f, shift_f, coef_f = (
+            np.ascontiguousarray(t.T) for t in (scale, shift, coef_cov)
+        )
+    with blas_one_thread(out.size):
+        _apply_by_columns(
+            get, out, idx, covariate_design, scale_f, shift_f, coef_f, exact=finite
+        )
+    return out
+
+
+def batch_tables(params, sites, *, ref_level=None):
+    """Per-site affine tables of a batch and each row's entry in them.
+
+    Returns ``(scale, shift, finite, idx)``: the training sites' tables of
+    :func:`~._combat_core.site_tables`, their identity row (rows passed
+    through), then one row per estimated new site of ``sites``; whether they
+    are all finite; and the row of the tables of each batch row.
+    """
     if isinstance(params, ComBatModel):
         scale, shift = params.tables
         finite = params.finite_tables
@@ -61,23 +87,7 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
         scale = np.vstack([scale, extra[0][:-1]])
         shift = np.vstack([shift, extra[1][:-1]])
         finite = finite and bool(np.isfinite(extra).all())
-    idx = sites.table_rows(n_sites)
-    coef_cov = np.ascontiguousarray(params["coef_cov"])
-    if block_layout(out) == "C":
-        with blas_one_thread(out.size):
-            _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov)
-        return out
-    if isinstance(params, ComBatModel) and not sites.new_sites:
-        scale_f, shift_f, coef_f = params.feature_tables
-    else:
-        scale_f, shift_f, coef_f = (
-            np.ascontiguousarray(t.T) for t in (scale, shift, coef_cov)
-        )
-    with blas_one_thread(out.size):
-        _apply_by_columns(
-            get, out, idx, covariate_design, scale_f, shift_f, coef_f, exact=finite
-        )
-    return out
+    return scale, shift, finite, sites.table_rows(n_sites)
 
 
 def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ._combat_apply import batch_tables
 from ._combat_design import is_numeric_dtypes
 from .exceptions import SubjectTableError
 
@@ -335,21 +336,14 @@ def keep_target_direction(out, covariate_design, model, target_mask, row_scale):
     return out
 
 
-def keep_batch_target_direction(out, batch, model, target_mask, n_sites):
+def keep_batch_target_direction(out, batch, model, target_mask):
     """:func:`keep_target_direction` for a transform batch (``_adjust``).
 
-    The rows' ``a = 1 / sqrt(delta*)`` come from the model's per-site tables
-    and the batch's new sites, stacked as :func:`~._combat_apply.apply_combat`
-    stacks them.
+    The rows' ``a = 1 / sqrt(delta*)`` are those
+    :func:`~._combat_apply.apply_combat` applied
+    (:func:`~._combat_apply.batch_tables`).
     """
-    scale = np.vstack(
-        [model.tables[0]]
-        + [
-            np.where(model.ok, 1.0 / np.sqrt(site.delta_star), 1.0)[None]
-            for site in batch.sites.new_sites
-        ]
-    )
-    idx = batch.sites.table_rows(n_sites)
+    scale, _, _, idx = batch_tables(model, batch.sites)
     return keep_target_direction(
         out, batch.design_cov, model, target_mask, lambda rows: scale[idx[rows]]
     )

@@ -376,9 +376,11 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         """The protected target's columns appended to the fit design."""
         self.target_term_ = None
         self.target_columns_ = np.zeros(design_cov.shape[1], dtype=bool)
-        if y is None or self.protect_target == "none":
+        if y is None:
             return design_cov
-        target.check_target_not_covariate(cov, y)
+        target.check_target_not_covariate(cov, y)  # as ComBatHarmonizer
+        if self.protect_target == "none":
+            return design_cov
         term, raw = target.fit_target_term(y, index, self.protect_target)
         no_spline = np.empty((design_cov.shape[0], 0))
         design_cov, self.target_columns_ = target.fit_design(

@@ -173,8 +173,11 @@ def test_protected_target_equals_feature_table_combat(cohort):
     )
     assert plain.target_term_ is None
     assert np.abs(plain.gamma_star_ - voxel.gamma_star_).max() > 1e-3
-    with pytest.raises(SubjectTableError, match="covariate equals the target"):
-        VoxelComBatHarmonizer(covariates=["age"]).fit(train, y)
+    for protect in ("auto", "none"):  # refused either way, as ComBatHarmonizer
+        with pytest.raises(SubjectTableError, match="covariate equals the target"):
+            VoxelComBatHarmonizer(covariates=["age"], protect_target=protect).fit(
+                train, y
+            )
 
 
 def test_n_jobs_and_chunks_do_not_change_the_model(cohort):
