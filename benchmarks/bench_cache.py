@@ -50,8 +50,10 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from sklearn_medprep import RadiomicsExtractor, _cache, _subject  # noqa: E402
+from sklearn_medprep import RadiomicsExtractor  # noqa: E402
 from sklearn_medprep.datasets import make_multisite_cohort  # noqa: E402
+from sklearn_medprep.images import _subject  # noqa: E402
+from sklearn_medprep.radiomics import _cache  # noqa: E402
 from sklearn_medprep.utils import count_extractions  # noqa: E402
 
 radiomics.setVerbosity(logging.ERROR)

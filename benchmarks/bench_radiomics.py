@@ -39,8 +39,8 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 import sklearn_medprep  # noqa: E402
 from sklearn_medprep import RadiomicsExtractor  # noqa: E402
-from sklearn_medprep._radiomics_worker import count_extractions  # noqa: E402
 from sklearn_medprep.datasets import make_multisite_cohort  # noqa: E402
+from sklearn_medprep.radiomics._worker import count_extractions  # noqa: E402
 
 # ../shared/data next to the repository; MEDPREP_SHARED_DATA overrides it
 SHARED = Path(

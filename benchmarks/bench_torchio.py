@@ -36,8 +36,8 @@ from sklearn_medprep import (
     TorchIOCollate,
     TorchIOPreprocessor,
 )
-from sklearn_medprep._random import seed_sequence, spawn_seeds  # noqa: E402
 from sklearn_medprep.datasets import make_multisite_cohort  # noqa: E402
+from sklearn_medprep.utils._random import seed_sequence, spawn_seeds  # noqa: E402
 
 
 def _timed(fn):

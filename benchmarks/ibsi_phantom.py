@@ -11,7 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
-from sklearn_medprep._ibsi import phantom_table, phantom_table_rst
+from sklearn_medprep.radiomics._ibsi_phantom import phantom_table, phantom_table_rst
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared/data next to the repository; MEDPREP_SHARED_DATA overrides it

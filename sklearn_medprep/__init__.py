@@ -7,47 +7,48 @@ skorch model compose in a :class:`~sklearn.pipeline.Pipeline`, cross-validate
 without leakage with site-aware splitters, and persist with joblib.
 """
 
-import importlib
-
+from ._legacy import install_legacy_paths
 from ._version import __version__
+from .utils._lazy import lazy_exports
 
 # Public names are imported on first access (PEP 562), so that
 # ``import sklearn_medprep`` and ComBat or radiomics work never import torch or
 # torchio (several seconds): only the TorchIO estimators do, when first used.
-# To export a new name, add ``"Name": "._module"`` here and "Name" to __all__.
+# To export a new name, add ``"Name": ".subpackage"`` here and "Name" to __all__
+# (and to the subpackage's own lazy map).
 _LAZY = {
     # estimators
-    "ComBatHarmonizer": "._combat",
-    "CovBatHarmonizer": "._covbat",
-    "ImageTensorizer": "._tensor",
-    "PatchNeuralNetClassifier": "._patch_net",
-    "PatchNeuralNetSegmenter": "._patch_segmenter",
-    "RadiomicsExtractor": "._radiomics",
-    "RobustFeatureSelector": "._robust",
-    "TorchIOAugmenter": "._augment",
-    "TorchIOPreprocessor": "._torchio",
-    "VoxelComBatHarmonizer": "._voxel_combat",
+    "ComBatHarmonizer": ".harmonization",
+    "CovBatHarmonizer": ".harmonization",
+    "ImageTensorizer": ".nets",
+    "PatchNeuralNetClassifier": ".nets",
+    "PatchNeuralNetSegmenter": ".nets",
+    "RadiomicsExtractor": ".radiomics",
+    "RobustFeatureSelector": ".radiomics",
+    "TorchIOAugmenter": ".images",
+    "TorchIOPreprocessor": ".images",
+    "VoxelComBatHarmonizer": ".harmonization",
     # skorch bridge
-    "TorchIOCollate": "._skorch",
+    "TorchIOCollate": ".nets",
     # quality control
-    "plot_harmonization": "._qc",
-    "site_effect_report": "._qc",
-    "site_predictability": "._qc",
-    "plot_voxel_site_effects": "._voxel_qc",
-    "voxel_site_effect_maps": "._voxel_qc",
-    "plot_pca_by_site": "._qc_plot",
-    "plot_site_effects": "._qc_plot",
-    "plot_site_features": "._qc_plot",
+    "plot_harmonization": ".qc",
+    "site_effect_report": ".qc",
+    "site_predictability": ".qc",
+    "plot_voxel_site_effects": ".qc",
+    "voxel_site_effect_maps": ".qc",
+    "plot_pca_by_site": ".qc",
+    "plot_site_effects": ".qc",
+    "plot_site_features": ".qc",
     # cohort audit
-    "CohortReport": "._cohort_report",
-    "cohort_report": "._cohort_report",
+    "CohortReport": ".qc",
+    "cohort_report": ".qc",
     # subject table
-    "expand_labels": "._radiomics",
-    "icc_3_1": "._robust",
-    "load_image": "._table",
-    "read_manifest": "._table",
-    "validate_table": "._table",
-    "write_manifest": "._table",
+    "expand_labels": ".radiomics",
+    "icc_3_1": ".radiomics",
+    "load_image": ".io",
+    "read_manifest": ".table",
+    "validate_table": ".table",
+    "write_manifest": ".table",
 }
 
 __all__ = [
@@ -87,14 +88,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+# the 0.1.0 module paths (``sklearn_medprep._combat``), which pickles of 0.1.0
+# estimators name, import the new modules for one release, with a FutureWarning
+install_legacy_paths()

@@ -203,7 +203,7 @@ def resolve_settings(params, overrides):
     >>> resolve_settings(None, ["binWidth:25", "force2D:true"])
     ({'setting': {'binWidth': 25, 'force2D': True}}, [])
     """
-    from ._radiomics_settings import load_settings
+    from .radiomics._settings import load_settings
 
     settings = load_settings(params)
     section = settings.setdefault("setting", {}) if overrides else None
@@ -271,9 +271,9 @@ def _write_atomically(frame, path, fmt):
 def _extract(args, parser):
     import pandas as pd
 
-    from ._radiomics import RadiomicsExtractor
-    from ._table import read_manifest
     from .exceptions import SubjectTableError
+    from .radiomics._extractor import RadiomicsExtractor
+    from .table._manifest import read_manifest
 
     notes = []
     try:
@@ -295,7 +295,7 @@ def _extract(args, parser):
             n_jobs=args.n_jobs, on_error=args.on_error, verbose=not args.quiet,
         )
         extractor._validate_params()
-        from ._radiomics_settings import validate_settings
+        from .radiomics._settings import validate_settings
 
         validate_settings(settings)
     except (OSError, ValueError, TypeError) as exc:

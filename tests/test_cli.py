@@ -237,7 +237,7 @@ def test_pyradiomics_batch_csv_and_options(manifest, capsys):
 def test_demo_style_manifest_from_another_working_directory(manifest, tmp_path,
                                                             monkeypatch):
     from sklearn_medprep import read_manifest
-    from sklearn_medprep._table import write_manifest
+    from sklearn_medprep.table._manifest import write_manifest
 
     table = read_manifest(manifest / "table.csv", mask="mask", index_col="subject")
     written = write_manifest(table, manifest / "copy.csv", mask="mask")

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import sklearn_medprep
-from sklearn_medprep._optional import OPTIONAL, import_optional
+from sklearn_medprep.utils._optional import OPTIONAL, import_optional
 
 NO_TORCH = """
 import sys

@@ -8,7 +8,7 @@ Each estimator is fitted on small seeded synthetic data; the pickle also holds
 the inputs and the outputs the estimators gave then, so that the test checks
 that the loaded estimators still *compute* the same thing, not only that the
 pickle loads. The pickle holds the estimators' module paths of the release that
-wrote it (``sklearn_medprep._combat.ComBatHarmonizer`` in 0.1.0).
+wrote it (``sklearn_medprep.harmonization._combat.ComBatHarmonizer`` in 0.1.0).
 """
 
 import pickle

@@ -8,8 +8,8 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.model_selection._split import GroupsConsumerMixin, _build_repr
 from sklearn.utils import check_array, check_random_state
 
-from .._docstrings import fill_doc
 from ..exceptions import SubjectTableError, plain
+from ..utils._docstrings import fill_doc
 
 __all__ = ["SiteStratifiedKFold", "LeaveOneSiteOut"]
 

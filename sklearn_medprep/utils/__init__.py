@@ -1,6 +1,15 @@
 """Utilities: estimator discovery, extraction counts and the library's own checks."""
 
-from .._radiomics_worker import count_extractions
-from .discovery import all_estimators
+from ._lazy import lazy_exports
 
-__all__ = ["all_estimators", "count_extractions"]
+_LAZY = {
+    "all_estimators": ".discovery",
+    "count_extractions": "..radiomics._worker",
+}
+
+__all__ = [
+    "all_estimators",
+    "count_extractions",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

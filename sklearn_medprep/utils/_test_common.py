@@ -60,7 +60,7 @@ def _small_settings():
 
 
 def _radiomics():
-    from .. import _radiomics
+    from ..radiomics import _extractor as _radiomics
 
     return _radiomics
 

@@ -18,7 +18,7 @@ import pandas as pd
 import SimpleITK as sitk
 from sklearn.base import clone
 
-from .._io import is_image_object, to_sitk
+from ..io._read import is_image_object, to_sitk
 
 __all__ = [
     "assert_tables_equal",

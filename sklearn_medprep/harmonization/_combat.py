@@ -1,0 +1,627 @@
+"""ComBat harmonization of the subject table, as a leak-free transformer."""
+
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+
+from ..exceptions import MedprepWarning
+from ..utils._docstrings import fill_doc
+from ..utils._tags import subject_table_input_tags
+from . import _core as core
+from . import _design as design
+from . import _input as inputs
+from . import _target as target
+from ._apply import apply_combat, output_layout
+from ._gam import fit_gam_coef
+from ._interchange import NeuroHarmonizeInterchange
+from ._sites import BatchSites, estimate_new_site, resolve_unseen
+
+__all__ = ["ComBatHarmonizer"]
+
+
+#: Fields of the fitted model also shown as public attributes (``name_``).
+_MODEL_VIEWS = ("coef", "grand_mean", "var_pooled", "gamma_hat", "delta_hat")
+_MODEL_VIEWS += ("gamma_star", "delta_star", "priors")
+
+#: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
+MIN_NEW_SITE_SUBJECTS = design.MIN_NEW_SITE_SUBJECTS
+
+
+@fill_doc
+class ComBatHarmonizer(NeuroHarmonizeInterchange, TransformerMixin, BaseEstimator):
+    """Remove site effects from features with ComBat, fitted on training rows only.
+
+    The model of neuroCombat / neuroHarmonize (Johnson et al. 2007; Fortin et
+    al. 2018): each feature is regressed on site indicators and covariates,
+    standardized with the pooled variance, and each site's location and scale
+    are estimated, shrunk by empirical Bayes towards priors shared by the site's
+    features, and removed. ``fit`` learns only parameters whose size is the
+    number of features or of sites; ``transform`` applies them to any rows of the
+    training sites (one row included), so that harmonizing inside a
+    :class:`~sklearn.pipeline.Pipeline` under cross-validation does not leak.
+    The target passed to ``fit`` is protected (``protect_target``): its effect
+    is kept, without the labels of the rows being needed to transform them.
+
+    Parameters
+    ----------
+    %(site)s
+        Read from ``X`` unless ``sites=`` is passed to ``fit``/``transform``
+        (metadata routing). A plain array ``X`` requires ``sites=``: the
+        estimator never harmonizes without knowing the sites.
+    covariates : list of str or None, default=None
+        Columns of ``X`` whose effects are preserved (age, sex, ...). Numeric
+        columns enter the design as float64; string, categorical and boolean
+        columns are one-hot encoded (first level dropped). Overridden by a
+        routed ``covariates=`` DataFrame.
+    smooth_terms : list of str or None, default=None
+        Covariates modelled as smooth, non-linear terms (ComBat-GAM: cubic
+        B-splines with 10 degrees of freedom, penalty chosen by 5-fold
+        cross-validation with statsmodels, as neuroHarmonize does).
+    smooth_term_bounds : tuple of (float or None, float or None) or None, \
+default=None
+        Boundary knots ``(min, max)`` of a single smooth term, so that the
+        basis covers values outside the training range.
+    eb : bool, default=True
+        Shrink the site estimates with empirical Bayes. With one feature the
+        priors cannot be estimated and ``eb`` is not applied (as neuroHarmonize).
+    parametric : bool, default=True
+        Parametric (iterative) or non-parametric empirical Bayes.
+    mean_only : bool, default=False
+        Adjust only the location of each site, not its scale.
+    reference_site : str, int or None, default=None
+        Site whose data are kept unchanged and towards which the others are
+        harmonized.
+    unseen_site : {"error", "estimate", "passthrough"}, default="error"
+        Rows of a site absent at ``fit``: ``"error"`` raises naming the site;
+        ``"estimate"`` estimates the new site's location and scale from its rows
+        in the batch (at least ``MIN_NEW_SITE_SUBJECTS`` = 5), the fitted model
+        held fixed; ``"passthrough"`` returns them unchanged with a warning.
+    features : list of str or None, default=None
+        Columns to harmonize; ``None`` takes every numeric column that is neither
+        the site nor a covariate.
+    keep_covariates : bool, default=False
+        Keep the site and covariate columns in the output (they are dropped by
+        default, having been consumed). Other non-feature columns are always
+        passed through unchanged.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the cross-validated choice of the smoothing penalty (only used
+        with ``smooth_terms`` or ``protect_target="smooth"``).
+    protect_target : {"auto", "classes", "linear", "smooth", "none"}, \
+default="auto"
+        Protect the target ``y`` passed to ``fit``, so that its effect on the
+        features is not removed with the site's wherever the two are
+        associated (prevalence or age range differing between sites). In
+        ``fit``, ``y`` enters the ComBat design as a term estimated on the
+        training rows: ``"classes"`` one-hot (first class dropped),
+        ``"linear"`` a numeric slope, ``"smooth"`` a ComBat-GAM spline;
+        ``"auto"`` takes classes for strings, booleans, categories and
+        integers with at most 10 distinct values, otherwise linear.
+        ``transform`` never reads ``y``: every row gets the target's term at
+        its training centre (the mean of its design columns), so that a row's
+        output cannot depend on its label. With ``mean_only=True`` the term
+        cancels exactly. With scale adjustment, see ``target_scale``.
+        ``"none"``, or ``fit`` without ``y``, protects nothing (plain ComBat).
+        With ``unseen_site="estimate"``, a new site's location absorbs any
+        shift of its target distribution from the training centre (warned
+        at ``transform``).
+    interactions : list of (str, str) or str, or None, default=None
+        Interaction terms between covariates, as neuroCombat users add them
+        to their covariate table: ``[("age", "sex")]`` or ``["age:sex"]``
+        adds the products of the two covariates' design columns (a numeric
+        covariate is its value, a categorical one its 0/1 columns, first
+        level dropped), so that the age slope may differ by sex. Both must
+        be linear (not smooth) covariates.
+    target_scale : {"centre", "project"}, default="centre"
+        With a protected target and scale adjustment (``mean_only=False``),
+        how ``transform`` treats a row's target effect, which its unknown
+        label would tell. ``"centre"``: the target's term at its training
+        centre, so that the row's own target effect is multiplied by
+        ``1 / sqrt(delta*)`` of its site like the rest of its variation; the
+        difference from harmonizing with the row's label is
+        ``(t - t_bar) theta (1 - 1 / sqrt(delta*))``; ``to_neuroharmonize``
+        can export it. ``"project"``: the component of the row's standardized
+        residual along the target's coefficients (its least-squares
+        projection over the features, an estimate of the row's target effect
+        from its own features, noise included) is kept out of the scale
+        adjustment, the rest is scaled. Either way only the row's features
+        are read, never its label. See the user guide ("Protecting the target")
+        for both measured on FCON1000.
+    categorical : list of str or int, or None, default=None
+        Covariates declared categorical whatever their dtype, by name (or
+        position among the covariates): scanner codes stored as numbers, or
+        the text columns of a mixed-type covariate array (``np.asarray`` of
+        float age and text sex holds only text: with ``categorical=[1]`` sex
+        is categorical and age read as a number; without it such an array
+        is refused as ambiguous). ``None`` takes the dtype rule above.
+
+    Attributes
+    ----------
+    sites_ : ndarray of shape (n_sites,)
+        Training sites, sorted.
+    site_counts_ : ndarray of shape (n_sites,)
+        Training rows per site.
+    features_ : ndarray of shape (n_features,)
+        Names of the harmonized columns.
+    covariates_ : list of str
+        Covariate names.
+    covariate_levels_ : dict
+        For each categorical covariate, its levels (first one is the baseline).
+    coef_ : ndarray of shape (n_design, n_features)
+        Regression coefficients (site, then covariate, target and spline
+        columns).
+    grand_mean_ : ndarray of shape (n_features,)
+    var_pooled_ : ndarray of shape (n_features,)
+    gamma_hat_, delta_hat_ : ndarray of shape (n_sites, n_features)
+        Per-site location/scale estimates before shrinkage.
+    gamma_star_, delta_star_ : ndarray of shape (n_sites, n_features)
+        Adjustments applied by ``transform``.
+    priors_ : dict of ndarray of shape (n_sites,)
+        ``gamma_bar``, ``t2``, ``a_prior``, ``b_prior``.
+    harmonized_ : ndarray of bool of shape (n_features,)
+        False for features left unchanged (no residual variance, or not
+        estimable).
+    degenerate_ : ndarray of bool of shape (n_sites, n_features)
+        Site/feature pairs without spread within the site (standardized
+        variance below ``1e-10``, e.g. a voxel size constant at a site): their
+        location is harmonized, their scale left unchanged (``delta* = 1``),
+        and the other sites of the feature are harmonized as usual (warned).
+    model_ : ComBatModel
+        The fitted model (the arrays above, the design's site count and
+        reference site) that ``transform`` applies; a ComBat variant extends
+        it.
+    eb_ : bool
+        Whether empirical Bayes was used: ``eb``, except with a single feature,
+        where there is nothing to pool across (as neuroHarmonize does).
+    spline_knots_ : list of ndarray
+        Knots of the smooth terms (a smooth target's last).
+    target_term_ : TargetTerm or None
+        The protected target (``kind``, class ``levels``, training ``centre``
+        of its design columns); None when nothing is protected.
+    target_columns_ : ndarray of bool of shape (n_design - n_sites,)
+        Which covariate-design columns (rows of ``coef_`` after the sites)
+        are the target's.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``X`` is a DataFrame.
+
+    See Also
+    --------
+    sklearn_medprep.model_selection.SiteStratifiedKFold :
+        Keeps every site in every training fold.
+    sklearn_medprep.site_effect_report : Site ANOVA before/after.
+
+    References
+    ----------
+    .. [1] Johnson, Li, Rabinovic (2007). Adjusting batch effects in microarray
+       expression data using empirical Bayes methods. Biostatistics 8(1).
+    .. [2] Fortin et al. (2018). Harmonization of cortical thickness
+       measurements across scanners and sites. NeuroImage 167.
+    .. [3] Pomponio et al. (2020). Harmonization of large MRI datasets for the
+       analysis of brain imaging patterns throughout the lifespan. NeuroImage 208.
+
+    Examples
+    --------
+    >>> from sklearn_medprep import ComBatHarmonizer
+    >>> from sklearn_medprep.datasets import make_multisite_features
+    >>> df = make_multisite_features(n_subjects=60, n_features=4, random_state=0)
+    >>> combat = ComBatHarmonizer(covariates=["age", "sex"])
+    >>> out = combat.fit_transform(df.drop(columns="y"))
+    >>> list(out.columns)
+    ['f000', 'f001', 'f002', 'f003']
+    >>> out.index.equals(df.index)
+    True
+    >>> combat.gamma_star_.shape
+    (3, 4)
+
+    In a Pipeline the target reaches ``fit`` and is protected; ``transform``
+    never needs it:
+
+    >>> X, y = df.drop(columns="y"), df["y"]
+    >>> fitted = ComBatHarmonizer(covariates=["age", "sex"]).fit(X, y)
+    >>> fitted.target_term_.kind
+    'classes'
+    >>> fitted.transform(X).equals(fitted.transform(X.iloc[::-1]).iloc[::-1])
+    True
+    """
+
+    _parameter_constraints = {
+        "site": [str, numbers.Integral],
+        "covariates": [list, tuple, None],
+        "smooth_terms": [list, tuple, None],
+        "smooth_term_bounds": [tuple, None],
+        "eb": ["boolean"],
+        "parametric": ["boolean"],
+        "mean_only": ["boolean"],
+        "reference_site": [str, numbers.Integral, None],
+        "unseen_site": [StrOptions({"error", "estimate", "passthrough"})],
+        "features": [list, tuple, None],
+        "keep_covariates": ["boolean"],
+        "random_state": ["random_state"],
+        "protect_target": [
+            StrOptions({"auto", "classes", "linear", "smooth", "none"})
+        ],
+        "interactions": [list, tuple, None],
+        "target_scale": [StrOptions({"project", "centre"})],
+        "categorical": [list, tuple, None],
+    }
+
+    def __init__(
+        self,
+        site="site",
+        covariates=None,
+        smooth_terms=None,
+        smooth_term_bounds=None,
+        eb=True,
+        parametric=True,
+        mean_only=False,
+        reference_site=None,
+        unseen_site="error",
+        features=None,
+        keep_covariates=False,
+        random_state=None,
+        protect_target="auto",
+        interactions=None,
+        target_scale="centre",
+        categorical=None,
+    ):
+        self.site = site
+        self.covariates = covariates
+        self.smooth_terms = smooth_terms
+        self.smooth_term_bounds = smooth_term_bounds
+        self.eb = eb
+        self.parametric = parametric
+        self.mean_only = mean_only
+        self.reference_site = reference_site
+        self.unseen_site = unseen_site
+        self.features = features
+        self.keep_covariates = keep_covariates
+        self.random_state = random_state
+        self.protect_target = protect_target
+        self.interactions = interactions
+        self.target_scale = target_scale
+        self.categorical = categorical
+
+    # ---------------------------------------------------------------- fit steps
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, *, sites=None, covariates=None):
+        """Learn the site location/scale parameters from the training rows.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame of shape (n_samples, n_columns) or array-like
+            Subject table with the site, covariate and feature columns, or a
+            numeric array (then ``sites=`` is required).
+        y : array-like of shape (n_samples,), default=None
+            Training target, protected in the design (``protect_target``). A
+            covariate equal to ``y`` up to relabelling is refused (the target
+            is unknown at transform time).
+        sites : array-like of shape (n_samples,), default=None
+            Site of each row (metadata routing); overrides the site column.
+        covariates : pandas.DataFrame or array-like, default=None
+            Covariates of each row (metadata routing); override ``covariates``.
+
+        Returns
+        -------
+        self : ComBatHarmonizer
+            Fitted estimator.
+        """
+        batch = self._validate_fit_input(X, y, sites, covariates)
+        labels, codes, counts, ref_level = design.fit_sites(
+            batch.site_values, self.reference_site, self.site
+        )
+        self.sites_, self.site_counts_, self._ref_level = labels, counts, ref_level
+        coef = self._build_design(batch, y, codes)
+        stats = self._estimate_site_effects(batch, codes, coef)
+        model = self._shrink(stats, eb=bool(self.eb) and batch.n_features > 1)
+        for message in model.degenerate_report(batch.feats, labels):
+            warnings.warn(message, MedprepWarning, stacklevel=3)  # < wrapper < caller
+        self.features_ = np.asarray(batch.feats, dtype=object)
+        self._set_model(model)
+        dropped = set() if self.keep_covariates else set(batch.from_table)
+        columns = [c for c in batch.table.columns if c not in dropped]
+        self._output_columns = np.asarray(columns, dtype=object)
+        self._feature_index = pd.Index(self.features_)
+        frame = isinstance(X, pd.DataFrame)
+        self._layout = (batch.table.columns, batch.positions) if frame else None
+        self._fit_after_combat(X, sites, covariates)
+        return self
+
+    def _read(self, X, sites, covariates, *, reset):
+        """Split ``X`` into features, sites, covariates: a :class:`Batch`."""
+        table, feats, site_values, cov, from_table, positions = inputs.read_table(
+            self,
+            X,
+            sites,
+            covariates,
+            site=self.site,
+            covariate_columns=self.covariates,
+            features=self.features,
+            features_seen=None if reset else self.features_,
+            reset=reset,
+            layout=None if reset else self._layout,
+            categorical=self.categorical,
+        )
+        get = inputs.feature_getter(table, feats, positions)
+        return inputs.Batch(table, feats, positions, site_values, cov, from_table, get)
+
+    def _validate_fit_input(self, X, y, sites, covariates):
+        """Fit step 1: read the training rows; refuse the target as an input."""
+        batch = self._read(X, sites, covariates, reset=True)
+        if y is not None:
+            target.check_target_not_covariate(batch.cov, y)
+        inputs.check_feature_columns(
+            batch.table,
+            batch.feats,
+            y,
+            batch.from_table,
+            features=self.features,
+            get=batch.get,
+        )
+        return batch
+
+    def _build_design(self, batch, y, codes):
+        """Fit step 2: covariate design (and protected target) of the training rows.
+
+        Sets ``batch.design_cov`` and the fitted design attributes; returns the
+        regression coefficients when smooth terms fit them (ComBat-GAM), else
+        None.
+        """
+        self.covariates_ = list(batch.cov.columns)
+        linear, spline, self.covariate_levels_ = design.encode_covariates(
+            batch.cov, batch.index, self.smooth_terms, interactions=self.interactions
+        )
+        term, raw = None, None
+        if y is not None and self.protect_target != "none":
+            term, raw = target.fit_target_term(y, batch.index, self.protect_target)
+        gam_linear, gam_spline = target.gam_inputs(linear, spline, term, raw)
+        coef = None
+        self.spline_knots_ = []
+        if gam_spline.shape[1]:
+            coef, self.spline_knots_ = fit_gam_coef(
+                batch.get,
+                batch.n_features,
+                codes,
+                self.sites_.size,
+                gam_linear,
+                gam_spline,
+                ref_level=self._ref_level,
+                bounds=self.smooth_term_bounds,
+                random_state=self.random_state,
+            )
+        batch.design_cov, self.target_columns_ = target.fit_design(
+            linear, spline, self.spline_knots_, term, raw
+        )
+        self.target_term_ = term
+        return coef
+
+    def _estimate_site_effects(self, batch, codes, coef):
+        """Fit step 3: regress, standardize, per-site location and scale."""
+        return core.site_statistics(
+            batch.get,
+            batch.n_features,
+            codes,
+            self.sites_.size,
+            batch.design_cov,
+            ref_level=self._ref_level,
+            coef=coef,
+            design_names=design.design_names(
+                self.site,
+                self.sites_,
+                self.covariates_,
+                self.covariate_levels_,
+                self.smooth_terms,
+                self.interactions,
+                self.target_term_,
+                batch.design_cov.shape[1],
+            ),
+        )
+
+    def _shrink(self, stats, *, eb):
+        """Fit step 4: empirical Bayes (or not) to the site adjustments."""
+        self.eb_ = eb
+        return core.shrink_sites(
+            stats, eb=eb, parametric=self.parametric, mean_only=self.mean_only
+        )
+
+    def _fit_after_combat(self, X, sites, covariates):
+        """Fit step 5: what a variant learns after ComBat (nothing here)."""
+
+    def _set_model(self, model):
+        """Keep the fitted :class:`~._combat_core.ComBatModel` and its public views."""
+        self.model_ = model
+        for name in _MODEL_VIEWS:
+            setattr(self, f"{name}_", getattr(model, name))
+        self.harmonized_ = model.ok
+        self.degenerate_ = model.degenerate
+
+    # ---------------------------------------------------------- transform steps
+    def transform(self, X, *, sites=None, covariates=None):
+        """Harmonize the features of ``X`` with the fitted parameters.
+
+        Each row is harmonized with its own site's parameters only, so its
+        output does not depend on the other rows (except under
+        ``unseen_site="estimate"`` for rows of new sites). NaN cells stay NaN.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like
+            Rows to harmonize, with the columns seen in ``fit``.
+        sites : array-like of shape (n_samples,), default=None
+            Site of each row (metadata routing).
+        covariates : pandas.DataFrame or array-like, default=None
+            Covariates of each row (metadata routing).
+
+        Returns
+        -------
+        X_out : pandas.DataFrame or ndarray
+            Same index and row order; features harmonized, site and covariate
+            columns dropped unless ``keep_covariates=True``. An ndarray when
+            ``X`` is one.
+        """
+        check_is_fitted(self)
+        batch = self._prepare_rows(X, sites, covariates)
+        out = self._adjust(batch)
+        return self._assemble(X, batch, out)
+
+    def _prepare_rows(self, X, sites, covariates):
+        """Transform steps 1-3: read the rows, their design, their sites."""
+        batch = self._read(X, sites, covariates, reset=False)
+        batch.design_cov = self._transform_design(batch)
+        batch.sites = self._resolve_sites(batch)
+        return batch
+
+    def _transform_design(self, batch):
+        """Transform step 2, target protection: the design of rows to transform.
+
+        The covariates are encoded with the training levels; the protected
+        target's columns are filled with their training centre
+        (:func:`~._combat_target.design_matrix`), since a row's label is not
+        read at transform.
+        """
+        linear, spline, _ = design.encode_covariates(
+            batch.cov,
+            batch.index,
+            self.smooth_terms,
+            levels=self.covariate_levels_,
+            seen=self.covariates_,
+            interactions=self.interactions,
+        )
+        return target.design_matrix(
+            linear, spline, self.spline_knots_, self.target_term_
+        )
+
+    def _resolve_sites(self, batch):
+        """Transform step 3: rows' sites; new sites estimated or passed through."""
+        sites = BatchSites.encode(self.sites_, batch.site_values)
+        return resolve_unseen(
+            sites,
+            self.unseen_site,
+            batch.site_values,
+            batch.index,
+            self.site,
+            self.sites_,
+            lambda rows: self._estimate_new_site(batch, rows),
+            protected=self.target_term_ is not None,
+        )
+
+    def _estimate_new_site(self, batch, rows):
+        """Location/scale of a new site from its ``rows``, the model held fixed."""
+        return estimate_new_site(
+            inputs.rows_getter(batch.get, rows),
+            batch.n_features,
+            batch.design_cov[rows],
+            self.model_,
+            eb=self.eb_,
+            parametric=self.parametric,
+            mean_only=self.mean_only,
+        )
+
+    def _adjust(self, batch):
+        """Transform step 4: remove each row's site location and scale.
+
+        ``out = a x + e - (a - 1) m`` per feature, with ``a = 1 / sqrt(delta*)``
+        of the row's site and ``m`` the covariate (and protected target)
+        effects of its design row (:func:`~._combat_apply.apply_combat`).
+        With ``target_scale="project"``, each row's estimated target effect is
+        then exempted from the scale
+        (:func:`~._combat_target.keep_target_direction`).
+        """
+        out = np.empty(
+            (batch.table.shape[0], batch.n_features),
+            order=output_layout(batch.get, batch.n_features),
+        )
+        apply_combat(
+            batch.get, out, batch.sites, batch.design_cov, self.model_
+        )
+        if self._keeps_target_direction():
+            target.keep_batch_target_direction(
+                out, batch, self.model_, self.target_columns_
+            )
+        return out
+
+    def _keeps_target_direction(self):
+        """Whether transform exempts the rows' target effect from the scale."""
+        return (
+            self.target_term_ is not None
+            and not self.mean_only
+            and self.target_scale == "project"
+        )
+
+    def _assemble(self, X, batch, out):
+        """Transform step 5: the output container (index, pass-through)."""
+        if not isinstance(X, pd.DataFrame):
+            return out
+        table, feats = batch.table, batch.feats
+        index = table.index
+        harmonized = pd.DataFrame(
+            out, index=index, columns=self._feature_index, copy=False
+        )  # pandas 3 copies an ndarray unless told not to
+        columns = self._output_columns
+        if len(columns) == len(feats):
+            return harmonized
+        is_feature = set(feats)
+        pieces = {c: table[c] for c in columns if c not in is_feature}
+        result = pd.concat([harmonized, pd.DataFrame(pieces, index=index)], axis=1)
+        return result[columns]
+
+    def fit_transform(self, X, y=None, *, sites=None, covariates=None):
+        """Fit to ``X`` then harmonize it (the same as ``fit(X).transform(X)``).
+
+        Overridden so that ``sites=`` and ``covariates=`` reach ``transform``
+        under metadata routing.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like
+            Training subject table.
+        y : array-like, default=None
+            Training target, protected in ``fit`` (never used by the
+            transform of the rows).
+        sites : array-like, default=None
+            Site of each row.
+        covariates : pandas.DataFrame or array-like, default=None
+            Covariates of each row.
+
+        Returns
+        -------
+        X_out : pandas.DataFrame or ndarray
+            Harmonized training rows.
+        """
+        return self.fit(X, y, sites=sites, covariates=covariates).transform(
+            X, sites=sites, covariates=covariates
+        )
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Checked against ``feature_names_in_`` (when fitted on a
+            DataFrame) or ``n_features_in_``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            The harmonized features, in input order, with the pass-through
+            columns (and site/covariates when ``keep_covariates=True``).
+        """
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
+        return np.asarray(self._output_columns, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags = subject_table_input_tags(
+            tags.input_tags,
+            image=False,
+            allow_nan=True,
+            string=True,
+            categorical=True,
+        )
+        return tags

@@ -1,0 +1,530 @@
+"""Reading and checking the input of :class:`~sklearn_medprep.ComBatHarmonizer`.
+
+The subject table (or array) is split into the feature block, the sites, the
+covariates and the pass-through columns; the covariates become design
+columns; the features are read block by block as float64. The estimator's
+parameters are passed explicitly, so that these functions never change it
+(except for the ``n_features_in_``/``feature_names_in_`` that
+:func:`~sklearn.utils.validation.validate_data` records).
+"""
+
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_array
+from sklearn.utils.validation import validate_data
+
+from ..exceptions import MedprepWarning, SubjectTableError, plain
+from ..table._checks import align_rows
+from . import _design as design
+from ._blocks import column_blocks
+
+__all__ = [
+    "Batch",
+    "check_feature_columns",
+    "feature_getter",
+    "read_table",
+    "rows_getter",
+]
+
+
+@dataclass
+class Batch:
+    """Rows read for ComBat's ``fit`` or ``transform``, step by step.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        The input (an array wrapped in a DataFrame with columns ``x0, ...``).
+    feats : list or ndarray of str
+        Feature columns.
+    positions : ndarray of int
+        Their positions in ``table``.
+    site_values : ndarray of shape (n_samples,)
+        Site of each row.
+    cov : pandas.DataFrame
+        Covariates.
+    from_table : list of str
+        Site and covariate columns read from ``table``.
+    get : callable
+        Column-block getter of the features (:func:`feature_getter`).
+    design_cov : ndarray or None
+        Covariate design (set by the estimator's design step).
+    sites : BatchSites or None
+        Sites of the rows (set by ``transform``'s site step).
+    """
+
+    table: pd.DataFrame
+    feats: object
+    positions: np.ndarray
+    site_values: np.ndarray
+    cov: pd.DataFrame
+    from_table: list
+    get: object
+    design_cov: np.ndarray = None
+    sites: object = None
+
+    @property
+    def index(self):
+        return self.table.index
+
+    @property
+    def n_features(self):
+        return len(self.feats)
+
+
+def _rows_of(X):
+    return X.index if isinstance(X, pd.DataFrame) else None
+
+
+def _read_sites(X, sites, site, n, index, from_table):
+    """Site of each row, from ``sites=`` or the site column of ``X``."""
+    if sites is not None:
+        sites = align_rows(sites, _rows_of(X), what="sites=", reference="X")
+        site_values = check_array(
+            sites,
+            input_name="sites",
+            ensure_2d=False,
+            dtype=None,
+            ensure_all_finite=False,
+        )
+        if site_values.ndim != 1 or site_values.shape[0] != n:
+            raise ValueError(
+                f"sites must have one value per row of X ({n}), got shape "
+                f"{site_values.shape}."
+            )
+    elif isinstance(X, pd.DataFrame) and site in X.columns:
+        site_values = X[site].to_numpy()
+    elif isinstance(X, pd.DataFrame):
+        raise SubjectTableError(
+            f"ComBatHarmonizer needs the site of each row: X has no column "
+            f"{site!r} and no sites= were passed.",
+            column=site,
+        )
+    else:
+        raise ValueError(
+            "ComBatHarmonizer needs the site of each row: X is an array without "
+            "named columns; pass a DataFrame with a site column or route sites= "
+            "(metadata routing)."
+        )
+    if isinstance(X, pd.DataFrame) and site in X.columns:
+        from_table.append(site)
+    missing = pd.isna(site_values)
+    if missing.any():
+        raise SubjectTableError(
+            "site is missing", row=design._first_row(index, missing), column=site
+        )
+    return site_values
+
+
+def _looks_numeric(values):
+    """True when every value is a number or a string that parses as one."""
+    try:
+        np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _refuse_ambiguous_array(arr):
+    """Refuse a text/object covariate array holding numbers in some column.
+
+    ``np.asarray`` of float age and text sex stores every value as text: age
+    would silently become a categorical covariate with one level per value.
+    """
+    if arr.dtype.kind not in "OUS" or arr.shape[1] == 0:
+        return
+    numeric = [j for j in range(arr.shape[1]) if _looks_numeric(arr[:, j])]
+    if numeric:
+        raise ValueError(
+            f"covariates= is an array of dtype {arr.dtype} (text or mixed types) "
+            f"whose column(s) {numeric} hold numbers: it is ambiguous whether "
+            "they are numeric (age) or categories (scanner codes). Declare the "
+            "categorical columns with categorical=[...] (their positions, e.g. "
+            "categorical=[1], or names covariate0, covariate1, ...): the other "
+            "columns are then read as numbers. Or pass the covariates as a "
+            "pandas DataFrame with a numeric dtype for numeric columns and a "
+            "string or category dtype for categorical ones."
+        )
+
+
+def _declared(categorical, columns):
+    """Names of the covariate columns declared in ``categorical=``."""
+    names = []
+    for item in categorical or []:
+        if isinstance(item, numbers.Integral) and not isinstance(item, bool):
+            if not -len(columns) <= int(item) < len(columns):
+                raise ValueError(
+                    f"categorical= position {int(item)} is out of range: there "
+                    f"are {len(columns)} covariate column(s) "
+                    f"{[str(c) for c in columns]}."
+                )
+            names.append(columns[int(item)])
+        elif item in columns:
+            names.append(item)
+        else:
+            raise SubjectTableError(
+                "declared in categorical= but not a covariate (covariates: "
+                f"{[str(c) for c in columns]})",
+                column=item,
+            )
+    return names
+
+
+def _array_covariates(arr, index, categorical):
+    """Covariate array as a DataFrame: declared columns categorical, others numbers."""
+    columns = [f"covariate{j}" for j in range(arr.shape[1])]
+    declared = _declared(categorical, columns)
+    if not declared:
+        _refuse_ambiguous_array(arr)
+        return pd.DataFrame(arr, index=index, columns=columns)
+    data = {}
+    for j, name in enumerate(columns):
+        values = arr[:, j]
+        if name in declared:
+            data[name] = pd.Categorical(values)
+            continue
+        try:
+            data[name] = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            at = next(i for i, v in enumerate(values) if not _looks_numeric([v]))
+            raise SubjectTableError(
+                f"covariate holds {plain(values[at])!r}, which is not a number, "
+                "and is not declared in categorical=: add its position or name "
+                "to categorical= (the undeclared columns are read as numbers)",
+                row=index[at],
+                column=name,
+            ) from None
+    return pd.DataFrame(data, index=index)
+
+
+def _read_covariates(X, covariates, names, n, index, from_table, categorical=None):
+    """Covariates of each row, from ``covariates=`` or the columns ``names``.
+
+    Columns named (or at the positions) in ``categorical`` are categorical
+    whatever their dtype; in a text or mixed covariate array, the others are
+    read as numbers.
+    """
+    if covariates is not None:
+        covariates = align_rows(
+            covariates, _rows_of(X), what="covariates=", reference="X"
+        )
+        if isinstance(covariates, pd.DataFrame):
+            cov = covariates.set_axis(index, axis=0)
+        elif isinstance(covariates, pd.Series):
+            cov = covariates.to_frame().set_axis(index, axis=0)
+        else:
+            arr = np.asarray(covariates)
+            arr = arr.reshape(n, -1) if arr.ndim < 2 else arr
+            if arr.shape[0] != n:
+                raise ValueError("covariates must have one row per row of X.")
+            return _array_covariates(arr, index, categorical)
+        if cov.shape[0] != n:
+            raise ValueError("covariates must have one row per row of X.")
+        return _as_categorical(cov, categorical)
+    names = list(names or [])
+    for name in names:
+        if not isinstance(X, pd.DataFrame) or name not in X.columns:
+            raise SubjectTableError("covariate column not found in X", column=name)
+    from_table.extend(names)
+    # column by column: X[names] takes from every block of a wide table
+    cov = pd.DataFrame({name: X[name] for name in names}, index=index)
+    return _as_categorical(cov, categorical)
+
+
+def _as_categorical(cov, categorical):
+    """The declared columns of a covariate DataFrame as categories."""
+    declared = _declared(categorical, list(cov.columns))
+    if not declared:
+        return cov
+    cov = cov.copy()
+    for name in declared:
+        cov[name] = pd.Categorical(cov[name].to_numpy())
+    return cov
+
+
+def _select_features(table, features, features_seen, from_table, *, reset):
+    """Names of the columns to harmonize and their positions in ``table``."""
+    if features is not None:
+        feats = list(features)
+        positions = _positions(table, feats)
+        bad = [
+            k for k in np.flatnonzero(_column_kinds(table, positions) != "numeric")
+        ]
+        if bad:
+            name = feats[bad[0]]
+            raise SubjectTableError(
+                f"feature column has non-numeric dtype {table[name].dtype}",
+                column=name,
+            )
+    elif reset:
+        numeric = design.is_numeric_dtypes(table.dtypes)
+        numeric &= ~table.columns.isin(from_table)
+        positions = np.flatnonzero(numeric)
+        feats = list(table.columns[positions])
+    else:
+        feats = list(features_seen)
+        positions = _positions(table, feats)
+    if not feats:
+        raise ValueError(
+            "ComBatHarmonizer found no numeric feature column to harmonize."
+        )
+    return feats, positions
+
+
+def _positions(table, feats):
+    positions = table.columns.get_indexer(feats)
+    if (positions < 0).any():
+        missing = feats[int(np.flatnonzero(positions < 0)[0])]
+        raise SubjectTableError("feature column not found in X", column=missing)
+    return positions
+
+
+def _column_kinds(table, positions):
+    dtypes = table.dtypes.iloc[positions]
+    return np.where(design.is_numeric_dtypes(dtypes), "numeric", "other")
+
+
+def read_table(
+    estimator,
+    X,
+    sites,
+    covariates,
+    *,
+    site,
+    covariate_columns,
+    features,
+    features_seen,
+    reset,
+    layout=None,
+    categorical=None,
+):
+    """Split ``X`` into features, sites, covariates and pass-through columns.
+
+    Parameters
+    ----------
+    estimator : ComBatHarmonizer
+        Passed to :func:`~sklearn.utils.validation.validate_data`, which
+        records (``reset=True``) or checks the input columns.
+    X : pandas.DataFrame or array-like
+        The subject table or a numeric array.
+    sites, covariates : array-like, DataFrame or None
+        Routed metadata; override the ``site`` and ``covariate_columns``.
+    site : str or int
+        Site column (the ``site`` parameter).
+    covariate_columns : list of str or None
+        Covariate columns (the ``covariates`` parameter).
+    features : list of str or None
+        Feature columns (the ``features`` parameter).
+    features_seen : array-like of str or None
+        Features learned in fit (``features_``); used when ``reset=False``.
+    reset : bool
+        True in fit, False in transform.
+    layout : tuple or None, default=None
+        ``(columns, positions)`` of the table seen in fit: a table with the
+        same columns skips the per-column checks (one comparison of the
+        column index, often the same object).
+    categorical : list of str or int, or None, default=None
+        Covariates declared categorical (the ``categorical`` parameter).
+
+    Returns
+    -------
+    tuple
+        ``(table, feats, site_values, cov, from_table, positions)``: the table
+        as a DataFrame, the feature names, the site of each row, the
+        covariates, the names of the site/covariate columns read from ``X``
+        and the positions of the features among the columns.
+    """
+    same = (
+        not reset
+        and layout is not None
+        and isinstance(X, pd.DataFrame)
+        and X.columns.equals(layout[0])
+    )
+    if same:
+        table = X
+    elif isinstance(X, pd.DataFrame):
+        validate_data(estimator, X, skip_check_array=True, reset=reset)
+        table = X
+    else:
+        arr = validate_data(
+            estimator,
+            X,
+            reset=reset,
+            dtype=np.float64,
+            ensure_all_finite="allow-nan",
+        )
+        table = pd.DataFrame(arr, columns=[f"x{j}" for j in range(arr.shape[1])])
+    index = table.index
+    n = table.shape[0]
+    from_table = []
+    site_values = _read_sites(X, sites, site, n, index, from_table)
+    cov = _read_covariates(
+        X, covariates, covariate_columns, n, index, from_table, categorical
+    )
+    if same:
+        feats, positions = features_seen, layout[1]  # ndarray: no list of names
+    else:
+        feats, positions = _select_features(
+            table, features, features_seen, from_table, reset=reset
+        )
+    return table, feats, site_values, cov, from_table, positions
+
+
+#: Largest magnitude accepted in a feature cell: beyond it the sums of squares
+#: of ComBat overflow float64 (inf is refused for the same reason).
+MAX_ABS_VALUE = 1e150
+
+
+def _block_view(table, positions):
+    """A read-only ``(n_samples, n_features)`` view of the features, or None.
+
+    When the features are a run of columns stored in one float64 pandas block
+    (a table built from a feature matrix, with site and covariates added), the
+    block's memory is read directly instead of copying it piece by piece
+    (``iloc`` copies as soon as the frame holds several blocks). Relies on
+    pandas' block manager; any surprise falls back to ``iloc``.
+    """
+    if positions.size < 2 or not (np.diff(positions) == 1).all():
+        return None
+    first, last = int(positions[0]), int(positions[-1])
+    try:
+        mgr = table._mgr
+        blkno = mgr.blknos[first]
+        if mgr.blknos[last] != blkno:
+            return None
+        block = mgr.blocks[blkno]
+        values = block.values
+        locs = block.mgr_locs.as_array
+        start = int(mgr.blklocs[first])
+        if not (
+            isinstance(values, np.ndarray)
+            and values.dtype == np.float64
+            and values.ndim == 2
+            and values.shape[1] == table.shape[0]
+            and start + positions.size <= values.shape[0]
+            and (locs[start : start + positions.size] == positions).all()
+        ):
+            return None
+        view = values[start : start + positions.size].T
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+    view = view.view()
+    view.flags.writeable = False
+    return view
+
+
+def feature_getter(table, feats, positions=None):
+    """Return ``get(a, b)``: features ``a`` to ``b`` of every row as float64.
+
+    Every block read is checked for infinite or overflowing cells
+    (``|x| > MAX_ABS_VALUE``): an error names the first such row and column.
+    """
+    if positions is None:
+        positions = table.columns.get_indexer(feats)
+    if table.shape[1] == len(feats) and (table.dtypes == np.float64).all():
+        arr = table.to_numpy()
+        raw = lambda a, b: arr[:, a:b]  # noqa: E731
+    elif (view := _block_view(table, positions)) is not None:
+        raw = lambda a, b: view[:, a:b]  # noqa: E731
+    elif positions.size > 1 and (np.diff(positions) == 1).all():
+        first = int(positions[0])
+        raw = lambda a, b: table.iloc[:, first + a : first + b].to_numpy(  # noqa: E731
+            dtype=np.float64
+        )
+    else:
+        raw = lambda a, b: table.iloc[:, positions[a:b]].to_numpy(  # noqa: E731
+            dtype=np.float64
+        )
+
+    def get(a, b):
+        block = raw(a, b)
+        # two reductions that skip NaN and allocate nothing of the block's size
+        if block.size and (
+            np.fmax.reduce(block, axis=None) > MAX_ABS_VALUE
+            or np.fmin.reduce(block, axis=None) < -MAX_ABS_VALUE
+        ):
+            with np.errstate(invalid="ignore"):
+                bad = np.abs(block) > MAX_ABS_VALUE
+            i, j = np.argwhere(bad)[0]
+            value = float(block[i, j])
+            raise SubjectTableError(
+                f"feature value {value!r} is infinite or too large for ComBat "
+                f"(|x| > {MAX_ABS_VALUE:g}): its sums of squares overflow. "
+                "Replace it by NaN (left out of every estimate and kept NaN) "
+                "or rescale the feature",
+                row=table.index[int(i)],
+                column=feats[a + int(j)],
+            )
+        return block
+
+    get.unchecked = raw  # for readers that check the bounds themselves
+    get.limit = MAX_ABS_VALUE
+    return get
+
+
+def rows_getter(get, rows):
+    """Restrict a getter of :func:`feature_getter` to ``rows``."""
+    return lambda a, b: get(a, b)[rows]
+
+
+def check_feature_columns(table, feats, y, from_table, *, features, get=None):
+    """Refuse the target among the features; warn on binary auto-features.
+
+    Only when site or covariates were read from the table (``from_table``);
+    the warning is given only when ``features`` (the parameter) is None.
+    Vectorized over blocks of columns: the first rows rule out almost every
+    column, the others are checked in full.
+    """
+    if not from_table:
+        return
+    n = table.shape[0]
+    if get is None:
+        get = feature_getter(table, feats)
+    get = getattr(get, "unchecked", get)  # bounds are checked by the fit itself
+    target = _numeric_target(y, n)
+    head = min(n, 50)
+    binary = []
+    for start, stop in column_blocks(n, len(feats)):
+        block = get(start, stop)
+        if target is not None:
+            same = (block[:head] == target[:head, None]).all(axis=0)
+            for j in np.flatnonzero(same):
+                if np.array_equal(block[:, j], target):
+                    raise SubjectTableError(
+                        "this feature column equals the target y: it would be "
+                        "harmonized and handed on to the model as a feature; "
+                        "drop it from X (or set features=)",
+                        column=feats[start + int(j)],
+                    )
+        if features is None:
+            top = np.sort(block[:head], axis=0)  # NaN sorted last
+            steps = (np.diff(top, axis=0) != 0) & ~np.isnan(top[1:])
+            distinct = 1 + steps.sum(axis=0)
+            for j in np.flatnonzero(distinct <= 2):
+                values = block[:, j]
+                if np.unique(values[~np.isnan(values)]).size <= 2:
+                    binary.append(feats[start + int(j)])
+    if binary:
+        warnings.warn(
+            f"ComBatHarmonizer harmonizes every numeric column by default, "
+            f"including {binary}, which take at most two values (a label "
+            "or a binary covariate?): list them in covariates, drop them, "
+            "or set features=",
+            MedprepWarning,
+            # check_feature_columns < fit < _fit_context wrapper < caller
+            stacklevel=4,
+        )
+
+
+def _numeric_target(y, n):
+    """``y`` as float64 when it is one numeric value per row, else None."""
+    if y is None or np.ndim(y) != 1 or len(y) != n:
+        return None
+    try:
+        return np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None  # text labels cannot equal a numeric feature

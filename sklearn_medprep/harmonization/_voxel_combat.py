@@ -1,0 +1,576 @@
+"""Voxel-wise ComBat of the images of a subject table, in bounded memory."""
+
+import numbers
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    validate_data,
+)
+
+from ..exceptions import MedprepWarning, SubjectTableError
+from ..table._checks import check_subject_table
+from ..utils._docstrings import fill_doc
+from ..utils._tags import subject_table_input_tags
+from . import _design as design
+from . import _input as inputs
+from . import _target as target
+from . import _voxel_store as vs
+from ._sites import BatchSites, estimate_new_site, resolve_unseen
+from ._voxel_chunks import eb_adjust, fit_chunk, harmonize_rows
+
+__all__ = ["VoxelComBatHarmonizer"]
+
+
+@fill_doc
+class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
+    """Remove site effects from images voxel by voxel with ComBat, in bounded memory.
+
+    Every voxel of a brain mask is a ComBat feature (neuroHarmonize's
+    ``harmonizationLearn`` on flattened images and ``applyModelNIFTIs``): the
+    same model, options and fitted core as
+    :class:`~sklearn_medprep.ComBatHarmonizer`. The images are never held as
+    one ``n_images x n_voxels`` array: ``fit`` copies the masked voxels once
+    into a chunk-major scratch file and estimates each chunk of voxels on its
+    own (in parallel with ``n_jobs``, or on a dask cluster), the empirical-Bayes
+    priors, which pool all voxels of a site, are computed from the gathered
+    per-site estimates; ``transform`` harmonizes a few images at a time. The
+    fitted model is ``O(n_sites x n_voxels)`` and persists with joblib.
+
+    Parameters
+    ----------
+    %(image)s
+        Every image must lie on the mask's grid (size, spacing, origin,
+        direction), as after registration to one template.
+    mask : str, pathlib.Path, SimpleITK.Image, nibabel image or None, default=None
+        Brain mask (non-zero voxels are harmonized). None learns it in ``fit``
+        as neuroHarmonize's ``createMaskNIFTI`` does: the voxels whose mean
+        over the training images is positive and at least ``mask_threshold``
+        (``createMaskNIFTI`` of neuroHarmonize 2.5.2 counts its first image
+        twice in that mean; this one does not).
+    mask_threshold : float, default=0.0
+        Threshold of the learned mask.
+    %(site)s
+        Read from the table unless ``sites=`` is routed to ``fit``/``transform``.
+    covariates : list of str or None, default=None
+        Columns whose effects are preserved (age, sex, ...); numeric columns as
+        float64, others one-hot encoded (first level dropped). Overridden by a
+        routed ``covariates=`` DataFrame.
+    categorical : list of str or int, or None, default=None
+        Covariates declared categorical whatever their dtype (numeric scanner
+        codes), by name or position, as in :class:`ComBatHarmonizer`.
+    eb : bool, default=True
+        Empirical-Bayes shrinkage, priors pooled over the voxels of each site.
+    parametric : bool, default=True
+        Parametric or non-parametric empirical Bayes (the non-parametric one
+        costs ``O(n_voxels^2)``: for small masks only).
+    mean_only : bool, default=False
+        Adjust only the location of each site.
+    reference_site : str, int or None, default=None
+        Site whose images are kept unchanged.
+    protect_target : {"auto", "classes", "linear", "none"}, default="auto"
+        Protect the target ``y`` passed to ``fit`` (a diagnosis, an age), as
+        in :class:`~sklearn_medprep.ComBatHarmonizer`: in ``fit`` it enters the
+        design (one-hot classes or a linear slope), so that its effect on the
+        voxels is not removed with the site's; ``transform`` never reads it
+        and gives every image the target's term at its training centre.
+        ``"none"``, or ``fit`` without ``y``, protects nothing.
+    unseen_site : {"error", "estimate", "passthrough"}, default="error"
+        Rows of sites absent at ``fit``, as in
+        :class:`~sklearn_medprep.ComBatHarmonizer` (``"estimate"`` needs at
+        least 5 rows of the new site in the batch).
+    fill_outside : float or None, default=None
+        Value of the voxels outside the mask in the output; None keeps the
+        input's (neuroHarmonize's ``applyModelNIFTIs`` writes 0).
+    dtype : {"float32", "float64"}, default="float32"
+        Pixel type of the harmonized images.
+    output_dir : str, pathlib.Path or None, default=None
+        Write the harmonized images there as ``<row label><output_suffix>``
+        (input geometry) and return their paths; None returns in-memory
+        :class:`SimpleITK.Image` objects.
+    output_suffix : {".nii.gz", ".nii", ".nrrd", ".mha"}, default=".nii.gz"
+        File format of the written images (``".nii"`` skips the compression,
+        faster for large cohorts).
+    chunk_size : int or None, default=None
+        Voxels per chunk in ``fit``; None sizes chunks to 64 MiB of float64
+        over all training subjects. Peak memory is about ``n_jobs`` chunks
+        plus the model.
+    scratch_dir : str, pathlib.Path or None, default=None
+        Folder of the scratch file (the masked training voxels, float32 when
+        the images are); the system's temporary folder by default. It must be
+        shared with the workers of a distributed backend.
+    %(n_jobs)s
+
+    Attributes
+    ----------
+    mask_ : SimpleITK.Image
+        The mask used (uint8), on the images' grid.
+    n_voxels_ : int
+        Voxels in the mask (the ComBat features).
+    sites_ : ndarray of shape (n_sites,)
+    site_counts_ : ndarray of shape (n_sites,)
+    covariates_ : list of str
+    covariate_levels_ : dict
+    coef_ : ndarray of shape (n_sites + n_design, n_voxels)
+    grand_mean_, var_pooled_ : ndarray of shape (n_voxels,)
+    gamma_hat_, delta_hat_, gamma_star_, delta_star_ : ndarray of shape \
+(n_sites, n_voxels)
+    priors_ : dict of ndarray of shape (n_sites,)
+    harmonized_ : ndarray of bool of shape (n_voxels,)
+        False for voxels left unchanged (constant, or not estimable).
+    eb_ : bool
+    target_term_ : TargetTerm or None
+        The protected target (kind, class levels, training centre).
+    target_columns_ : ndarray of bool of shape (n_design,)
+        The target's columns of the covariate design.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+
+    See Also
+    --------
+    sklearn_medprep.ComBatHarmonizer : ComBat of a feature table.
+    sklearn_medprep.voxel_site_effect_maps : F-maps of site before/after.
+
+    Examples
+    --------
+    >>> from sklearn_medprep import VoxelComBatHarmonizer
+    >>> from sklearn_medprep.datasets import make_voxel_cohort
+    >>> table, truth = make_voxel_cohort(n_subjects=12, n_sites=2, random_state=0)
+    >>> combat = VoxelComBatHarmonizer(covariates=["age"]).fit(table)
+    >>> combat.gamma_star_.shape == (2, int(truth.brain.sum()))
+    True
+    >>> out = combat.transform(table)
+    >>> out["image"].iloc[0].GetSize(), out.index.equals(table.index)
+    ((12, 14, 10), True)
+    """
+
+    _parameter_constraints = {
+        "image": [str],
+        "mask": "no_validation",
+        "mask_threshold": [numbers.Real],
+        "site": [str, numbers.Integral],
+        "covariates": [list, tuple, None],
+        "eb": ["boolean"],
+        "parametric": ["boolean"],
+        "mean_only": ["boolean"],
+        "reference_site": [str, numbers.Integral, None],
+        "unseen_site": [StrOptions({"error", "estimate", "passthrough"})],
+        "fill_outside": [numbers.Real, None],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "output_dir": [str, Path, None],
+        "output_suffix": [StrOptions({".nii.gz", ".nii", ".nrrd", ".mha"})],
+        "chunk_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "scratch_dir": [str, Path, None],
+        "n_jobs": [numbers.Integral, None],
+        "categorical": [list, tuple, None],
+        "protect_target": [StrOptions({"auto", "classes", "linear", "none"})],
+    }
+
+    def __init__(
+        self,
+        image="image",
+        mask=None,
+        mask_threshold=0.0,
+        site="site",
+        covariates=None,
+        eb=True,
+        parametric=True,
+        mean_only=False,
+        reference_site=None,
+        unseen_site="error",
+        fill_outside=None,
+        dtype="float32",
+        output_dir=None,
+        output_suffix=".nii.gz",
+        chunk_size=None,
+        scratch_dir=None,
+        n_jobs=None,
+        categorical=None,
+        protect_target="auto",
+    ):
+        self.image = image
+        self.mask = mask
+        self.mask_threshold = mask_threshold
+        self.site = site
+        self.covariates = covariates
+        self.eb = eb
+        self.parametric = parametric
+        self.mean_only = mean_only
+        self.reference_site = reference_site
+        self.unseen_site = unseen_site
+        self.fill_outside = fill_outside
+        self.dtype = dtype
+        self.output_dir = output_dir
+        self.output_suffix = output_suffix
+        self.chunk_size = chunk_size
+        self.scratch_dir = scratch_dir
+        self.n_jobs = n_jobs
+        self.categorical = categorical
+        self.protect_target = protect_target
+
+    # ------------------------------------------------------------------ input
+    def _read(self, X, sites, covariates, *, reset):
+        table = check_subject_table(X, columns=[self.image], estimator=self)
+        validate_data(self, table, skip_check_array=True, reset=reset)
+        index = table.index
+        n = table.shape[0]
+        if sites is None and self.site not in table.columns:
+            raise SubjectTableError(
+                f"{type(self).__name__} needs the site of each row: X has no column "
+                f"{self.site!r} and no sites= were passed.",
+                column=self.site,
+            )
+        from_table = []
+        site_values = inputs._read_sites(table, sites, self.site, n, index, from_table)
+        cov = inputs._read_covariates(
+            table, covariates, self.covariates, n, index, from_table, self.categorical
+        )
+        return table, site_values, cov
+
+    def _mask(self, table):
+        """Mask array (bool, C order of the SimpleITK array) and its grid."""
+        cells = table[self.image].tolist()
+        labels = table.index.tolist()
+        if self.mask is not None:
+            mask = vs.load_on_grid(self.mask, None, row=None, column="mask")
+            array = sitk.GetArrayFromImage(mask) != 0
+            return array, vs.grid_of(mask), mask
+        first = vs.load_on_grid(cells[0], None, row=labels[0], column=self.image)
+        grid = vs.grid_of(first)
+        n_grid = int(np.prod(grid[0]))
+        parts = Parallel(n_jobs=self.n_jobs, return_as="generator")(
+            delayed(vs.sum_images)(
+                [cells[i] for i in b], [labels[i] for i in b], self.image, grid
+            )
+            for b in vs.voxel_batches(len(cells), n_grid)
+        )
+        total = next(parts)
+        for part in parts:  # one partial sum in memory at a time, in row order
+            total += part
+        mean = total / len(cells)
+        array = (mean >= self.mask_threshold) & (mean > 0)
+        return array, grid, first
+
+    # -------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, *, sites=None, covariates=None):
+        """Learn the voxel-wise site parameters from the training images.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Subject table with the image column (and site/covariate columns).
+        y : array-like of shape (n_samples,), default=None
+            Training target, protected in the design (``protect_target``); a
+            covariate equal to it up to relabelling is refused.
+        sites : array-like of shape (n_samples,), default=None
+            Site of each row (metadata routing).
+        covariates : pandas.DataFrame, default=None
+            Covariates of each row (metadata routing).
+
+        Returns
+        -------
+        self : VoxelComBatHarmonizer
+        """
+        table, site_values, cov = self._read(X, sites, covariates, reset=True)
+        labels, codes, counts, ref_level = design.fit_sites(
+            site_values, self.reference_site, self.site
+        )
+        self.covariates_ = list(cov.columns)
+        design_cov, _, self.covariate_levels_ = design.encode_covariates(
+            cov, table.index, None
+        )
+        design_cov = self._protect(design_cov, cov, y, table.index)
+        parallel = Parallel(n_jobs=self.n_jobs)
+        mask, grid, template = self._mask(table)
+        flat_index = np.flatnonzero(mask.reshape(-1))
+        if flat_index.size == 0:
+            raise ValueError("the mask is empty: no voxel to harmonize")
+        n, p = table.shape[0], flat_index.size
+        width = self.chunk_size or max(1, vs.CHUNK_BYTES // (8 * n))
+        cells = table[self.image].tolist()
+        rows = table.index.tolist()
+        folder = Path(self.scratch_dir or tempfile.gettempdir())
+        scratch = Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
+        try:
+            first = vs.store_dtype(cells[0], row=rows[0], column=self.image)
+            for dtype in (first, "float64")[: 2 if first == "float32" else 1]:
+                store = vs.VoxelStore(scratch, n, p, width, dtype)
+                exact = parallel(
+                    delayed(vs.fill_rows)(
+                        store,
+                        b.start,
+                        [cells[i] for i in b],
+                        [rows[i] for i in b],
+                        self.image,
+                        grid,
+                        flat_index,
+                    )
+                    for b in vs.voxel_batches(n, p)
+                )
+                if all(exact):
+                    break
+                store.remove()
+            chunks = parallel(
+                delayed(fit_chunk)(
+                    store, k, codes, labels.size, design_cov, ref_level,
+                    self.mean_only,
+                )
+                for k in range(store.n_chunks)
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        params = {
+            key: np.concatenate([c[0][key] for c in chunks], axis=-1)
+            for key in chunks[0][0]
+        }
+        voxel_counts = np.concatenate([c[1] for c in chunks], axis=1)
+        self.eb_ = bool(self.eb) and p > 1
+        gamma_star, delta_star, self.priors_ = eb_adjust(
+            params["gamma_hat"],
+            params["delta_hat"],
+            voxel_counts,
+            params["ok"],
+            ref_level=ref_level,
+            eb=self.eb_,
+            parametric=self.parametric,
+            mean_only=self.mean_only,
+            degenerate=params["degenerate"],
+        )
+        if not params["ok"].all():
+            warnings.warn(
+                f"{int((~params['ok']).sum())} of {p} voxel(s) are constant or "
+                "cannot be estimated at every site and are left unharmonized",
+                MedprepWarning,
+                stacklevel=3,
+            )
+        mask_image = sitk.GetImageFromArray(mask.astype(np.uint8))
+        mask_image.CopyInformation(template)
+        self.mask_ = mask_image
+        self.n_voxels_ = int(p)
+        self.sites_ = labels
+        self.site_counts_ = counts
+        self.coef_ = params["coef"]
+        self.grand_mean_ = params["grand_mean"]
+        self.var_pooled_ = params["var_pooled"]
+        self.gamma_hat_ = params["gamma_hat"]
+        self.delta_hat_ = params["delta_hat"]
+        self.gamma_star_ = gamma_star
+        self.delta_star_ = delta_star
+        self.harmonized_ = params["ok"]
+        self._ref_level = ref_level
+        return self
+
+    def _protect(self, design_cov, cov, y, index):
+        """The protected target's columns appended to the fit design."""
+        self.target_term_ = None
+        self.target_columns_ = np.zeros(design_cov.shape[1], dtype=bool)
+        if y is None:
+            return design_cov
+        target.check_target_not_covariate(cov, y)  # as ComBatHarmonizer
+        if self.protect_target == "none":
+            return design_cov
+        term, raw = target.fit_target_term(y, index, self.protect_target)
+        no_spline = np.empty((design_cov.shape[0], 0))
+        design_cov, self.target_columns_ = target.fit_design(
+            design_cov, no_spline, None, term, raw
+        )
+        self.target_term_ = term
+        return design_cov
+
+    # -------------------------------------------------------------- transform
+    def _params(self):
+        return {
+            "coef_cov": self.coef_[self.sites_.size :],
+            "grand_mean": self.grand_mean_,
+            "var_pooled": self.var_pooled_,
+            "gamma_star": self.gamma_star_,
+            "delta_star": self.delta_star_,
+            "ok": self.harmonized_,
+        }
+
+    def _new_sites(self, table, site_values, design_cov, grid, flat_index):
+        """Rows' sites; the ``unseen_site`` policy; new sites estimated."""
+        index = table.index
+        cells = table[self.image].tolist()
+
+        def estimate(rows):
+            folder = Path(self.scratch_dir or tempfile.gettempdir())
+            scratch = Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
+            try:
+                store = vs.VoxelStore(
+                    scratch,
+                    rows.size,
+                    flat_index.size,
+                    max(1, vs.CHUNK_BYTES // (8 * rows.size)),
+                    "float64",
+                )
+                vs.fill_rows(
+                    store,
+                    0,
+                    [cells[i] for i in rows],
+                    [index[i] for i in rows],
+                    self.image,
+                    grid,
+                    flat_index,
+                )
+                return estimate_new_site(
+                    store.getter(),
+                    flat_index.size,
+                    design_cov[rows],
+                    self._params(),
+                    eb=self.eb_,
+                    parametric=self.parametric,
+                    mean_only=self.mean_only,
+                )
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+        return resolve_unseen(
+            BatchSites.encode(self.sites_, site_values),
+            self.unseen_site,
+            site_values,
+            index,
+            self.site,
+            self.sites_,
+            estimate,
+            protected=self.target_term_ is not None,
+        )
+
+    def _output_files(self, index):
+        if self.output_dir is None:
+            return None
+        if not index.is_unique:
+            raise SubjectTableError(
+                "output_dir names the harmonized images after the row labels, "
+                f"which must be unique (label {index[index.duplicated()][0]!r} "
+                "repeats)"
+            )
+        folder = Path(self.output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        names = [re.sub(r"[^A-Za-z0-9._-]+", "_", str(label)) for label in index]
+        return [str(folder / f"{name}{self.output_suffix}") for name in names]
+
+    def transform(self, X, *, sites=None, covariates=None):
+        """Harmonize the images of ``X`` with the fitted voxel-wise parameters.
+
+        Each image is harmonized with its own site's parameters (except under
+        ``unseen_site="estimate"`` for rows of new sites), a few images at a
+        time. NaN voxels stay NaN.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Rows to harmonize, with the columns seen in ``fit``.
+        sites : array-like of shape (n_samples,), default=None
+            Site of each row (metadata routing).
+        covariates : pandas.DataFrame, default=None
+            Covariates of each row (metadata routing).
+
+        Returns
+        -------
+        X_out : pandas.DataFrame
+            A copy of ``X`` (same index, columns and order) whose image column
+            holds the harmonized images (:class:`SimpleITK.Image` objects, or
+            paths of files written to ``output_dir``).
+        """
+        check_is_fitted(self)
+        table, site_values, cov = self._read(X, sites, covariates, reset=False)
+        design_cov, _, _ = design.encode_covariates(
+            cov,
+            table.index,
+            None,
+            levels=self.covariate_levels_,
+            seen=self.covariates_,
+        )
+        design_cov = target.design_matrix(
+            design_cov, np.empty((design_cov.shape[0], 0)), None, self.target_term_
+        )
+        grid = vs.grid_of(self.mask_)
+        flat_index = np.flatnonzero(sitk.GetArrayViewFromImage(self.mask_).reshape(-1))
+        batch_sites = self._new_sites(table, site_values, design_cov, grid, flat_index)
+        files = self._output_files(table.index)
+        cells = table[self.image].tolist()
+        rows = table.index.tolist()
+        n_grid = int(np.prod(grid[0]))
+        batches = vs.voxel_batches(len(cells), n_grid)
+        params = self._params()
+        parts = Parallel(n_jobs=self.n_jobs)(
+            delayed(harmonize_rows)(
+                [cells[i] for i in b],
+                [rows[i] for i in b],
+                self.image,
+                grid,
+                flat_index,
+                batch_sites.rows_slice(b.start, b.stop),
+                design_cov[b.start : b.stop],
+                params,
+                self._ref_level,
+                self.fill_outside,
+                np.dtype(self.dtype),
+                None if files is None else files[b.start : b.stop],
+            )
+            for b in batches
+        )
+        out = table.copy()
+        out[self.image] = pd.Series(
+            [image for part in parts for image in part], index=table.index, dtype=object
+        )
+        return out
+
+    def fit_transform(self, X, y=None, *, sites=None, covariates=None):
+        """Fit to ``X`` then harmonize it (the same as ``fit(X).transform(X)``).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Training subject table.
+        y : array-like of shape (n_samples,), default=None
+            Training target, protected in ``fit``.
+        sites : array-like, default=None
+            Site of each row (metadata routing).
+        covariates : pandas.DataFrame, default=None
+            Covariates of each row (metadata routing).
+
+        Returns
+        -------
+        X_out : pandas.DataFrame
+            Harmonized training rows.
+        """
+        return self.fit(X, y, sites=sites, covariates=covariates).transform(
+            X, sites=sites, covariates=covariates
+        )
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output columns: the input columns, unchanged.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Checked against ``feature_names_in_``.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+        """
+        check_is_fitted(self)
+        return _check_feature_names_in(self, input_features)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags = subject_table_input_tags(
+            tags.input_tags, image=True, allow_nan=True, string=True, categorical=True
+        )
+        tags.requires_fit = True
+        return tags

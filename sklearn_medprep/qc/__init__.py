@@ -1,0 +1,31 @@
+"""Quality control: site effects before and after harmonization, cohort audit."""
+
+from ..utils._lazy import lazy_exports
+
+_LAZY = {
+    "plot_harmonization": "._plot",
+    "site_effect_report": "._site_effects",
+    "site_predictability": "._site_effects",
+    "plot_voxel_site_effects": "._voxel",
+    "voxel_site_effect_maps": "._voxel",
+    "plot_pca_by_site": "._plot",
+    "plot_site_effects": "._plot",
+    "plot_site_features": "._plot",
+    "CohortReport": "._cohort_report",
+    "cohort_report": "._cohort_report",
+}
+
+__all__ = [
+    "CohortReport",
+    "cohort_report",
+    "plot_harmonization",
+    "plot_pca_by_site",
+    "plot_site_effects",
+    "plot_site_features",
+    "plot_voxel_site_effects",
+    "site_effect_report",
+    "site_predictability",
+    "voxel_site_effect_maps",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

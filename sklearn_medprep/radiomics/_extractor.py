@@ -1,0 +1,605 @@
+"""RadiomicsExtractor: PyRadiomics features of a subject table, cached and parallel."""
+
+import copy
+import json
+import os
+import warnings
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..exceptions import MedprepWarning, SubjectTableError
+from ..table._checks import check_subject_table
+from ..utils._docstrings import fill_doc
+from ..utils._tags import subject_table_input_tags
+from ._cache import as_feature_cache, identity_scope
+from ._settings import IBSI_PRESET, load_settings, settings_key, validate_settings
+from ._worker import extract_row, lookup_row
+
+__all__ = ["RadiomicsExtractor", "expand_labels"]
+
+# prefix of the feature names PyRadiomics gives each image type
+_FEATURE_PREFIX = {
+    "Original": "original_",
+    "Wavelet": "wavelet-",
+    "LoG": "log-sigma-",
+    "Square": "square_",
+    "SquareRoot": "squareroot_",
+    "Logarithm": "logarithm_",
+    "Exponential": "exponential_",
+    "Gradient": "gradient_",
+    "LBP2D": "lbp-2d_",
+    "LBP3D": "lbp-3d-",
+}
+_FILTER_NEEDS = {
+    "LBP2D": " (LBP2D needs scikit-image)",
+    "LBP3D": (
+        " (LBP3D needs trimesh and scipy.special.sph_harm, which SciPy 1.17 "
+        "removed; PyRadiomics has not been updated for it)"
+    ),
+    "LoG": " (LoG needs a sigma smaller than the image extent)",
+}
+
+
+def _check_memory(memory):
+    return as_feature_cache(memory)
+
+
+_VALIDATED = {}  # canonical settings JSON -> validated settings (per process)
+
+
+def _validated_settings(settings):
+    """Validate ``settings`` once per distinct value (PyRadiomics' schema is slow)."""
+    data = load_settings(settings)
+    text = json.dumps(data, sort_keys=True, default=str)
+    if text not in _VALIDATED:
+        if len(_VALIDATED) > 256:
+            _VALIDATED.clear()
+        _VALIDATED[text] = validate_settings(data)
+    return copy.deepcopy(_VALIDATED[text])
+
+
+@fill_doc
+class RadiomicsExtractor(TransformerMixin, BaseEstimator):
+    """PyRadiomics features of every row of a subject table.
+
+    Each row's image and mask (paths or in-memory images) go through
+    PyRadiomics' own ``RadiomicsFeatureExtractor``; the output is a DataFrame
+    with the input's index and row order, one column per feature with
+    PyRadiomics' names (``original_firstorder_Mean``, ...), followed by the
+    passthrough metadata columns. The estimator learns nothing from data:
+    ``fit`` validates the settings with PyRadiomics' schema and records the
+    feature names (by extracting the first training row, so that data-dependent
+    names such as skipped LoG sigmas are exact).
+
+    Values equal PyRadiomics' ``execute`` for the same settings. Work the user
+    did not ask for is skipped: diagnostics only with ``include_diagnostics``,
+    and the image is cropped around the mask before extraction whenever that
+    leaves every value unchanged: to the bounding box for Original, and for
+    filtered image types (LoG, Wavelet, Gradient, LBP2D, the Square family) to
+    the region each filter needs, one image type at a time (see
+    ``sklearn_medprep.radiomics._crop``); not with normalisation, resampling or
+    diagnostics, nor for LBP3D.
+
+    Parameters
+    ----------
+    %(image)s
+    %(mask)s
+    label : int or str, default=1
+        Label of the ROI in the mask; or the name of a column holding each row's
+        label (several ROIs of one image as several rows, see
+        :func:`expand_labels`). It overrides ``label`` in ``settings``.
+    settings : dict, str, pathlib.Path or None, default=None
+        PyRadiomics parameters, as a mapping or the path of a parameter file
+        (YAML or JSON): ``imageType`` (Original, Wavelet, LoG, Square,
+        SquareRoot, Logarithm, Exponential, Gradient, LBP2D, LBP3D),
+        ``featureClass``, ``setting`` (resampling, ``binWidth``/``binCount``,
+        normalisation, ``force2D``, ...). None gives PyRadiomics' defaults.
+        Validated in ``fit`` with PyRadiomics' own schema. ``"ibsi"`` is the
+        IBSI-1 preset (bin width 1, no resampling, 3D texture matrices,
+        GLCM/GLRLM averaged over directions; see :ref:`ibsi`) with IBSI's
+        definitions where PyRadiomics differs, under visible names:
+        ``original_firstorder_ExcessKurtosis`` instead of ``..._Kurtosis`` and
+        ``original_shape_MajorAxisLengthIBSI`` (Minor, Least likewise) instead
+        of ``..._MajorAxisLength``; it reaches 102 of 102 features within
+        tolerance on the IBSI-1 digital phantom.
+    passthrough : list of str or None, default=None
+        Metadata columns copied after the features. None passes every column
+        except ``image`` and ``mask``, in input order.
+    include_diagnostics : bool, default=False
+        Add PyRadiomics' ``diagnostics_*`` columns (versions, settings, image
+        hashes, ...); this is slow on large images and disables cropping.
+        It overrides ``additionalInfo`` in ``settings``.
+    %(memory)s
+    %(n_jobs)s
+    on_error : {"raise", "nan"}, default="raise"
+        What to do with a row whose image cannot be read or whose mask is empty,
+        lacks the label or does not match the image's geometry: raise an error
+        naming the row, column and file, or give that row NaN in every feature
+        column, warn with the number of failed rows and list them in
+        ``extraction_errors_``. Rows are never dropped or reordered.
+    %(verbose)s
+
+    Attributes
+    ----------
+    settings_ : dict
+        The validated PyRadiomics parameters.
+    feature_names_ : list of str
+        Feature columns, in PyRadiomics' order.
+    passthrough_ : list of str
+        Passthrough columns.
+    memory_ : FeatureCache or None
+        The cache (JSON entries in the folder of ``memory``).
+    extraction_errors_ : pandas.DataFrame
+        After ``transform``: the failed rows (columns ``row``, ``column``,
+        ``file``, ``message``); empty when none failed.
+    n_features_in_ : int
+        Number of columns of the training table.
+    feature_names_in_ : ndarray of str
+        Columns of the training table.
+
+    See Also
+    --------
+    expand_labels : One row per (subject, label) for several ROIs of one mask.
+
+    Notes
+    -----
+    The work of each row (reading, checking, extraction) runs in joblib workers,
+    processes by default (loky), or dask.distributed workers under
+    ``joblib.parallel_config(backend="dask")``; each worker builds its
+    PyRadiomics extractor once, under a lock (PyRadiomics' settings validation
+    is not thread-safe). With a cache on a cluster, ``memory`` must be a folder
+    every worker can reach. The cache key holds the image and mask contents
+    (SHA-256 of voxels and geometry, so a path and the same image in memory
+    share an entry), the label, the settings and the PyRadiomics, SimpleITK and
+    numpy versions. Entries are JSON (names and floats) bound to their key by a
+    checksum, never pickles; the content key of a path is remembered against
+    the file's identity (path, inode, size, mtime, ctime), so a hit reads no
+    image. See :mod:`sklearn_medprep.radiomics._cache` and the user guide for what a
+    shared cache trusts. ``memory=joblib.Memory(loc)`` caches in ``loc``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, SimpleITK as sitk
+    >>> from sklearn_medprep import RadiomicsExtractor
+    >>> rng = np.random.default_rng(0)
+    >>> image = sitk.GetImageFromArray(rng.normal(100, 20, (9, 8, 7)))
+    >>> mask = sitk.GetImageFromArray(np.pad(np.ones((5, 4, 3), np.uint8), 2))
+    >>> mask.CopyInformation(image)
+    >>> table = pd.DataFrame({"image": [image], "mask": [mask], "site": ["A"]},
+    ...                      index=["sub-1"])
+    >>> extractor = RadiomicsExtractor(
+    ...     settings={"featureClass": {"firstorder": ["Mean", "Maximum"]}})
+    >>> extractor.fit_transform(table).columns.tolist()
+    ['original_firstorder_Mean', 'original_firstorder_Maximum', 'site']
+    """
+
+    _parameter_constraints = {
+        "image": [str],
+        "mask": [str],
+        "label": [Interval(Integral, 1, None, closed="left"), str],
+        "settings": [dict, str, os.PathLike, None],
+        "passthrough": [list, None],
+        "include_diagnostics": ["boolean"],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "n_jobs": [Integral, None],
+        "on_error": [StrOptions({"raise", "nan"})],
+        "verbose": ["verbose"],
+    }
+
+    #: name of the :class:`~sklearn_medprep.radiomics._backend.RadiomicsBackend`
+    #: that computes the features; a subclass for another extractor sets it
+    _backend = "pyradiomics"
+
+    def __init__(
+        self,
+        image="image",
+        mask="mask",
+        label=1,
+        settings=None,
+        passthrough=None,
+        include_diagnostics=False,
+        memory=None,
+        n_jobs=None,
+        on_error="raise",
+        verbose=False,
+    ):
+        self.image = image
+        self.mask = mask
+        self.label = label
+        self.settings = settings
+        self.passthrough = passthrough
+        self.include_diagnostics = include_diagnostics
+        self.memory = memory
+        self.n_jobs = n_jobs
+        self.on_error = on_error
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ helpers
+    def _columns(self):
+        columns = [self.image, self.mask]
+        if isinstance(self.label, str):
+            columns.append(self.label)
+        return columns
+
+    def _check_table(self, X):
+        return check_subject_table(
+            X, columns=self._columns(), estimator=type(self).__name__
+        )
+
+    def _labels(self, X):
+        if isinstance(self.label, str):
+            return X[self.label].tolist()
+        return [self.label] * len(X)
+
+    def _tasks(self, X, rows=None):
+        labels = self._labels(X)
+        images = X[self.image].tolist()
+        masks = X[self.mask].tolist()
+        rows = range(len(X)) if rows is None else rows
+        for i in rows:
+            yield i, delayed(extract_row)(
+                images[i],
+                masks[i],
+                labels[i],
+                self._key_,
+                image_column=self.image,
+                mask_column=self.mask,
+                memory=self.memory_,
+                verbose=int(self.verbose),
+                backend=self._backend,
+            )
+
+    def _raise(self, row, record):
+        raise record.exception(row)
+
+    # ---------------------------------------------------------------------- fit
+    def _fit(self, X):
+        X = self._check_table(X)
+        validate_data(self, X, skip_check_array=True, reset=True)
+        self.settings_ = _validated_settings(self.settings)
+        label_in_settings = (self.settings_.get("setting") or {}).get("label")
+        if label_in_settings is not None and label_in_settings != self.label:
+            warnings.warn(
+                f"settings set label={label_in_settings!r}, but RadiomicsExtractor"
+                f"(label={self.label!r}) decides which label is extracted; pass "
+                f"label={label_in_settings!r} to extract that one",
+                MedprepWarning,
+                stacklevel=3,
+            )
+        ibsi = isinstance(self.settings, str) and self.settings == IBSI_PRESET
+        self._key_ = settings_key(
+            self.settings_, include_diagnostics=self.include_diagnostics,
+            definitions="ibsi" if ibsi else None,
+        )
+        self.memory_ = _check_memory(self.memory)
+        if self.passthrough is None:
+            self.passthrough_ = [
+                c for c in X.columns if c not in (self.image, self.mask)
+            ]
+        else:
+            check_subject_table(X, columns=self.passthrough)
+            self.passthrough_ = list(self.passthrough)
+        if len(X) == 0:
+            raise SubjectTableError("cannot fit on an empty subject table")
+        return X
+
+    def _set_names(self, X, results):
+        for _, record in results:
+            if record.ok:
+                self.feature_names_ = [name for name, _ in record.values]
+                self._check_image_types()
+                return
+        # no row extracted: nothing to learn the feature names from
+        i, record = results[0]
+        self._raise(X.index[i], record)
+
+    def _check_image_types(self):
+        """Refuse an enabled image type that gave no feature (never silent)."""
+        enabled = self.settings_.get("imageType") or {"Original": {}}
+        names = [name.lower() for name in self.feature_names_]
+        for image_type in enabled:
+            prefix = _FEATURE_PREFIX.get(image_type, image_type.lower())
+            if not any(name.startswith(prefix) for name in names):
+                raise ValueError(
+                    f"image type {image_type!r} produced no features: PyRadiomics "
+                    "skipped it (a filter it could not build here"
+                    + _FILTER_NEEDS.get(image_type, "")
+                    + ", or only shape features enabled, which it computes on the "
+                    "Original image only); remove it from settings['imageType'] or "
+                    "install what it needs"
+                )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Validate the settings and record the feature names.
+
+        The first training row that extracts without error gives the feature
+        names (with ``memory`` set, that extraction is cached for ``transform``).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The subject table.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : RadiomicsExtractor
+        """
+        X = self._fit(X)
+        results = []
+        hit = self._lookups(X, first=True)
+        if hit:  # the first row is in the cache: its names, nothing extracted
+            self._set_names(X, list(hit.items()))
+            return self
+        for i, (func, args, kwargs) in self._tasks(X):
+            results.append((i, func(*args, **kwargs)))
+            for note in results[-1][1].notes:
+                warnings.warn(f"[row {X.index[i]!r}] {note}", MedprepWarning,
+                              stacklevel=2)
+            if results[-1][1].ok or self.on_error == "raise":
+                break
+        self._set_names(X, results)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit and extract the features of every row (each row extracted once).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The subject table.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Features then passthrough columns, index of ``X``.
+        """
+        X = self._fit(X)
+        results = self._run(X)
+        self._set_names(X, list(enumerate(results)))
+        return self._assemble(X, results)
+
+    # ---------------------------------------------------------------- transform
+    def _lookups(self, X, first=False):
+        """Rows served by the cache in this process: ``{position: RowResult}``.
+
+        With ``first=True``, only the first row is looked up.
+
+        Hits cost a ``stat`` and, for an entry not yet verified here, one small
+        read; only the other rows go to the workers.
+        """
+        if self.memory_ is None:
+            return {}
+        self.memory_.prepare()  # a cache problem is not a row's: raise it here
+        labels = self._labels(X)
+        images = X[self.image].tolist()
+        masks = X[self.mask].tolist()
+        hits = {}
+        with identity_scope():  # each source file stat-ed once per call
+            for i in range(1 if first else len(X)):
+                record = lookup_row(images[i], masks[i], labels[i], self._key_,
+                                    memory=self.memory_, image_column=self.image,
+                                    mask_column=self.mask, backend=self._backend)
+                if record is not None:
+                    hits[i] = record
+        return hits
+
+    def _run(self, X):
+        hits = self._lookups(X)
+        misses = [i for i in range(len(X)) if i not in hits]
+        tasks = [task for _, task in self._tasks(X, misses)] if misses else []
+        extracted = iter(
+            Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks)
+            if tasks else ()
+        )
+        results = []
+        with _progress(len(X), self.verbose) as bar:
+            for i in range(len(X)):  # row order: the first error raises first
+                record = hits[i] if i in hits else next(extracted)
+                if not record.ok and self.on_error == "raise":
+                    self._raise(X.index[i], record)
+                for note in record.notes:
+                    warnings.warn(f"[row {X.index[i]!r}] {note}", MedprepWarning,
+                                  stacklevel=3)
+                results.append(record)
+                bar.update(1)
+        return results
+
+    def _assemble(self, X, results):
+        names = self.feature_names_
+        expected = tuple(names)
+        position = {name: j for j, name in enumerate(names)}
+        diagnostics = [n for n in names if n.startswith("diagnostics_")]
+        values = np.full((len(X), len(names)), np.nan)
+        objects = {n: [None] * len(X) for n in diagnostics}
+        errors = []
+        mismatched = []
+        for i, record in enumerate(results):
+            row = X.index[i]
+            if not record.ok:
+                errors.append((row, record.column, record.file, record.message))
+                continue
+            if not objects and len(record.values) == len(names):
+                got, row_values = zip(*record.values) if names else ((), ())
+                if got == expected:  # the usual case: the training names, in order
+                    values[i] = row_values
+                    continue
+            seen = set()
+            for name, value in record.values:
+                j = position.get(name)
+                if j is None:
+                    mismatched.append(row)
+                    continue
+                seen.add(name)
+                if name in objects:
+                    objects[name][i] = value
+                else:
+                    values[i, j] = value
+            if len(seen) != len(names):
+                mismatched.append(row)
+        self.extraction_errors_ = (
+            pd.DataFrame(errors, columns=_ERROR_COLUMNS) if errors
+            else _NO_ERRORS.copy()  # 7 us instead of 250 for the usual case
+        )
+        if errors:
+            warnings.warn(
+                f"{len(errors)} of {len(X)} rows failed and got NaN features; "
+                "see extraction_errors_. First: "
+                f"[row {errors[0][0]!r}, column {errors[0][1]!r}, file "
+                f"{errors[0][2]!r}] {errors[0][3]}",
+                MedprepWarning,
+                stacklevel=3,
+            )
+        if mismatched:
+            rows = sorted(set(mismatched), key=list(X.index).index)
+            warnings.warn(
+                f"{len(rows)} row(s) gave other feature names than the training "
+                f"data (e.g. a LoG sigma too large for the image); missing "
+                f"features are NaN, extra ones are not in the output: {rows[:5]}",
+                MedprepWarning,
+                stacklevel=3,
+            )
+        out = pd.DataFrame(values, index=X.index, columns=names)
+        for name, column in objects.items():
+            out[name] = pd.Series(column, index=X.index, dtype=object)
+        extra = X.iloc[:, X.columns.get_indexer(self.passthrough_)]
+        return pd.concat([out, extra], axis=1)
+
+    def transform(self, X):
+        """Extract the features of every row.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The subject table, with the columns seen in ``fit``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Features (float64; diagnostics as objects) then passthrough columns,
+            same index and row order as ``X``.
+        """
+        check_is_fitted(self, "feature_names_")
+        X = self._check_table(X)
+        validate_data(self, X, skip_check_array=True, reset=False)
+        check_subject_table(X, columns=self.passthrough_)
+        return self._assemble(X, self._run(X))
+
+    def get_feature_names_out(self, input_features=None):
+        """Feature names then passthrough names.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored (the names come from PyRadiomics).
+
+        Returns
+        -------
+        ndarray of str
+        """
+        check_is_fitted(self, "feature_names_")
+        return np.asarray([*self.feature_names_, *self.passthrough_], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags = subject_table_input_tags(
+            tags.input_tags, image=True, string=True, allow_nan=True
+        )
+        tags.transformer_tags.preserves_dtype = []
+        tags.requires_fit = True
+        tags.non_deterministic = False
+        return tags
+
+
+_ERROR_COLUMNS = ["row", "column", "file", "message"]
+_NO_ERRORS = pd.DataFrame([], columns=_ERROR_COLUMNS)
+
+
+class _progress:
+    """tqdm progress bar over subjects, or nothing."""
+
+    def __init__(self, total, verbose):
+        self.total = total
+        self.verbose = verbose
+        self.bar = None
+
+    def __enter__(self):
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc="radiomics", unit="subject")
+        return self
+
+    def update(self, n):
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
+def expand_labels(table, labels, *, mask="mask", label="label", sep="|"):
+    """One row per (subject, label): several ROIs of one mask as several rows.
+
+    Use with ``RadiomicsExtractor(label="label")``, which then reads each row's
+    label from that column.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The subject table.
+    labels : list of int
+        Labels to extract.
+    mask : str, default="mask"
+        Mask column (checked to be present).
+    label : str, default="label"
+        Name of the new label column.
+    sep : str, default="|"
+        Separator of the new index labels, ``"<index><sep><label>"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows subject by subject, labels in the order given; all columns copied,
+        plus ``label``; index like ``"sub-000|1"`` named as the input's.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn_medprep import expand_labels
+    >>> table = pd.DataFrame({"image": ["a.nii"], "mask": ["m.nii"]}, index=["s1"])
+    >>> expand_labels(table, [1, 2])
+          image   mask  label
+    s1|1  a.nii  m.nii      1
+    s1|2  a.nii  m.nii      2
+    """
+    table = check_subject_table(table, columns=[mask], estimator="expand_labels")
+    if label in table.columns:
+        raise SubjectTableError(
+            f"the table already has a column {label!r}; choose another `label`",
+            column=label,
+        )
+    labels = [int(v) for v in labels]
+    if not labels or len(set(labels)) != len(labels):
+        raise ValueError(f"labels must be distinct integers, got {labels}")
+    position = np.repeat(np.arange(len(table)), len(labels))
+    out = table.iloc[position].copy()
+    out[label] = np.tile(labels, len(table))
+    out.index = pd.Index(
+        [f"{row}{sep}{value}" for row, value in zip(out.index, out[label])],
+        name=table.index.name,
+    )
+    return out

@@ -1,0 +1,17 @@
+"""The subject table: checks, image validation and CSV manifests."""
+
+from ..utils._lazy import lazy_exports
+
+_LAZY = {
+    "read_manifest": "._manifest",
+    "validate_table": "._validate",
+    "write_manifest": "._manifest",
+}
+
+__all__ = [
+    "read_manifest",
+    "validate_table",
+    "write_manifest",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
