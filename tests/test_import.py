@@ -74,3 +74,45 @@ def test_plot_harmonization_without_matplotlib(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r'sklearn-medprep\[plot\]'):
         plot_harmonization(table, table, "site")
+
+
+COMBAT_ONLY = """
+import sys
+from sklearn_medprep import ComBatHarmonizer
+from sklearn_medprep.datasets import make_multisite_features
+
+table = make_multisite_features(30, 4, 3, random_state=0).drop(columns=["sex", "y"])
+out = ComBatHarmonizer(site="site", covariates=["age"]).fit_transform(table)
+assert out.shape == (30, 4), out.shape  # the 4 features; site, age consumed
+heavy = ("SimpleITK", "torch", "torchio", "radiomics", "nibabel", "matplotlib")
+print("LOADED", sorted(m for m in sys.modules if m.split(".")[0] in heavy))
+"""
+
+
+def test_combat_alone_loads_no_image_library():
+    # the subject table's pure-pandas rules (table._checks) are all ComBat needs
+    result = subprocess.run(
+        [sys.executable, "-c", COMBAT_ONLY], capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "LOADED []" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    "package",
+    ["harmonization", "radiomics", "images", "nets", "qc", "table", "io", "utils"],
+)
+def test_subpackage_lazy_names_resolve_and_are_listed(package):
+    import importlib
+
+    module = importlib.import_module(f"sklearn_medprep.{package}")
+    assert set(module._LAZY) == set(module.__all__)
+    for name in module.__all__:
+        value = getattr(module, name)
+        assert value is not None and name in dir(module)
+        # the package-level name is the same object as the subpackage's
+        if name in sklearn_medprep.__all__:
+            assert getattr(sklearn_medprep, name) is value
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        module.Nope  # noqa: B018
