@@ -4,14 +4,29 @@ import inspect
 
 from sklearn.base import BaseEstimator
 
-__all__ = ["all_estimators"]
+__all__ = ["PUBLIC_SUBPACKAGES", "all_estimators"]
+
+#: The subpackages whose ``__all__`` holds public names (CONTRIBUTING.md's map).
+PUBLIC_SUBPACKAGES = (
+    "datasets",
+    "harmonization",
+    "images",
+    "io",
+    "model_selection",
+    "nets",
+    "qc",
+    "radiomics",
+    "table",
+    "utils",
+)
 
 
 def all_estimators():
     """Return the public estimators of sklearn-medprep.
 
     An estimator is public when its class is exported in the ``__all__`` of
-    :mod:`sklearn_medprep` or of one of its public subpackages.
+    :mod:`sklearn_medprep` or of one of its public subpackages
+    (:data:`PUBLIC_SUBPACKAGES`).
 
     Returns
     -------
@@ -25,11 +40,16 @@ def all_estimators():
     >>> names == sorted(names)
     True
     """
+    import importlib
+
     import sklearn_medprep
-    import sklearn_medprep.model_selection
 
     found = {}
-    for module in (sklearn_medprep, sklearn_medprep.model_selection):
+    modules = [sklearn_medprep] + [
+        importlib.import_module(f"sklearn_medprep.{name}")
+        for name in PUBLIC_SUBPACKAGES
+    ]
+    for module in modules:
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name)
             if (
