@@ -174,7 +174,7 @@ def speed(sizes):
 
 
 def accuracy():
-    """Max |error| against exact ComBat (no EB; tests/combat_exact.py)."""
+    """Max |error| against exact ComBat (no EB; tests/harmonization/combat_exact.py)."""
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "tests" / "harmonization"))
     from combat_exact import exact_combat

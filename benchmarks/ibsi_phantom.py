@@ -2,7 +2,7 @@
 
 Prints the number of the 102 mapped features within tolerance and every miss;
 with ``--write`` writes docs/user_guide/ibsi_phantom_table.rst.inc (the table of the
-docs page, kept true by tests/test_ibsi.py).
+docs page, kept true by tests/radiomics/test_ibsi.py).
 
 Usage: python benchmarks/ibsi_phantom.py [--write] [--quick]
 """

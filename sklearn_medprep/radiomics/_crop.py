@@ -36,7 +36,7 @@ by copying the voxel that holds it onto a voxel of the margin outside the ROI
 (a voxel no feature reads): the filter then computes the same constant and the
 same value at every ROI voxel. LoG is the only type that is exact to rounding
 rather than by construction (its float32 output is bit-identical on the
-PyRadiomics cases); tests/test_radiomics_crop.py checks every type against
+PyRadiomics cases); tests/radiomics/test_radiomics_crop.py checks every type against
 PyRadiomics' full-image result at rel <= 1e-9.
 
 PyRadiomics' ``execute`` is not called per region: its steps are, each once

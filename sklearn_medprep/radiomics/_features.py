@@ -13,7 +13,7 @@ ngtdm), and each instance
 classes that discretise once per image (the first class does it; the others get
 copies of its result) and introspect once per class. Everything else, every
 feature formula included, is PyRadiomics' code: the values are PyRadiomics'
-bit for bit (tests/test_radiomics_crop.py compares the two).
+bit for bit (tests/radiomics/test_radiomics_crop.py compares the two).
 """
 
 import collections

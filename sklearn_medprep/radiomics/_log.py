@@ -16,7 +16,7 @@ instead of 9.
 :func:`log_image` chains SimpleITK's ``RecursiveGaussianImageFilter`` (the
 class ITK's filter chains, with its float output) in ITK's order and sums as
 ITK does, so that its box equals the box of ITK's filter on the same image bit
-for bit (tests/test_radiomics_log.py checks pixel types, sigmas, boxes at the
+for bit (tests/radiomics/test_radiomics_log.py checks pixel types, sigmas, boxes at the
 border and 2D). :func:`log_images` is PyRadiomics' ``getLoGImage`` with its
 checks on the whole image's size and each sigma computed on the box.
 """

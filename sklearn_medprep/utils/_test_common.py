@@ -4,7 +4,7 @@
 its constructor arguments and the small table it is tested on. It feeds
 scikit-learn's :func:`~sklearn.utils.estimator_checks.parametrize_with_checks`
 (tests/test_common.py), the library's own subject-table checks
-(tests/test_estimator_checks.py) and the "``__init__`` stores its arguments
+(tests/utils/test_estimator_checks.py) and the "``__init__`` stores its arguments
 unchanged" test.
 ``EXPECTED_FAILED_CHECKS`` is the one table of scikit-learn checks that an
 estimator is known to fail, each with the reason and the domain check (in
@@ -197,7 +197,7 @@ def make_test_case(name):
 _COMBAT_NO_SITE = (
     "sklearn's check fits a plain array without sites; ComBatHarmonizer refuses to "
     "harmonize without the site of each row (DataFrame site column or routed "
-    "sites=); replaced on a multi-site table by tests/test_combat.py::"
+    "sites=); replaced on a multi-site table by tests/harmonization/test_combat.py::"
 )
 _COMBAT_CONTRACT = _COMBAT_NO_SITE + "test_sklearn_contract_on_tables"
 _COMBAT_CHECKS = {
@@ -237,8 +237,8 @@ _COMBAT_CHECKS.update(
 # columns of a subject table; scikit-learn's checks pass numeric arrays.
 _RADIOMICS_TABLE = (
     _IMAGE_TABLE + "; RadiomicsExtractor's own contract tests are "
-    "tests/test_radiomics.py::test_output_matches_pyradiomics_index_order_and_"
-    "passthrough and tests/test_radiomics_fidelity.py"
+    "tests/radiomics/test_radiomics.py::test_output_matches_pyradiomics_index_order_and_"
+    "passthrough and tests/radiomics/test_radiomics_fidelity.py"
 )
 _RADIOMICS_CHECKS = {check: _RADIOMICS_TABLE for check in (
     "check_complex_data",
@@ -287,7 +287,8 @@ _RADIOMICS_CHECKS.update({
 # column (and the site) of a subject table; scikit-learn's checks pass arrays.
 _VOXEL_TABLE = (
     _IMAGE_TABLE + "; VoxelComBatHarmonizer's own contract tests are in "
-    "tests/test_voxel_combat.py: test_output_dir_writes_images_with_input_geometry "
+    "tests/harmonization/test_voxel_combat.py: "
+    "test_output_dir_writes_images_with_input_geometry "
     "(index, columns, pass-through), test_persistence_and_model_size (pickling), "
     "test_n_jobs_and_chunks_do_not_change_the_model, test_chunked_fit_equals_"
     "feature_table_combat"
@@ -354,7 +355,7 @@ def _torchio_checks(own_tests):
 # features of image and mask columns (through RadiomicsExtractor), perturbed.
 _ROBUST_TABLE = (
     _IMAGE_TABLE + "; RobustFeatureSelector's own contract tests are "
-    "tests/test_robust.py::test_drops_fine_bin_texture_keeps_stable_features "
+    "tests/radiomics/test_robust.py::test_drops_fine_bin_texture_keeps_stable_features "
     "(output rows, index, names), ::test_cross_validate_fits_on_training_rows_only "
     "and ::test_reproducible_and_caller_rng_untouched"
 )
@@ -364,7 +365,7 @@ _ROBUST_CHECKS = {check: _ROBUST_TABLE for check in _RADIOMICS_CHECKS}
 # columns of a subject table (sklearn's checks pass numeric arrays), and they are
 # skorch nets, which set history_/initialized_/virtual_params_ in __init__ and
 # refuse to set a torch module outside initialize().
-_PATCH_TESTS = "tests/test_patches.py"
+_PATCH_TESTS = "tests/nets/test_patches.py"
 _PATCH_DOMAIN = {
     "check_estimators_pickle": "test_pipeline_grid_search_site_folds_and_joblib_"
     "in_a_new_process, test_clone_get_params_and_pickle_keep_the_augmentation",
@@ -456,9 +457,9 @@ EXPECTED_FAILED_CHECKS = {
     "ComBatHarmonizer": _COMBAT_CHECKS,
     # the same input contract as its parent ComBatHarmonizer (site required)
     "CovBatHarmonizer": _COMBAT_CHECKS,
-    "TorchIOPreprocessor": _torchio_checks("tests/test_torchio_preprocessor.py"),
-    "TorchIOAugmenter": _torchio_checks("tests/test_augmenter.py"),
-    "ImageTensorizer": _torchio_checks("tests/test_tensorizer_skorch.py"),
+    "TorchIOPreprocessor": _torchio_checks("tests/images/test_torchio_preprocessor.py"),
+    "TorchIOAugmenter": _torchio_checks("tests/images/test_augmenter.py"),
+    "ImageTensorizer": _torchio_checks("tests/nets/test_tensorizer_skorch.py"),
     "RadiomicsExtractor": _RADIOMICS_CHECKS,
     "RobustFeatureSelector": _ROBUST_CHECKS,
     "PatchNeuralNetClassifier": _patch_checks("PatchNeuralNetClassifier"),

@@ -1,7 +1,7 @@
 """Accuracy of ComBatHarmonizer against an exact (rational) computation.
 
 Without empirical Bayes ComBat has a closed form whose only irrational step is
-one square root; ``tests/combat_exact.py`` computes it with fractions and
+one square root; ``tests/harmonization/combat_exact.py`` computes it with fractions and
 50-digit decimals. Ours must agree to rounding error (~1e-14 on values ~20);
 neuroHarmonize, where installed, is further away (~1e-7: its own numerics).
 """

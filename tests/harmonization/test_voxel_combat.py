@@ -21,7 +21,7 @@ from sklearn_medprep import (
 from sklearn_medprep.datasets import make_voxel_cohort
 from sklearn_medprep.exceptions import GeometryMismatchError, SubjectTableError
 
-TOL = 1e-10  # as tests/test_combat_parity.py
+TOL = 1e-10  # as tests/harmonization/test_combat_parity.py
 
 
 def _quiet(func, *args, **kwargs):

@@ -246,7 +246,7 @@ def test_default_extraction_hands_pyradiomics_a_cropped_image(monkeypatch):
     )
     sizes.clear()
     # whole-image steps before the filters: never cropped (filtered image types
-    # are cropped per type: tests/test_radiomics_crop.py)
+    # are cropped per type: tests/radiomics/test_radiomics_crop.py)
     for uncropped in ({"setting": {"normalize": True}},
                       {"setting": {"resampledPixelSpacing": [1.0, 1.0, 1.0]}}):
         RadiomicsExtractor(settings=uncropped, n_jobs=1).fit_transform(table)
