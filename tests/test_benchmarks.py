@@ -163,8 +163,23 @@ def check_target_protection(out):
     assert 0 <= low <= median <= high <= 1
 
 
+def check_import(out):
+    ours = re.search(r"import \+ first fit_transform " + NUM + r" s, (\d+) modules "
+                     r"loaded; image libraries loaded: none", out)
+    assert ours, out[-2000:]  # a ComBat-only user loads no image library
+    _positive([float(ours.group(1))], "import + first fit")
+    if importlib.util.find_spec("neuroHarmonize") is None:
+        assert "neuroHarmonize is not installed" in out
+    else:
+        (ratio,) = re.search(r"ours / neuroHarmonize: median " + NUM, out).groups()
+        _positive([float(ratio)], "import ratio")
+        (diff,) = re.search(r"rel diff of a column sum (\S+)", out).groups()
+        assert float(diff) <= 1e-8, "ComBat differs from neuroHarmonize"
+
+
 CHECKS = {
     "bench_cache.py": check_cache,
+    "bench_import.py": check_import,
     "bench_combat.py": check_combat,
     "bench_patches.py": check_patches,
     "bench_radiomics.py": check_radiomics,
