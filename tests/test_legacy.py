@@ -1,7 +1,9 @@
 """The 0.1.0 module paths still import, with a warning, for one release.
 
-``tests/data/fitted_0.1.0.pkl`` was written by ``tools/make_legacy_pickle.py``
-with release 0.1.0's flat layout (``sklearn_medprep._combat.ComBatHarmonizer``);
+``tests/data/fitted_0.1.0_pandas{2,3}.pkl`` were written by
+``tools/make_legacy_pickle.py`` with release 0.1.0's flat layout
+(``sklearn_medprep._combat.ComBatHarmonizer``), one on each supported stack (a
+pandas pickle loads only under the pandas major version that wrote it);
 ``tests/data/module_names_0.1.0.json`` lists the public names of each 0.1.0
 module. Both were made before the move to subpackages and are not regenerated.
 """
@@ -14,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sklearn_medprep._legacy import LEGACY_MODULES
@@ -46,7 +49,8 @@ def test_legacy_module_warns_and_serves_its_0_1_0_names(old):
 def test_fitted_0_1_0_estimators_load_and_compute_the_same():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        with open(DATA / "fitted_0.1.0.pkl", "rb") as f:
+        major = pd.__version__.split(".")[0]
+        with open(DATA / f"fitted_0.1.0_pandas{major}.pkl", "rb") as f:
             state = pickle.load(f)
     assert state["version"] == "0.1.0"
     est, expected = state["estimators"], state["expected"]

@@ -1,8 +1,12 @@
 """Write the pickle of fitted 0.1.0 estimators that tests/test_legacy.py loads.
 
-Run once per release with that release's code, *before* a change of module paths:
+Run once per release with that release's code, *before* a change of module paths,
+on each supported stack (a pandas pickle loads only under the pandas major version
+that wrote it):
 
-    python tools/make_legacy_pickle.py tests/data/fitted_0.1.0.pkl
+    .venv/bin/python tools/make_legacy_pickle.py tests/data/fitted_0.1.0_pandas3.pkl
+    .venv-numpy1/bin/python tools/make_legacy_pickle.py \
+        tests/data/fitted_0.1.0_pandas2.pkl
 
 Each estimator is fitted on small seeded synthetic data; the pickle also holds
 the inputs and the outputs the estimators gave then, so that the test checks
