@@ -375,7 +375,7 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
     memory : FeatureCache or None
         Cache of the features (see :mod:`sklearn_medprep.radiomics._cache`).
     verbose : int
-        Passed to the backend (PyRadiomics prints warnings when ``verbose > 1``).
+        Passed to the backend (and tracebacks of failures when ``verbose > 2``).
     backend : str, RadiomicsBackend or None, default=None
         A registered backend's name or a backend; None is the default backend.
 
