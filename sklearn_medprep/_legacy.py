@@ -53,7 +53,7 @@ LEGACY_MODULES = {
     "_qc": ("qc._site_effects", "qc._plot"),
     "_qc_plot": ("qc._plot",),
     "_radiomics": ("radiomics._extractor",),
-    "_radiomics_backend": ("radiomics._backend",),
+    "_radiomics_backend": ("radiomics._backend", "radiomics._pyradiomics"),
     "_radiomics_crop": ("radiomics._crop",),
     "_radiomics_features": ("radiomics._features",),
     "_radiomics_log": ("radiomics._log",),

@@ -1,19 +1,30 @@
 """Radiomic features: the extractor, its backends and cache, robust selection."""
 
 from ..utils._lazy import lazy_exports
+from . import _pyradiomics  # noqa: F401 - registers the default backend, in workers too
 
 _LAZY = {
+    "BatchRow": "._backend",
+    "RadiomicsBackend": "._backend",
     "RadiomicsExtractor": "._extractor",
     "RobustFeatureSelector": "._robust",
+    "RowResult": "._backend",
     "expand_labels": "._extractor",
+    "get_backend": "._backend",
     "icc_3_1": "._robust",
+    "register_backend": "._backend",
 }
 
 __all__ = [
+    "BatchRow",
+    "RadiomicsBackend",
     "RadiomicsExtractor",
     "RobustFeatureSelector",
+    "RowResult",
     "expand_labels",
+    "get_backend",
     "icc_3_1",
+    "register_backend",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -1,7 +1,5 @@
 """RadiomicsExtractor: PyRadiomics features of a subject table, cached and parallel."""
 
-import copy
-import json
 import os
 import warnings
 from numbers import Integral
@@ -17,51 +15,41 @@ from ..exceptions import MedprepWarning, SubjectTableError
 from ..table._checks import check_subject_table
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
+from ._backend import RadiomicsBackend, registered_backends, resolve_backend
 from ._cache import as_feature_cache, identity_scope
-from ._settings import IBSI_PRESET, load_settings, settings_key, validate_settings
-from ._worker import extract_row, lookup_row
+from ._pyradiomics import PyRadiomicsBackend
+from ._worker import extract_row, extract_rows, lookup_row
 
 __all__ = ["RadiomicsExtractor", "expand_labels"]
-
-# prefix of the feature names PyRadiomics gives each image type
-_FEATURE_PREFIX = {
-    "Original": "original_",
-    "Wavelet": "wavelet-",
-    "LoG": "log-sigma-",
-    "Square": "square_",
-    "SquareRoot": "squareroot_",
-    "Logarithm": "logarithm_",
-    "Exponential": "exponential_",
-    "Gradient": "gradient_",
-    "LBP2D": "lbp-2d_",
-    "LBP3D": "lbp-3d-",
-}
-_FILTER_NEEDS = {
-    "LBP2D": " (LBP2D needs scikit-image)",
-    "LBP3D": (
-        " (LBP3D needs trimesh and scipy.special.sph_harm, which SciPy 1.17 "
-        "removed; PyRadiomics has not been updated for it)"
-    ),
-    "LoG": " (LoG needs a sigma smaller than the image extent)",
-}
-
 
 def _check_memory(memory):
     return as_feature_cache(memory)
 
 
-_VALIDATED = {}  # canonical settings JSON -> validated settings (per process)
+class _BackendNames(StrOptions):
+    """Constraint: the name of a backend registered now (not at import time)."""
+
+    def __init__(self):
+        super().__init__(set())
+
+    @property
+    def options(self):
+        return set(registered_backends())
+
+    @options.setter
+    def options(self, value):
+        pass  # always the live registry
+
+    def __str__(self):
+        return f"a registered backend name among {registered_backends()}"
 
 
-def _validated_settings(settings):
-    """Validate ``settings`` once per distinct value (PyRadiomics' schema is slow)."""
-    data = load_settings(settings)
-    text = json.dumps(data, sort_keys=True, default=str)
-    if text not in _VALIDATED:
-        if len(_VALIDATED) > 256:
-            _VALIDATED.clear()
-        _VALIDATED[text] = validate_settings(data)
-    return copy.deepcopy(_VALIDATED[text])
+def _engine(backend):
+    engine = resolve_backend(backend)
+    if not engine.name:
+        raise ValueError(f"backend {engine!r} has no name (it enters the cache "
+                         "keys): set the class attribute `name`")
+    return engine
 
 
 @fill_doc
@@ -124,6 +112,15 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         column, warn with the number of failed rows and list them in
         ``extraction_errors_``. Rows are never dropped or reordered.
     %(verbose)s
+    backend : str or RadiomicsBackend, default="pyradiomics"
+        What computes the features: the name of a registered backend
+        (``"pyradiomics"``, or one added with
+        ``sklearn_medprep.radiomics.register_backend``) or a
+        ``RadiomicsBackend`` instance. It validates ``settings`` and enters
+        the cache keys, so features of two backends never mix in one cache;
+        reading, checks, cache and errors are the same for every backend. A
+        backend with ``extract_batch`` gets all cache misses of a call at once
+        (e.g. on a GPU) instead of one joblib task per row. Grid-searchable.
 
     Attributes
     ----------
@@ -190,11 +187,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "on_error": [StrOptions({"raise", "nan"})],
         "verbose": ["verbose"],
+        "backend": [_BackendNames(), RadiomicsBackend],
     }
-
-    #: name of the :class:`~sklearn_medprep.radiomics._backend.RadiomicsBackend`
-    #: that computes the features; a subclass for another extractor sets it
-    _backend = "pyradiomics"
 
     def __init__(
         self,
@@ -208,6 +202,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         n_jobs=None,
         on_error="raise",
         verbose=False,
+        backend=PyRadiomicsBackend.name,
     ):
         self.image = image
         self.mask = mask
@@ -219,6 +214,14 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.on_error = on_error
         self.verbose = verbose
+        self.backend = backend
+
+    def __setstate__(self, state):
+        # 0.1.0 pickles have no ``backend``; a subclass's ``_backend`` named it
+        if "backend" not in state:
+            state = dict(state)
+            state["backend"] = state.pop("_backend", PyRadiomicsBackend.name)
+        super().__setstate__(state)
 
     # ------------------------------------------------------------------ helpers
     def _columns(self):
@@ -237,23 +240,31 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             return X[self.label].tolist()
         return [self.label] * len(X)
 
-    def _tasks(self, X, rows=None):
+    def _extract(self, X, rows, local=False):
+        """RowResults of ``rows`` (positions), in order, as an iterator.
+
+        A backend with ``extract_batch`` gets them all in one call, in this
+        process; otherwise one joblib task per row (``local``: in this process).
+        """
         labels = self._labels(X)
         images = X[self.image].tolist()
         masks = X[self.mask].tolist()
-        rows = range(len(X)) if rows is None else rows
-        for i in rows:
-            yield i, delayed(extract_row)(
-                images[i],
-                masks[i],
-                labels[i],
-                self._key_,
-                image_column=self.image,
-                mask_column=self.mask,
-                memory=self.memory_,
-                verbose=int(self.verbose),
-                backend=self._backend,
-            )
+        engine = _engine(self.backend)
+        options = dict(image_column=self.image, mask_column=self.mask,
+                       memory=self.memory_, verbose=int(self.verbose),
+                       backend=engine)
+        if not rows:
+            return iter(())
+        if engine.extract_batch is not None:
+            return iter(extract_rows(
+                [(images[i], masks[i], labels[i]) for i in rows], self._key_,
+                **options,
+            ))
+        tasks = [delayed(extract_row)(images[i], masks[i], labels[i], self._key_,
+                                      **options) for i in rows]
+        if local:
+            return (func(*args, **kwargs) for func, args, kwargs in tasks)
+        return iter(Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks))
 
     def _raise(self, row, record):
         raise record.exception(row)
@@ -262,7 +273,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     def _fit(self, X):
         X = self._check_table(X)
         validate_data(self, X, skip_check_array=True, reset=True)
-        self.settings_ = _validated_settings(self.settings)
+        engine = _engine(self.backend)
+        self.settings_ = engine.validate_settings(self.settings)
         label_in_settings = (self.settings_.get("setting") or {}).get("label")
         if label_in_settings is not None and label_in_settings != self.label:
             warnings.warn(
@@ -272,10 +284,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
                 MedprepWarning,
                 stacklevel=3,
             )
-        ibsi = isinstance(self.settings, str) and self.settings == IBSI_PRESET
-        self._key_ = settings_key(
-            self.settings_, include_diagnostics=self.include_diagnostics,
-            definitions="ibsi" if ibsi else None,
+        self._key_ = engine.settings_key(
+            self.settings, include_diagnostics=self.include_diagnostics
         )
         self.memory_ = _check_memory(self.memory)
         if self.passthrough is None:
@@ -293,27 +303,13 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         for _, record in results:
             if record.ok:
                 self.feature_names_ = [name for name, _ in record.values]
-                self._check_image_types()
+                _engine(self.backend).check_feature_names(
+                    self.feature_names_, self.settings_
+                )
                 return
         # no row extracted: nothing to learn the feature names from
         i, record = results[0]
         self._raise(X.index[i], record)
-
-    def _check_image_types(self):
-        """Refuse an enabled image type that gave no feature (never silent)."""
-        enabled = self.settings_.get("imageType") or {"Original": {}}
-        names = [name.lower() for name in self.feature_names_]
-        for image_type in enabled:
-            prefix = _FEATURE_PREFIX.get(image_type, image_type.lower())
-            if not any(name.startswith(prefix) for name in names):
-                raise ValueError(
-                    f"image type {image_type!r} produced no features: PyRadiomics "
-                    "skipped it (a filter it could not build here"
-                    + _FILTER_NEEDS.get(image_type, "")
-                    + ", or only shape features enabled, which it computes on the "
-                    "Original image only); remove it from settings['imageType'] or "
-                    "install what it needs"
-                )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -339,8 +335,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         if hit:  # the first row is in the cache: its names, nothing extracted
             self._set_names(X, list(hit.items()))
             return self
-        for i, (func, args, kwargs) in self._tasks(X):
-            results.append((i, func(*args, **kwargs)))
+        for i in range(len(X)):
+            results.append((i, next(self._extract(X, [i], local=True))))
             for note in results[-1][1].notes:
                 warnings.warn(f"[row {X.index[i]!r}] {note}", MedprepWarning,
                               stacklevel=2)
@@ -390,7 +386,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             for i in range(1 if first else len(X)):
                 record = lookup_row(images[i], masks[i], labels[i], self._key_,
                                     memory=self.memory_, image_column=self.image,
-                                    mask_column=self.mask, backend=self._backend)
+                                    mask_column=self.mask, backend=self.backend)
                 if record is not None:
                     hits[i] = record
         return hits
@@ -398,11 +394,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     def _run(self, X):
         hits = self._lookups(X)
         misses = [i for i in range(len(X)) if i not in hits]
-        tasks = [task for _, task in self._tasks(X, misses)] if misses else []
-        extracted = iter(
-            Parallel(n_jobs=self.n_jobs, return_as="generator")(tasks)
-            if tasks else ()
-        )
+        extracted = self._extract(X, misses)
         results = []
         with _progress(len(X), self.verbose) as bar:
             for i in range(len(X)):  # row order: the first error raises first

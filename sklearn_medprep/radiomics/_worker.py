@@ -1,16 +1,24 @@
-"""Per-image radiomics work, run in joblib (loky or dask) workers.
+"""Per-row radiomics work, run in joblib (loky or dask) workers.
 
-One call handles one row of the subject table: load image and mask, check them
-(readable, same geometry, label present), crop to the mask's bounding box where
-that is exact (see :func:`~sklearn_medprep.radiomics._settings.crop_margin`),
-extract with a backend (:mod:`sklearn_medprep.radiomics._backend`; PyRadiomics
-by default, its extractor built once per worker process), and return plain
-Python floats. With a cache (:mod:`sklearn_medprep.radiomics._cache`), the features
-are keyed on image and mask *content*, label, settings and versions; for paths
-whose file identity is unchanged since they were last hashed, a hit reads no
-image at all. Non-finite voxels inside the ROI are an error of the image column.
+One row of the subject table goes through small steps: :func:`_start` (the
+label, the backend and the cache), :func:`_cached` (a cache look-up on content
+keys known without reading an image), :func:`_read_inputs`,
+:func:`_cached_after_read` (the look-up on the keys of the images just read,
+unless they are the keys already tried), :func:`_check_inputs` (the backend's
+geometry and label checks, non-finite voxels in the ROI, the backend's crop
+plan), :func:`_extract` (the backend), :func:`_record` (the extraction log,
+see :func:`count_extractions`) and :func:`_store` (the cache entry).
+:func:`extract_row` runs them for one row; :func:`extract_rows` runs them for
+many rows with one ``backend.extract_batch`` call for all that need extracting.
 
-A worker never raises: it returns a
+The features come from a backend (:mod:`sklearn_medprep.radiomics._backend`).
+With a cache (:mod:`sklearn_medprep.radiomics._cache`), they are keyed on image
+and mask *content*, label and the backend's settings text and versions; for
+paths whose file identity is unchanged since they were last hashed, a hit reads
+no image at all. Non-finite voxels inside the ROI are an error of the image
+column.
+
+A worker never raises for a row's fault: it returns a
 :class:`~sklearn_medprep.radiomics._backend.RowResult` (features, or an error
 naming column, file, message and kind) so that errors cross process boundaries
 intact and the estimator decides, in row order, whether to raise or write NaN.
@@ -19,87 +27,32 @@ extraction), so that the estimator answers hits in its own process and sends
 only misses to workers.
 """
 
-import json
 import os
 import traceback
+from dataclasses import dataclass, field
 
 import numpy as np
-import SimpleITK as sitk
 
-from ..exceptions import ImageReadError
+from ..exceptions import ImageReadError, SubjectTableError
 from ..io._deferred_source import deferred_reader
 from ..io._integrity import count_nonfinite
 from ..io._read import _is_missing, describe_cell, image_fingerprint, to_sitk
-from ._backend import RowResult, get_backend, log_extraction
+from ._backend import (
+    BatchRow,
+    RowResult,
+    error_kind,
+    log_extraction,
+    resolve_backend,
+)
 from ._cache import EXTRACTION_LOG, as_feature_cache, file_identity
-from ._crop import crop_plan
-from ._settings import crop_margin
 
-__all__ = ["count_extractions", "extract_row", "lookup_row", "EXTRACTION_LOG"]
-
-
-def _versions(backend=None):
-    return (backend or get_backend()).versions()
-
-
-def _geometry_problem(image, mask, tolerance):
-    if image.GetDimension() != mask.GetDimension():
-        return f"dimension {image.GetDimension()} vs {mask.GetDimension()}"
-    if image.GetSize() != mask.GetSize():
-        return f"size {image.GetSize()} vs {mask.GetSize()}"
-    spacing = np.asarray(image.GetSpacing())
-    coordinate_tol = tolerance * abs(spacing[0])
-    for name, a, b, tol in (
-        ("spacing", image.GetSpacing(), mask.GetSpacing(), coordinate_tol),
-        ("origin", image.GetOrigin(), mask.GetOrigin(), coordinate_tol),
-        ("direction", image.GetDirection(), mask.GetDirection(), tolerance),
-    ):
-        if not np.allclose(a, b, rtol=0, atol=tol):
-            return (
-                f"{name} {np.round(a, 6).tolist()} vs {np.round(b, 6).tolist()}"
-            )
-    return None
-
-
-_INTEGER_PIXELS = {
-    sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16,
-    sitk.sitkUInt32, sitk.sitkInt32, sitk.sitkUInt64, sitk.sitkInt64,
-}
-
-
-def _check_mask(image, mask, label, params, mask_file):
-    """Check geometry and label; return (mask, margin, failed RowResult or None).
-
-    The failure blames the column ``"mask"``; the caller renames it.
-    """
-    options = params.get("setting", {})
-    correct = bool(options.get("correctMask", False))
-    tolerance = options.get("geometryTolerance")
-    if tolerance is None:
-        tolerance = sitk.ProcessObject.GetGlobalDefaultCoordinateTolerance()
-    if mask.GetNumberOfComponentsPerPixel() != 1:
-        # segmentation object: PyRadiomics selects ``label_channel`` itself
-        return mask, None, None
-    problem = _geometry_problem(image, mask, tolerance)
-    if problem is not None:
-        if correct:  # PyRadiomics resamples the mask onto the image grid
-            return mask, None, None
-        return mask, None, RowResult.failure(
-            "mask", mask_file, f"image and mask differ in geometry: {problem}",
-            "geometry",
-        )
-    if mask.GetPixelID() not in _INTEGER_PIXELS:
-        mask = sitk.Cast(mask, sitk.sitkUInt32)  # what PyRadiomics does
-    array = sitk.GetArrayViewFromImage(mask)
-    if not (array == label).any():
-        labels = np.unique(array)
-        labels = labels[labels != 0].tolist()
-        message = (
-            "mask is empty (no voxel is labelled)" if not labels else
-            f"label {label} is not present in the mask; it holds labels {labels}"
-        )
-        return mask, None, RowResult.failure("mask", mask_file, message, "table")
-    return mask, "check", None
+__all__ = [
+    "count_extractions",
+    "extract_row",
+    "extract_rows",
+    "lookup_row",
+    "EXTRACTION_LOG",
+]
 
 
 def _source_key(cache, cell):
@@ -143,9 +96,6 @@ def _content_key(cache, cell, image, identity):
     return key
 
 
-_TOOL = {"pyradiomics": "PyRadiomics"}
-
-
 def _label(label, mask_column, mask_file):
     """Return (int label, None) or (None, failed RowResult)."""
     try:
@@ -182,7 +132,7 @@ def _known_keys(cache, cells):
 
 
 def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image",
-               mask_column="mask", backend="pyradiomics"):
+               mask_column="mask", backend=None):
     """Serve one row from the cache only: a ``RowResult`` on a clean hit, else None.
 
     Nothing is read but file metadata, the cache's index and the entry (no
@@ -212,9 +162,10 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
     if not (keys[image_column] and keys[mask_column]):
         return None
     notes = []
+    text, versions = resolve_backend(backend).cache_material(key)
     values = memory.get(
-        memory.entry_key(keys[image_column], keys[mask_column], label, key,
-                         _versions(get_backend(backend))),
+        memory.entry_key(keys[image_column], keys[mask_column], label, text,
+                         versions),
         notes,
     )
     if values is None or notes:
@@ -222,9 +173,192 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
     return RowResult.success(values)
 
 
+@dataclass
+class _Job:
+    """One row on its way through the steps of :func:`extract_row`."""
+
+    cells: dict  # column -> cell, image first
+    files: dict  # column -> file description
+    image_column: str
+    mask_column: str
+    label: int
+    key: str
+    engine: object
+    cache: object
+    verbose: int
+    notes: list = field(default_factory=list)
+    keys: dict = field(default_factory=dict)  # column -> content key
+    identities: dict = field(default_factory=dict)
+    tried: str = None  # the entry already looked up
+    entry: str = None  # the entry to write
+
+    def failure(self, role, message, kind, file=None):
+        """An error result of the image (``role="image"``) or mask column."""
+        column = self.image_column if role == "image" else self.mask_column
+        return RowResult.failure(column, file or self.files[column], message, kind)
+
+
+def _start(image_cell, mask_cell, label, key, image_column, mask_column, memory,
+           verbose, backend):
+    """Return ``(job, None)``, or ``(None, failed RowResult)`` for a bad label."""
+    cells = {image_column: image_cell, mask_column: mask_cell}
+    files = {column: describe_cell(cell) for column, cell in cells.items()}
+    label, failed = _label(label, mask_column, files[mask_column])
+    if failed is not None:
+        return None, failed
+    cache = as_feature_cache(memory)
+    if cache is not None:
+        cache.prepare()  # a cache problem is not the row's fault: raise it
+    return _Job(cells, files, image_column, mask_column, label, key,
+                resolve_backend(backend), cache, int(verbose)), None
+
+
+def _entry(job):
+    text, versions = job.engine.cache_material(job.key)
+    return job.cache.entry_key(job.keys[job.image_column],
+                               job.keys[job.mask_column], job.label, text,
+                               versions)
+
+
+def _cached(job):
+    """Look the row up on the keys known without reading an image.
+
+    Returns a RowResult (a hit, or a deferred image that cannot be read) or None.
+    """
+    if job.cache is None:
+        return None
+    try:
+        job.keys, job.identities = _known_keys(job.cache, job.cells.items())
+    except ImageReadError as exc:
+        return RowResult.failure(
+            exc.column, exc.file or job.files[exc.column], exc.bare_message, "read"
+        )
+    if job.keys.get(job.image_column) and job.keys.get(job.mask_column):
+        job.tried = _entry(job)
+        values = job.cache.get(job.tried, job.notes)
+        if values is not None:  # a hit: no image is read
+            return RowResult.success(values, job.notes)
+    return None
+
+
+def _read_inputs(job):
+    """Return ``({column: SimpleITK image}, None)`` or ``(None, failed RowResult)``."""
+    images = {}
+    for column, cell in job.cells.items():
+        try:
+            images[column] = to_sitk(cell, column=column)
+        except ImageReadError as exc:
+            return None, RowResult.failure(
+                column, exc.file or job.files[column], exc.bare_message, "read"
+            )
+    return images, None
+
+
+def _cached_after_read(job, images):
+    """Look the row up on the content keys of the read images; a hit or None.
+
+    An entry already tried by :func:`_cached` is not read (nor warned about)
+    twice.
+    """
+    if job.cache is None:
+        return None
+    for column in job.cells:
+        if not job.keys.get(column):
+            job.keys[column] = _content_key(job.cache, None, images[column],
+                                            job.identities.get(column))
+    job.entry = _entry(job)
+    if job.entry == job.tried:
+        return None
+    values = job.cache.get(job.entry, job.notes)
+    return None if values is None else RowResult.success(values, job.notes)
+
+
+def _check_inputs(job, images):
+    """The backend's checks, non-finite voxels, the crop plan.
+
+    Returns ``(BatchRow, None)`` or ``(None, failed RowResult)``.
+    """
+    image, mask = images[job.image_column], images[job.mask_column]
+    try:
+        mask, croppable = job.engine.check_inputs(image, mask, job.label, job.key)
+        bad = count_nonfinite(image, mask, job.label)
+        if bad:
+            where = (f"inside the ROI (label {job.label})"
+                     if mask.GetSize() == image.GetSize() else "in the image")
+            return None, job.failure(
+                "image",
+                f"{bad} non-finite (NaN or infinite) voxel(s) {where}; "
+                f"{job.engine.display_name} would use them silently: fix the "
+                "image or leave those voxels out of the mask", "read",
+            )
+        plan = job.engine.plan_crop(job.key) if croppable else None
+    except Exception as exc:  # noqa: BLE001 - reported with row, column and file
+        return None, _failed(job, exc)
+    return BatchRow(image, mask, job.label, plan), None
+
+
+def _failed(job, exc):
+    """The error result of an exception of the backend (typed, or a crash)."""
+    if isinstance(exc, SubjectTableError):  # the row's fault, as the backend says
+        role = "image" if exc.column in ("image", job.image_column) else "mask"
+        return job.failure(role, exc.bare_message, error_kind(exc), exc.file)
+    message = str(exc).strip() or type(exc).__name__
+    if job.verbose > 2:
+        message += "\n" + traceback.format_exc()
+    return job.failure(
+        "mask",
+        f"{job.engine.display_name} failed ({type(exc).__name__}): {message}; "
+        f"image file {job.files[job.image_column]!r}", "table",
+    )
+
+
+def _extract(job, row):
+    """The backend's features of one checked row: a RowResult."""
+    try:
+        values = job.engine.extract(row.image, row.mask, row.label, job.key,
+                                    row.plan, job.verbose)
+    except Exception as exc:  # noqa: BLE001 - reported with row, column and file
+        return _failed(job, exc)
+    return RowResult.success(values)
+
+
+def _record(job, result):
+    """Log an actual extraction in the cache's log (:func:`count_extractions`)."""
+    if result.ok and job.cache is not None:
+        log_extraction(job.cache.log_file, job.keys.get(job.image_column),
+                       job.keys.get(job.mask_column), job.label)
+
+
+def _store(job, result):
+    """Write the cache entry of an extracted row; return the row's RowResult."""
+    if not result.ok:
+        return result
+    if job.entry is not None:
+        try:
+            job.cache.put(job.entry, result.values)
+        except OSError as exc:
+            job.notes.append(f"radiomics cache entry not written ({exc})")
+    return RowResult.success(result.values, job.notes)
+
+
+def _prepare(image_cell, mask_cell, label, key, *, image_column, mask_column,
+             memory, verbose, backend):
+    """Run the steps before extraction: ``(job, BatchRow)`` or ``(None, RowResult)``."""
+    job, done = _start(image_cell, mask_cell, label, key, image_column,
+                       mask_column, memory, verbose, backend)
+    if done is None:
+        done = _cached(job)
+    if done is None:
+        images, done = _read_inputs(job)
+        if done is None:
+            done = _cached_after_read(job, images)
+        if done is None:
+            row, done = _check_inputs(job, images)
+    return (None, done) if done is not None else (job, row)
+
+
 def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
-                mask_column="mask", memory=None, verbose=0,
-                backend="pyradiomics"):
+                mask_column="mask", memory=None, verbose=0, backend=None):
     """Extract the features of one row; never raises (see the module docstring).
 
     Parameters
@@ -234,17 +368,16 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
     label : int
         Label of the ROI in the mask.
     key : str
-        Canonical settings text from
-        :func:`~sklearn_medprep.radiomics._settings.settings_key`.
+        The backend's settings text
+        (:meth:`~sklearn_medprep.radiomics._backend.RadiomicsBackend.settings_key`).
     image_column, mask_column : str
         Column names, for error records.
     memory : FeatureCache or None
         Cache of the features (see :mod:`sklearn_medprep.radiomics._cache`).
     verbose : int
-        PyRadiomics prints warnings when ``verbose > 1``.
-    backend : str, default="pyradiomics"
-        Name of a registered
-        :class:`~sklearn_medprep.radiomics._backend.RadiomicsBackend`.
+        Passed to the backend (and tracebacks of failures when ``verbose > 2``).
+    backend : str, RadiomicsBackend or None, default=None
+        A registered backend's name or a backend; None is the default backend.
 
     Returns
     -------
@@ -252,97 +385,59 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
         ``ok`` with ``[(name, value), ...]`` and ``notes`` (cache warnings to
         re-issue), or an error with column, file, message and kind.
     """
-    image_file = describe_cell(image_cell)
-    mask_file = describe_cell(mask_cell)
-    label, failed = _label(label, mask_column, mask_file)
-    if failed is not None:
-        return failed
-    engine = get_backend(backend)
-    cache = as_feature_cache(memory)
-    notes = []
-    identities = {}
-    keys = {}
-    cells = ((image_column, image_cell), (mask_column, mask_cell))
-    if cache is not None:
-        cache.prepare()  # a cache problem is not the row's fault: raise it
-        versions = _versions(engine)
-        try:
-            keys, identities = _known_keys(cache, cells)
-        except ImageReadError as exc:
-            return RowResult.failure(
-                exc.column, exc.file or describe_cell(dict(cells)[exc.column]),
-                exc.bare_message, "read",
-            )
-        if keys.get(image_column) and keys.get(mask_column):
-            tried = cache.entry_key(keys[image_column], keys[mask_column], label,
-                                    key, versions)
-            values = cache.get(tried, notes)
-            if values is not None:  # a hit: no image is read
-                return RowResult.success(values, notes)
-    images = {}
-    for column, cell in cells:
-        try:
-            images[column] = to_sitk(cell, column=column)
-        except ImageReadError as exc:
-            return RowResult.failure(column, exc.file or describe_cell(cell),
-                                     exc.bare_message, "read")
-    image, mask = images[image_column], images[mask_column]
-    entry = tried = None
-    if cache is not None:
-        for column in (image_column, mask_column):
-            if not keys.get(column):
-                keys[column] = _content_key(
-                    cache, None, images[column], identities.get(column)
-                )
-        entry = cache.entry_key(keys[image_column], keys[mask_column], label, key,
-                                versions)
-        values = None if entry == tried else cache.get(entry, notes)
-        if values is not None:
-            return RowResult.success(values, notes)
-    spec = json.loads(key)
-    params = spec["params"]
+    job, row = _prepare(image_cell, mask_cell, label, key,
+                        image_column=image_column, mask_column=mask_column,
+                        memory=memory, verbose=verbose, backend=backend)
+    if job is None:
+        return row
+    result = _extract(job, row)
+    _record(job, result)
+    return _store(job, result)
+
+
+def extract_rows(rows, key, *, image_column="image", mask_column="mask",
+                 memory=None, verbose=0, backend=None):
+    """Extract many rows with one ``backend.extract_batch`` call; never raises.
+
+    Parameters
+    ----------
+    rows : list of (image_cell, mask_cell, label)
+    key, image_column, mask_column, memory, verbose, backend
+        As in :func:`extract_row`; ``backend`` must define ``extract_batch``.
+
+    Returns
+    -------
+    list of RowResult
+        One per row, in order: cache hits and rows that failed their checks
+        are not sent to the backend.
+    """
+    results, pending = [], []
+    for i, (image_cell, mask_cell, label) in enumerate(rows):
+        job, row = _prepare(image_cell, mask_cell, label, key,
+                            image_column=image_column, mask_column=mask_column,
+                            memory=memory, verbose=verbose, backend=backend)
+        results.append(row if job is None else None)
+        if job is not None:
+            pending.append((i, job, row))
+    if not pending:
+        return results
+    engine = pending[0][1].engine
     try:
-        mask, check, failed = _check_mask(image, mask, label, params, mask_file)
-        if failed is not None:
-            return RowResult.failure(mask_column, failed.file, failed.message,
-                                     failed.kind)
-        bad = count_nonfinite(image, mask, label)
-        if bad:
-            where = (f"inside the ROI (label {label})"
-                     if mask.GetSize() == image.GetSize() else "in the image")
-            return RowResult.failure(
-                image_column, image_file,
-                f"{bad} non-finite (NaN or infinite) voxel(s) {where}; "
-                "PyRadiomics would use them silently: fix the image or "
-                "leave those voxels out of the mask", "read",
-            )
-        margin = None
-        if check is not None:
-            margin = crop_margin(params, include_diagnostics=spec["diagnostics"])
-            if margin is None:
-                margin = crop_plan(params, include_diagnostics=spec["diagnostics"])
-        values = engine.extract(image, mask, label, key, margin, verbose)
-        if cache is not None:
-            log_extraction(cache.log_file, keys.get(image_column),
-                           keys.get(mask_column), label)
-    except Exception as exc:  # noqa: BLE001 - reported with row, column and file
-        message = str(exc).strip() or type(exc).__name__
-        if "geometry mismatch" in message or "size mismatch" in message:
-            return RowResult.failure(mask_column, mask_file, message, "geometry")
-        if verbose > 2:
-            message += "\n" + traceback.format_exc()
-        return RowResult.failure(
-            mask_column, mask_file,
-            f"{_TOOL.get(engine.name, engine.name)} failed "
-            f"({type(exc).__name__}): {message}; image "
-            f"file {image_file!r}", "table",
-        )
-    if entry is not None:
-        try:
-            cache.put(entry, values)
-        except OSError as exc:
-            notes.append(f"radiomics cache entry not written ({exc})")
-    return RowResult.success(values, notes)
+        extracted = list(engine.extract_batch([row for _, _, row in pending],
+                                              key, int(verbose)))
+        if len(extracted) != len(pending):
+            raise RuntimeError(f"extract_batch returned {len(extracted)} results "
+                               f"for {len(pending)} rows")
+    except Exception as exc:  # noqa: BLE001 - every row of the batch fails
+        extracted = [_failed(job, exc) for _, job, _ in pending]
+    for (i, job, _), result in zip(pending, extracted):
+        if not result.ok:  # the backend names the column by role, maybe no file
+            role = "image" if result.column in ("image", job.image_column) else "mask"
+            result = job.failure(role, result.message, result.kind or "table",
+                                 result.file)
+        _record(job, result)
+        results[i] = _store(job, result)
+    return results
 
 
 def count_extractions(memory):

@@ -274,7 +274,7 @@ def test_expand_labels_and_per_row_label_column():
 
 
 def test_complex_values_become_floats():
-    from sklearn_medprep.radiomics._backend import _plain
+    from sklearn_medprep.radiomics._pyradiomics import _plain
 
     assert _plain(np.complex128(2.5 + 0j)) == 2.5
     assert type(_plain(np.complex128(2.5 + 0j))) is float

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from sklearn_medprep import RadiomicsExtractor
-from sklearn_medprep.radiomics._backend import _crop
+from sklearn_medprep.radiomics._pyradiomics import _crop
 from sklearn_medprep.radiomics._settings import crop_margin
 
 CLASSES = ["firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm", "shape"]

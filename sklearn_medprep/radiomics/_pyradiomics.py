@@ -1,0 +1,243 @@
+"""The PyRadiomics backend: everything PyRadiomics-specific of the extractor.
+
+Settings are PyRadiomics parameter files, validated with its own schema
+(:mod:`sklearn_medprep.radiomics._settings`, once per distinct value and
+process); the geometry check follows its ``geometryTolerance`` and
+``correctMask``; crops are exact per image type
+(:mod:`sklearn_medprep.radiomics._crop`); with ``settings="ibsi"``, IBSI's
+definitions where PyRadiomics differs (:mod:`sklearn_medprep.radiomics._ibsi`).
+Registered as ``"pyradiomics"``, the default backend.
+"""
+
+import copy
+import json
+import logging
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..exceptions import GeometryMismatchError
+from ._backend import (
+    RadiomicsBackend,
+    check_label,
+    geometry_problem,
+    register_backend,
+)
+from ._crop import CropPlan, crop_plan
+from ._ibsi import apply_ibsi_definitions
+from ._settings import (
+    IBSI_PRESET,
+    RADIOMICS_LOCK,
+    crop_margin,
+    load_settings,
+    settings_key,
+    validate_settings,
+)
+
+__all__ = ["PyRadiomicsBackend"]
+
+# prefix of the feature names PyRadiomics gives each image type
+_FEATURE_PREFIX = {
+    "Original": "original_",
+    "Wavelet": "wavelet-",
+    "LoG": "log-sigma-",
+    "Square": "square_",
+    "SquareRoot": "squareroot_",
+    "Logarithm": "logarithm_",
+    "Exponential": "exponential_",
+    "Gradient": "gradient_",
+    "LBP2D": "lbp-2d_",
+    "LBP3D": "lbp-3d-",
+}
+_FILTER_NEEDS = {
+    "LBP2D": " (LBP2D needs scikit-image)",
+    "LBP3D": (
+        " (LBP3D needs trimesh and scipy.special.sph_harm, which SciPy 1.17 "
+        "removed; PyRadiomics has not been updated for it)"
+    ),
+    "LoG": " (LoG needs a sigma smaller than the image extent)",
+}
+
+_VALIDATED = {}  # canonical settings JSON -> validated settings (per process)
+
+
+def _validated_settings(settings):
+    """Validate ``settings`` once per distinct value (PyRadiomics' schema is slow)."""
+    data = load_settings(settings)
+    text = json.dumps(data, sort_keys=True, default=str)
+    if text not in _VALIDATED:
+        if len(_VALIDATED) > 256:
+            _VALIDATED.clear()
+        _VALIDATED[text] = validate_settings(data)
+    return copy.deepcopy(_VALIDATED[text])
+
+
+_EXTRACTORS = {}  # per process: settings key -> RadiomicsFeatureExtractor
+
+
+def _get_extractor(key, verbose):
+    """Build (once per process, under a lock) the PyRadiomics extractor of ``key``."""
+    extractor = _EXTRACTORS.get(key)
+    if extractor is not None:
+        return extractor
+    with RADIOMICS_LOCK:
+        extractor = _EXTRACTORS.get(key)
+        if extractor is None:
+            import radiomics
+            from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+            radiomics.setVerbosity(logging.WARNING if verbose > 1 else logging.ERROR)
+            spec = json.loads(key)
+            params = spec["params"]
+            params.setdefault("setting", {})
+            params["setting"]["additionalInfo"] = bool(spec["diagnostics"])
+            extractor = RadiomicsFeatureExtractor(params)
+            _EXTRACTORS[key] = extractor
+    return extractor
+
+
+def _plain(value):
+    """Return a feature value as a Python float (complex with zero imaginary part
+    under numpy >= 2.5 included); other diagnostics values unchanged.
+    """
+    if isinstance(value, (np.ndarray, np.generic)):
+        if value.size != 1:
+            return value
+        value = value.item()
+    if isinstance(value, complex):
+        return float(value.real)
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    return value
+
+
+def _bounding_box(mask_array, label):
+    """Return ``[(lo, hi), ...]`` in array (z, y, x) order of ``mask == label``."""
+    roi = mask_array == label
+    bounds = []
+    for axis in range(roi.ndim):
+        other = tuple(a for a in range(roi.ndim) if a != axis)
+        hit = np.flatnonzero(roi.any(axis=other))
+        if hit.size == 0:
+            return None
+        bounds.append((int(hit[0]), int(hit[-1])))
+        # later axes only need the slab already found
+        index = [slice(None)] * roi.ndim
+        index[axis] = slice(hit[0], hit[-1] + 1)
+        roi = roi[tuple(index)]
+    return bounds
+
+
+def _crop(image, mask, label, margin):
+    """Crop image and mask to the label's bounding box plus ``margin`` voxels."""
+    bounds = _bounding_box(sitk.GetArrayViewFromImage(mask), label)
+    if bounds is None:
+        return image, mask
+    size = mask.GetSize()  # (x, y, z)
+    index = []
+    for dim, (lo, hi) in enumerate(reversed(bounds)):
+        index.append(slice(max(lo - margin, 0), min(hi + margin + 1, size[dim])))
+    index = tuple(index)
+    return image[index], mask[index]
+
+
+class PyRadiomicsBackend(RadiomicsBackend):
+    """PyRadiomics' ``RadiomicsFeatureExtractor``, built once per settings and
+    process, on the exact crop around the ROI (filtered types each on its own
+    region, see :mod:`sklearn_medprep.radiomics._crop`); with
+    ``settings="ibsi"``, IBSI's definitions where PyRadiomics differs.
+    """
+
+    name = "pyradiomics"
+    title = "PyRadiomics"
+
+    def validate_settings(self, settings):
+        """Validate PyRadiomics parameters with PyRadiomics' schema.
+
+        ``settings``: a dict, a YAML/JSON file, None or ``"ibsi"``.
+        """
+        return _validated_settings(settings)
+
+    def settings_key(self, settings, *, include_diagnostics=False):
+        ibsi = isinstance(settings, str) and settings == IBSI_PRESET
+        return settings_key(
+            self.validate_settings(settings),
+            include_diagnostics=include_diagnostics,
+            definitions="ibsi" if ibsi else None,
+        )
+
+    def versions(self):
+        import radiomics
+
+        return (radiomics.__version__, sitk.Version.VersionString(), np.__version__)
+
+    def cache_material(self, key):
+        # no backend name: the keys of caches written before the backend seam
+        return key, self.versions()
+
+    def check_inputs(self, image, mask, label, key):
+        options = json.loads(key)["params"].get("setting", {})
+        tolerance = options.get("geometryTolerance")
+        if tolerance is None:
+            tolerance = sitk.ProcessObject.GetGlobalDefaultCoordinateTolerance()
+        if mask.GetNumberOfComponentsPerPixel() != 1:
+            # segmentation object: PyRadiomics selects ``label_channel`` itself
+            return mask, False
+        problem = geometry_problem(image, mask, tolerance)
+        if problem is not None:
+            if options.get("correctMask", False):
+                return mask, False  # PyRadiomics resamples the mask onto the image
+            raise GeometryMismatchError(
+                f"image and mask differ in geometry: {problem}"
+            )
+        return check_label(mask, label), True  # cast to UInt32 as PyRadiomics
+
+    def plan_crop(self, key):
+        spec = json.loads(key)
+        margin = crop_margin(spec["params"], include_diagnostics=spec["diagnostics"])
+        if margin is None:
+            margin = crop_plan(spec["params"],
+                               include_diagnostics=spec["diagnostics"])
+        return margin
+
+    def extract(self, image, mask, label, key, plan, verbose):
+        extractor = _get_extractor(key, verbose)
+        try:
+            if isinstance(plan, CropPlan):  # filtered image types, each on its region
+                result = plan.execute(extractor, image, mask, int(label))
+            else:
+                if plan is not None:
+                    image, mask = _crop(image, mask, label, plan)
+                result = extractor.execute(image, mask, label=int(label))
+        except Exception as exc:  # noqa: BLE001 - re-raised, typed if geometry
+            # PyRadiomics' own geometry check (e.g. after correctMask)
+            message = str(exc).strip()
+            if "geometry mismatch" in message or "size mismatch" in message:
+                raise GeometryMismatchError(message) from exc
+            raise
+        values = [(name, _plain(value)) for name, value in result.items()]
+        if json.loads(key).get("definitions") == "ibsi":
+            n_voxels = int((sitk.GetArrayViewFromImage(mask) == label).sum())
+            values = apply_ibsi_definitions(values, n_voxels)
+        return values
+
+    def check_feature_names(self, names, settings):
+        """Refuse an enabled image type that gave no feature (never silent)."""
+        enabled = settings.get("imageType") or {"Original": {}}
+        names = [name.lower() for name in names]
+        for image_type in enabled:
+            prefix = _FEATURE_PREFIX.get(image_type, image_type.lower())
+            if not any(name.startswith(prefix) for name in names):
+                raise ValueError(
+                    f"image type {image_type!r} produced no features: PyRadiomics "
+                    "skipped it (a filter it could not build here"
+                    + _FILTER_NEEDS.get(image_type, "")
+                    + ", or only shape features enabled, which it computes on the "
+                    "Original image only); remove it from settings['imageType'] or "
+                    "install what it needs"
+                )
+
+
+register_backend(PyRadiomicsBackend(), default=True)
