@@ -39,7 +39,10 @@ from sklearn_medprep.radiomics._settings import settings_key
 from sklearn_medprep.radiomics._worker import extract_row, extract_rows
 from sklearn_medprep.utils import count_extractions
 
-LEGACY_PICKLE = Path(__file__).resolve().parents[1] / "data" / "fitted_0.1.0.pkl"
+LEGACY_PICKLE = (
+    Path(__file__).resolve().parents[1] / "data"
+    / f"fitted_0.1.0_pandas{pd.__version__.split('.')[0]}.pkl"
+)
 
 SETTINGS = {"featureClass": {"firstorder": ["Mean", "Maximum"]}}
 
