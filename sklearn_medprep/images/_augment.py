@@ -11,16 +11,10 @@ from sklearn.utils.metaestimators import available_if
 
 from ..utils._docstrings import fill_doc
 from ..utils._random import seed_sequence, spawn_seeds
-from ._subject import (
-    _ImageTableMixin,
-    _SameColumnsMixin,
-    _TorchIOParamsMixin,
-    apply_to_row,
-    as_transform,
-    image_columns,
-    row_cells,
-)
+from ._base import _ImageTableMixin, _SameColumnsMixin, _TorchIOParamsMixin
+from ._subject import apply_to_row, image_columns, row_cells
 from ._subject import replace_cells as _replace_cells
+from ._walk import as_transform
 
 __all__ = ["TorchIOAugmenter"]
 
