@@ -1,4 +1,4 @@
-"""The registry of transforms trained in TorchIOPreprocessor.fit (training rows only)."""
+"""The registry of transforms trained in TorchIOPreprocessor.fit, on training rows."""
 
 import numpy as np
 import pandas as pd
