@@ -26,6 +26,7 @@ _LAZY = {
     "RadiomicsExtractor": ".radiomics",
     "RobustFeatureSelector": ".radiomics",
     "TorchIOAugmenter": ".images",
+    "TorchIOAugmentSampler": ".images",
     "TorchIOPreprocessor": ".images",
     "VoxelComBatHarmonizer": ".harmonization",
     # skorch bridge
@@ -60,6 +61,7 @@ __all__ = [
     "PatchNeuralNetSegmenter",
     "RadiomicsExtractor",
     "RobustFeatureSelector",
+    "TorchIOAugmentSampler",
     "TorchIOAugmenter",
     "TorchIOPreprocessor",
     "VoxelComBatHarmonizer",

@@ -1,39 +1,109 @@
-"""Random TorchIO augmentation of a subject table, on training data only."""
+"""Random TorchIO augmentation of a subject table, on training data only.
 
+:class:`_AugmentMixin` draws the augmented rows (one seed per augmented row,
+derived from ``random_state`` up front) and builds the resampled table;
+:class:`TorchIOAugmenter` (transformer role, here) and
+:class:`~sklearn_medprep.TorchIOAugmentSampler` (sampler role,
+``_augment_sampler.py``) are built on it, so that both give the same rows.
+"""
+
+import warnings
 from numbers import Integral
 
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from ..utils._docstrings import fill_doc
 from ..utils._random import seed_sequence, spawn_seeds
-from ._subject import (
-    _ImageTableMixin,
-    _SameColumnsMixin,
-    _TorchIOParamsMixin,
-    apply_to_row,
-    as_transform,
-    image_columns,
-    row_cells,
-)
+from ._base import _ImageTableMixin, _SameColumnsMixin, _TorchIOParamsMixin
+from ._subject import apply_to_row, image_columns, row_cells
 from ._subject import replace_cells as _replace_cells
+from ._walk import as_transform
 
 __all__ = ["TorchIOAugmenter"]
 
 
+def _sampler_only(estimator):
+    """Whether ``as_sampler`` (deprecated) was set to a true value."""
+    value = estimator.as_sampler
+    return not isinstance(value, str) and bool(value)
+
+
 def _is_transformer(self):
-    return not self.as_sampler
+    return not _sampler_only(self)
+
+
+class _AugmentMixin(_TorchIOParamsMixin, _SameColumnsMixin, _ImageTableMixin):
+    """Random TorchIO augmentation of the rows of a subject table.
+
+    Gives an estimator with ``transforms``, ``image``, ``mask``,
+    ``n_augmentations``, ``random_state`` and ``n_jobs`` parameters the
+    augmentation itself: :meth:`_fit_augmentation` (table check, copy of the
+    transform), :meth:`_seeds` (one seed per augmented row, drawn from
+    ``random_state`` before any work), :meth:`_augment` (the augmented cells of
+    every row) and :meth:`_resample` (the original rows followed by
+    ``n_augmentations`` augmented copies, labels and metadata copied).
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    def _fit_augmentation(self, X):
+        """Check the table and copy the transform (the work of ``fit``)."""
+        self._check_subject_table(X, reset=True)
+        self.transform_ = as_transform(self.transforms, "transforms")
+        return self
+
+    def _augment(self, X, seeds):
+        """Return the augmented image cells of every row, one seed per row."""
+        images, mask = image_columns(self.image, self.mask)
+        index, rows = row_cells(X, images, mask)
+        return Parallel(n_jobs=self.n_jobs)(
+            delayed(apply_to_row)(self.transform_, cells, images, mask, row, seed)
+            for row, cells, seed in zip(index, rows, seeds)
+        )
+
+    def _seeds(self, n_rows):
+        """Seeds of augmentation ``k`` (1-based) of every row, for each k."""
+        children = seed_sequence(self.random_state).spawn(self.n_augmentations)
+        return [spawn_seeds(child, n_rows) for child in children]
+
+    def _resample(self, X, y):
+        """The rows of ``X`` then ``n_augmentations`` augmented copies (fitted)."""
+        n = X.shape[0]
+        if y is not None and len(y) != n:
+            raise ValueError(f"X has {n} rows but y has {len(y)} entries")
+        images, mask = image_columns(self.image, self.mask)
+        parts, labels = [X], [X.index]
+        for k, seeds in enumerate(self._seeds(n), start=1):
+            index = pd.Index([f"{row}|aug{k}" for row in X.index], name=X.index.name)
+            copy = X.set_axis(index, axis=0)
+            parts.append(_replace_cells(copy, images, mask, self._augment(X, seeds)))
+            labels.append(index)
+        X_res = pd.concat(parts, axis=0)
+        if not X_res.index.is_unique:
+            dup = X_res.index[X_res.index.duplicated()].unique().tolist()[:5]
+            raise ValueError(f"augmented copies clash with existing rows {dup}")
+        if y is None:
+            return X_res, None
+        if isinstance(y, pd.Series):
+            y_res = pd.concat([y.set_axis(index) for index in labels])
+        elif isinstance(y, pd.DataFrame):
+            y_res = pd.concat([y.set_axis(index, axis=0) for index in labels])
+        else:
+            y_res = np.concatenate([np.asarray(y)] * (1 + self.n_augmentations))
+        return X_res, y_res
 
 
 @fill_doc
 class TorchIOAugmenter(
-    _TorchIOParamsMixin,
-    _SameColumnsMixin,
-    _ImageTableMixin,
+    _AugmentMixin,
     TransformerMixin,
     BaseEstimator,
     auto_wrap_output_keys=None,
@@ -50,8 +120,8 @@ class TorchIOAugmenter(
       with ``y`` and the metadata columns copied and indices ``"<row>|aug<k>"``,
       so that an :class:`imblearn.pipeline.Pipeline` enlarges the training set
       only. imbalanced-learn refuses steps that have both ``transform`` and
-      ``fit_resample``: there, use ``as_sampler=True``, which hides
-      ``transform``/``fit_transform``.
+      ``fit_resample``: there, use :class:`~sklearn_medprep.TorchIOAugmentSampler`
+      (the same rows, ``fit_resample`` only).
 
     Each row becomes a :class:`torchio.Subject` (image columns as
     ``ScalarImage``, the mask as ``LabelMap``), so spatial transforms move image
@@ -76,9 +146,15 @@ class TorchIOAugmenter(
     %(mask)s
     n_augmentations : int, default=1
         Augmented copies per row added by :meth:`fit_resample`.
-    as_sampler : bool, default=False
+    as_sampler : bool, default="deprecated"
         Expose only :meth:`fit_resample` (no ``transform``/``fit_transform``), as
-        an imbalanced-learn pipeline requires.
+        an imbalanced-learn pipeline requires. Setting it raises a
+        ``FutureWarning`` in ``fit``.
+
+        .. deprecated:: 0.2
+            ``as_sampler`` was deprecated in version 0.2 and will be removed in
+            0.3. Use :class:`~sklearn_medprep.TorchIOAugmentSampler`, which gives
+            the same rows from ``fit_resample``.
     %(random_state)s
     %(n_jobs)s
 
@@ -93,6 +169,7 @@ class TorchIOAugmenter(
 
     See Also
     --------
+    TorchIOAugmentSampler : the sampler role (imbalanced-learn pipelines).
     TorchIOPreprocessor : deterministic preprocessing, fitted on training rows.
     TorchIOCollate : fresh augmentation of every training batch of a skorch net.
 
@@ -118,7 +195,7 @@ class TorchIOAugmenter(
         "image": [str, list],
         "mask": [str, None],
         "n_augmentations": [Interval(Integral, 1, None, closed="left")],
-        "as_sampler": ["boolean"],
+        "as_sampler": ["boolean", Hidden(StrOptions({"deprecated"}))],
         "random_state": ["random_state"],
         "n_jobs": [Integral, None],
     }
@@ -130,7 +207,7 @@ class TorchIOAugmenter(
         image="image",
         mask="mask",
         n_augmentations=1,
-        as_sampler=False,
+        as_sampler="deprecated",
         random_state=None,
         n_jobs=None,
     ):
@@ -144,8 +221,7 @@ class TorchIOAugmenter(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.non_deterministic = self.random_state is None
-        if self.as_sampler:
+        if _sampler_only(self):
             tags.estimator_type = "sampler"
             tags.transformer_tags = None
         return tags
@@ -165,23 +241,16 @@ class TorchIOAugmenter(
         -------
         self : TorchIOAugmenter
         """
-        self._check_subject_table(X, reset=True)
-        self.transform_ = as_transform(self.transforms, "transforms")
-        return self
-
-    def _augment(self, X, seeds):
-        """Return the augmented image cells of every row, one seed per row."""
-        images, mask = image_columns(self.image, self.mask)
-        index, rows = row_cells(X, images, mask)
-        return Parallel(n_jobs=self.n_jobs)(
-            delayed(apply_to_row)(self.transform_, cells, images, mask, row, seed)
-            for row, cells, seed in zip(index, rows, seeds)
-        )
-
-    def _seeds(self, n_rows):
-        """Seeds of augmentation ``k`` (1-based) of every row, for each k."""
-        children = seed_sequence(self.random_state).spawn(self.n_augmentations)
-        return [spawn_seeds(child, n_rows) for child in children]
+        if not isinstance(self.as_sampler, str):
+            warnings.warn(
+                "`as_sampler` was deprecated in version 0.2 and will be removed "
+                "in 0.3. For the sampler role (fit_resample only, as an "
+                "imbalanced-learn pipeline requires) use TorchIOAugmentSampler, "
+                "which gives the same rows; otherwise remove as_sampler.",
+                FutureWarning,
+                stacklevel=3,
+            )
+        return self._fit_augmentation(X)
 
     @available_if(_is_transformer)
     def fit_transform(self, X, y=None):
@@ -242,29 +311,7 @@ class TorchIOAugmenter(
             ``y`` repeated in the same order (a Series gets the new index).
         """
         self.fit(X, y)
-        n = X.shape[0]
-        if y is not None and len(y) != n:
-            raise ValueError(f"X has {n} rows but y has {len(y)} entries")
-        images, mask = image_columns(self.image, self.mask)
-        parts, labels = [X], [X.index]
-        for k, seeds in enumerate(self._seeds(n), start=1):
-            index = pd.Index([f"{row}|aug{k}" for row in X.index], name=X.index.name)
-            copy = X.set_axis(index, axis=0)
-            parts.append(_replace_cells(copy, images, mask, self._augment(X, seeds)))
-            labels.append(index)
-        X_res = pd.concat(parts, axis=0)
-        if not X_res.index.is_unique:
-            dup = X_res.index[X_res.index.duplicated()].unique().tolist()[:5]
-            raise ValueError(f"augmented copies clash with existing rows {dup}")
-        if y is None:
-            return X_res, None
-        if isinstance(y, pd.Series):
-            y_res = pd.concat([y.set_axis(index) for index in labels])
-        elif isinstance(y, pd.DataFrame):
-            y_res = pd.concat([y.set_axis(index, axis=0) for index in labels])
-        else:
-            y_res = np.concatenate([np.asarray(y)] * (1 + self.n_augmentations))
-        return X_res, y_res
+        return self._resample(X, y)
 
     def set_output(self, *, transform=None):
         """Accept the set_output configuration; the output is always a DataFrame.

@@ -1,111 +1,21 @@
 """TorchIO preprocessing of a subject table, trainable parts fitted on training rows."""
 
-import copy
 import warnings
 from numbers import Integral
 
-import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Hidden, StrOptions
 
 from ..io._read import check_exists
 from ..utils._docstrings import fill_doc
 from ..utils._random import preserve_rng
+from ._base import _ImageTableMixin, _SameColumnsMixin, _TorchIOParamsMixin
 from ._deferred import deferred_cells, transform_key
-from ._subject import (
-    _ImageTableMixin,
-    _SameColumnsMixin,
-    _TorchIOParamsMixin,
-    as_transform,
-    find_random_transforms,
-    replace_cells,
-    row_cells,
-    row_to_subject,
-    table_columns,
-)
+from ._subject import replace_cells, row_cells, row_to_subject, table_columns
+from ._trainable import find_trainable, train_transform
+from ._walk import as_transform, find_random_transforms, flatten
 
-__all__ = ["TorchIOPreprocessor", "train_histogram_landmarks"]
-
-
-def _untrained_keys(hs):
-    return [key for key, value in hs.landmarks_dict.items() if value is None]
-
-
-def _needs_training(part):
-    import torchio as tio
-
-    return isinstance(part, tio.HistogramStandardization) and (
-        not part.landmarks_dict or bool(_untrained_keys(part))
-    )
-
-
-def _flatten(transform):
-    """Return the list of steps of a (nested) Compose, or ``[transform]``."""
-    import torchio as tio
-
-    if isinstance(transform, tio.Compose):
-        steps = []
-        for child in transform.transforms:
-            steps.extend(_flatten(child))
-        return steps
-    return [transform]
-
-
-def train_histogram_landmarks(hs, subjects):
-    """Train the landmarks of a HistogramStandardization on in-memory subjects.
-
-    The computation is TorchIO's own :meth:`torchio.HistogramStandardization.train`
-    (same percentiles, same averaging), fed with the images of ``subjects``
-    instead of files. The voxels used are selected by ``hs.masking_method``, as
-    when the transform is applied: ``None`` uses all voxels (``train`` without
-    ``mask_path``), the name of a label map of the subject uses its non-zero
-    voxels (``train(..., mask_path=masks)``), a callable is ``masking_function``.
-
-    Parameters
-    ----------
-    hs : torchio.HistogramStandardization
-        Transform whose ``landmarks`` is ``{}`` (train every scalar image it
-        applies to) or maps image names to ``None`` (train those).
-    subjects : list of torchio.Subject
-        Training subjects.
-
-    Returns
-    -------
-    dict
-        Image name -> landmarks (numpy array of 13 values).
-    """
-    from torchio.transforms.preprocessing.intensity.histogram_standardization import (
-        DEFAULT_CUTOFF,
-        _get_average_mapping,
-        _get_percentiles,
-    )
-
-    if not subjects:
-        raise ValueError("cannot train HistogramStandardization on zero rows")
-    keys = _untrained_keys(hs) or list(hs.get_images_dict(subjects[0]))
-    a, b = 100 * np.array(DEFAULT_CUTOFF)
-    percentiles = _get_percentiles((a, b))
-    landmarks = {}
-    for key in keys:
-        database = []
-        for subject in subjects:
-            tensor = subject[key].data
-            mask = hs.get_mask_from_masking_method(hs.masking_method, subject, tensor)
-            array = tensor.numpy()
-            database.append(np.percentile(array[np.asarray(mask)], percentiles))
-        landmarks[key] = _get_average_mapping(np.vstack(database))
-    return landmarks
-
-
-def _trained_copy(hs, landmarks):
-    new = copy.deepcopy(hs)
-    merged = {
-        key: value for key, value in hs.landmarks_dict.items() if value is not None
-    }
-    merged.update(landmarks)
-    new.landmarks = merged
-    new.landmarks_dict = merged
-    return new
+__all__ = ["TorchIOPreprocessor"]
 
 
 @fill_doc
@@ -138,8 +48,11 @@ class TorchIOPreprocessor(
     exactly as :meth:`torchio.HistogramStandardization.train` learns them, after
     the steps before it in the ``Compose``, masked by its ``masking_method``
     (e.g. ``masking_method="mask"`` uses the mask column's non-zero voxels).
-    Landmarks given as arrays are used as they are. The fitted transform is
-    ``transform_``; the ``transforms`` parameter is never modified.
+    Landmarks given as arrays are used as they are. Which transforms are
+    trained, and how, is a registry that other transform classes can join
+    (:func:`sklearn_medprep.images.register_trainable`); HistogramStandardization
+    is its built-in entry. The fitted transform is ``transform_``; the
+    ``transforms`` parameter is never modified.
 
     Random transforms (``tio.Random*``, ``OneOf``, any ``p < 1``) are refused:
     use :class:`~sklearn_medprep.TorchIOAugmenter` for augmentation.
@@ -255,8 +168,8 @@ class TorchIOPreprocessor(
             )
         images, mask = self._check_subject_table(X, reset=True)
         transform = self._check_transform()
-        steps = _flatten(transform)
-        to_train = [i for i, step in enumerate(steps) if _needs_training(step)]
+        steps = flatten(transform)
+        to_train = [i for i, step in enumerate(steps) if find_trainable(step)]
         if not to_train:
             self.transform_ = transform
             self.transform_key_ = transform_key(transform)
@@ -273,9 +186,7 @@ class TorchIOPreprocessor(
             for i in to_train:
                 for step in steps[done:i]:
                     subjects = [step(subject) for subject in subjects]
-                steps[i] = _trained_copy(
-                    steps[i], train_histogram_landmarks(steps[i], subjects)
-                )
+                steps[i] = train_transform(steps[i], subjects)
                 done = i
         self.transform_ = tio.Compose(steps) if len(steps) > 1 else steps[0]
         self.transform_key_ = transform_key(self.transform_)

@@ -1,4 +1,10 @@
-"""Fresh TorchIO augmentation of every training batch of a skorch net.
+"""Fresh TorchIO augmentation of every training batch: :class:`TorchIOCollate`.
+
+:class:`TorchIOCollate` is a collate function for a
+:class:`torch.utils.data.DataLoader`: it collates the batch as
+:func:`~torch.utils.data.default_collate` does, then augments every sample with
+TorchIO. It needs torch and TorchIO only (not skorch); its use is as the
+training collate function of a skorch net.
 
 skorch builds a new training :class:`~torch.utils.data.DataLoader` every epoch
 from ``iterator_train__*`` parameters and a separate one for validation and

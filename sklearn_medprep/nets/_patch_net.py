@@ -19,13 +19,12 @@ except ImportError as exc:  # pragma: no cover - skorch is installed in CI
         'pip install "sklearn-medprep[skorch]"'
     ) from exc
 
-import copy
 from numbers import Integral
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import _fit_context, clone
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._param_validation import (
     validate_parameter_constraints as _validate_constraints,
@@ -42,7 +41,8 @@ from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from skorch.utils import to_device
 
 from ..exceptions import SubjectTableError
-from ..images._subject import as_transform, find_random_transforms, image_columns
+from ..images._subject import image_columns
+from ..images._walk import as_transform, clone_with_transforms, find_random_transforms
 from ..table._checks import check_subject_table
 from ..utils._random import local_seed, seed_sequence, spawn_seeds
 from ..utils._tags import subject_table_input_tags
@@ -97,17 +97,7 @@ class _PatchNetMixin:
     def __sklearn_clone__(self):
         # TorchIO's random transforms have a get_params of their own (the
         # random draw), which sklearn's clone would take for an estimator's
-        params = self.get_params(deep=False)
-        for name, value in params.items():
-            if name in _TRANSFORM_PARAMS:
-                params[name] = copy.deepcopy(value)
-            else:
-                params[name] = clone(value, safe=False)
-        new = type(self)(**params)
-        for attribute in ("_metadata_request", "_sklearn_output_config"):
-            if attribute in self.__dict__:
-                setattr(new, attribute, copy.deepcopy(self.__dict__[attribute]))
-        return new
+        return clone_with_transforms(self, _TRANSFORM_PARAMS)
 
     def get_params(self, deep=True, **kwargs):
         """Get the parameters of this net.

@@ -5,7 +5,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 
 from ..exceptions import SubjectTableError
-from ..images._subject import _ImageTableMixin, image_columns, table_columns
+from ..images._base import _ImageTableMixin
+from ..images._subject import image_columns, table_columns
 from ..io._read import to_torchio
 from ..utils._docstrings import fill_doc
 

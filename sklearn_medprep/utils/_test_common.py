@@ -142,6 +142,16 @@ TEST_CASES = {
         ),
         _cohort,
     ),
+    "TorchIOAugmentSampler": (
+        lambda: dict(
+            transforms=_tio().Compose(
+                [_tio().RandomFlip(axes=(0,)), _tio().RandomNoise(std=0.1)]
+            ),
+            n_augmentations=2,
+            random_state=0,
+        ),
+        _cohort,
+    ),
     "TorchIOPreprocessor": (
         lambda: dict(
             transforms=_tio().Compose(
@@ -351,6 +361,40 @@ def _torchio_checks(own_tests):
     return table
 
 
+# TorchIOAugmentSampler (sklearn_medprep/images/_augment_sampler.py): a sampler
+# of subject tables (fit_resample only, no transform/predict for the library's
+# checks to compare): every data check feeds a numeric array where it reads image
+# columns; its own tests check the sampler contract on tables.
+_SAMPLER_TESTS = "tests/images/test_augment_sampler.py"
+_SAMPLER_DOMAIN = {
+    "check_estimators_pickle": "test_pickle_input_and_params_unchanged",
+    "check_estimators_pickle(readonly_memmap=True)": "test_pickle_input_and_params_"
+    "unchanged",
+    "check_estimators_overwrite_params": "test_pickle_input_and_params_unchanged",
+    "check_dont_overwrite_parameters": "test_pickle_input_and_params_unchanged",
+    "check_dict_unchanged": "test_pickle_input_and_params_unchanged",
+    "check_fit_idempotent": "test_seeded_reproducible_and_caller_rng_untouched",
+    "check_fit_check_is_fitted": "test_the_sampler_role_only",
+    "check_estimators_fit_returns_self": "test_the_sampler_role_only",
+    "check_n_features_in_after_fitting": "test_the_sampler_role_only",
+    "check_pipeline_consistency": "test_imblearn_pipeline_enlarges_the_training_"
+    "fold_only, test_grid_search_over_site_folds_and_clone",
+    "check_methods_sample_order_invariance": "test_same_rows_as_the_deprecated_"
+    "as_sampler (row k of every copy is drawn from its own seed)",
+    "check_methods_subset_invariance": "test_same_rows_as_the_deprecated_as_sampler",
+    "check_readonly_memmap_input": "test_pickle_input_and_params_unchanged",
+    "check_estimators_empty_data_messages": "test_clear_errors",
+}
+_SAMPLER_CHECKS = {
+    name: f"{_IMAGE_TABLE} ({_SAMPLER_TESTS}::{_SAMPLER_DOMAIN[name]})"
+    if name in _SAMPLER_DOMAIN
+    else f"{_IMAGE_TABLE} (and {_SAMPLER_TESTS})"
+    for name in [
+        *_SAMPLER_DOMAIN,
+        *_TORCHIO_TABLE_ONLY,
+    ]
+}
+
 # RobustFeatureSelector (sklearn_medprep/_robust.py): it extracts radiomic
 # features of image and mask columns (through RadiomicsExtractor), perturbed.
 _ROBUST_TABLE = (
@@ -457,8 +501,11 @@ EXPECTED_FAILED_CHECKS = {
     "ComBatHarmonizer": _COMBAT_CHECKS,
     # the same input contract as its parent ComBatHarmonizer (site required)
     "CovBatHarmonizer": _COMBAT_CHECKS,
-    "TorchIOPreprocessor": _torchio_checks("tests/images/test_torchio_preprocessor.py"),
+    "TorchIOPreprocessor": _torchio_checks(
+        "tests/images/test_torchio_preprocessor.py"
+    ),
     "TorchIOAugmenter": _torchio_checks("tests/images/test_augmenter.py"),
+    "TorchIOAugmentSampler": _SAMPLER_CHECKS,
     "ImageTensorizer": _torchio_checks("tests/nets/test_tensorizer_skorch.py"),
     "RadiomicsExtractor": _RADIOMICS_CHECKS,
     "RobustFeatureSelector": _ROBUST_CHECKS,

@@ -1,4 +1,8 @@
-"""TorchIOAugmenter: augmentation in fit_transform / fit_resample only, reproducible."""
+"""TorchIOAugmenter: augmentation in fit_transform / fit_resample only, reproducible.
+
+The sampler role (``as_sampler=True``, deprecated) is TorchIOAugmentSampler's:
+tests/images/test_augment_sampler.py.
+"""
 
 import numpy as np
 import pandas as pd
@@ -215,7 +219,8 @@ def test_imblearn_pipeline_enlarges_training_set_only(table, counter):
             ("clf", Recorder()),
         ]
     )
-    pipe.fit(train, train["y"])
+    with pytest.warns(FutureWarning, match="use TorchIOAugmentSampler"):
+        pipe.fit(train, train["y"])
     assert pipe[-1].fit_rows_ == 4 * len(train)
     assert counter[0] == 3 * len(train)
     pipe.predict(test)
