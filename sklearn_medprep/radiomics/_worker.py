@@ -28,6 +28,7 @@ import SimpleITK as sitk
 
 from ..exceptions import ImageReadError
 from ..io._deferred_source import deferred_reader
+from ..io._geometry import geometry_of, geometry_problem
 from ..io._integrity import count_nonfinite
 from ..io._read import _is_missing, describe_cell, image_fingerprint, to_sitk
 from ._backend import RowResult, get_backend, log_extraction
@@ -43,22 +44,8 @@ def _versions(backend=None):
 
 
 def _geometry_problem(image, mask, tolerance):
-    if image.GetDimension() != mask.GetDimension():
-        return f"dimension {image.GetDimension()} vs {mask.GetDimension()}"
-    if image.GetSize() != mask.GetSize():
-        return f"size {image.GetSize()} vs {mask.GetSize()}"
-    spacing = np.asarray(image.GetSpacing())
-    coordinate_tol = tolerance * abs(spacing[0])
-    for name, a, b, tol in (
-        ("spacing", image.GetSpacing(), mask.GetSpacing(), coordinate_tol),
-        ("origin", image.GetOrigin(), mask.GetOrigin(), coordinate_tol),
-        ("direction", image.GetDirection(), mask.GetDirection(), tolerance),
-    ):
-        if not np.allclose(a, b, rtol=0, atol=tol):
-            return (
-                f"{name} {np.round(a, 6).tolist()} vs {np.round(b, 6).tolist()}"
-            )
-    return None
+    # the one rule of "same geometry" (SimpleITK's, as PyRadiomics checks it)
+    return geometry_problem(geometry_of(image), geometry_of(mask), tolerance=tolerance)
 
 
 _INTEGER_PIXELS = {
