@@ -12,6 +12,7 @@ from ..exceptions import SubjectTableError
 
 __all__ = [
     "align_rows",
+    "check_fit_rows",
     "check_subject_table",
     "is_numeric_column",
     "is_numeric_dtype",
@@ -63,6 +64,55 @@ def check_subject_table(X, *, columns=(), estimator=None):
             column=missing[0],
         )
     return X
+
+
+def check_fit_rows(X, *, estimator, min_rows=1, why=None):
+    """Refuse to fit ``estimator`` on fewer than ``min_rows`` rows, clearly.
+
+    The message names the estimator and the count ("0 rows, an empty table"),
+    as ``check_subject_table_empty_fit`` and ``check_subject_table_one_row_fit``
+    of :mod:`sklearn_medprep.utils.estimator_checks` require.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame or array-like
+        The training table.
+    estimator : str or object
+        The estimator or its class name.
+    min_rows : int, default=1
+        Fewest rows ``fit`` accepts.
+    why : str or None, default=None
+        Why it needs that many (e.g. ``"an ICC compares subjects"``).
+
+    Returns
+    -------
+    object
+        ``X``, unchanged.
+
+    Raises
+    ------
+    SubjectTableError
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn_medprep.table._checks import check_fit_rows
+    >>> check_fit_rows(pd.DataFrame({"a": []}), estimator="ComBatHarmonizer")
+    Traceback (most recent call last):
+    ...
+    sklearn_medprep.exceptions.SubjectTableError: ComBatHarmonizer cannot fit on \
+0 rows (an empty table)
+    """
+    name = estimator if isinstance(estimator, str) else type(estimator).__name__
+    n = len(X)
+    if n >= min_rows:
+        return X
+    if n == 0:
+        raise SubjectTableError(f"{name} cannot fit on 0 rows (an empty table)")
+    raise SubjectTableError(
+        f"{name} needs at least {min_rows} rows to fit, got {n}"
+        + (f" ({why})" if why else "")
+    )
 
 
 def is_numeric_dtype(dtype):
