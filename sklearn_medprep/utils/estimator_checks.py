@@ -226,7 +226,8 @@ def _assert_clear_error(estimator, error, problem, what):
 
 def _fit_quietly(estimator, X, y):
     """Fit a clone, warnings ignored: a degenerate table may well warn (a
-    one-row table has constant columns); the checks judge the error only."""
+    one-row table has constant columns); the checks judge the error only.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return clone(estimator).fit(X, y)
