@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import SubjectTableError, plain
+from ..table._checks import is_numeric_column, is_numeric_dtype
 
 #: Fewest rows of a new site that ``unseen_site="estimate"`` accepts.
 MIN_NEW_SITE_SUBJECTS = 5
@@ -34,21 +35,23 @@ __all__ = [
 
 
 def is_numeric_dtypes(dtypes):
-    """The one rule for "is this column numeric" (features and covariates).
+    """The one rule for "is this column numeric", for many dtypes at once.
 
-    Integer, unsigned and float dtypes (numpy or pandas nullable) are numeric;
-    booleans, strings, objects and categories are not (covariates of those
-    dtypes are categorical).
+    :func:`sklearn_medprep.table._checks.is_numeric_dtype` applied to each
+    dtype: integer, unsigned and real float dtypes (numpy or pandas nullable)
+    are numeric; booleans, strings, objects and categories are not (covariates
+    of those dtypes are categorical).
     """
     codes, uniques = pd.factorize(pd.Series(list(dtypes), dtype=object))
-    numeric = np.array(
-        [getattr(dt, "kind", "O") in "iuf" for dt in uniques], dtype=bool
-    )
+    numeric = np.array([is_numeric_dtype(dt) for dt in uniques], dtype=bool)
     return numeric[codes] if len(codes) else np.zeros(0, dtype=bool)
 
 
 def _is_numeric(series):
-    return bool(is_numeric_dtypes([series.dtype])[0])
+    """The one rule (:func:`~sklearn_medprep.table._checks.is_numeric_column`)."""
+    return is_numeric_column(
+        series, advice="; or declare it categorical=[...] (by name)"
+    )
 
 
 def first_row(index, mask):

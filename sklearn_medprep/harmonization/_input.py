@@ -18,7 +18,7 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
 from ..exceptions import MedprepWarning, SubjectTableError, plain
-from ..table._checks import align_rows
+from ..table._checks import align_rows, parses_as_numbers
 from . import _design as design
 from ._blocks import column_blocks
 
@@ -121,12 +121,12 @@ def _read_sites(X, sites, site, n, index, from_table):
 
 
 def _looks_numeric(values):
-    """True when every value is a number or a string that parses as one."""
-    try:
-        np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return True
+    """True when every value is a number or a text that parses as one.
+
+    The rule of :func:`sklearn_medprep.table._checks.parses_as_numbers`
+    (booleans are not numbers).
+    """
+    return parses_as_numbers(values)
 
 
 def _refuse_ambiguous_array(arr):

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import SubjectTableError
+from ..table._checks import is_numeric_column
 from ._cohort_findings import (
     Finding,
     _class_findings,
@@ -45,7 +46,7 @@ THRESHOLDS = {
 
 
 def _is_categorical(col, max_levels):
-    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+    if not is_numeric_column(col):  # the one rule of "numeric" (table._checks)
         return True
     return col.nunique(dropna=True) <= max_levels
 

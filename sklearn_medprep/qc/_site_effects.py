@@ -5,7 +5,7 @@ import pandas as pd
 from scipy import stats
 
 from ..exceptions import SubjectTableError
-from ..table._checks import align_rows
+from ..table._checks import align_rows, is_numeric_column, numeric_columns
 
 __all__ = [
     "site_effect_report",
@@ -26,14 +26,20 @@ def _site_and_features(table, site, features):
             )
     frame = pd.DataFrame(table) if not isinstance(table, pd.DataFrame) else table
     site_name = site if isinstance(site, str) else None
-    if features is None:
-        features = [
-            c
-            for c in frame.columns
-            if c != site_name
-            and pd.api.types.is_numeric_dtype(frame[c])
-            and not pd.api.types.is_bool_dtype(frame[c])
-        ]
+    if features is None:  # the one rule of "numeric" (table._checks)
+        features = numeric_columns(
+            frame, exclude=[site_name] if site_name is not None else []
+        )
+    else:
+        features = list(features)
+        for name in features:
+            if name not in frame.columns:
+                raise SubjectTableError("feature column not found", column=name)
+            if not is_numeric_column(frame[name], name=name):
+                raise SubjectTableError(
+                    f"feature column has non-numeric dtype {frame[name].dtype}",
+                    column=name,
+                )
     return frame[list(features)].to_numpy(dtype=np.float64), sites, list(features)
 
 
@@ -53,7 +59,7 @@ def _covariate_design(table, covariates):
             raise SubjectTableError("covariate column not found", column=name)
         col = table[name]
         complete &= col.notna().to_numpy()
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        if is_numeric_column(col, name=name):
             blocks.append(col.to_numpy(dtype=np.float64)[:, None])
         else:
             dummies = pd.get_dummies(col, drop_first=True, dtype=np.float64)

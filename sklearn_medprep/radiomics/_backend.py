@@ -62,6 +62,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..exceptions import GeometryMismatchError, ImageReadError, SubjectTableError
+from ..io._geometry import geometry_of
+from ..io._geometry import geometry_problem as _geometry_rule
 
 __all__ = [
     "BatchRow",
@@ -173,25 +175,11 @@ _INTEGER_PIXELS = {
 def geometry_problem(image, mask, tolerance):
     """Describe how image and mask differ in geometry, or return None.
 
-    ``tolerance`` is relative to the first spacing for spacing and origin and
-    absolute for the direction cosines.
+    The one rule of "same geometry" (:mod:`sklearn_medprep.io._geometry`,
+    SimpleITK's, as PyRadiomics checks it): ``tolerance`` is relative to the
+    first spacing for spacing and origin and absolute for the direction cosines.
     """
-    if image.GetDimension() != mask.GetDimension():
-        return f"dimension {image.GetDimension()} vs {mask.GetDimension()}"
-    if image.GetSize() != mask.GetSize():
-        return f"size {image.GetSize()} vs {mask.GetSize()}"
-    spacing = np.asarray(image.GetSpacing())
-    coordinate_tol = tolerance * abs(spacing[0])
-    for name, a, b, tol in (
-        ("spacing", image.GetSpacing(), mask.GetSpacing(), coordinate_tol),
-        ("origin", image.GetOrigin(), mask.GetOrigin(), coordinate_tol),
-        ("direction", image.GetDirection(), mask.GetDirection(), tolerance),
-    ):
-        if not np.allclose(a, b, rtol=0, atol=tol):
-            return (
-                f"{name} {np.round(a, 6).tolist()} vs {np.round(b, 6).tolist()}"
-            )
-    return None
+    return _geometry_rule(geometry_of(image), geometry_of(mask), tolerance=tolerance)
 
 
 def check_label(mask, label):

@@ -1,32 +1,16 @@
 """Check a subject table's images before a long run: readable, same geometry."""
 
-import numpy as np
-
 from ..exceptions import GeometryMismatchError, SubjectTableError
+from ..io._geometry import geometry_problem
 from ..io._read import _is_missing, describe_cell, read_geometry
 from ._checks import check_subject_table
 
 __all__ = ["validate_table"]
 
 
-_GEOMETRY_TOL = 1e-4
-
-
-
-def _same_geometry(a, b):
-    size_a, spacing_a, origin_a, dir_a = a
-    size_b, spacing_b, origin_b, dir_b = b
-    if tuple(size_a) != tuple(size_b):
-        return f"size {tuple(size_a)} vs {tuple(size_b)}"
-    for name, x, y in (
-        ("spacing", spacing_a, spacing_b),
-        ("origin", origin_a, origin_b),
-        ("direction", dir_a, dir_b),
-    ):
-        if not np.allclose(x, y, rtol=0, atol=_GEOMETRY_TOL):
-            return f"{name} {np.round(x, 5).tolist()} vs {np.round(y, 5).tolist()}"
-    return None
-
+def _same_geometry(a, b, tolerance=None):
+    """How ``b`` differs from ``a`` (None: same), by the one rule of io._geometry."""
+    return geometry_problem(a, b, tolerance=tolerance)
 
 
 def validate_table(
@@ -37,6 +21,7 @@ def validate_table(
     required=(),
     check_files=True,
     check_geometry=True,
+    geometry_tolerance=None,
 ):
     """Validate a subject table, naming the row, column and file at fault.
 
@@ -55,7 +40,14 @@ def validate_table(
         Check that every image cell exists and its header is readable.
     check_geometry : bool, default=True
         Check that image and mask of each row share size, spacing, origin and
-        direction (to 1e-4).
+        direction, by the rule SimpleITK and PyRadiomics apply
+        (:mod:`sklearn_medprep.io._geometry`): spacing and origin within
+        ``geometry_tolerance`` times the image's first spacing, direction
+        within ``geometry_tolerance``.
+    geometry_tolerance : float or None, default=None
+        PyRadiomics' ``geometryTolerance`` setting; None takes SimpleITK's
+        defaults (1e-6). A table that passes is accepted by PyRadiomics'
+        geometry check with the same setting.
 
     Returns
     -------
@@ -100,7 +92,9 @@ def validate_table(
                 geometries[column] = read_geometry(cell, row=row, column=column)
         if check_geometry and mask is not None:
             for column in images:
-                problem = _same_geometry(geometries[column], geometries[mask])
+                problem = _same_geometry(
+                    geometries[column], geometries[mask], geometry_tolerance
+                )
                 if problem:
                     raise GeometryMismatchError(
                         f"image {column!r} and mask {mask!r} differ in geometry: "

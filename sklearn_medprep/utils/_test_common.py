@@ -6,10 +6,12 @@ scikit-learn's :func:`~sklearn.utils.estimator_checks.parametrize_with_checks`
 (tests/test_common.py), the library's own subject-table checks
 (tests/utils/test_estimator_checks.py) and the "``__init__`` stores its arguments
 unchanged" test.
-``EXPECTED_FAILED_CHECKS`` is the one table of scikit-learn checks that an
-estimator is known to fail, each with the reason and the domain check (in
-``sklearn_medprep.utils.estimator_checks`` or the estimator's own tests) that
-replaces it.
+``EXPECTED_FAILED_CHECKS`` is the one table of checks that an estimator is
+known to fail: scikit-learn checks, each with the reason and the domain check
+(in ``sklearn_medprep.utils.estimator_checks`` or the estimator's own tests)
+that replaces it, and the library's own ``check_subject_table_*`` checks not
+passed yet, each with the reason and the fix (strict expected failures in
+tests/utils/test_estimator_checks.py).
 
 Each estimator module's author adds the entries for that estimator here, and only
 here.
@@ -496,6 +498,73 @@ def _patch_checks(estimator):
     return table
 
 
+# The library's own checks of the degenerate tables (check_subject_table_empty_fit,
+# check_subject_table_one_row_fit in sklearn_medprep.utils.estimator_checks) that
+# an estimator does not pass yet: each fix belongs to the estimator's module
+# (outside utils/), most a one-line call of
+# sklearn_medprep.table._checks.check_fit_rows at the top of fit. They are
+# strict expected failures in tests/utils/test_estimator_checks.py: once fixed,
+# the test fails (XPASS) until the entry is removed here.
+_EMPTY_FIT = "check_subject_table_empty_fit"
+_FIX_EMPTY = (
+    "; fix: call table._checks.check_fit_rows(X, estimator=self) first in fit "
+    "(its message names the estimator and '0 rows')"
+)
+_OWN_CHECKS = {
+    "ComBatHarmonizer": {
+        _EMPTY_FIT: "fit on 0 rows says 'this feature column equals the target "
+        "y' (the empty columns compare equal to the empty y) instead of naming "
+        "the empty table (harmonization/_input.py)" + _FIX_EMPTY,
+    },
+    "CovBatHarmonizer": {
+        _EMPTY_FIT: "inherits ComBatHarmonizer's input checks: fit on 0 rows says "
+        "'this feature column equals the target y' (harmonization/_input.py)"
+        + _FIX_EMPTY,
+    },
+    "VoxelComBatHarmonizer": {
+        _EMPTY_FIT: "fit on 0 rows raises IndexError 'index 0 is out of bounds' "
+        "(harmonization/_voxel_combat.py)" + _FIX_EMPTY,
+        "check_subject_table_one_row_fit": "fit on one row says 'ComBat needs at "
+        "least 2 sites' (the shared ComBat core's message), which names ComBat, "
+        "not VoxelComBatHarmonizer (harmonization/_voxel_combat.py: check_fit_rows "
+        "with min_rows=4 and why='2 sites of 2 subjects', or name the estimator "
+        "in the core's message)",
+    },
+    "ImageTensorizer": {
+        _EMPTY_FIT: "stateless fit accepts a zero-row table silently "
+        "(nets/_tensorizer.py)" + _FIX_EMPTY,
+    },
+    "TorchIOAugmenter": {
+        _EMPTY_FIT: "fit accepts a zero-row table silently (images/_augment.py, "
+        "or images/_subject.py::_check_subject_table with reset=True)" + _FIX_EMPTY,
+    },
+    "TorchIOPreprocessor": {
+        _EMPTY_FIT: "fit on 0 rows raises 'cannot train HistogramStandardization "
+        "on zero rows', which does not name TorchIOPreprocessor "
+        "(images/_preprocessor.py)" + _FIX_EMPTY,
+    },
+    "RadiomicsExtractor": {
+        _EMPTY_FIT: "fit on 0 rows raises 'cannot fit on an empty subject table', "
+        "which does not name RadiomicsExtractor (radiomics/_extractor.py)"
+        + _FIX_EMPTY,
+    },
+    "RobustFeatureSelector": {
+        _EMPTY_FIT: "fit on 0 rows raises RadiomicsExtractor's 'cannot fit on an "
+        "empty subject table', which names neither estimator "
+        "(radiomics/_robust.py)" + _FIX_EMPTY,
+    },
+    "PatchNeuralNetClassifier": {
+        _EMPTY_FIT: "fit on 0 rows raises torch's 'num_samples should be a "
+        "positive integer value, but got num_samples=0' (nets/_patch_net.py)"
+        + _FIX_EMPTY,
+    },
+    "PatchNeuralNetSegmenter": {
+        _EMPTY_FIT: "fit on 0 rows raises torch's 'num_samples should be a "
+        "positive integer value, but got num_samples=0' (nets/_patch_segmenter.py)"
+        + _FIX_EMPTY,
+    },
+}
+
 EXPECTED_FAILED_CHECKS = {
     # "EstimatorName": {"check_name": "reason (and the domain check replacing it)"},
     "ComBatHarmonizer": _COMBAT_CHECKS,
@@ -513,10 +582,18 @@ EXPECTED_FAILED_CHECKS = {
     "PatchNeuralNetSegmenter": _patch_checks("PatchNeuralNetSegmenter"),
     "VoxelComBatHarmonizer": _VOXEL_CHECKS,
 }
+# the library's own checks, in the same table (names check_subject_table_*)
+EXPECTED_FAILED_CHECKS = {
+    name: {**table, **_OWN_CHECKS.get(name, {})}
+    for name, table in EXPECTED_FAILED_CHECKS.items()
+}
 
 
 def expected_failed_checks(estimator):
     """Return the expected failures of ``estimator`` for ``parametrize_with_checks``.
+
+    The library's own ``check_subject_table_*`` entries are left out (they are
+    not scikit-learn checks).
 
     Parameters
     ----------
@@ -528,4 +605,10 @@ def expected_failed_checks(estimator):
     dict
         ``{check_name: reason}``.
     """
-    return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
+    return {
+        check: reason
+        for check, reason in EXPECTED_FAILED_CHECKS.get(
+            type(estimator).__name__, {}
+        ).items()
+        if not check.startswith("check_subject_table_")
+    }

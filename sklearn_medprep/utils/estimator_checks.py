@@ -5,13 +5,30 @@ this library read named image and metadata columns of a subject table. These
 checks replace the scikit-learn checks that cannot apply (listed, with reasons,
 in ``sklearn_medprep.utils._test_common.EXPECTED_FAILED_CHECKS``) and add the
 contract of the subject table: index and row order preserved, row alignment,
-input not modified, clone/pickle round trips, ``n_jobs`` invariance.
+input not modified, clone/pickle round trips, ``n_jobs`` invariance, and the
+two degenerate tables, empty and one row:
+
+* ``fit`` on a zero-row table raises a ``ValueError`` (``SubjectTableError``
+  included) naming the estimator and the problem ("0 rows", "empty"): nothing
+  can be learnt from no subject, and a silent fit would only fail later;
+* ``transform``/``predict`` of a zero-row table after fitting on a normal one
+  returns zero rows, with the columns of the full output (the same trailing
+  shape for arrays): an empty batch (an empty cross-validation fold, a filter
+  that kept no subject) is valid input to a fitted estimator, for every
+  estimator type;
+* ``transform``/``predict`` of one row equals that row of the full output,
+  index label included;
+* ``fit`` on one row either works or, where the estimator needs several rows
+  (ComBat needs 2 subjects per site and 2 sites; an ICC needs 2 subjects),
+  raises a ``ValueError`` naming the estimator and how many it needs.
 
 Each check takes ``(estimator, X, y)`` where ``X`` is a small subject table.
 """
 
 import copy
 import pickle
+import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -24,8 +41,12 @@ __all__ = [
     "assert_tables_equal",
     "check_subject_table_clone",
     "check_subject_table_does_not_modify_input",
+    "check_subject_table_empty_fit",
+    "check_subject_table_empty_transform",
     "check_subject_table_index_preserved",
     "check_subject_table_n_jobs_invariance",
+    "check_subject_table_one_row_fit",
+    "check_subject_table_one_row_transform",
     "check_subject_table_pickle",
     "check_subject_table_row_alignment",
     "subject_table_checks",
@@ -171,6 +192,108 @@ def check_subject_table_n_jobs_invariance(estimator, X, y):
     assert_tables_equal(_output(one, X, y, method), _output(two, X, y, method))
 
 
+def _estimator_names(estimator):
+    """Names a message may use for ``estimator``: its class and library bases.
+
+    ``ComBatHarmonizer`` may also say ``ComBat`` (the name without its role
+    suffix); a subclass may use the names of its library base classes.
+    """
+    names = set()
+    for cls in type(estimator).__mro__:
+        ours = cls.__module__.startswith("sklearn_medprep")
+        if cls is type(estimator) or (ours and not cls.__name__.startswith("_")):
+            names.add(cls.__name__)
+            short = re.sub(r"(Harmonizer|Extractor|Selector)$", "", cls.__name__)
+            names.add(short)
+    return names
+
+
+def _assert_clear_error(estimator, error, problem, what):
+    message = str(error)
+    assert isinstance(error, ValueError), (
+        f"{what}: {type(estimator).__name__} raised {type(error).__name__} "
+        f"({message[:200]!r}), expected a ValueError naming the problem"
+    )
+    names = _estimator_names(estimator)
+    assert any(name in message for name in names), (
+        f"{what}: the message {message[:200]!r} does not name the estimator "
+        f"({sorted(names)})"
+    )
+    assert re.search(problem, message, flags=re.IGNORECASE), (
+        f"{what}: the message {message[:200]!r} does not say {problem!r}"
+    )
+
+
+def _fit_quietly(estimator, X, y):
+    """Fit a clone, warnings ignored: a degenerate table may well warn (a
+    one-row table has constant columns); the checks judge the error only.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return clone(estimator).fit(X, y)
+
+
+def check_subject_table_empty_fit(estimator, X, y):
+    """``fit`` on a zero-row table raises a ValueError naming estimator and problem."""
+    try:
+        _fit_quietly(estimator, X.iloc[:0], y.iloc[:0] if y is not None else None)
+    except Exception as error:  # noqa: BLE001 - the check judges the error
+        _assert_clear_error(
+            estimator, error, r"\b0 rows\b|\bempty\b|\bzero rows\b|\bno rows?\b",
+            "fit on a zero-row table",
+        )
+        return
+    raise AssertionError(
+        f"{type(estimator).__name__}.fit accepted a zero-row table; it must raise "
+        "a ValueError naming the estimator and '0 rows'"
+    )
+
+
+def check_subject_table_empty_transform(estimator, X, y):
+    """Zero rows in, zero rows out (after a fit on the table), same columns."""
+    fitted = clone(estimator).fit(X, y)
+    for method in _methods(fitted):
+        full = getattr(fitted, method)(X)
+        empty = getattr(fitted, method)(X.iloc[:0])
+        if isinstance(full, pd.DataFrame):
+            assert isinstance(empty, pd.DataFrame), method
+            assert len(empty) == 0, (method, len(empty))
+            pd.testing.assert_index_equal(empty.columns, full.columns)
+            pd.testing.assert_series_equal(empty.dtypes, full.dtypes, obj=method)
+        else:
+            empty, full = np.asarray(empty), np.asarray(full)
+            assert empty.shape == (0, *full.shape[1:]), (method, empty.shape)
+            assert empty.dtype == full.dtype, (method, empty.dtype, full.dtype)
+
+
+def check_subject_table_one_row_transform(estimator, X, y):
+    """One row alone gives that row of the full output, index label included."""
+    fitted = clone(estimator).fit(X, y)
+    for method in _methods(fitted):
+        full = getattr(fitted, method)(X)
+        for i in sorted({len(X) // 2, len(X) - 1}):
+            one = getattr(fitted, method)(X.iloc[[i]])
+            if isinstance(full, pd.DataFrame):
+                assert isinstance(one, pd.DataFrame), method
+                pd.testing.assert_index_equal(one.index, X.index[[i]])
+                assert_tables_equal(one, full.iloc[[i]], rtol=1e-12, atol=1e-12)
+            else:
+                assert len(one) == 1, (method, len(one))
+                assert_tables_equal(
+                    np.asarray(one), np.asarray(full)[[i]], rtol=1e-12, atol=1e-12
+                )
+
+
+def check_subject_table_one_row_fit(estimator, X, y):
+    """``fit`` on one row works, or raises a ValueError saying what it needs."""
+    try:
+        _fit_quietly(estimator, X.iloc[[0]], y.iloc[[0]] if y is not None else None)
+    except Exception as error:  # noqa: BLE001 - the check judges the error
+        _assert_clear_error(
+            estimator, error, r"at least \d+|\bneeds? \d+", "fit on a one-row table"
+        )
+
+
 def subject_table_checks():
     """Return every check of this module, for parametrizing a test.
 
@@ -191,4 +314,8 @@ def subject_table_checks():
         check_subject_table_clone,
         check_subject_table_pickle,
         check_subject_table_n_jobs_invariance,
+        check_subject_table_empty_fit,
+        check_subject_table_empty_transform,
+        check_subject_table_one_row_transform,
+        check_subject_table_one_row_fit,
     ]
