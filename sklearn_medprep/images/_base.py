@@ -23,6 +23,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ..table._checks import check_fit_rows
 from ..utils._tags import subject_table_input_tags
 from ._subject import check_table, image_columns
 from ._walk import clone_with_transforms
@@ -57,6 +58,8 @@ class _ImageTableMixin:
         if not reset:
             check_is_fitted(self)
         check_table(X, self.image, self.mask, type(self).__name__)
+        if reset:
+            check_fit_rows(X, estimator=self)
         validate_data(self, X, skip_check_array=True, reset=reset)
         return image_columns(self.image, self.mask)
 

@@ -43,7 +43,7 @@ from skorch.utils import to_device
 from ..exceptions import SubjectTableError
 from ..images._subject import image_columns
 from ..images._walk import as_transform, clone_with_transforms, find_random_transforms
-from ..table._checks import check_subject_table
+from ..table._checks import check_fit_rows, check_subject_table
 from ..utils._random import local_seed, seed_sequence, spawn_seeds
 from ..utils._tags import subject_table_input_tags
 from ._patches import (
@@ -235,6 +235,7 @@ class _PatchNetMixin:
         -------
         self
         """
+        check_fit_rows(X, estimator=self)
         warm = self.warm_start and self.initialized_
         with local_seed(self._seed(len(self.history_) if warm else 0)):
             if not warm:

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import MedprepWarning, SubjectTableError
-from ..table._checks import check_subject_table
+from ..table._checks import check_fit_rows, check_subject_table
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
 from ._backend import RadiomicsBackend, registered_backends, resolve_backend
@@ -295,8 +295,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         else:
             check_subject_table(X, columns=self.passthrough)
             self.passthrough_ = list(self.passthrough)
-        if len(X) == 0:
-            raise SubjectTableError("cannot fit on an empty subject table")
+        check_fit_rows(X, estimator=self)
         return X
 
     def _set_names(self, X, results):

@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import MedprepWarning, SubjectTableError
 from ..io._read import to_sitk, to_torchio
+from ..table._checks import check_fit_rows
 from ..utils._docstrings import fill_doc
 from ..utils._random import local_seed, seed_sequence
 from ..utils._tags import subject_table_input_tags
@@ -358,6 +359,7 @@ class RobustFeatureSelector(TransformerMixin, BaseEstimator):
         return tables
 
     def _fit(self, X):
+        check_fit_rows(X, estimator=self)
         extractor = RadiomicsExtractor() if self.extractor is None else self.extractor
         extractor = clone(extractor)
         if self.n_jobs is not None:

@@ -530,39 +530,6 @@ _OWN_CHECKS = {
         "with min_rows=4 and why='2 sites of 2 subjects', or name the estimator "
         "in the core's message)",
     },
-    "ImageTensorizer": {
-        _EMPTY_FIT: "stateless fit accepts a zero-row table silently "
-        "(nets/_tensorizer.py)" + _FIX_EMPTY,
-    },
-    "TorchIOAugmenter": {
-        _EMPTY_FIT: "fit accepts a zero-row table silently (images/_augment.py, "
-        "or images/_subject.py::_check_subject_table with reset=True)" + _FIX_EMPTY,
-    },
-    "TorchIOPreprocessor": {
-        _EMPTY_FIT: "fit on 0 rows raises 'cannot train HistogramStandardization "
-        "on zero rows', which does not name TorchIOPreprocessor "
-        "(images/_preprocessor.py)" + _FIX_EMPTY,
-    },
-    "RadiomicsExtractor": {
-        _EMPTY_FIT: "fit on 0 rows raises 'cannot fit on an empty subject table', "
-        "which does not name RadiomicsExtractor (radiomics/_extractor.py)"
-        + _FIX_EMPTY,
-    },
-    "RobustFeatureSelector": {
-        _EMPTY_FIT: "fit on 0 rows raises RadiomicsExtractor's 'cannot fit on an "
-        "empty subject table', which names neither estimator "
-        "(radiomics/_robust.py)" + _FIX_EMPTY,
-    },
-    "PatchNeuralNetClassifier": {
-        _EMPTY_FIT: "fit on 0 rows raises torch's 'num_samples should be a "
-        "positive integer value, but got num_samples=0' (nets/_patch_net.py)"
-        + _FIX_EMPTY,
-    },
-    "PatchNeuralNetSegmenter": {
-        _EMPTY_FIT: "fit on 0 rows raises torch's 'num_samples should be a "
-        "positive integer value, but got num_samples=0' (nets/_patch_segmenter.py)"
-        + _FIX_EMPTY,
-    },
 }
 
 EXPECTED_FAILED_CHECKS = {

@@ -14,7 +14,7 @@ from sklearn_medprep.io._geometry import (
     geometry_problem,
     geometry_tolerances,
 )
-from sklearn_medprep.radiomics._worker import _geometry_problem
+from sklearn_medprep.radiomics._backend import geometry_problem as _geometry_problem
 
 
 def _pair(spacing, *, origin_shift=0.0, spacing_shift=0.0, direction_shift=0.0):
