@@ -14,7 +14,7 @@ convergence rule), so that outputs agree to rounding error; NaN cells are left
 out of every sum instead of spreading.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -231,18 +231,12 @@ class SiteStatistics:
         only), so the chunks' statistics joined are those of all features.
         """
         first = parts[0]
+        per_feature = [f.name for f in fields(cls)][:-2]  # not n_sites, ref_level
         joined = {
             name: np.concatenate([getattr(p, name) for p in parts], axis=-1)
-            for name in _PER_FEATURE
+            for name in per_feature
         }
         return cls(**joined, n_sites=first.n_sites, ref_level=first.ref_level)
-
-
-#: The per-feature fields of :class:`SiteStatistics` (last axis: features).
-_PER_FEATURE = (
-    "coef", "grand_mean", "var_pooled", "site_mean", "site_var", "counts",
-    "constant",
-)
 
 
 def fit_combat(
