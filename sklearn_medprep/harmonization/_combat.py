@@ -313,7 +313,7 @@ default="auto"
         """
         batch = self._validate_fit_input(X, y, sites, covariates)
         coding = self._fit_sites(batch)
-        batch, coef = self._build_design(batch, y, coding)
+        batch, coef = self._build_design(batch, coding)
         stats = self._estimate_site_effects(batch, coding, coef)
         model = self._shrink(stats, eb=bool(self.eb) and batch.n_features > 1)
         for message in model.degenerate_report(batch.feats, self.sites_):
@@ -363,20 +363,21 @@ default="auto"
         Returns
         -------
         Batch
+            With ``y`` (the target of ``fit``) in ``batch.y``.
         """
         return inputs.read_table(
-            self, X, sites, covariates, self._table_spec(reset=reset)
+            self, X, sites, covariates, self._table_spec(reset=reset), y=y
         )
 
     def _validate_fit_input(self, X, y, sites, covariates):
         """Fit step 1: read the training rows; refuse the target as an input."""
         batch = self._read_batch(X, y, sites, covariates, reset=True)
-        if y is not None:
-            target.check_target_not_covariate(batch.cov, y)
+        if batch.y is not None:
+            target.check_target_not_covariate(batch.cov, batch.y)
         inputs.check_feature_columns(
             batch.table,
             batch.feats,
-            y,
+            batch.y,
             batch.from_table,
             features=self.features,
             get=batch.get,

@@ -101,6 +101,9 @@ class Batch:
         Sites of the rows (set by ``transform``'s site step).
     extra : dict
         The values of :attr:`TableSpec.extra_columns`, by column name.
+    y : array-like or None
+        The training target (``fit``); None in ``transform``, which never
+        reads it.
     """
 
     table: pd.DataFrame
@@ -113,6 +116,7 @@ class Batch:
     design_cov: np.ndarray = None
     sites: object = None
     extra: dict = field(default_factory=dict)
+    y: object = None
 
     @property
     def index(self):
@@ -339,7 +343,7 @@ def _column_kinds(table, positions):
     return np.where(design.is_numeric_dtypes(dtypes), "numeric", "other")
 
 
-def read_table(estimator, X, sites, covariates, spec):
+def read_table(estimator, X, sites, covariates, spec, y=None):
     """Split ``X`` into features, sites, covariates and pass-through columns.
 
     Parameters
@@ -353,6 +357,8 @@ def read_table(estimator, X, sites, covariates, spec):
         Routed metadata; override ``spec.site`` and ``spec.covariate_columns``.
     spec : TableSpec
         The columns to read (the estimator's parameters).
+    y : array-like or None, default=None
+        The training target, kept in the batch (``Batch.y``).
 
     Returns
     -------
@@ -398,7 +404,7 @@ def read_table(estimator, X, sites, covariates, spec):
         )
     get = feature_getter(table, feats, positions)
     return Batch(
-        table, feats, positions, site_values, cov, from_table, get, extra=extra
+        table, feats, positions, site_values, cov, from_table, get, extra=extra, y=y
     )
 
 

@@ -45,7 +45,7 @@ class ComBatFitSteps:
         self._ref_level = coding.ref_level
         return coding
 
-    def _build_design(self, batch, y, coding):
+    def _build_design(self, batch, coding):
         """Fit step: covariate design (and protected target) of the training rows.
 
         Sets the fitted design attributes (``covariates_``,
@@ -55,9 +55,7 @@ class ComBatFitSteps:
         Parameters
         ----------
         batch : Batch
-            The training rows.
-        y : array-like or None
-            The training target.
+            The training rows, with the target (protected) in ``batch.y``.
         coding : SiteCoding
             The training sites.
 
@@ -74,6 +72,7 @@ class ComBatFitSteps:
             batch.cov, batch.index, self.smooth_terms, interactions=self.interactions
         )
         term, raw = None, None
+        y = batch.y
         if y is not None and self.protect_target != "none":
             term, raw = target.fit_target_term(y, batch.index, self.protect_target)
         gam_linear, gam_spline = target.gam_inputs(linear, spline, term, raw)

@@ -267,7 +267,9 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         cov = inputs._read_covariates(
             table, covariates, self.covariates, n, index, from_table, self.categorical
         )
-        return inputs.Batch(table, None, None, site_values, cov, from_table, None)
+        return inputs.Batch(
+            table, None, None, site_values, cov, from_table, None, y=y
+        )
 
     def __setstate__(self, state):
         # fitted before the shared fit steps: no smooth term, no spline knots
@@ -321,11 +323,11 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         self : VoxelComBatHarmonizer
         """
         batch = self._read_batch(X, y, sites, covariates, reset=True)
-        if y is not None:
-            target.check_target_not_covariate(batch.cov, y)  # as ComBatHarmonizer
+        if batch.y is not None:  # as ComBatHarmonizer
+            target.check_target_not_covariate(batch.cov, batch.y)
         # ComBat's fit steps (ComBatFitSteps), the site effects chunk by chunk
         coding = self._fit_sites(batch)
-        batch, _ = self._build_design(batch, y, coding)  # no smooth term: no coef
+        batch, _ = self._build_design(batch, coding)  # no smooth term: no coef
         mask = self._mask(batch.table)
         flat_index = np.flatnonzero(mask.array.reshape(-1))
         if flat_index.size == 0:

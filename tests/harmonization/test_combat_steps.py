@@ -77,9 +77,11 @@ def test_subject_column_missing_is_named(table):
 
 
 def test_batch_is_a_frozen_record(table):
+    y = np.arange(len(table)) % 2
     batch = ComBatHarmonizer(covariates=["age"])._read_batch(
-        table, None, None, None, reset=True
+        table, y, None, None, reset=True
     )
+    assert batch.y is y  # the target travels with the rows to the design step
     with pytest.raises(dataclasses.FrozenInstanceError):
         batch.design_cov = np.zeros((len(table), 0))
     filled = batch.replace(design_cov=np.zeros((len(table), 0)))
