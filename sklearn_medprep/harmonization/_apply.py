@@ -7,12 +7,14 @@ blocks of a row-major array, column blocks of a DataFrame's column-major
 block), in blocks small enough for the cache, into buffers allocated once.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._blocks import _unchecked, blas_one_thread, block_layout
 from ._core import ComBatModel, site_tables
 
-__all__ = ["apply_combat", "batch_tables", "output_layout"]
+__all__ = ["BatchTables", "apply_combat", "batch_tables", "output_layout"]
 
 _APPLY_CELLS = 1 << 18  # cells per block of apply_combat (2 MB: in cache)
 
@@ -59,13 +61,27 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
     return out
 
 
+class BatchTables(NamedTuple):
+    """The affine tables of a batch (:func:`batch_tables`).
+
+    ``scale``, ``shift`` (``(n_tables, n_features)``), ``finite`` (whether
+    every entry is finite) and ``rows`` (the table row of each batch row).
+    """
+
+    scale: np.ndarray
+    shift: np.ndarray
+    finite: bool
+    rows: np.ndarray
+
+
 def batch_tables(params, sites, *, ref_level=None):
     """Per-site affine tables of a batch and each row's entry in them.
 
-    Returns ``(scale, shift, finite, idx)``: the training sites' tables of
-    :func:`~._combat_core.site_tables`, their identity row (rows passed
-    through), then one row per estimated new site of ``sites``; whether they
-    are all finite; and the row of the tables of each batch row.
+    Returns a :class:`BatchTables` ``(scale, shift, finite, rows)``: the
+    training sites' tables of :func:`~._combat_core.site_tables`, their
+    identity row (rows passed through), then one row per estimated new site
+    of ``sites``; whether they are all finite; and the row of the tables of
+    each batch row.
     """
     if isinstance(params, ComBatModel):
         scale, shift = params.tables
@@ -87,7 +103,7 @@ def batch_tables(params, sites, *, ref_level=None):
         scale = np.vstack([scale, extra[0][:-1]])
         shift = np.vstack([shift, extra[1][:-1]])
         finite = finite and bool(np.isfinite(extra).all())
-    return scale, shift, finite, sites.table_rows(n_sites)
+    return BatchTables(scale, shift, finite, sites.table_rows(n_sites))
 
 
 def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):

@@ -12,14 +12,13 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 from ..exceptions import MedprepWarning
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
-from . import _core as core
 from . import _design as design
 from . import _input as inputs
 from . import _target as target
 from ._apply import apply_combat, output_layout
-from ._gam import fit_gam_coef
 from ._interchange import NeuroHarmonizeInterchange
 from ._sites import BatchSites, estimate_new_site, resolve_unseen
+from ._steps import ComBatFitSteps
 
 __all__ = ["ComBatHarmonizer"]
 
@@ -33,7 +32,9 @@ MIN_NEW_SITE_SUBJECTS = design.MIN_NEW_SITE_SUBJECTS
 
 
 @fill_doc
-class ComBatHarmonizer(NeuroHarmonizeInterchange, TransformerMixin, BaseEstimator):
+class ComBatHarmonizer(
+    ComBatFitSteps, NeuroHarmonizeInterchange, TransformerMixin, BaseEstimator
+):
     """Remove site effects from features with ComBat, fitted on training rows only.
 
     The model of neuroCombat / neuroHarmonize (Johnson et al. 2007; Fortin et
@@ -311,14 +312,11 @@ default="auto"
             Fitted estimator.
         """
         batch = self._validate_fit_input(X, y, sites, covariates)
-        labels, codes, counts, ref_level = design.fit_sites(
-            batch.site_values, self.reference_site, self.site
-        )
-        self.sites_, self.site_counts_, self._ref_level = labels, counts, ref_level
-        coef = self._build_design(batch, y, codes)
-        stats = self._estimate_site_effects(batch, codes, coef)
+        coding = self._fit_sites(batch)
+        batch, coef = self._build_design(batch, coding)
+        stats = self._estimate_site_effects(batch, coding, coef)
         model = self._shrink(stats, eb=bool(self.eb) and batch.n_features > 1)
-        for message in model.degenerate_report(batch.feats, labels):
+        for message in model.degenerate_report(batch.feats, self.sites_):
             warnings.warn(message, MedprepWarning, stacklevel=3)  # < wrapper < caller
         self.features_ = np.asarray(batch.feats, dtype=object)
         self._set_model(model)
@@ -331,13 +329,9 @@ default="auto"
         self._fit_after_combat(X, sites, covariates)
         return self
 
-    def _read(self, X, sites, covariates, *, reset):
-        """Split ``X`` into features, sites, covariates: a :class:`Batch`."""
-        table, feats, site_values, cov, from_table, positions = inputs.read_table(
-            self,
-            X,
-            sites,
-            covariates,
+    def _table_spec(self, *, reset):
+        """What :meth:`_read_batch` reads: the column parameters (a TableSpec)."""
+        return inputs.TableSpec(
             site=self.site,
             covariate_columns=self.covariates,
             features=self.features,
@@ -346,90 +340,52 @@ default="auto"
             layout=None if reset else self._layout,
             categorical=self.categorical,
         )
-        get = inputs.feature_getter(table, feats, positions)
-        return inputs.Batch(table, feats, positions, site_values, cov, from_table, get)
+
+    def _read_batch(self, X, y, sites, covariates, *, reset):
+        """Read step: split ``X`` into features, sites, covariates (a Batch).
+
+        The one step that knows the input's columns: a variant that reads
+        more (a subject column of longitudinal ComBat) overrides it, e.g.
+        with ``self._table_spec(reset=reset)`` plus ``extra_columns``, and
+        finds the values in ``batch.extra``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like
+            The rows.
+        y : array-like or None
+            The training target in ``fit``; None in ``transform``.
+        sites, covariates : array-like, DataFrame or None
+            Routed metadata.
+        reset : bool
+            True in ``fit``, False in ``transform``.
+
+        Returns
+        -------
+        Batch
+            With ``y`` (the target of ``fit``) in ``batch.y``.
+        """
+        return inputs.read_table(
+            self, X, sites, covariates, self._table_spec(reset=reset), y=y
+        )
 
     def _validate_fit_input(self, X, y, sites, covariates):
         """Fit step 1: read the training rows; refuse the target as an input."""
-        batch = self._read(X, sites, covariates, reset=True)
-        if y is not None:
-            target.check_target_not_covariate(batch.cov, y)
+        batch = self._read_batch(X, y, sites, covariates, reset=True)
+        if batch.y is not None:
+            target.check_target_not_covariate(batch.cov, batch.y)
         inputs.check_feature_columns(
             batch.table,
             batch.feats,
-            y,
+            batch.y,
             batch.from_table,
             features=self.features,
             get=batch.get,
         )
         return batch
 
-    def _build_design(self, batch, y, codes):
-        """Fit step 2: covariate design (and protected target) of the training rows.
-
-        Sets ``batch.design_cov`` and the fitted design attributes; returns the
-        regression coefficients when smooth terms fit them (ComBat-GAM), else
-        None.
-        """
-        self.covariates_ = list(batch.cov.columns)
-        linear, spline, self.covariate_levels_ = design.encode_covariates(
-            batch.cov, batch.index, self.smooth_terms, interactions=self.interactions
-        )
-        term, raw = None, None
-        if y is not None and self.protect_target != "none":
-            term, raw = target.fit_target_term(y, batch.index, self.protect_target)
-        gam_linear, gam_spline = target.gam_inputs(linear, spline, term, raw)
-        coef = None
-        self.spline_knots_ = []
-        if gam_spline.shape[1]:
-            coef, self.spline_knots_ = fit_gam_coef(
-                batch.get,
-                batch.n_features,
-                codes,
-                self.sites_.size,
-                gam_linear,
-                gam_spline,
-                ref_level=self._ref_level,
-                bounds=self.smooth_term_bounds,
-                random_state=self.random_state,
-            )
-        batch.design_cov, self.target_columns_ = target.fit_design(
-            linear, spline, self.spline_knots_, term, raw
-        )
-        self.target_term_ = term
-        return coef
-
-    def _estimate_site_effects(self, batch, codes, coef):
-        """Fit step 3: regress, standardize, per-site location and scale."""
-        return core.site_statistics(
-            batch.get,
-            batch.n_features,
-            codes,
-            self.sites_.size,
-            batch.design_cov,
-            ref_level=self._ref_level,
-            coef=coef,
-            design_names=design.design_names(
-                self.site,
-                self.sites_,
-                self.covariates_,
-                self.covariate_levels_,
-                self.smooth_terms,
-                self.interactions,
-                self.target_term_,
-                batch.design_cov.shape[1],
-            ),
-        )
-
-    def _shrink(self, stats, *, eb):
-        """Fit step 4: empirical Bayes (or not) to the site adjustments."""
-        self.eb_ = eb
-        return core.shrink_sites(
-            stats, eb=eb, parametric=self.parametric, mean_only=self.mean_only
-        )
-
     def _fit_after_combat(self, X, sites, covariates):
-        """Fit step 5: what a variant learns after ComBat (nothing here)."""
+        """Last fit step: what a variant learns after ComBat (nothing here)."""
 
     def _set_model(self, model):
         """Keep the fitted :class:`~._combat_core.ComBatModel` and its public views."""
@@ -470,30 +426,9 @@ default="auto"
 
     def _prepare_rows(self, X, sites, covariates):
         """Transform steps 1-3: read the rows, their design, their sites."""
-        batch = self._read(X, sites, covariates, reset=False)
-        batch.design_cov = self._transform_design(batch)
-        batch.sites = self._resolve_sites(batch)
-        return batch
-
-    def _transform_design(self, batch):
-        """Transform step 2, target protection: the design of rows to transform.
-
-        The covariates are encoded with the training levels; the protected
-        target's columns are filled with their training centre
-        (:func:`~._combat_target.design_matrix`), since a row's label is not
-        read at transform.
-        """
-        linear, spline, _ = design.encode_covariates(
-            batch.cov,
-            batch.index,
-            self.smooth_terms,
-            levels=self.covariate_levels_,
-            seen=self.covariates_,
-            interactions=self.interactions,
-        )
-        return target.design_matrix(
-            linear, spline, self.spline_knots_, self.target_term_
-        )
+        batch = self._read_batch(X, None, sites, covariates, reset=False)
+        batch = batch.replace(design_cov=self._transform_design(batch))
+        return batch.replace(sites=self._resolve_sites(batch))
 
     def _resolve_sites(self, batch):
         """Transform step 3: rows' sites; new sites estimated or passed through."""

@@ -14,14 +14,14 @@ convergence rule), so that outputs agree to rounding error; NaN cells are left
 out of every sum instead of spreading.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from ..exceptions import plain
 from ._blocks import _unchecked, blas_one_thread, column_blocks
 from ._design import singular_design_message
-from ._eb import _adjustments
+from ._eb import EBInput, EBOptions, adjustments
 
 __all__ = [
     "ComBatModel",
@@ -223,6 +223,21 @@ class SiteStatistics:
     n_sites: int
     ref_level: int = None
 
+    @classmethod
+    def concat(cls, parts):
+        """The statistics of consecutive chunks of features, side by side.
+
+        Every field is per feature (estimated from that feature's column
+        only), so the chunks' statistics joined are those of all features.
+        """
+        first = parts[0]
+        per_feature = [f.name for f in fields(cls)][:-2]  # not n_sites, ref_level
+        joined = {
+            name: np.concatenate([getattr(p, name) for p in parts], axis=-1)
+            for name in per_feature
+        }
+        return cls(**joined, n_sites=first.n_sites, ref_level=first.ref_level)
+
 
 def fit_combat(
     get,
@@ -330,6 +345,9 @@ def site_statistics(
     rows_by_site = [np.flatnonzero(site_codes == i) for i in range(n_sites)]
     firsts = np.array([rows[0] for rows in rows_by_site])
     raw, limit = _unchecked(get)
+    regression = _Design(
+        design, onehot, site_sizes, covariate_design, n_sites, ref_level, ref_rows
+    )
 
     # design row of each site, to recover the per-site offsets from the coefficients
     site_rows = np.eye(n_sites)
@@ -394,25 +412,13 @@ def site_statistics(
             if slow.any():
                 idx = start + np.flatnonzero(slow)
                 sub = np.ascontiguousarray(block[:, slow])
-                (
-                    coef[:, idx],
-                    grand_mean[idx],
-                    var_pooled[idx],
-                    site_mean[:, idx],
-                    site_var[:, idx],
-                    counts[:, idx],
-                ) = _fit_block_nan(
-                    sub,
-                    coef[:, idx],
-                    compute_coef,
-                    design,
-                    onehot,
-                    site_sizes,
-                    covariate_design,
-                    n_sites,
-                    ref_level,
-                    ref_rows,
-                )
+                est = _fit_block_nan(sub, coef[:, idx], regression, compute_coef)
+                coef[:, idx] = est.coef
+                grand_mean[idx] = est.grand_mean
+                var_pooled[idx] = est.var_pooled
+                site_mean[:, idx] = est.site_mean
+                site_var[:, idx] = est.site_var
+                counts[:, idx] = est.counts
 
     return SiteStatistics(
         coef=coef,
@@ -468,18 +474,18 @@ def shrink_sites(stats, *, eb=True, parametric=True, mean_only=False):
         gamma_hat[others] -= site_mean[ref_level]
     delta_hat = np.ones_like(site_var) if mean_only else site_var.copy()
 
-    gamma_star, delta_star, priors = _adjustments(
-        gamma_hat,
-        delta_hat,
-        site_mean,
-        site_var,
-        counts,
-        ok,
-        eb=eb,
-        parametric=parametric,
-        mean_only=mean_only,
-        skip=ref_level,
-        cell_ok=~degenerate,
+    gamma_star, delta_star, priors = adjustments(
+        EBInput(
+            gamma_hat,
+            delta_hat,
+            site_mean,
+            site_var,
+            counts,
+            ok,
+            skip=ref_level,
+            cell_ok=~degenerate,
+        ),
+        EBOptions(eb=eb, parametric=parametric, mean_only=mean_only),
     )
     gamma_star[degenerate] = gamma_hat[degenerate]
     delta_star[degenerate] = 1.0
@@ -504,19 +510,32 @@ def shrink_sites(stats, *, eb=True, parametric=True, mean_only=False):
     )
 
 
-def _fit_block_nan(
-    block,
-    bcoef,
-    compute_coef,
-    design,
-    onehot,
-    site_sizes,
-    covariate_design,
-    n_sites,
-    ref_level,
-    ref_rows,
-):
-    """Per-feature estimates for columns with NaN cells (left out of every sum)."""
+@dataclass(frozen=True, eq=False)
+class _Design:
+    """The regression design of :func:`site_statistics`, for its NaN path.
+
+    ``design`` (site indicators, then covariates), ``onehot`` (site of each
+    row), ``site_sizes`` (rows per site), ``covariate_design``, ``n_sites``,
+    ``ref_level`` and ``ref_rows`` (rows of the reference site, or None).
+    """
+
+    design: np.ndarray
+    onehot: np.ndarray
+    site_sizes: np.ndarray
+    covariate_design: np.ndarray
+    n_sites: int
+    ref_level: int
+    ref_rows: np.ndarray
+
+
+def _fit_block_nan(block, bcoef, regression, compute_coef):
+    """Per-feature estimates for columns with NaN cells (left out of every sum).
+
+    ``regression`` is the :class:`_Design`; returns a :class:`SiteStatistics` of
+    the block's columns (``constant`` left None: the caller computes it).
+    """
+    design, onehot, n_sites = regression.design, regression.onehot, regression.n_sites
+    ref_level = regression.ref_level
     bcoef = bcoef.copy()
     nan = np.isnan(block)
     if compute_coef:
@@ -527,18 +546,28 @@ def _fit_block_nan(
                 bcoef[:, j] = np.nan
             else:
                 bcoef[:, j] = np.linalg.lstsq(sub, block[rows, j], rcond=None)[0]
-    cnt = site_sizes[:, None] - onehot.T @ nan
+    cnt = regression.site_sizes[:, None] - onehot.T @ nan
     with np.errstate(invalid="ignore", divide="ignore"):
         if ref_level is None:
             gm = (cnt * bcoef[:n_sites]).sum(axis=0) / cnt.sum(axis=0)
         else:
             gm = bcoef[ref_level]
         resid2 = (block - design @ bcoef) ** 2
-        rows = slice(None) if ref_rows is None else ref_rows
+        rows = slice(None) if regression.ref_rows is None else regression.ref_rows
         var = np.nanmean(resid2[rows], axis=0)
-        s = (block - gm - covariate_design @ bcoef[n_sites:]) / np.sqrt(var)
+        s = (block - gm - regression.covariate_design @ bcoef[n_sites:]) / np.sqrt(var)
     mean, site_var = _site_stats(s, onehot, cnt)
-    return bcoef, gm, var, mean, site_var, cnt
+    return SiteStatistics(
+        coef=bcoef,
+        grand_mean=gm,
+        var_pooled=var,
+        site_mean=mean,
+        site_var=site_var,
+        counts=cnt,
+        constant=None,
+        n_sites=n_sites,
+        ref_level=ref_level,
+    )
 
 
 def standardize(block, covariate_design, coef_cov, grand_mean, var_pooled):

@@ -10,6 +10,7 @@ terms are fitted in :mod:`._combat_gam`; the protected target is added by
 """
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ from ..table._checks import is_numeric_column, is_numeric_dtype
 MIN_NEW_SITE_SUBJECTS = 5
 
 __all__ = [
+    "CovariateDesign",
+    "SiteCoding",
     "covariate_levels",
     "design_names",
     "singular_design_message",
@@ -187,6 +190,33 @@ def _interaction_columns(cov, levels, smooth, interactions):
     return columns
 
 
+class CovariateDesign(NamedTuple):
+    """The covariates' design columns (:func:`encode_covariates`).
+
+    ``linear`` and ``spline`` (``(n_samples, n)`` arrays: the linear design
+    columns and the raw values of the smooth terms) and the categorical
+    ``levels`` used (dict).
+    """
+
+    linear: np.ndarray
+    spline: np.ndarray
+    levels: dict
+
+
+class SiteCoding(NamedTuple):
+    """The training sites of ComBat (:func:`fit_sites`).
+
+    ``labels`` (the sorted training sites), ``codes`` (int64, the position of
+    each row's site in ``labels``), ``counts`` (rows per site) and
+    ``ref_level`` (code of the reference site, or None).
+    """
+
+    labels: np.ndarray
+    codes: np.ndarray
+    counts: np.ndarray
+    ref_level: int = None
+
+
 def encode_covariates(
     cov, index, smooth_terms, *, levels=None, seen=None, interactions=None
 ):
@@ -211,7 +241,7 @@ def encode_covariates(
 
     Returns
     -------
-    tuple
+    CovariateDesign
         ``(linear, spline, levels)``: the linear and smooth design columns and
         the levels used.
     """
@@ -226,7 +256,7 @@ def encode_covariates(
     if interactions:
         extra = _interaction_columns(cov, levels, smooth, interactions)
         linear = np.column_stack([linear, *extra])
-    return linear, spline, levels
+    return CovariateDesign(linear, spline, levels)
 
 
 def design_names(
@@ -314,14 +344,10 @@ def fit_sites(values, reference_site, column):
 
     Returns
     -------
-    labels : ndarray
-        The sorted training sites.
-    codes : ndarray of int64
-        Code of each row's site (its position in ``labels``).
-    counts : ndarray of int64
-        Rows per site.
-    ref_level : int or None
-        Code of ``reference_site``.
+    SiteCoding
+        ``labels`` (the sorted training sites), ``codes`` (int64: each row's
+        site as its position in ``labels``), ``counts`` (rows per site) and
+        ``ref_level`` (code of ``reference_site``, or None).
     """
     labels, codes, counts = np.unique(values, return_inverse=True, return_counts=True)
     codes = np.asarray(codes, dtype=np.int64).ravel()
@@ -347,7 +373,7 @@ def fit_sites(values, reference_site, column):
                 f"sites {plain(labels)}."
             )
         ref_level = int(hits[0])
-    return labels, codes, counts, ref_level
+    return SiteCoding(labels, codes, counts, ref_level)
 
 
 def new_site_rows(site_values, label, index, column):

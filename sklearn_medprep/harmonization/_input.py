@@ -8,9 +8,10 @@ parameters are passed explicitly, so that these functions never change it
 :func:`~sklearn.utils.validation.validate_data` records).
 """
 
+import dataclasses
 import numbers
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from ._blocks import column_blocks
 
 __all__ = [
     "Batch",
+    "TableSpec",
     "check_feature_columns",
     "feature_getter",
     "read_table",
@@ -31,9 +33,51 @@ __all__ = [
 ]
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
+class TableSpec:
+    """What to read from the input of ComBat: the estimator's column parameters.
+
+    Attributes
+    ----------
+    site : str or int
+        Site column (the ``site`` parameter).
+    covariate_columns : list of str or None
+        Covariate columns (the ``covariates`` parameter).
+    features : list of str or None
+        Feature columns (the ``features`` parameter).
+    features_seen : array-like of str or None
+        Features learned in fit (``features_``); used when ``reset=False``.
+    reset : bool
+        True in fit, False in transform.
+    layout : tuple or None
+        ``(columns, positions)`` of the table seen in fit: a table with the
+        same columns skips the per-column checks (one comparison of the
+        column index, often the same object).
+    categorical : list of str or int, or None
+        Covariates declared categorical (the ``categorical`` parameter).
+    extra_columns : tuple of str
+        Further columns of ``X`` a ComBat variant reads (a subject column of
+        longitudinal ComBat): each is required, kept out of the features,
+        consumed like the site and covariates, and handed over in
+        :attr:`Batch.extra`.
+    """
+
+    site: object = "site"
+    covariate_columns: object = None
+    features: object = None
+    features_seen: object = None
+    reset: bool = True
+    layout: tuple = None
+    categorical: object = None
+    extra_columns: tuple = ()
+
+
+@dataclass(frozen=True, eq=False)
 class Batch:
-    """Rows read for ComBat's ``fit`` or ``transform``, step by step.
+    """Rows read for ComBat's ``fit`` or ``transform`` (:func:`read_table`).
+
+    A frozen record: a later step returns a copy with its field filled
+    (``batch.replace(design_cov=...)``).
 
     Attributes
     ----------
@@ -48,13 +92,18 @@ class Batch:
     cov : pandas.DataFrame
         Covariates.
     from_table : list of str
-        Site and covariate columns read from ``table``.
+        Site, covariate and extra columns read from ``table``.
     get : callable
         Column-block getter of the features (:func:`feature_getter`).
     design_cov : ndarray or None
         Covariate design (set by the estimator's design step).
     sites : BatchSites or None
         Sites of the rows (set by ``transform``'s site step).
+    extra : dict
+        The values of :attr:`TableSpec.extra_columns`, by column name.
+    y : array-like or None
+        The training target (``fit``); None in ``transform``, which never
+        reads it.
     """
 
     table: pd.DataFrame
@@ -66,6 +115,8 @@ class Batch:
     get: object
     design_cov: np.ndarray = None
     sites: object = None
+    extra: dict = field(default_factory=dict)
+    y: object = None
 
     @property
     def index(self):
@@ -74,6 +125,10 @@ class Batch:
     @property
     def n_features(self):
         return len(self.feats)
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (the record is frozen)."""
+        return dataclasses.replace(self, **changes)
 
 
 def _rows_of(X):
@@ -288,56 +343,31 @@ def _column_kinds(table, positions):
     return np.where(design.is_numeric_dtypes(dtypes), "numeric", "other")
 
 
-def read_table(
-    estimator,
-    X,
-    sites,
-    covariates,
-    *,
-    site,
-    covariate_columns,
-    features,
-    features_seen,
-    reset,
-    layout=None,
-    categorical=None,
-):
+def read_table(estimator, X, sites, covariates, spec, y=None):
     """Split ``X`` into features, sites, covariates and pass-through columns.
 
     Parameters
     ----------
     estimator : ComBatHarmonizer
         Passed to :func:`~sklearn.utils.validation.validate_data`, which
-        records (``reset=True``) or checks the input columns.
+        records (``spec.reset=True``) or checks the input columns.
     X : pandas.DataFrame or array-like
         The subject table or a numeric array.
     sites, covariates : array-like, DataFrame or None
-        Routed metadata; override the ``site`` and ``covariate_columns``.
-    site : str or int
-        Site column (the ``site`` parameter).
-    covariate_columns : list of str or None
-        Covariate columns (the ``covariates`` parameter).
-    features : list of str or None
-        Feature columns (the ``features`` parameter).
-    features_seen : array-like of str or None
-        Features learned in fit (``features_``); used when ``reset=False``.
-    reset : bool
-        True in fit, False in transform.
-    layout : tuple or None, default=None
-        ``(columns, positions)`` of the table seen in fit: a table with the
-        same columns skips the per-column checks (one comparison of the
-        column index, often the same object).
-    categorical : list of str or int, or None, default=None
-        Covariates declared categorical (the ``categorical`` parameter).
+        Routed metadata; override ``spec.site`` and ``spec.covariate_columns``.
+    spec : TableSpec
+        The columns to read (the estimator's parameters).
+    y : array-like or None, default=None
+        The training target, kept in the batch (``Batch.y``).
 
     Returns
     -------
-    tuple
-        ``(table, feats, site_values, cov, from_table, positions)``: the table
-        as a DataFrame, the feature names, the site of each row, the
-        covariates, the names of the site/covariate columns read from ``X``
-        and the positions of the features among the columns.
+    Batch
+        The table as a DataFrame, the feature names and positions, the site
+        of each row, the covariates, the site/covariate/extra columns read
+        from ``X``, the feature getter and the extra columns' values.
     """
+    reset, layout = spec.reset, spec.layout
     same = (
         not reset
         and layout is not None
@@ -361,17 +391,33 @@ def read_table(
     index = table.index
     n = table.shape[0]
     from_table = []
-    site_values = _read_sites(X, sites, site, n, index, from_table)
+    site_values = _read_sites(X, sites, spec.site, n, index, from_table)
     cov = _read_covariates(
-        X, covariates, covariate_columns, n, index, from_table, categorical
+        X, covariates, spec.covariate_columns, n, index, from_table, spec.categorical
     )
+    extra = _read_extra(table, spec.extra_columns, from_table)
     if same:
-        feats, positions = features_seen, layout[1]  # ndarray: no list of names
+        feats, positions = spec.features_seen, layout[1]  # ndarray: no list of names
     else:
         feats, positions = _select_features(
-            table, features, features_seen, from_table, reset=reset
+            table, spec.features, spec.features_seen, from_table, reset=reset
         )
-    return table, feats, site_values, cov, from_table, positions
+    get = feature_getter(table, feats, positions)
+    return Batch(
+        table, feats, positions, site_values, cov, from_table, get, extra=extra, y=y
+    )
+
+
+def _read_extra(table, names, from_table):
+    """Values of the extra columns ``names`` of ``table``, by name."""
+    extra = {}
+    for name in names:
+        if name not in table.columns:
+            raise SubjectTableError("column not found in X", column=name)
+        if name not in from_table:
+            from_table.append(name)
+        extra[name] = table[name].to_numpy()
+    return extra
 
 
 #: Largest magnitude accepted in a feature cell: beyond it the sums of squares

@@ -19,7 +19,7 @@ from ..exceptions import MedprepWarning, SubjectTableError, plain
 from . import _design as design
 from ._blocks import column_blocks
 from ._core import SITE_VAR_TINY, _constant_within_sites, _site_stats, standardize
-from ._eb import _adjustments
+from ._eb import EBInput, EBOptions, adjustments
 
 __all__ = ["BatchSites", "NewSite", "estimate_new_site", "resolve_unseen"]
 
@@ -212,17 +212,17 @@ def estimate_new_site(
     else:
         degenerate = ok & (constant | ~(np.isfinite(var) & (var > SITE_VAR_TINY)))
     delta_hat = np.ones(n_features) if mean_only else var.copy()
-    g, d, _ = _adjustments(
-        mean[None],
-        delta_hat[None],
-        mean[None],
-        var[None],
-        counts[None],
-        ok,
-        eb=eb,
-        parametric=parametric,
-        mean_only=mean_only,
-        cell_ok=~degenerate[None],
+    g, d, _ = adjustments(
+        EBInput(
+            mean[None],
+            delta_hat[None],
+            mean[None],
+            var[None],
+            counts[None],
+            ok,
+            cell_ok=~degenerate[None],
+        ),
+        EBOptions(eb=eb, parametric=parametric, mean_only=mean_only),
     )
     g[0, degenerate] = mean[degenerate]
     d[0, degenerate] = 1.0

@@ -1,10 +1,16 @@
 """The per-chunk work of :class:`~sklearn_medprep.VoxelComBatHarmonizer`.
 
-Module-level functions (picklable for joblib processes and dask workers) that
-call the ComBat core of :mod:`sklearn_medprep.harmonization._core` on one chunk of
-voxels (``fit``) or one batch of images (``transform``), and the
-empirical-Bayes step on the gathered per-site estimates.
+Picklable pieces for joblib processes and dask workers: ComBat's
+site-effects step on one chunk of voxels (:func:`chunk_site_effects`,
+``fit``) and the harmonization of one batch of images
+(:func:`harmonize_rows`, ``transform``). :func:`fit_chunk` and
+:func:`eb_adjust` are the 0.1.0 per-chunk fit and empirical-Bayes step, kept
+for their callers; the estimator now runs ComBat's own fit steps
+(:class:`~._steps.ComBatFitSteps`).
 """
+
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -12,8 +18,79 @@ import SimpleITK as sitk
 from . import _core as core
 from . import _voxel_store as vs
 from ._apply import apply_combat
+from ._eb import EBInput, EBOptions, SiteAdjustments, adjustments
 
-__all__ = ["eb_adjust", "fit_chunk", "harmonize_rows"]
+__all__ = [
+    "ImageLayout",
+    "VoxelModel",
+    "chunk_site_effects",
+    "eb_adjust",
+    "fit_chunk",
+    "harmonize_rows",
+]
+
+
+def chunk_site_effects(step, store, k, batch, coding):
+    """ComBat's site-effects ``step`` on chunk ``k`` of a voxel store.
+
+    The chunk is read once (in the worker) and released on return, so that
+    only the chunks being estimated are in memory.
+
+    Parameters
+    ----------
+    step : callable
+        The estimator's ``_estimate_site_effects(batch, coding, coef)``.
+    store : VoxelStore
+        The masked training voxels.
+    k : int
+        The chunk.
+    batch : Batch
+        The training rows' batch (its ``design_cov``; no table needed).
+    coding : SiteCoding
+        The training sites.
+
+    Returns
+    -------
+    SiteStatistics
+        Of the chunk's voxels.
+    """
+    block = store.read_chunk(k)
+    chunk = batch.replace(
+        feats=range(*store.chunk(k)), get=lambda a, b: block[:, a:b]
+    )
+    return step(chunk, coding, None)
+
+
+@dataclass(frozen=True, eq=False)
+class ImageLayout:
+    """Where the harmonized voxels go in the output images.
+
+    Attributes
+    ----------
+    column : str
+        The image column (for messages).
+    grid : Grid
+        The mask's grid.
+    flat_index : ndarray of int
+        The mask's voxels in the flattened (C order) array.
+    fill : float or None
+        Value of the voxels outside the mask (None keeps the input's).
+    dtype : numpy.dtype
+        Pixel type of the output.
+    """
+
+    column: str
+    grid: tuple
+    flat_index: np.ndarray
+    fill: float
+    dtype: np.dtype
+
+
+class VoxelModel(NamedTuple):
+    """The fitted voxel-wise maps: ``params`` of ``apply_combat``, ``ref_level``."""
+
+    params: dict
+    ref_level: int = None
 
 
 def eb_adjust(
@@ -41,18 +118,18 @@ def eb_adjust(
     if ref_level is not None:
         others = np.arange(gamma_hat.shape[0]) != ref_level
         site_mean[others] += gamma_hat[ref_level]
-    gamma_star, delta_star, priors = core._adjustments(
-        gamma_hat,
-        delta_hat,
-        site_mean,
-        delta_hat,
-        counts,
-        ok,
-        eb=eb,
-        parametric=parametric,
-        mean_only=mean_only,
-        skip=ref_level,
-        cell_ok=None if degenerate is None else ~degenerate,
+    gamma_star, delta_star, priors = adjustments(
+        EBInput(
+            gamma_hat,
+            delta_hat,
+            site_mean,
+            delta_hat,
+            counts,
+            ok,
+            skip=ref_level,
+            cell_ok=None if degenerate is None else ~degenerate,
+        ),
+        EBOptions(eb=eb, parametric=parametric, mean_only=mean_only),
     )
     if degenerate is not None:
         gamma_star[degenerate] = gamma_hat[degenerate]
@@ -62,7 +139,7 @@ def eb_adjust(
         delta_star[ref_level] = 1.0
     gamma_star[:, ~ok] = 0.0
     delta_star[:, ~ok] = 1.0
-    return gamma_star, delta_star, priors
+    return SiteAdjustments(gamma_star, delta_star, priors)
 
 
 def fit_chunk(store, k, codes, n_sites, design_cov, ref_level, mean_only):
@@ -89,11 +166,32 @@ def fit_chunk(store, k, codes, n_sites, design_cov, ref_level, mean_only):
     return {key: params[key] for key in keys}, counts
 
 
-def harmonize_rows(cells, labels, column, grid, flat_index, sites, design_cov,
-                    params, ref_level, fill, dtype, files):
-    """Load, harmonize and rebuild (or write) a batch of images."""
+def harmonize_rows(cells, labels, sites, design_cov, model, layout, files=None):
+    """Load, harmonize and rebuild (or write) a batch of images.
+
+    Parameters
+    ----------
+    cells, labels : list
+        The image cells of the batch and their row labels.
+    sites : BatchSites
+        Sites of the batch's rows.
+    design_cov : ndarray of shape (n_rows, n_design)
+        Their covariate design.
+    model : VoxelModel
+        The fitted maps.
+    layout : ImageLayout
+        Mask, grid and output pixel type.
+    files : list of str or None, default=None
+        Files to write (their paths are returned), or None (images returned).
+
+    Returns
+    -------
+    list of SimpleITK.Image or str
+    """
+    grid, flat_index = layout.grid, layout.flat_index
     images = [
-        vs.load_on_grid(c, grid, row=r, column=column) for c, r in zip(cells, labels)
+        vs.load_on_grid(c, grid, row=r, column=layout.column)
+        for c, r in zip(cells, labels)
     ]
     values = np.empty((len(images), flat_index.size))
     for i, image in enumerate(images):
@@ -104,15 +202,15 @@ def harmonize_rows(cells, labels, column, grid, flat_index, sites, design_cov,
         out,
         sites,
         design_cov,
-        params,
-        ref_level=ref_level,
+        model.params,
+        ref_level=model.ref_level,
     )
     result = []
     for i, image in enumerate(images):
-        array = sitk.GetArrayFromImage(image).astype(dtype)
+        array = sitk.GetArrayFromImage(image).astype(layout.dtype)
         flat = array.reshape(-1)
-        if fill is not None:
-            flat[:] = fill
+        if layout.fill is not None:
+            flat[:] = layout.fill
         flat[flat_index] = out[i]
         harmonized = sitk.GetImageFromArray(array)
         harmonized.CopyInformation(image)

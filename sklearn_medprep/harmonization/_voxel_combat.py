@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -23,18 +24,36 @@ from ..exceptions import MedprepWarning, SubjectTableError
 from ..table._checks import check_subject_table
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
-from . import _design as design
+from . import _core as core
 from . import _input as inputs
 from . import _target as target
 from . import _voxel_store as vs
 from ._sites import BatchSites, estimate_new_site, resolve_unseen
-from ._voxel_chunks import eb_adjust, fit_chunk, harmonize_rows
+from ._steps import ComBatFitSteps
+from ._voxel_chunks import (
+    ImageLayout,
+    VoxelModel,
+    chunk_site_effects,
+    harmonize_rows,
+)
 
 __all__ = ["VoxelComBatHarmonizer"]
 
 
+class _Mask(NamedTuple):
+    """The mask of :meth:`VoxelComBatHarmonizer._mask`.
+
+    ``array`` (bool, C order of the SimpleITK array), its ``grid`` and the
+    ``template`` image whose geometry the mask image copies.
+    """
+
+    array: np.ndarray
+    grid: tuple
+    template: object
+
+
 @fill_doc
-class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
+class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
     """Remove site effects from images voxel by voxel with ComBat, in bounded memory.
 
     Every voxel of a brain mask is a ComBat feature (neuroHarmonize's
@@ -177,6 +196,13 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         "protect_target": [StrOptions({"auto", "classes", "linear", "none"})],
     }
 
+    # ComBat options that voxel ComBat does not offer, read by the fit steps
+    # it shares with ComBatHarmonizer (not parameters: class-level constants)
+    smooth_terms = None
+    smooth_term_bounds = None
+    interactions = None
+    random_state = None
+
     def __init__(
         self,
         image="image",
@@ -220,7 +246,12 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         self.protect_target = protect_target
 
     # ------------------------------------------------------------------ input
-    def _read(self, X, sites, covariates, *, reset):
+    def _read_batch(self, X, y, sites, covariates, *, reset):
+        """Read step: the rows' sites and covariates (a Batch without features).
+
+        The images are read later, chunk by chunk (``fit``) or a few at a
+        time (``transform``); ``feats`` and ``get`` are None.
+        """
         table = check_subject_table(X, columns=[self.image], estimator=self)
         validate_data(self, table, skip_check_array=True, reset=reset)
         index = table.index
@@ -236,7 +267,15 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         cov = inputs._read_covariates(
             table, covariates, self.covariates, n, index, from_table, self.categorical
         )
-        return table, site_values, cov
+        return inputs.Batch(
+            table, None, None, site_values, cov, from_table, None, y=y
+        )
+
+    def __setstate__(self, state):
+        # fitted before the shared fit steps: no smooth term, no spline knots
+        if "sites_" in state:
+            state.setdefault("spline_knots_", [])
+        super().__setstate__(state)
 
     def _mask(self, table):
         """Mask array (bool, C order of the SimpleITK array) and its grid."""
@@ -245,7 +284,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         if self.mask is not None:
             mask = vs.load_on_grid(self.mask, None, row=None, column="mask")
             array = sitk.GetArrayFromImage(mask) != 0
-            return array, vs.grid_of(mask), mask
+            return _Mask(array, vs.grid_of(mask), mask)
         first = vs.load_on_grid(cells[0], None, row=labels[0], column=self.image)
         grid = vs.grid_of(first)
         n_grid = int(np.prod(grid[0]))
@@ -260,7 +299,7 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
             total += part
         mean = total / len(cells)
         array = (mean >= self.mask_threshold) & (mean > 0)
-        return array, grid, first
+        return _Mask(array, grid, first)
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -283,20 +322,51 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         -------
         self : VoxelComBatHarmonizer
         """
-        table, site_values, cov = self._read(X, sites, covariates, reset=True)
-        labels, codes, counts, ref_level = design.fit_sites(
-            site_values, self.reference_site, self.site
-        )
-        self.covariates_ = list(cov.columns)
-        design_cov, _, self.covariate_levels_ = design.encode_covariates(
-            cov, table.index, None
-        )
-        design_cov = self._protect(design_cov, cov, y, table.index)
-        parallel = Parallel(n_jobs=self.n_jobs)
-        mask, grid, template = self._mask(table)
-        flat_index = np.flatnonzero(mask.reshape(-1))
+        batch = self._read_batch(X, y, sites, covariates, reset=True)
+        if batch.y is not None:  # as ComBatHarmonizer
+            target.check_target_not_covariate(batch.cov, batch.y)
+        # ComBat's fit steps (ComBatFitSteps), the site effects chunk by chunk
+        coding = self._fit_sites(batch)
+        batch, _ = self._build_design(batch, coding)  # no smooth term: no coef
+        mask = self._mask(batch.table)
+        flat_index = np.flatnonzero(mask.array.reshape(-1))
         if flat_index.size == 0:
             raise ValueError("the mask is empty: no voxel to harmonize")
+        p = flat_index.size
+        stats = self._chunked_site_effects(batch, coding, mask.grid, flat_index)
+        model = self._shrink(stats, eb=bool(self.eb) and p > 1)
+        if not model.ok.all():
+            warnings.warn(
+                f"{int((~model.ok).sum())} of {p} voxel(s) are constant or "
+                "cannot be estimated at every site and are left unharmonized",
+                MedprepWarning,
+                stacklevel=3,
+            )
+        mask_image = sitk.GetImageFromArray(mask.array.astype(np.uint8))
+        mask_image.CopyInformation(mask.template)
+        self.mask_ = mask_image
+        self.n_voxels_ = int(p)
+        self.coef_ = model.coef
+        self.grand_mean_ = model.grand_mean
+        self.var_pooled_ = model.var_pooled
+        self.gamma_hat_ = model.gamma_hat
+        self.delta_hat_ = model.delta_hat
+        self.gamma_star_ = model.gamma_star
+        self.delta_star_ = model.delta_star
+        self.priors_ = model.priors
+        self.harmonized_ = model.ok
+        return self
+
+    def _chunked_site_effects(self, batch, coding, grid, flat_index):
+        """ComBat's site-effects step on chunks of voxels, gathered.
+
+        The masked voxels are copied once into a chunk-major scratch file;
+        :meth:`_estimate_site_effects` runs on each chunk (in parallel); every
+        statistic is per voxel, so the chunks' side by side are those of the
+        whole mask (:meth:`~._core.SiteStatistics.concat`).
+        """
+        table = batch.table
+        parallel = Parallel(n_jobs=self.n_jobs)
         n, p = table.shape[0], flat_index.size
         width = self.chunk_size or max(1, vs.CHUNK_BYTES // (8 * n))
         cells = table[self.image].tolist()
@@ -322,72 +392,19 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
                 if all(exact):
                     break
                 store.remove()
-            chunks = parallel(
-                delayed(fit_chunk)(
-                    store, k, codes, labels.size, design_cov, ref_level,
-                    self.mean_only,
+            # what a chunk's step reads: the design and its voxels, no table
+            rows_only = inputs.Batch(
+                None, None, None, None, None, [], None, design_cov=batch.design_cov
+            )
+            parts = parallel(
+                delayed(chunk_site_effects)(
+                    self._estimate_site_effects, store, k, rows_only, coding
                 )
                 for k in range(store.n_chunks)
             )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        params = {
-            key: np.concatenate([c[0][key] for c in chunks], axis=-1)
-            for key in chunks[0][0]
-        }
-        voxel_counts = np.concatenate([c[1] for c in chunks], axis=1)
-        self.eb_ = bool(self.eb) and p > 1
-        gamma_star, delta_star, self.priors_ = eb_adjust(
-            params["gamma_hat"],
-            params["delta_hat"],
-            voxel_counts,
-            params["ok"],
-            ref_level=ref_level,
-            eb=self.eb_,
-            parametric=self.parametric,
-            mean_only=self.mean_only,
-            degenerate=params["degenerate"],
-        )
-        if not params["ok"].all():
-            warnings.warn(
-                f"{int((~params['ok']).sum())} of {p} voxel(s) are constant or "
-                "cannot be estimated at every site and are left unharmonized",
-                MedprepWarning,
-                stacklevel=3,
-            )
-        mask_image = sitk.GetImageFromArray(mask.astype(np.uint8))
-        mask_image.CopyInformation(template)
-        self.mask_ = mask_image
-        self.n_voxels_ = int(p)
-        self.sites_ = labels
-        self.site_counts_ = counts
-        self.coef_ = params["coef"]
-        self.grand_mean_ = params["grand_mean"]
-        self.var_pooled_ = params["var_pooled"]
-        self.gamma_hat_ = params["gamma_hat"]
-        self.delta_hat_ = params["delta_hat"]
-        self.gamma_star_ = gamma_star
-        self.delta_star_ = delta_star
-        self.harmonized_ = params["ok"]
-        self._ref_level = ref_level
-        return self
-
-    def _protect(self, design_cov, cov, y, index):
-        """The protected target's columns appended to the fit design."""
-        self.target_term_ = None
-        self.target_columns_ = np.zeros(design_cov.shape[1], dtype=bool)
-        if y is None:
-            return design_cov
-        target.check_target_not_covariate(cov, y)  # as ComBatHarmonizer
-        if self.protect_target == "none":
-            return design_cov
-        term, raw = target.fit_target_term(y, index, self.protect_target)
-        no_spline = np.empty((design_cov.shape[0], 0))
-        design_cov, self.target_columns_ = target.fit_design(
-            design_cov, no_spline, None, term, raw
-        )
-        self.target_term_ = term
-        return design_cov
+        return core.SiteStatistics.concat(parts)
 
     # -------------------------------------------------------------- transform
     def _params(self):
@@ -486,17 +503,9 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
             paths of files written to ``output_dir``).
         """
         check_is_fitted(self)
-        table, site_values, cov = self._read(X, sites, covariates, reset=False)
-        design_cov, _, _ = design.encode_covariates(
-            cov,
-            table.index,
-            None,
-            levels=self.covariate_levels_,
-            seen=self.covariates_,
-        )
-        design_cov = target.design_matrix(
-            design_cov, np.empty((design_cov.shape[0], 0)), None, self.target_term_
-        )
+        batch = self._read_batch(X, None, sites, covariates, reset=False)
+        table, site_values = batch.table, batch.site_values
+        design_cov = self._transform_design(batch)
         grid = vs.grid_of(self.mask_)
         flat_index = np.flatnonzero(sitk.GetArrayViewFromImage(self.mask_).reshape(-1))
         batch_sites = self._new_sites(table, site_values, design_cov, grid, flat_index)
@@ -505,20 +514,18 @@ class VoxelComBatHarmonizer(TransformerMixin, BaseEstimator):
         rows = table.index.tolist()
         n_grid = int(np.prod(grid[0]))
         batches = vs.voxel_batches(len(cells), n_grid)
-        params = self._params()
+        model = VoxelModel(self._params(), self._ref_level)
+        layout = ImageLayout(
+            self.image, grid, flat_index, self.fill_outside, np.dtype(self.dtype)
+        )
         parts = Parallel(n_jobs=self.n_jobs)(
             delayed(harmonize_rows)(
                 [cells[i] for i in b],
                 [rows[i] for i in b],
-                self.image,
-                grid,
-                flat_index,
                 batch_sites.rows_slice(b.start, b.stop),
                 design_cov[b.start : b.stop],
-                params,
-                self._ref_level,
-                self.fill_outside,
-                np.dtype(self.dtype),
+                model,
+                layout,
                 None if files is None else files[b.start : b.stop],
             )
             for b in batches

@@ -13,6 +13,7 @@ description.
 import os
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -22,6 +23,7 @@ from ..io._read import describe_cell, to_sitk
 from ..table._validate import _same_geometry
 
 __all__ = [
+    "Grid",
     "VoxelStore",
     "grid_of",
     "load_on_grid",
@@ -42,9 +44,18 @@ _FLOAT32_EXACT = {
 }
 
 
+class Grid(NamedTuple):
+    """The geometry of an image: ``size``, ``spacing``, ``origin``, ``direction``."""
+
+    size: tuple
+    spacing: tuple
+    origin: tuple
+    direction: tuple
+
+
 def grid_of(image):
-    """``(size, spacing, origin, direction)`` of a SimpleITK image."""
-    return (
+    """The :class:`Grid` ``(size, spacing, origin, direction)`` of an image."""
+    return Grid(
         image.GetSize(),
         image.GetSpacing(),
         image.GetOrigin(),
