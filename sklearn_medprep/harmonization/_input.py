@@ -19,7 +19,12 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import validate_data
 
 from ..exceptions import MedprepWarning, SubjectTableError, plain
-from ..table._checks import align_rows, parses_as_numbers
+from ..table._checks import (
+    align_rows,
+    check_fit_rows,
+    is_numeric_column,
+    parses_as_numbers,
+)
 from . import _design as design
 from ._blocks import column_blocks
 
@@ -317,8 +322,13 @@ def _select_features(table, features, features_seen, from_table, *, reset):
             )
     elif reset:
         numeric = design.is_numeric_dtypes(table.dtypes)
-        numeric &= ~table.columns.isin(from_table)
-        positions = np.flatnonzero(numeric)
+        candidate = ~table.columns.isin(from_table)
+        # an object column of numbers is refused by name (the one rule), never
+        # silently left out of the features
+        objects = np.array([dt == np.dtype(object) for dt in table.dtypes], bool)
+        for k in np.flatnonzero(candidate & ~numeric & objects):
+            is_numeric_column(table.iloc[:, k], name=table.columns[k])
+        positions = np.flatnonzero(numeric & candidate)
         feats = list(table.columns[positions])
     else:
         feats = list(features_seen)
@@ -378,6 +388,8 @@ def read_table(estimator, X, sites, covariates, spec, y=None):
         table = X
     elif isinstance(X, pd.DataFrame):
         validate_data(estimator, X, skip_check_array=True, reset=reset)
+        if reset:
+            check_fit_rows(X, estimator=estimator)
         table = X
     else:
         arr = validate_data(

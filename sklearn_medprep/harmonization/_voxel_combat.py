@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
 )
 
 from ..exceptions import MedprepWarning, SubjectTableError
-from ..table._checks import check_subject_table
+from ..table._checks import check_fit_rows, check_subject_table
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
 from . import _core as core
@@ -253,6 +253,11 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         time (``transform``); ``feats`` and ``get`` are None.
         """
         table = check_subject_table(X, columns=[self.image], estimator=self)
+        if reset:
+            check_fit_rows(
+                table, estimator=self, min_rows=2,
+                why="ComBat needs the rows of at least 2 sites",
+            )
         validate_data(self, table, skip_check_array=True, reset=reset)
         index = table.index
         n = table.shape[0]

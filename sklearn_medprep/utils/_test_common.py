@@ -498,39 +498,13 @@ def _patch_checks(estimator):
     return table
 
 
-# The library's own checks of the degenerate tables (check_subject_table_empty_fit,
-# check_subject_table_one_row_fit in sklearn_medprep.utils.estimator_checks) that
-# an estimator does not pass yet: each fix belongs to the estimator's module
-# (outside utils/), most a one-line call of
-# sklearn_medprep.table._checks.check_fit_rows at the top of fit. They are
-# strict expected failures in tests/utils/test_estimator_checks.py: once fixed,
-# the test fails (XPASS) until the entry is removed here.
-_EMPTY_FIT = "check_subject_table_empty_fit"
-_FIX_EMPTY = (
-    "; fix: call table._checks.check_fit_rows(X, estimator=self) first in fit "
-    "(its message names the estimator and '0 rows')"
-)
-_OWN_CHECKS = {
-    "ComBatHarmonizer": {
-        _EMPTY_FIT: "fit on 0 rows says 'this feature column equals the target "
-        "y' (the empty columns compare equal to the empty y) instead of naming "
-        "the empty table (harmonization/_input.py)" + _FIX_EMPTY,
-    },
-    "CovBatHarmonizer": {
-        _EMPTY_FIT: "inherits ComBatHarmonizer's input checks: fit on 0 rows says "
-        "'this feature column equals the target y' (harmonization/_input.py)"
-        + _FIX_EMPTY,
-    },
-    "VoxelComBatHarmonizer": {
-        _EMPTY_FIT: "fit on 0 rows raises IndexError 'index 0 is out of bounds' "
-        "(harmonization/_voxel_combat.py)" + _FIX_EMPTY,
-        "check_subject_table_one_row_fit": "fit on one row says 'ComBat needs at "
-        "least 2 sites' (the shared ComBat core's message), which names ComBat, "
-        "not VoxelComBatHarmonizer (harmonization/_voxel_combat.py: check_fit_rows "
-        "with min_rows=4 and why='2 sites of 2 subjects', or name the estimator "
-        "in the core's message)",
-    },
-}
+# The library's own checks (check_subject_table_* in
+# sklearn_medprep.utils.estimator_checks: empty and one-row tables, row alignment,
+# pickling...) that an estimator does not pass yet, {"Name": {"check": "reason"}}.
+# Every public estimator passes them all today. They are strict expected failures
+# in tests/utils/test_estimator_checks.py: once fixed, the test fails (XPASS)
+# until the entry is removed here.
+_OWN_CHECKS = {}
 
 EXPECTED_FAILED_CHECKS = {
     # "EstimatorName": {"check_name": "reason (and the domain check replacing it)"},

@@ -161,3 +161,20 @@ def test_qc_refuses_a_named_non_numeric_feature():
     with pytest.raises(SubjectTableError, match="non-numeric dtype bool") as info:
         site_effect_report(table, table, "site", ["float", "bool"])
     assert info.value.column == "bool"
+
+
+def test_combat_default_features_refuse_an_object_column_of_numbers():
+    # features=None must not silently leave a column of numbers-as-objects out
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({
+        "f0": rng.normal(size=12),
+        "f1": rng.normal(size=12),
+        "site": ["a", "b", "c"] * 4,
+    })
+    table["volume"] = pd.Series(rng.normal(size=12).tolist(), dtype=object)
+    with pytest.raises(SubjectTableError, match="volume"):
+        ComBatHarmonizer(site="site").fit(table)
+    # text is not a feature, and is not an error either
+    table["volume"] = pd.Series(["x"] * 12, dtype=object)
+    out = ComBatHarmonizer(site="site").fit_transform(table)
+    assert list(out.columns[:2]) == ["f0", "f1"]
