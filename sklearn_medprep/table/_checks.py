@@ -104,7 +104,8 @@ def check_fit_rows(X, *, estimator, min_rows=1, why=None):
 0 rows (an empty table)
     """
     name = estimator if isinstance(estimator, str) else type(estimator).__name__
-    n = len(X)
+    shape = getattr(X, "shape", None)  # sparse matrices have no len()
+    n = shape[0] if shape is not None and len(shape) else len(X)
     if n >= min_rows:
         return X
     if n == 0:
