@@ -119,7 +119,11 @@ def check_torchio(out):
         assert len(values) == 6, row
         _positive(values, "TorchIO figures")
         wall, plain_wall, wall_ratio = values[:3]
-        assert wall_ratio == pytest.approx(wall / plain_wall, rel=0.05, abs=2e-3)
+        # the three are printed to 3 decimals: the ratio of the printed times
+        # can be off by the rounding of each (0.0005), large for tiny times
+        rounding = 5e-4 / plain_wall * (1 + wall_ratio) + 5e-4
+        assert wall_ratio == pytest.approx(wall / plain_wall, rel=0.05,
+                                           abs=max(2e-3, rounding))
 
 
 def check_voxel(out):
