@@ -45,8 +45,9 @@ class _AugmentMixin(_TorchIOParamsMixin, _SameColumnsMixin, _ImageTableMixin):
     augmentation itself: :meth:`_fit_augmentation` (table check, copy of the
     transform), :meth:`_seeds` (one seed per augmented row, drawn from
     ``random_state`` before any work), :meth:`_augment` (the augmented cells of
-    every row) and :meth:`_resample` (the original rows followed by
-    ``n_augmentations`` augmented copies, labels and metadata copied).
+    every row), :meth:`_resample` (the original rows followed by
+    ``n_augmentations`` augmented copies, labels and metadata copied) and
+    :meth:`fit_resample` (both, the sampler's one call).
     """
 
     def __sklearn_tags__(self):
@@ -68,6 +69,29 @@ class _AugmentMixin(_TorchIOParamsMixin, _SameColumnsMixin, _ImageTableMixin):
             delayed(apply_to_row)(self.transform_, cells, images, mask, row, seed)
             for row, cells, seed in zip(index, rows, seeds)
         )
+
+    def fit_resample(self, X, y):
+        """Return the original rows plus ``n_augmentations`` augmented copies of each.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The subject table (training rows).
+        y : array-like of shape (n_rows,) or None
+            Targets, copied with the rows.
+
+        Returns
+        -------
+        X_resampled : pandas.DataFrame
+            ``n_rows * (1 + n_augmentations)`` rows: the original rows, then
+            copy 1 of every row, then copy 2, ...; copies are indexed
+            ``"<row>|aug<k>"`` and carry the row's metadata.
+        y_resampled : same type as y, or None
+            ``y`` repeated in the same order (a Series or DataFrame gets the
+            new index).
+        """
+        self.fit(X, y)
+        return self._resample(X, y)
 
     def _seeds(self, n_rows):
         """Seeds of augmentation ``k`` (1-based) of every row, for each k."""
@@ -290,28 +314,6 @@ class TorchIOAugmenter(
         """
         self._check_subject_table(X, reset=False)
         return X
-
-    def fit_resample(self, X, y):
-        """Return the original rows plus ``n_augmentations`` augmented copies of each.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            The subject table (training rows).
-        y : array-like of shape (n_rows,) or None
-            Targets, copied with the rows.
-
-        Returns
-        -------
-        X_resampled : pandas.DataFrame
-            ``n_rows * (1 + n_augmentations)`` rows: the original rows, then
-            copy 1 of every row, then copy 2, ...; copies are indexed
-            ``"<row>|aug<k>"`` and carry the row's metadata.
-        y_resampled : same type as y, or None
-            ``y`` repeated in the same order (a Series gets the new index).
-        """
-        self.fit(X, y)
-        return self._resample(X, y)
 
     def set_output(self, *, transform=None):
         """Accept the set_output configuration; the output is always a DataFrame.

@@ -139,26 +139,3 @@ class TorchIOAugmentSampler(_AugmentMixin, BaseEstimator):
         self : TorchIOAugmentSampler
         """
         return self._fit_augmentation(X)
-
-    def fit_resample(self, X, y):
-        """Return the original rows plus ``n_augmentations`` augmented copies of each.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            The subject table (training rows).
-        y : array-like of shape (n_rows,) or None
-            Targets, copied with the rows.
-
-        Returns
-        -------
-        X_resampled : pandas.DataFrame
-            ``n_rows * (1 + n_augmentations)`` rows: the original rows, then
-            copy 1 of every row, then copy 2, ...; copies are indexed
-            ``"<row>|aug<k>"`` and carry the row's metadata.
-        y_resampled : same type as y, or None
-            ``y`` repeated in the same order (a Series or DataFrame gets the
-            new index).
-        """
-        self.fit(X, y)
-        return self._resample(X, y)

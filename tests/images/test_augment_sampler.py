@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 import torchio as tio
+from counting_transform import Counting
 from imblearn.base import is_sampler
 from imblearn.pipeline import Pipeline as ImbPipeline
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -20,31 +21,6 @@ from sklearn_medprep.io._read import to_torchio
 from sklearn_medprep.model_selection import SiteStratifiedKFold
 
 NOISE = tio.Compose([tio.RandomAffine(degrees=10), tio.RandomNoise(std=(0.1, 0.2))])
-
-
-class Counting(tio.Transform):
-    """A real TorchIO transform that counts the subjects it is applied to."""
-
-    calls = [0]
-
-    def __init__(self, inner, **kwargs):
-        super().__init__(**kwargs)
-        self.inner = inner
-
-    def apply_transform(self, subject):
-        Counting.calls[0] += 1
-        return self.inner(subject)
-
-
-@pytest.fixture
-def counter():
-    Counting.calls[0] = 0
-    return Counting.calls
-
-
-@pytest.fixture(scope="module")
-def table():
-    return make_multisite_cohort(6, 2, shape=(7, 8, 9), random_state=2)
 
 
 def _assert_identical(a, b):

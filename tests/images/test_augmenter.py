@@ -10,39 +10,15 @@ import pytest
 import SimpleITK as sitk
 import torch
 import torchio as tio
+from counting_transform import Counting
 from imblearn.pipeline import Pipeline as ImbPipeline
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from sklearn_medprep import TorchIOAugmenter
-from sklearn_medprep.datasets import make_multisite_cohort, make_xray_cohort
+from sklearn_medprep.datasets import make_xray_cohort
 from sklearn_medprep.io._read import to_sitk, to_torchio
-
-
-class Counting(tio.Transform):
-    """A real TorchIO transform that counts the subjects it is applied to."""
-
-    calls = [0]
-
-    def __init__(self, inner, **kwargs):
-        super().__init__(**kwargs)
-        self.inner = inner
-
-    def apply_transform(self, subject):
-        Counting.calls[0] += 1
-        return self.inner(subject)
-
-
-@pytest.fixture
-def counter():
-    Counting.calls[0] = 0
-    return Counting.calls
-
-
-@pytest.fixture(scope="module")
-def table():
-    return make_multisite_cohort(6, 2, shape=(7, 8, 9), random_state=2)
 
 
 def _data(table, column="image"):
