@@ -1,7 +1,7 @@
 """Apply a fitted ComBat model to rows: the per-site affine map, fast.
 
 ``out = a x + e - (a - 1) m`` per feature, with ``a = 1 / sqrt(delta*)`` and
-``e`` of the row's site (:func:`~._combat_core.site_tables`) and ``m`` the
+``e`` of the row's site (:func:`~._core.site_tables`) and ``m`` the
 covariate effects of the row. The data are read in their own layout (row
 blocks of a row-major array, column blocks of a DataFrame's column-major
 block), in blocks small enough for the cache, into buffers allocated once.
@@ -26,7 +26,7 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
     ----------
     get : callable
         Column-block getter of the data (see
-        :func:`~._combat_core.fit_combat`).
+        :func:`~._core.fit_combat`).
     out : ndarray of shape (n_samples, n_features)
         Written in place; fastest in the data's own layout
         (:func:`output_layout`).
@@ -78,7 +78,7 @@ def batch_tables(params, sites, *, ref_level=None):
     """Per-site affine tables of a batch and each row's entry in them.
 
     Returns a :class:`BatchTables` ``(scale, shift, finite, rows)``: the
-    training sites' tables of :func:`~._combat_core.site_tables`, their
+    training sites' tables of :func:`~._core.site_tables`, their
     identity row (rows passed through), then one row per estimated new site
     of ``sites``; whether they are all finite; and the row of the tables of
     each batch row.

@@ -41,7 +41,7 @@ def blas_one_thread(n_cells):
 def _unchecked(get):
     """The getter without its bounds check, and the bound it checks.
 
-    A getter of :func:`~._combat_input.feature_getter` checks every block for
+    A getter of :func:`~._input.feature_getter` checks every block for
     infinite or overflowing cells; :func:`fit_combat` computes the per-site
     extremes anyway, so it reads the blocks unchecked and calls the checked
     getter (which raises, naming the cell) only when an extreme is out of

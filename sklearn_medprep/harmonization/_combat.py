@@ -388,7 +388,7 @@ default="auto"
         """Last fit step: what a variant learns after ComBat (nothing here)."""
 
     def _set_model(self, model):
-        """Keep the fitted :class:`~._combat_core.ComBatModel` and its public views."""
+        """Keep the fitted :class:`~._core.ComBatModel` and its public views."""
         self.model_ = model
         for name in _MODEL_VIEWS:
             setattr(self, f"{name}_", getattr(model, name))
@@ -461,10 +461,10 @@ default="auto"
 
         ``out = a x + e - (a - 1) m`` per feature, with ``a = 1 / sqrt(delta*)``
         of the row's site and ``m`` the covariate (and protected target)
-        effects of its design row (:func:`~._combat_apply.apply_combat`).
+        effects of its design row (:func:`~._apply.apply_combat`).
         With ``target_scale="project"``, each row's estimated target effect is
         then exempted from the scale
-        (:func:`~._combat_target.keep_target_direction`).
+        (:func:`~._target.keep_target_direction`).
         """
         out = np.empty(
             (batch.table.shape[0], batch.n_features),

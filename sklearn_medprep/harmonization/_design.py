@@ -1,15 +1,15 @@
 """Covariate design of ComBat: one module for every design decision.
 
-The one rule for "is this column numeric" (:func:`is_numeric_dtypes`), the one
-site encoder (:func:`fit_sites` in ``fit``, :func:`encode_sites` after it), the
-levels and one-hot encoding of the categorical covariates, the interaction
-terms, and the design columns of ``fit`` and ``transform``
-(:func:`encode_covariates`). ComBat-GAM's smooth
-terms are fitted in :mod:`._combat_gam`; the protected target is added by
-:mod:`._combat_target`.
+The library's one rule for "is this column numeric"
+(:mod:`sklearn_medprep.table._checks`) applied to ComBat's columns
+(:func:`is_numeric_dtypes`), the one site encoder (:func:`fit_sites` in
+``fit``, :func:`encode_sites` after it), the levels and one-hot encoding of the
+categorical covariates, the interaction terms, and the design columns of
+``fit`` and ``transform`` (:func:`encode_covariates`). ComBat-GAM's smooth
+terms are fitted in :mod:`._gam`; the protected target is added by
+:mod:`._target`.
 """
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -76,19 +76,7 @@ def covariate_levels(cov, index, smooth):
             continue
         if name in smooth:
             raise SubjectTableError("smooth term must be numeric", column=name)
-        values = cov[name].to_numpy()
-        if values.dtype == object and all(
-            isinstance(v, numbers.Number) and not isinstance(v, (bool, np.bool_))
-            for v in values
-        ):
-            raise SubjectTableError(
-                "covariate holds numbers in a column of object dtype (mixed "
-                "types): it is ambiguous whether it is numeric or categorical. "
-                "Declare it categorical=[...] (by name), or give it a numeric "
-                "dtype (df[col].astype(float)) or a string or category dtype "
-                "(df[col].astype('category'))",
-                column=name,
-            )
+        # an object column of numbers was refused by the rule above
         missing = pd.isna(cov[name]).to_numpy()
         if missing.any():
             raise SubjectTableError(

@@ -1,4 +1,4 @@
-"""ComBat-GAM smooth terms (the rest of the design is in :mod:`._combat_design`).
+"""ComBat-GAM smooth terms (the rest of the design is in :mod:`._design`).
 
 ComBat-GAM (Pomponio et al. 2020) models smooth covariate effects with statsmodels.
 

@@ -325,7 +325,7 @@ def _select_features(table, features, features_seen, from_table, *, reset):
         candidate = ~table.columns.isin(from_table)
         # an object column of numbers is refused by name (the one rule), never
         # silently left out of the features
-        objects = np.array([dt == np.dtype(object) for dt in table.dtypes], bool)
+        objects = (table.dtypes == np.dtype("O")).to_numpy()
         for k in np.flatnonzero(candidate & ~numeric & objects):
             is_numeric_column(table.iloc[:, k], name=table.columns[k])
         positions = np.flatnonzero(numeric & candidate)

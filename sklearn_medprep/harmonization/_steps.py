@@ -161,7 +161,7 @@ class ComBatFitSteps:
 
         The covariates are encoded with the training levels; the protected
         target's columns are filled with their training centre
-        (:func:`~._combat_target.design_matrix`), since a row's label is not
+        (:func:`~._target.design_matrix`), since a row's label is not
         read at transform.
         """
         linear, spline, _ = design.encode_covariates(

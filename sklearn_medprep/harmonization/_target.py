@@ -337,8 +337,8 @@ def keep_batch_target_direction(out, batch, model, target_mask):
     """:func:`keep_target_direction` for a transform batch (``_adjust``).
 
     The rows' ``a = 1 / sqrt(delta*)`` are those
-    :func:`~._combat_apply.apply_combat` applied
-    (:func:`~._combat_apply.batch_tables`).
+    :func:`~._apply.apply_combat` applied
+    (:func:`~._apply.batch_tables`).
     """
     scale, _, _, idx = batch_tables(model, batch.sites)
     return keep_target_direction(

@@ -97,12 +97,12 @@ def eb_adjust(
     gamma_hat, delta_hat, counts, ok, *, ref_level, eb, parametric, mean_only,
     degenerate=None,
 ):
-    """Empirical-Bayes step of :func:`~._combat_core.fit_combat` on summaries.
+    """Empirical-Bayes step of :func:`~._core.fit_combat` on summaries.
 
     ``fit_combat`` with ``eb=False`` on separate chunks of features gives the
     per-feature estimates; the priors look across all features, so the
     shrinkage runs once on the gathered ``(n_sites, n_features)`` arrays, with
-    the core's own :func:`~._combat_core._adjustments`. The per-site mean of the
+    the core's own :func:`~._core._adjustments`. The per-site mean of the
     standardized data is ``gamma_hat`` (the reference site's added back) and its
     variance ``delta_hat`` (with ``mean_only`` the variance cancels from every
     formula, so ``delta_hat = 1`` serves). ``degenerate`` site/voxel pairs
