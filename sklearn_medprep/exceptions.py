@@ -12,6 +12,9 @@ __all__ = [
     "SubjectTableError",
     "ImageReadError",
     "GeometryMismatchError",
+    "TargetProxyError",
+    "TargetProxyWarning",
+    "SubjectOverlapWarning",
 ]
 
 
@@ -58,6 +61,23 @@ class ImageReadError(SubjectTableError):
 
 class GeometryMismatchError(SubjectTableError):
     """Image and mask of one row do not share size, spacing, origin and direction."""
+
+
+class TargetProxyError(SubjectTableError):
+    """A column a step would hand on to the model is the target in disguise.
+
+    Raised in ``fit`` when a column that a library step passes on (harmonized
+    or passed through) equals ``y`` up to relabelling, a change of unit or a
+    monotone map. The only fix is to drop the column from ``X``.
+    """
+
+
+class TargetProxyWarning(MedprepWarning):
+    """A column handed on to the model is nearly the target (e.g. ``|r| > 0.99``)."""
+
+
+class SubjectOverlapWarning(MedprepWarning):
+    """Rows of one subject (ROIs, lesions, visits) may land on both sides of a split."""
 
 
 def plain(value):
