@@ -1,54 +1,26 @@
 """Site-aware cross-validation splitters for harmonization without leakage."""
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.model_selection._split import GroupsConsumerMixin, _build_repr
 from sklearn.utils import check_array, check_random_state
+from sklearn.utils.validation import indexable
 
-from ..exceptions import SubjectTableError, plain
+from ..exceptions import SubjectOverlapWarning, SubjectTableError, plain
 from ..utils._docstrings import fill_doc
+from ._subjects import (
+    site_of_rows,
+    straddlers,
+    subject_hint,
+    subject_of_rows,
+    warn_subject_overlap,
+)
 
 __all__ = ["SiteStratifiedKFold", "LeaveOneSiteOut"]
-
-
-def _sites(X, groups, site):
-    """Site of each row: ``groups`` when given, else the ``site`` column of X."""
-    if groups is not None:
-        groups = check_array(
-            groups,
-            input_name="groups",
-            ensure_2d=False,
-            dtype=None,
-            ensure_all_finite=False,
-        )
-        if groups.ndim != 1:
-            raise ValueError(f"groups must be 1-D, got shape {groups.shape}.")
-        if X is not None and hasattr(X, "shape") and X.shape[0] != groups.shape[0]:
-            raise ValueError(
-                f"groups has {groups.shape[0]} values for {X.shape[0]} rows of X."
-            )
-        values = groups
-    elif isinstance(X, pd.DataFrame):
-        if site not in X.columns:
-            raise SubjectTableError(
-                "no site column in X and groups is None", column=site
-            )
-        values = X[site].to_numpy()
-    else:
-        raise ValueError(
-            "The sites are read from groups or, when groups is None, from the "
-            f"column {site!r} of a DataFrame X; got groups=None and X of type "
-            f"{type(X).__name__}."
-        )
-    missing = pd.isna(values)
-    if missing.any():
-        position = int(np.flatnonzero(missing)[0])
-        row = X.index[position] if isinstance(X, pd.DataFrame) else position
-        raise SubjectTableError("site is missing", row=row, column=site)
-    return values
 
 
 class _SiteSplitter(GroupsConsumerMixin, BaseCrossValidator):
@@ -79,6 +51,14 @@ class SiteStratifiedKFold(_SiteSplitter):
         Shuffle each site's rows before dealing them.
     random_state : int, RandomState instance or None, default=None
         Seed of the shuffle.
+    subject : str or None, default="subject"
+        Column of ``X`` naming the subject of each row (ROIs, lesions, visits),
+        read only to check the folds: rows are dealt one by one, so the rows of
+        a subject can land in several test folds. When the column (or, without
+        it, a repeated index of ``X``) shows such a subject, ``split`` issues a
+        :class:`~sklearn_medprep.exceptions.SubjectOverlapWarning` naming one
+        and counting them. With several rows per subject use
+        :class:`SiteStratifiedGroupKFold` instead. None: read the index only.
 
     Raises
     ------
@@ -86,8 +66,15 @@ class SiteStratifiedKFold(_SiteSplitter):
         When a site has fewer than ``n_splits`` rows or would leave fewer than 2
         rows in a training fold (the message names the site).
 
+    Warns
+    -----
+    SubjectOverlapWarning
+        When rows of one subject (by the ``subject`` column, else a repeated
+        index) are put in the training and the test rows of a split.
+
     See Also
     --------
+    SiteStratifiedGroupKFold : The same, keeping each subject's rows together.
     LeaveOneSiteOut : Each site is the test fold once.
 
     Examples
@@ -110,22 +97,14 @@ class SiteStratifiedKFold(_SiteSplitter):
         stratify_y=False,
         shuffle=False,
         random_state=None,
+        subject="subject",
     ):
         self.n_splits = n_splits
         self.site = site
         self.stratify_y = stratify_y
         self.shuffle = shuffle
         self.random_state = random_state
-
-    def _check_params(self):
-        if not isinstance(self.n_splits, numbers.Integral) or self.n_splits < 2:
-            raise ValueError(
-                f"n_splits must be an integer >= 2, got {self.n_splits!r}."
-            )
-        if not self.shuffle and self.random_state is not None:
-            raise ValueError(
-                "Setting a random_state has no effect since shuffle is False."
-            )
+        self.subject = subject
 
     def get_n_splits(self, X=None, y=None, groups=None):
         """Number of splits.
@@ -160,8 +139,8 @@ class SiteStratifiedKFold(_SiteSplitter):
         return super().split(X, y, groups)
 
     def _iter_test_indices(self, X=None, y=None, groups=None):
-        self._check_params()
-        sites = _sites(X, groups, self.site)
+        check_n_splits(self)
+        sites = site_of_rows(X, groups, self.site)
         k = self.n_splits
         if self.stratify_y:
             if y is None:
@@ -171,55 +150,75 @@ class SiteStratifiedKFold(_SiteSplitter):
         labels, codes, counts = np.unique(
             sites, return_inverse=True, return_counts=True
         )
-        for label, count in zip(labels, counts):
-            if count < k or count - int(np.ceil(count / k)) < 2:
-                raise SubjectTableError(
-                    f"site {plain(label)!r} has {plain(count)} subject(s), too few for "
-                    f"n_splits={k}: each test fold needs one and each training fold "
-                    "at least 2 of every site",
-                    column=self.site,
-                )
+        check_site_sizes(labels, counts, k, self.site, "row(s)")
         if self.stratify_y:
             _, classes = np.unique(y, return_inverse=True)
         else:
             classes = np.zeros(len(sites), dtype=int)
-        fold_of = _deal_sites(codes, labels.size, classes, k, rng)
+        fold_of = deal_sites(codes, labels.size, classes, k, rng)
+        ids, source = subject_hint(X, self.subject)
+        if ids is not None:
+            warn_subject_overlap(type(self).__name__, fold_of, ids, source)
         for fold in range(k):
             yield np.flatnonzero(fold_of == fold)
 
 
-def _deal_sites(codes, n_sites, classes, k, rng):
-    """Assign each row a fold: balanced within every site (x class) cell.
+def check_n_splits(cv):
+    """The checks of ``n_splits``, ``shuffle`` and ``random_state`` at split time."""
+    if not isinstance(cv.n_splits, numbers.Integral) or cv.n_splits < 2:
+        raise ValueError(f"n_splits must be an integer >= 2, got {cv.n_splits!r}.")
+    if not cv.shuffle and cv.random_state is not None:
+        raise ValueError("Setting a random_state has no effect since shuffle is False.")
 
-    Each site's rows, ordered by class, are dealt round robin over the folds,
+
+def check_site_sizes(labels, counts, k, column, unit, note=""):
+    """Refuse a site with too few units (rows, subjects) for ``k`` folds."""
+    for label, count in zip(labels, counts):
+        if count < k or count - int(np.ceil(count / k)) < 2:
+            raise SubjectTableError(
+                f"site {plain(label)!r} has {plain(count)} {unit}{note}, too few "
+                f"for n_splits={k}: each test fold needs one and each training "
+                "fold at least 2 of every site",
+                column=column,
+            )
+
+
+def deal_sites(codes, n_sites, classes, k, rng, weights=None):
+    """Assign each unit (row, subject) a fold: balanced within every site x class.
+
+    Each site's units, ordered by class, are dealt round robin over the folds,
     so every fold gets its share of every site and of every site x class cell
     (to within one). Only the fold where a site's dealing starts is free; it
-    is chosen, site after site, to balance the classes (then the fold sizes)
-    over the whole split, so that the minority class of sites with the same
-    layout is not sent to the same fold every time.
+    is chosen, site after site, to balance the classes (then the fold sizes,
+    counted in ``weights``: rows per unit, default 1) over the whole split, so
+    that the minority class of sites with the same layout is not sent to the
+    same fold every time.
     """
+    if weights is None:
+        weights = np.ones(codes.size, dtype=int)
     n_classes = int(classes.max()) + 1 if classes.size else 1
     counts = np.zeros((k, n_classes), dtype=int)
+    sizes = np.zeros(k, dtype=int)
     fold_of = np.empty(codes.size, dtype=int)
     for site in range(n_sites):
-        rows = np.flatnonzero(codes == site)
+        units = np.flatnonzero(codes == site)
         if rng is not None:
-            rows = rows[rng.permutation(rows.size)]
-        rows = rows[np.argsort(classes[rows], kind="stable")]
+            units = units[rng.permutation(units.size)]
+        units = units[np.argsort(classes[units], kind="stable")]
         best = None
         for start in range(k):
-            folds = (start + np.arange(rows.size)) % k
+            folds = (start + np.arange(units.size)) % k
             trial = counts.copy()
-            np.add.at(trial, (folds, classes[rows]), 1)
-            sizes = trial.sum(axis=1)
+            np.add.at(trial, (folds, classes[units]), 1)
+            trial_sizes = sizes + np.bincount(folds, weights[units], minlength=k)
             cost = (
                 int((trial.max(axis=0) - trial.min(axis=0)).sum()),
-                int(sizes.max() - sizes.min()),
+                int(trial_sizes.max() - trial_sizes.min()),
             )
             if best is None or cost < best[0]:
-                best = (cost, folds, trial)
-        fold_of[rows] = best[1]
-        counts = best[2]
+                best = (cost, folds, trial, trial_sizes)
+        fold_of[units] = best[1]
+        counts, sizes = best[2], best[3].astype(int)
     return fold_of
 
 
@@ -230,10 +229,26 @@ class LeaveOneSiteOut(_SiteSplitter):
     The test site is unseen by the training fold: a harmonizer in the pipeline
     needs an explicit policy for it (``ComBatHarmonizer(unseen_site=...)``).
 
+    A subject with rows at two sites (a travelling subject) would have rows on
+    both sides of a split. When the subjects are known (the ``subject``
+    column of ``X``, or ``subjects=`` passed to ``split``) this is an error
+    naming the subject; when they are only hinted at by a repeated index of
+    ``X``, a :class:`~sklearn_medprep.exceptions.SubjectOverlapWarning`.
+
     Parameters
     ----------
     %(site)s
-        Used when ``groups`` is None.
+        Used when ``groups`` is None; ``groups`` (routed under metadata routing)
+        takes precedence, and means the site, as in 0.1.
+    subject : str or None, default="subject"
+        Column of ``X`` naming the subject of each row, used (when present) to
+        refuse a subject with rows at two sites. Routed ``subjects=`` take
+        precedence. None: no column is read (a repeated index still warns).
+
+    See Also
+    --------
+    SiteStratifiedGroupKFold : Site-stratified folds that keep subjects whole.
+    SiteStratifiedKFold : Every site in every training fold.
 
     Examples
     --------
@@ -247,10 +262,14 @@ class LeaveOneSiteOut(_SiteSplitter):
     [['site_0'], ['site_1'], ['site_2']]
     """
 
-    def __init__(self, site="site"):
-        self.site = site
+    # subject ids are routed as ``subjects`` (``groups`` are the sites)
+    __metadata_request__split = {"subjects": True}
 
-    def get_n_splits(self, X=None, y=None, groups=None):
+    def __init__(self, site="site", subject="subject"):
+        self.site = site
+        self.subject = subject
+
+    def get_n_splits(self, X=None, y=None, groups=None, *, subjects=None):
         """Number of sites.
 
         Parameters
@@ -261,37 +280,96 @@ class LeaveOneSiteOut(_SiteSplitter):
             Ignored.
         groups : array-like, default=None
             Site of each row.
+        subjects : object
+            Ignored.
 
         Returns
         -------
         n_splits : int
         """
-        return np.unique(_sites(X, groups, self.site)).size
+        return np.unique(site_of_rows(X, groups, self.site)).size
 
-    def split(self, X, y=None, groups=None):
+    def split(self, X, y=None, groups=None, *, subjects=None):
         """Generate train/test indices, one split per site.
 
         Parameters
         ----------
         X : pandas.DataFrame or array-like
-            Data; its ``site`` column gives the sites when ``groups`` is None.
+            Data; its ``site`` column gives the sites when ``groups`` is None,
+            its ``subject`` column the subjects when ``subjects`` is None.
         y : object
             Ignored.
         groups : array-like of shape (n_samples,), default=None
             Site of each row.
+        subjects : array-like of shape (n_samples,), default=None
+            Subject of each row (routed as ``subjects`` under metadata routing).
 
         Yields
         ------
         train, test : ndarray of int
-        """
-        return super().split(X, y, groups)
 
-    def _iter_test_masks(self, X=None, y=None, groups=None):
-        sites = _sites(X, groups, self.site)
-        labels = np.unique(sites)
+        Raises
+        ------
+        SubjectTableError
+            When a known subject has rows at two sites (naming it).
+        """
+        X, y, groups = indexable(X, y, groups)
+        sites = site_of_rows(X, groups, self.site)
+        labels, codes = np.unique(sites, return_inverse=True)
         if labels.size < 2:
             raise ValueError(
                 f"LeaveOneSiteOut needs at least 2 sites, got {plain(labels)}."
             )
-        for label in labels:
-            yield sites == label
+        self._check_travellers(X, subjects, labels, codes)
+        indices = np.arange(codes.size)
+        for site in range(labels.size):
+            yield indices[codes != site], indices[codes == site]
+
+    def _check_travellers(self, X, subjects, labels, codes):
+        # known subjects (an argument, the column) refuse; a repeated index warns
+        known = True
+        if subjects is not None:
+            ids = subject_of_rows(X, subjects, None, name="subjects")
+            column, source = None, "subjects"
+        elif (
+            isinstance(X, pd.DataFrame)
+            and self.subject is not None
+            and self.subject in X.columns
+        ):
+            ids = subject_of_rows(X, None, self.subject)
+            column, source = self.subject, f"the {self.subject!r} column"
+        else:
+            ids, source = subject_hint(X, None)
+            column, known = None, False
+            if ids is None:
+                return
+        travelling, _ = straddlers(codes, ids)
+        if not travelling:
+            return
+        example, where = next(iter(travelling.items()))
+        at = " and ".join(repr(plain(labels[w])) for w in where)
+        more = (
+            f" ({len(travelling)} such subjects, read from {source})"
+            if len(travelling) > 1
+            else f" (read from {source})"
+        )
+        message = (
+            f"subject {example!r} has rows at sites {at}{more}: leaving one site "
+            "out puts its rows in the training and the test rows of a split"
+        )
+        if not known:
+            warnings.warn(
+                f"LeaveOneSiteOut: {message}. If the index names subjects, pass "
+                "subjects= or a subject column to refuse this; if it does not "
+                "(labels repeated by pd.concat), reset it.",
+                SubjectOverlapWarning,
+                stacklevel=3,
+            )
+            return
+        first = int(np.flatnonzero(pd.Series(ids, dtype=object) == example)[0])
+        raise SubjectTableError(
+            message + ". Keep the rows of one site per subject, or split with "
+            "SiteStratifiedGroupKFold, which keeps each subject whole",
+            row=X.index[first] if isinstance(X, pd.DataFrame) else first,
+            column=column,
+        )

@@ -70,7 +70,7 @@ def test_groups_take_precedence_and_array_needs_groups(df):
 
 
 def test_site_too_small_is_refused(df):
-    with pytest.raises(SubjectTableError, match="site 'site_3' has 6 subject"):
+    with pytest.raises(SubjectTableError, match=r"site 'site_3' has 6 row\(s\)"):
         next(SiteStratifiedKFold(n_splits=7).split(df))
 
 
@@ -88,7 +88,7 @@ def test_repr():
     assert repr(SiteStratifiedKFold(n_splits=3)).startswith(
         "SiteStratifiedKFold(n_splits=3"
     )
-    assert repr(LeaveOneSiteOut()) == "LeaveOneSiteOut(site='site')"
+    assert repr(LeaveOneSiteOut()) == "LeaveOneSiteOut(site='site', subject='subject')"
 
 
 def test_as_cv_in_grid_search_with_the_table(df):
