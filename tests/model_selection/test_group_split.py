@@ -278,12 +278,30 @@ def test_metadata_routing_groups_and_sites():
             return_indices=True,
             error_score="raise",
         )
+        # no site column: one routed ``sites`` reaches the splitter and ComBat
+        combat = (
+            ComBatHarmonizer(features=["f0", "f1"])
+            .set_fit_request(sites=True)
+            .set_transform_request(sites=True)
+        )
+        routed = cross_validate(
+            make_pipeline(combat, LogisticRegression()),
+            X.drop(columns=["subject", "site"]),
+            y,
+            cv=cv,
+            params={"groups": X["subject"], "sites": X["site"]},
+            return_indices=True,
+            error_score="raise",
+        )
     for a, b, c in zip(res["indices"]["test"], scored["indices"]["test"], expected):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, c)
+    for a, c in zip(routed["indices"]["test"], expected):
+        np.testing.assert_array_equal(a, c)
     assert (res["test_score"] == 0).all()
     assert (search.cv_results_["mean_test_score"] == 0).all()
     assert np.isfinite(scored["test_score"]).all()
+    np.testing.assert_allclose(routed["test_score"], scored["test_score"])
 
 
 @settings(max_examples=30, deadline=None)
@@ -300,7 +318,7 @@ def test_subjects_whole_and_sites_balanced_property(site_subjects, k, seed, stra
     n_rows = rng.integers(1, 5, size=n_subjects)
     subject = np.repeat(np.arange(n_subjects), n_rows)
     site = home[subject].copy()
-    # a few travellers: one extra row at another site
+    # a few travellers: one of their 3 rows at another site
     if len(site_subjects) > 1:
         for s in rng.choice(n_subjects, size=2, replace=False):
             if n_rows[s] == 3:  # its home keeps the majority of its rows
