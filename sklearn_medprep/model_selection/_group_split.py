@@ -156,13 +156,15 @@ class SiteStratifiedGroupKFold(_SiteSplitter):
         check_n_splits(self)
         k = self.n_splits
         site_values = site_of_rows(X, sites, self.site, name="sites")
+        if not len(site_values):
+            raise ValueError("Cannot split a table with no rows.")
         subject_values = subject_of_rows(
             X, groups, self.subject, owner=type(self).__name__
         )
-        subject_codes, _ = pd.factorize(pd.Series(subject_values, dtype=object))
+        subject_codes, subjects = pd.factorize(pd.Series(subject_values, dtype=object))
         site_labels, site_codes = np.unique(site_values, return_inverse=True)
         # rows of each subject at each site; a subject is dealt with its home site
-        rows = np.zeros((subject_codes.max() + 1, site_labels.size), dtype=int)
+        rows = np.zeros((len(subjects), site_labels.size), dtype=int)
         np.add.at(rows, (subject_codes, site_codes), 1)
         home = rows.argmax(axis=1)
         if self.stratify_y:

@@ -173,6 +173,8 @@ def check_n_splits(cv):
 
 def check_site_sizes(labels, counts, k, column, unit, note=""):
     """Refuse a site with too few units (rows, subjects) for ``k`` folds."""
+    if not len(labels):
+        raise ValueError("Cannot split a table with no rows.")
     for label, count in zip(labels, counts):
         if count < k or count - int(np.ceil(count / k)) < 2:
             raise SubjectTableError(
@@ -336,21 +338,27 @@ class LeaveOneSiteOut(_SiteSplitter):
             and self.subject is not None
             and self.subject in X.columns
         ):
-            ids = subject_of_rows(X, None, self.subject)
+            advice = (
+                f"; LeaveOneSiteOut reads the {self.subject!r} column to keep each "
+                "subject at one site: fill it, or set subject=None to split by "
+                "site without it"
+            )
+            ids = subject_of_rows(X, None, self.subject, advice=advice)
             column, source = self.subject, f"the {self.subject!r} column"
         else:
             ids, source = subject_hint(X, None)
             column, known = None, False
             if ids is None:
                 return
-        travelling, _ = straddlers(codes, ids)
-        if not travelling:
+        found = straddlers(codes, ids)
+        if not found.n_straddling:
             return
-        example, where = next(iter(travelling.items()))
-        at = " and ".join(repr(plain(labels[w])) for w in where)
+        example = found.example
+        names = [repr(plain(labels[w])) for w in found.example_folds]
+        at = ", ".join(names[:-1]) + " and " + names[-1]
         more = (
-            f" ({len(travelling)} such subjects, read from {source})"
-            if len(travelling) > 1
+            f" ({found.n_straddling} such subjects, read from {source})"
+            if found.n_straddling > 1
             else f" (read from {source})"
         )
         message = (

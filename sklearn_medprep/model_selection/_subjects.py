@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import check_array
+from sklearn.utils import Bunch, check_array
 
 from ..exceptions import SubjectOverlapWarning, SubjectTableError, plain
 
@@ -31,12 +31,12 @@ def _row_label(X, position):
     return X.index[position] if isinstance(X, pd.DataFrame) else position
 
 
-def _refuse_missing(values, X, what, column):
+def _refuse_missing(values, X, what, column, advice=""):
     missing = pd.isna(values)
     if missing.any():
         position = int(np.flatnonzero(missing)[0])
         raise SubjectTableError(
-            f"{what} is missing", row=_row_label(X, position), column=column
+            f"{what} is missing{advice}", row=_row_label(X, position), column=column
         )
 
 
@@ -74,7 +74,9 @@ def site_of_rows(X, values, site, *, name="groups"):
     return values
 
 
-def subject_of_rows(X, values, subject, *, name="groups", owner="the splitter"):
+def subject_of_rows(
+    X, values, subject, *, name="groups", owner="the splitter", advice=""
+):
     """Subject of each row: ``values``, else X's ``subject`` column, else its index.
 
     The index is read only when ``subject`` is None; a named column that X
@@ -102,7 +104,7 @@ def subject_of_rows(X, values, subject, *, name="groups", owner="the splitter"):
             column=subject,
         )
     values = X[subject].to_numpy()
-    _refuse_missing(values, X, "subject", subject)
+    _refuse_missing(values, X, "subject", subject, advice)
     return values
 
 
@@ -133,43 +135,49 @@ def straddlers(fold_of, ids):
     Parameters
     ----------
     fold_of : ndarray of int
-        Test fold of each row.
+        Test fold (or site) of each row.
     ids : ndarray
         Subject of each row (missing ids ignored).
 
     Returns
     -------
-    folds : dict
-        ``{subject: sorted test folds}`` for every subject in two or more folds,
-        in order of first appearance.
-    n_subjects : int
-        Number of distinct subjects.
+    Bunch
+        ``n_subjects`` (distinct subjects), ``n_straddling`` (subjects in two or
+        more folds), ``n_pairs`` (their subject-fold pairs), ``example`` (the
+        first such subject in row order, or None) and ``example_folds`` (its
+        sorted folds).
     """
     codes, uniques = pd.factorize(pd.Series(ids, dtype=object), use_na_sentinel=True)
     known = codes >= 0
     pairs = np.unique(np.column_stack([codes[known], fold_of[known]]), axis=0)
     touched = np.bincount(pairs[:, 0], minlength=len(uniques))
-    out = {}
-    for code in np.flatnonzero(touched > 1):
-        out[plain(uniques[code])] = [int(f) for f in pairs[pairs[:, 0] == code, 1]]
-    return out, len(uniques)
+    straddling = np.flatnonzero(touched > 1)  # codes follow first appearance
+    first = straddling[0] if straddling.size else None
+    return Bunch(
+        n_subjects=len(uniques),
+        n_straddling=int(straddling.size),
+        n_pairs=int(touched[straddling].sum()),
+        example=None if first is None else plain(uniques[first]),
+        example_folds=[]
+        if first is None
+        else [int(f) for f in pairs[pairs[:, 0] == first, 1]],
+    )
 
 
 def warn_subject_overlap(owner, fold_of, ids, source):
     """Warn when the folds put rows of one subject on both sides of a split."""
-    folds, n_subjects = straddlers(fold_of, ids)
-    if not folds:
+    found = straddlers(fold_of, ids)
+    if not found.n_straddling:
         return
-    example, where = next(iter(folds.items()))
-    n_pairs = sum(len(f) for f in folds.values())
     warnings.warn(
-        f"{owner} put rows of {len(folds)} of {n_subjects} subjects (read from "
-        f"{source}) in the training and the test rows of a split "
-        f"({n_pairs} subject-split overlaps; e.g. subject {example!r} is in test "
-        f"folds {where}): their rows leak from training to test. Keep each "
-        "subject in one test fold with SiteStratifiedGroupKFold (it reads the same "
-        "subject column, or groups= subject ids). If the index does not name "
-        "subjects (labels repeated by pd.concat), reset it.",
+        f"{owner} put rows of {found.n_straddling} of {found.n_subjects} subjects "
+        f"(read from {source}) in the training and the test rows of a split "
+        f"({found.n_pairs} subject-split overlaps; e.g. subject "
+        f"{found.example!r} is in test folds {found.example_folds}): their rows "
+        "leak from training to test. Keep each subject in one test fold with "
+        "SiteStratifiedGroupKFold (it reads the same subject column, or groups= "
+        "subject ids). If the index does not name subjects (labels repeated by "
+        "pd.concat), reset it.",
         SubjectOverlapWarning,
         stacklevel=3,
     )

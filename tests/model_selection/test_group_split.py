@@ -340,3 +340,61 @@ def test_subjects_whole_and_sites_balanced_property(site_subjects, k, seed, stra
         assert max(per_fold) - min(per_fold) <= 1, (s, per_fold)
         for tr, _ in folds:
             assert (site[tr] == s).sum() >= 2
+
+
+def _fcon1000_hemispheres(path):
+    """FCON1000 cortical thickness, one row per (subject, hemisphere)."""
+    table = pd.read_csv(path)
+    thickness = [
+        c[3:] for c in table.columns if c.startswith("lh_") and c.endswith("_thickness")
+    ]
+    parts = []
+    for hemi in ("lh", "rh"):
+        part = table[["sub_id", "site", "age"]].rename(columns={"sub_id": "subject"})
+        part = part.assign(**{c: table[f"{hemi}_{c}"].to_numpy() for c in thickness})
+        part.index = table["sub_id"] + "|" + hemi
+        parts.append(part)
+    return pd.concat(parts), thickness
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_fcon1000_one_row_per_hemisphere(shared_data):
+    """Real per-ROI table: rows leak (1-NN age R2 inflated), subjects do not."""
+    from sklearn.metrics import r2_score
+    from sklearn.neighbors import KNeighborsRegressor
+
+    long, features = _fcon1000_hemispheres(
+        shared_data / "multisite" / "pcn_fcon1000.csv"
+    )
+    with pytest.raises(SubjectTableError, match="site 'Pittsburgh' has 3 subject"):
+        next(SiteStratifiedGroupKFold(5).split(long))
+    long = long[long["site"] != "Pittsburgh"]
+    y = long["age"].to_numpy()
+    scores = {}
+    for name, cv in [
+        ("rows", SiteStratifiedKFold(5, shuffle=True, random_state=0)),
+        ("subjects", SiteStratifiedGroupKFold(5, shuffle=True, random_state=0)),
+    ]:
+        if name == "rows":
+            with pytest.warns(SubjectOverlapWarning) as record:
+                folds = list(cv.split(long))
+            print(record[0].message)
+        else:
+            folds = list(cv.split(long))
+            assert_sites_stratified(folds, long, 5)
+        leaks = overlaps(folds, long["subject"])
+        pred = np.empty_like(y)
+        for train, test in folds:
+            model = KNeighborsRegressor(1).fit(long[features].iloc[train], y[train])
+            pred[test] = model.predict(long[features].iloc[test])
+        scores[name] = r2_score(y, pred)
+        print(
+            f"FCON1000 hemispheres ({len(long)} rows, {long['subject'].nunique()} "
+            f"subjects, {long['site'].nunique()} sites), {type(cv).__name__}: "
+            f"subject-split overlaps {sum(leaks)}, "
+            f"1-NN age R2 {scores[name]:.2f}"
+        )
+        assert (sum(leaks) > 0) == (name == "rows")
+    # the nearest neighbour of a test hemisphere is often its own other hemisphere
+    assert scores["rows"] > scores["subjects"] + 0.1

@@ -92,6 +92,19 @@ def test_leave_one_site_out_refuses_a_travelling_subject():
         np.testing.assert_array_equal(a, b)
 
 
+def test_missing_subject_or_no_rows_is_named():
+    X, _ = roi_table()
+    holes = X.assign(subject=X["subject"].where(X.index != "s07|3"))
+    with pytest.raises(
+        SubjectTableError, match=r"row 's07\|3', column 'subject'.*subject=None"
+    ):
+        next(LeaveOneSiteOut().split(holes))
+    assert len(list(LeaveOneSiteOut(subject=None).split(holes))) == 4
+    for cv in (SiteStratifiedKFold(2), SiteStratifiedGroupKFold(2)):
+        with pytest.raises(ValueError, match="no rows"):
+            next(cv.split(X.iloc[:0]))
+
+
 def test_leave_one_site_out_routes_subjects():
     X, y = roi_table()
     cv = LeaveOneSiteOut()
