@@ -5,6 +5,7 @@ import pandas as pd
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import _num_samples, indexable
 
+from ..exceptions import SubjectTableError
 from ..utils._docstrings import fill_doc
 from ._split import _SiteSplitter, check_n_splits, check_site_sizes, deal_sites
 from ._subjects import site_of_rows, subject_of_rows
@@ -177,6 +178,15 @@ class SiteStratifiedGroupKFold(_SiteSplitter):
             classes = per_class.argmax(axis=1)
         else:
             classes = np.zeros(rows.shape[0], dtype=int)
+        if groups is not None and (rows.sum(axis=0) == rows.max(axis=0)).all():
+            raise SubjectTableError(
+                f"each site holds the rows of one group only ({len(subjects)} "
+                f"groups, {site_labels.size} sites): groups look like sites. "
+                f"{type(self).__name__}'s groups are the subjects (as in "
+                "StratifiedGroupKFold); the sites come from the site column or "
+                "sites=",
+                column=self.site,
+            )
         n_travelling = int(((rows > 0).sum(axis=1) > 1).sum())
         note = (
             f" ({n_travelling} travelling subject(s) count at the site holding "

@@ -174,6 +174,9 @@ def test_bad_input_is_named():
     groups[7] = None
     with pytest.raises(SubjectTableError, match=r"row 's02\|2'.*missing in groups"):
         next(cv.split(X, groups=groups))
+    # the old habit (groups= the sites) is named, not read as one subject a site
+    with pytest.raises(SubjectTableError, match="groups look like sites"):
+        next(cv.split(X, groups=X["site"]))
     with pytest.raises(ValueError, match="groups has 3 values for 60 rows"):
         next(cv.split(X, groups=["a", "b", "c"]))
     with pytest.raises(ValueError, match="needs y"):
