@@ -52,8 +52,8 @@ def _labels(labels, who):
     values = [labels] if np.ndim(labels) == 0 else list(labels)
     try:
         out = [int(v) for v in values]
-        ok = all(not isinstance(v, (bool, np.bool_)) and float(v) == int(v)
-                 for v in values)
+        ok = all(not isinstance(v, (bool, np.bool_, str, bytes))
+                 and float(v) == int(v) for v in values)
     except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok or not values or len(set(out)) != len(out) or min(out) < 1:

@@ -91,8 +91,9 @@ def test_expand_labels_keeps_an_existing_subject_column():
         expand_labels(visits, [1])
     with pytest.raises(SubjectTableError, match="already has a column 'label'"):
         expand_labels(expand_labels(_table(1), [1]), [1])
-    with pytest.raises(ValueError, match="distinct positive integers"):
-        expand_labels(_table(1), [1, 1])
+    for bad in ([1, 1], ["1"], [1.5], [0], []):
+        with pytest.raises(ValueError, match="distinct positive integers"):
+            expand_labels(_table(1), bad)
 
 
 def test_subject_survives_extraction():
@@ -284,3 +285,24 @@ def test_backend_gets_the_restricted_mask():
     out = RadiomicsExtractor(label="label", lesion="lesion", connectivity=1,
                              backend=_Voxels()).fit_transform(rows)
     np.testing.assert_array_equal(out["original_roi_Voxels"], rows["voxels"])
+
+
+def test_real_tumour_lesions(shared_data):
+    """PyRadiomics' brain1 case: label 1 is two lesions (613 and 3524 voxels)."""
+    folder = shared_data / "pyradiomics"
+    table = pd.DataFrame({"image": [str(folder / "brain1_image.nrrd")],
+                          "mask": [str(folder / "brain1_label.nrrd")]},
+                         index=["brain1"])
+    mask = sitk.ReadImage(table["mask"].iloc[0])
+    rows = expand_lesions(table, 1, connectivity=1)
+    components, n = _scipy_lesions(mask, 1, 1)
+    assert rows["voxels"].tolist() == np.bincount(components.ravel())[1:].tolist()
+    assert rows["voxels"].tolist() == [613, 3524]
+    out = RadiomicsExtractor(label="label", lesion="lesion", connectivity=1,
+                             settings=SMALL).fit_transform(rows)
+    image = sitk.ReadImage(table["image"].iloc[0])
+    for row, lesion in zip(rows.index, rows["lesion"]):
+        ref = _reference(image, mask, 1, lesion, 1, SMALL)
+        np.testing.assert_allclose(out.loc[row, ref.index].to_numpy(float), ref,
+                                   rtol=1e-12, atol=0)
+    assert out["subject"].tolist() == ["brain1", "brain1"]
