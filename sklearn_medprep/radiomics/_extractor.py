@@ -171,9 +171,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     is not thread-safe). With a cache on a cluster, ``memory`` must be a folder
     every worker can reach. The cache key holds the image and mask contents
     (SHA-256 of voxels and geometry, so a path and the same image in memory
-    share an entry), the label, the lesion and its connectivity (with ``lesion``),
-    the settings and the PyRadiomics, SimpleITK and
-    numpy versions. Entries are JSON (names and floats) bound to their key by a
+    share an entry), the label (with ``lesion``: the lesion number, its
+    connectivity and voxel count), the settings and the PyRadiomics, SimpleITK
+    and numpy versions. Entries are JSON (names and floats) bound to their key by a
     checksum, never pickles; the content key of a path is remembered against
     the file's identity (path, inode, size, mtime, ctime), so a hit reads no
     image. See :mod:`sklearn_medprep.radiomics._cache` and the user guide for what a

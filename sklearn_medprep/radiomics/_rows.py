@@ -170,8 +170,9 @@ def expand_lesions(table, labels=1, *, mask="mask", connectivity=3, min_voxels=1
         neighbourhood most lesion tools use). Give the extractor the same.
     min_voxels : int, default=1
         Components with fewer voxels are not listed (their numbers are skipped,
-        so that ``lesion`` stays scipy's number). Note that PyRadiomics refuses
-        a one-voxel ROI: such a row fails at extraction, naming the row.
+        so that ``lesion`` stays scipy's number). PyRadiomics refuses a ROI of
+        one voxel, or of one line of voxels: such a row fails at extraction,
+        naming the row.
     empty : {"raise", "keep"}, default="raise"
         A mask without any listed lesion of a label (no voxel of it, or only
         components under ``min_voxels``): raise an error naming row, column
@@ -229,8 +230,8 @@ def expand_lesions(table, labels=1, *, mask="mask", connectivity=3, min_voxels=1
                        who)
     labels = _labels(labels, who)
     connectivity = check_connectivity(connectivity)
-    if isinstance(min_voxels, (bool, np.bool_)) or int(min_voxels) != min_voxels \
-            or min_voxels < 1:
+    if isinstance(min_voxels, (bool, np.bool_)) \
+            or not isinstance(min_voxels, (int, np.integer)) or min_voxels < 1:
         raise ValueError(f"{who}: min_voxels must be an integer >= 1, got "
                          f"{min_voxels!r}")
     if empty not in ("raise", "keep"):

@@ -4,20 +4,21 @@ One row of the subject table goes through small steps: :func:`_start` (the
 label, the backend and the cache), :func:`_cached` (a cache look-up on content
 keys known without reading an image), :func:`_read_inputs`,
 :func:`_cached_after_read` (the look-up on the keys of the images just read,
-unless they are the keys already tried), :func:`_check_inputs` (a lesion row's mask
-restricted to its lesion, see :mod:`sklearn_medprep.radiomics._lesions`; the
-backend's geometry and label checks, non-finite voxels in the ROI, the
-backend's crop plan), :func:`_extract` (the backend), :func:`_record` (the
-extraction log, see :func:`count_extractions`) and :func:`_store` (the cache entry).
+unless they are the keys already tried), :func:`_check_inputs` (a lesion
+row's mask restricted to its lesion, see
+:mod:`sklearn_medprep.radiomics._lesions`; the backend's geometry and label
+checks, non-finite voxels in the ROI, the backend's crop plan),
+:func:`_extract` (the backend), :func:`_record` (the extraction log, see
+:func:`count_extractions`) and :func:`_store` (the cache entry).
 :func:`extract_row` runs them for one row; :func:`extract_rows` runs them for
 many rows with one ``backend.extract_batch`` call for all that need extracting.
 
 The features come from a backend (:mod:`sklearn_medprep.radiomics._backend`).
 With a cache (:mod:`sklearn_medprep.radiomics._cache`), they are keyed on image
-and mask *content*, label (and lesion), the backend's settings text and versions; for
-paths whose file identity is unchanged since they were last hashed, a hit reads
-no image at all. Non-finite voxels inside the ROI are an error of the image
-column.
+and mask *content*, label (and lesion), the backend's settings text and
+versions; for paths whose file identity is unchanged since they were last
+hashed, a hit reads no image at all. Non-finite voxels inside the ROI are an
+error of the image column.
 
 A worker never raises for a row's fault: it returns a
 :class:`~sklearn_medprep.radiomics._backend.RowResult` (features, or an error
@@ -111,10 +112,10 @@ def _label(label, mask_column, mask_file):
         )
 
 
-def _count(value, least):
-    """``value`` as an int >= ``least``, or raise ValueError."""
-    if isinstance(value, (bool, np.bool_)) or float(value) != int(value) \
-            or int(value) < least:
+def _count(value):
+    """``value`` as a non-negative int, or raise ValueError or TypeError."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) \
+            or float(value) != int(value) or int(value) < 0:
         raise ValueError
     return int(value)
 
@@ -130,7 +131,7 @@ def _lesion(lesion, connectivity, voxels, mask_column, mask_file):
         if value is None:
             continue
         try:
-            _count(value, 0)
+            _count(value)
         except (TypeError, ValueError, OverflowError):
             return None, RowResult.failure(
                 mask_column, mask_file,

@@ -154,7 +154,10 @@ def test_lesion_errors_name_row_column_and_file(tmp_path):
     with pytest.raises(ImageReadError, match=r"row 'sub-1'.*missing\.nii\.gz"):
         expand_lesions(table)
     assert expand_lesions(table.iloc[:1])["voxels"].tolist() == [38, 32]
-    vector = sitk.Compose([table["image"].iloc[0]] * 0 + [_blobs()[1]] * 2)
+    with pytest.raises(SubjectTableError, match=r"row 'sub-0', column 'mask', "
+                       r"file '.*mask\.nii\.gz'\] the mask holds no voxel of label 3"):
+        expand_lesions(table.iloc[:1], [1, 3])
+    vector = sitk.Compose([_blobs()[1]] * 2)
     table = _table(1)
     table["mask"] = [vector]
     with pytest.raises(SubjectTableError, match="sub-0.*2 channels"):
@@ -163,6 +166,11 @@ def test_lesion_errors_name_row_column_and_file(tmp_path):
         expand_lesions(_table(1), lesion="site")
     with pytest.raises(ValueError, match="connectivity"):
         expand_lesions(_table(1), connectivity=26)
+    for bad in (0, 2.5, "3", None):
+        with pytest.raises(ValueError, match="min_voxels"):
+            expand_lesions(_table(1), min_voxels=bad)
+    with pytest.raises(ValueError, match="empty"):
+        expand_lesions(_table(1), empty="drop")
 
 
 # ------------------------------------------------------------- extraction
