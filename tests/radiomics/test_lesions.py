@@ -22,6 +22,7 @@ from sklearn_medprep.exceptions import (
 from sklearn_medprep.radiomics import RadiomicsBackend, RowResult
 from sklearn_medprep.radiomics._cache import FeatureCache
 from sklearn_medprep.utils import count_extractions
+from sklearn_medprep.utils.estimator_checks import subject_table_checks
 
 SHAPE = (9, 10, 11)
 SMALL = {"featureClass": {"firstorder": ["Mean", "Variance"],
@@ -314,3 +315,10 @@ def test_real_tumour_lesions(shared_data):
         np.testing.assert_allclose(out.loc[row, ref.index].to_numpy(float), ref,
                                    rtol=1e-12, atol=0)
     assert out["subject"].tolist() == ["brain1", "brain1"]
+
+
+@pytest.mark.parametrize("check", subject_table_checks(), ids=lambda c: c.__name__)
+def test_lesion_rows_keep_the_subject_table_contract(check):
+    rows = expand_lesions(_table(2), [1, 2], connectivity=1, min_voxels=3)
+    check(RadiomicsExtractor(label="label", lesion="lesion", connectivity=1,
+                             settings=SMALL), rows, None)
