@@ -45,6 +45,7 @@ _LAZY = {
     "cohort_report": ".qc",
     # subject table
     "expand_labels": ".radiomics",
+    "expand_lesions": ".radiomics",
     "icc_3_1": ".radiomics",
     "load_image": ".io",
     "read_manifest": ".table",
@@ -81,6 +82,7 @@ __all__ = [
     "cohort_report",
     # subject table
     "expand_labels",
+    "expand_lesions",
     "icc_3_1",
     "load_image",
     "read_manifest",

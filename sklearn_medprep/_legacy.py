@@ -52,7 +52,7 @@ LEGACY_MODULES = {
     "_patches": ("nets._patches",),
     "_qc": ("qc._site_effects", "qc._plot"),
     "_qc_plot": ("qc._plot",),
-    "_radiomics": ("radiomics._extractor",),
+    "_radiomics": ("radiomics._extractor", "radiomics._rows"),
     "_radiomics_backend": ("radiomics._backend", "radiomics._pyradiomics"),
     "_radiomics_crop": ("radiomics._crop",),
     "_radiomics_features": ("radiomics._features",),

@@ -21,6 +21,7 @@ MAIN_API_PAGES = [
     "sklearn_medprep.ImageTensorizer",
     "sklearn_medprep.TorchIOCollate",
     "sklearn_medprep.expand_labels",
+    "sklearn_medprep.expand_lesions",
     "sklearn_medprep.model_selection.SiteStratifiedKFold",
     "sklearn_medprep.model_selection.LeaveOneSiteOut",
     "sklearn_medprep.datasets.make_multisite_cohort",

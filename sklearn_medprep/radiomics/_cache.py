@@ -8,9 +8,9 @@ Layout, inside the folder given as ``memory=`` (or a ``joblib.Memory``'s
     sklearn_medprep_radiomics_extractions.log             one line per extraction
 
 **Entries.** An entry holds the feature names and values of one (image, mask,
-label, settings, versions) as JSON text: a header line (format, key, SHA-256 of
-the key and the payload bytes) and a payload line (names, values), so that the
-check hashes bytes and decodes nothing before it passes. Reading an entry
+label, lesion, settings, versions) as JSON text: a header line (format, key,
+SHA-256 of the key and the payload bytes) and a payload line (names, values),
+so that the check hashes bytes and decodes nothing before it passes. Reading an entry
 never runs code (``json.loads`` of the text, values rebuilt only as floats,
 strings, tuples, dicts and numeric arrays); an entry that does not parse, whose
 key is not the one asked for (a file copied or renamed from another key), or
@@ -330,15 +330,29 @@ class FeatureCache:
 
     # --------------------------------------------------------------- entries
     @staticmethod
-    def entry_key(image_key, mask_key, label, settings_key, versions=None):
-        """Return the key of one row's entry (SHA-256 of everything it depends on)."""
+    def entry_key(image_key, mask_key, label, settings_key, versions=None, *,
+                  lesion=None):
+        """Return the key of one row's entry (SHA-256 of everything it depends on).
+
+        ``lesion`` is ``(lesion number, connectivity[, voxel count or None])``
+        for one lesion of the label (see
+        :mod:`sklearn_medprep.radiomics._lesions`), or None for the whole label
+        (the keys written before lesions existed).
+        """
+        if lesion is not None:
+            lesion = (*(int(v) for v in lesion[:2]),
+                      *(None if v is None else int(v) for v in lesion[2:3]))
         args = (image_key, mask_key, int(label), settings_key,
-                tuple(versions or ()))
+                tuple(versions or ()), lesion)
         key = _ENTRY_KEYS.get(args)
         if key is None:
             if len(_ENTRY_KEYS) >= _MAX_ENTRIES:
                 _ENTRY_KEYS.clear()
-            key = _ENTRY_KEYS[args] = _sha256(_FORMAT, *args[:4], list(args[4]))
+            parts = [_FORMAT, *args[:4], list(args[4])]
+            if lesion is not None:
+                parts.append(dict(zip(("lesion", "connectivity", "voxels"),
+                                      lesion)))
+            key = _ENTRY_KEYS[args] = _sha256(*parts)
         return key
 
     def _entry_path(self, key):

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..exceptions import MedprepWarning, SubjectTableError
+from ..exceptions import MedprepWarning
 from ..table._checks import check_fit_rows, check_subject_table
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
@@ -20,7 +20,7 @@ from ._cache import as_feature_cache, identity_scope
 from ._pyradiomics import PyRadiomicsBackend
 from ._worker import extract_row, extract_rows, lookup_row
 
-__all__ = ["RadiomicsExtractor", "expand_labels"]
+__all__ = ["RadiomicsExtractor"]
 
 def _check_memory(memory):
     return as_feature_cache(memory)
@@ -82,6 +82,23 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         Label of the ROI in the mask; or the name of a column holding each row's
         label (several ROIs of one image as several rows, see
         :func:`expand_labels`). It overrides ``label`` in ``settings``.
+    lesion : str or None, default=None
+        Name of a column holding each row's lesion number (see
+        :func:`expand_lesions`): the row's mask is restricted to that connected
+        component of its label before extraction, numbered as
+        :func:`scipy.ndimage.label` numbers them at ``connectivity``. None
+        extracts the whole label.
+    connectivity : {1, 2, 3}, default=3
+        Connectivity of the lesions (with ``lesion``): 1 faces, 2 also edges,
+        3 also corners (26-connectivity in 3-D). Use the value given to
+        :func:`expand_lesions`; a lesion number the mask does not have at
+        this connectivity fails, naming the row.
+    lesion_voxels : str or None, default="voxels"
+        With ``lesion``: the column holding each lesion's voxel count (as
+        :func:`expand_lesions` writes it), checked against the component
+        extracted, so that a table numbered at another connectivity (or from
+        another mask) fails, naming the row, instead of extracting another
+        lesion. None skips the check (a table without counts).
     settings : dict, str, pathlib.Path or None, default=None
         PyRadiomics parameters, as a mapping or the path of a parameter file
         (YAML or JSON): ``imageType`` (Original, Wavelet, LoG, Square,
@@ -143,6 +160,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     See Also
     --------
     expand_labels : One row per (subject, label) for several ROIs of one mask.
+    expand_lesions : One row per lesion (connected component of a label).
 
     Notes
     -----
@@ -153,8 +171,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     is not thread-safe). With a cache on a cluster, ``memory`` must be a folder
     every worker can reach. The cache key holds the image and mask contents
     (SHA-256 of voxels and geometry, so a path and the same image in memory
-    share an entry), the label, the settings and the PyRadiomics, SimpleITK and
-    numpy versions. Entries are JSON (names and floats) bound to their key by a
+    share an entry), the label (with ``lesion``: the lesion number, its
+    connectivity and voxel count), the settings and the PyRadiomics, SimpleITK
+    and numpy versions. Entries are JSON (names and floats) bound to their key by a
     checksum, never pickles; the content key of a path is remembered against
     the file's identity (path, inode, size, mtime, ctime), so a hit reads no
     image. See :mod:`sklearn_medprep.radiomics._cache` and the user guide for what a
@@ -180,6 +199,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         "image": [str],
         "mask": [str],
         "label": [Interval(Integral, 1, None, closed="left"), str],
+        "lesion": [str, None],
+        "connectivity": [Interval(Integral, 1, 3, closed="both")],
+        "lesion_voxels": [str, None],
         "settings": [dict, str, os.PathLike, None],
         "passthrough": [list, None],
         "include_diagnostics": ["boolean"],
@@ -195,6 +217,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         image="image",
         mask="mask",
         label=1,
+        lesion=None,
+        connectivity=3,
+        lesion_voxels="voxels",
         settings=None,
         passthrough=None,
         include_diagnostics=False,
@@ -207,6 +232,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         self.image = image
         self.mask = mask
         self.label = label
+        self.lesion = lesion
+        self.connectivity = connectivity
+        self.lesion_voxels = lesion_voxels
         self.settings = settings
         self.passthrough = passthrough
         self.include_diagnostics = include_diagnostics
@@ -218,9 +246,13 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
 
     def __setstate__(self, state):
         # 0.1.0 pickles have no ``backend``; a subclass's ``_backend`` named it
+        state = dict(state)
         if "backend" not in state:
-            state = dict(state)
             state["backend"] = state.pop("_backend", PyRadiomicsBackend.name)
+        # pickles from before per-lesion rows: the whole label
+        for name, default in (("lesion", None), ("connectivity", 3),
+                              ("lesion_voxels", "voxels")):
+            state.setdefault(name, default)
         super().__setstate__(state)
 
     # ------------------------------------------------------------------ helpers
@@ -228,6 +260,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         columns = [self.image, self.mask]
         if isinstance(self.label, str):
             columns.append(self.label)
+        if self.lesion is not None:
+            columns += [self.lesion, self.lesion_voxels]
         return columns
 
     def _check_table(self, X):
@@ -240,27 +274,36 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             return X[self.label].tolist()
         return [self.label] * len(X)
 
+    def _lesions(self, X):
+        """Each row's ``(lesion, voxels)``: ``(None, None)`` without ``lesion``."""
+        if self.lesion is None:
+            return [(None, None)] * len(X)
+        voxels = (X[self.lesion_voxels].tolist() if self.lesion_voxels is not None
+                  else [None] * len(X))
+        return list(zip(X[self.lesion].tolist(), voxels))
+
     def _extract(self, X, rows, local=False):
         """RowResults of ``rows`` (positions), in order, as an iterator.
 
         A backend with ``extract_batch`` gets them all in one call, in this
         process; otherwise one joblib task per row (``local``: in this process).
         """
-        labels = self._labels(X)
+        labels, lesions = self._labels(X), self._lesions(X)
         images = X[self.image].tolist()
         masks = X[self.mask].tolist()
         engine = _engine(self.backend)
         options = dict(image_column=self.image, mask_column=self.mask,
                        memory=self.memory_, verbose=int(self.verbose),
-                       backend=engine)
+                       backend=engine, connectivity=self.connectivity)
         if not rows:
             return iter(())
         if engine.extract_batch is not None:
             return iter(extract_rows(
-                [(images[i], masks[i], labels[i]) for i in rows], self._key_,
-                **options,
+                [(images[i], masks[i], labels[i], *lesions[i]) for i in rows],
+                self._key_, **options,
             ))
         tasks = [delayed(extract_row)(images[i], masks[i], labels[i], self._key_,
+                                      lesion=lesions[i][0], voxels=lesions[i][1],
                                       **options) for i in rows]
         if local:
             return (func(*args, **kwargs) for func, args, kwargs in tasks)
@@ -377,7 +420,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         if self.memory_ is None:
             return {}
         self.memory_.prepare()  # a cache problem is not a row's: raise it here
-        labels = self._labels(X)
+        labels, lesions = self._labels(X), self._lesions(X)
         images = X[self.image].tolist()
         masks = X[self.mask].tolist()
         hits = {}
@@ -385,7 +428,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             for i in range(1 if first else len(X)):
                 record = lookup_row(images[i], masks[i], labels[i], self._key_,
                                     memory=self.memory_, image_column=self.image,
-                                    mask_column=self.mask, backend=self.backend)
+                                    mask_column=self.mask, backend=self.backend,
+                                    lesion=lesions[i][0], voxels=lesions[i][1],
+                                    connectivity=self.connectivity)
                 if record is not None:
                     hits[i] = record
         return hits
@@ -540,57 +585,3 @@ class _progress:
         if self.bar is not None:
             self.bar.close()
         return False
-
-
-def expand_labels(table, labels, *, mask="mask", label="label", sep="|"):
-    """One row per (subject, label): several ROIs of one mask as several rows.
-
-    Use with ``RadiomicsExtractor(label="label")``, which then reads each row's
-    label from that column.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        The subject table.
-    labels : list of int
-        Labels to extract.
-    mask : str, default="mask"
-        Mask column (checked to be present).
-    label : str, default="label"
-        Name of the new label column.
-    sep : str, default="|"
-        Separator of the new index labels, ``"<index><sep><label>"``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Rows subject by subject, labels in the order given; all columns copied,
-        plus ``label``; index like ``"sub-000|1"`` named as the input's.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from sklearn_medprep import expand_labels
-    >>> table = pd.DataFrame({"image": ["a.nii"], "mask": ["m.nii"]}, index=["s1"])
-    >>> expand_labels(table, [1, 2])
-          image   mask  label
-    s1|1  a.nii  m.nii      1
-    s1|2  a.nii  m.nii      2
-    """
-    table = check_subject_table(table, columns=[mask], estimator="expand_labels")
-    if label in table.columns:
-        raise SubjectTableError(
-            f"the table already has a column {label!r}; choose another `label`",
-            column=label,
-        )
-    labels = [int(v) for v in labels]
-    if not labels or len(set(labels)) != len(labels):
-        raise ValueError(f"labels must be distinct integers, got {labels}")
-    position = np.repeat(np.arange(len(table)), len(labels))
-    out = table.iloc[position].copy()
-    out[label] = np.tile(labels, len(table))
-    out.index = pd.Index(
-        [f"{row}{sep}{value}" for row, value in zip(out.index, out[label])],
-        name=table.index.name,
-    )
-    return out

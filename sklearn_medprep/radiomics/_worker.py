@@ -4,19 +4,21 @@ One row of the subject table goes through small steps: :func:`_start` (the
 label, the backend and the cache), :func:`_cached` (a cache look-up on content
 keys known without reading an image), :func:`_read_inputs`,
 :func:`_cached_after_read` (the look-up on the keys of the images just read,
-unless they are the keys already tried), :func:`_check_inputs` (the backend's
-geometry and label checks, non-finite voxels in the ROI, the backend's crop
-plan), :func:`_extract` (the backend), :func:`_record` (the extraction log,
-see :func:`count_extractions`) and :func:`_store` (the cache entry).
+unless they are the keys already tried), :func:`_check_inputs` (a lesion
+row's mask restricted to its lesion, see
+:mod:`sklearn_medprep.radiomics._lesions`; the backend's geometry and label
+checks, non-finite voxels in the ROI, the backend's crop plan),
+:func:`_extract` (the backend), :func:`_record` (the extraction log, see
+:func:`count_extractions`) and :func:`_store` (the cache entry).
 :func:`extract_row` runs them for one row; :func:`extract_rows` runs them for
 many rows with one ``backend.extract_batch`` call for all that need extracting.
 
 The features come from a backend (:mod:`sklearn_medprep.radiomics._backend`).
 With a cache (:mod:`sklearn_medprep.radiomics._cache`), they are keyed on image
-and mask *content*, label and the backend's settings text and versions; for
-paths whose file identity is unchanged since they were last hashed, a hit reads
-no image at all. Non-finite voxels inside the ROI are an error of the image
-column.
+and mask *content*, label (and lesion), the backend's settings text and
+versions; for paths whose file identity is unchanged since they were last
+hashed, a hit reads no image at all. Non-finite voxels inside the ROI are an
+error of the image column.
 
 A worker never raises for a row's fault: it returns a
 :class:`~sklearn_medprep.radiomics._backend.RowResult` (features, or an error
@@ -45,6 +47,7 @@ from ._backend import (
     resolve_backend,
 )
 from ._cache import EXTRACTION_LOG, as_feature_cache, file_identity
+from ._lesions import check_connectivity, restrict_to_lesion
 
 __all__ = [
     "count_extractions",
@@ -109,6 +112,36 @@ def _label(label, mask_column, mask_file):
         )
 
 
+def _count(value):
+    """``value`` as a non-negative int, or raise ValueError or TypeError."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) \
+            or float(value) != int(value) or int(value) < 0:
+        raise ValueError
+    return int(value)
+
+
+def _lesion(lesion, connectivity, voxels, mask_column, mask_file):
+    """Return ((lesion, connectivity, voxels) or None, None), or (None, failure).
+
+    ``voxels`` (None: unchecked) is the lesion's voxel count in the table.
+    """
+    if lesion is None:
+        return None, None
+    for name, value in (("lesion", lesion), ("voxels", voxels)):
+        if value is None:
+            continue
+        try:
+            _count(value)
+        except (TypeError, ValueError, OverflowError):
+            return None, RowResult.failure(
+                mask_column, mask_file,
+                f"{name} must be a non-negative integer (as expand_lesions "
+                f"writes it), got {value!r}", "table",
+            )
+    return (int(lesion), check_connectivity(connectivity),
+            None if voxels is None else int(voxels)), None
+
+
 def _known_keys(cache, cells):
     """Content keys known without reading an image: ``(keys, identities)``.
 
@@ -132,7 +165,8 @@ def _known_keys(cache, cells):
 
 
 def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image",
-               mask_column="mask", backend=None):
+               mask_column="mask", backend=None, lesion=None, connectivity=3,
+               voxels=None):
     """Serve one row from the cache only: a ``RowResult`` on a clean hit, else None.
 
     Nothing is read but file metadata, the cache's index and the entry (no
@@ -143,6 +177,7 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
     Parameters
     ----------
     image_cell, mask_cell, label, key, image_column, mask_column, backend
+    lesion, connectivity, voxels
         As in :func:`extract_row`.
     memory : FeatureCache
         The cache (its folder prepared by the caller).
@@ -152,7 +187,8 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
     RowResult or None
     """
     label, failed = _label(label, mask_column, None)
-    if failed is not None:
+    lesion, bad = _lesion(lesion, connectivity, voxels, mask_column, None)
+    if failed is not None or bad is not None:
         return None
     try:
         keys = {column: _known_source_key(memory, cell) for column, cell in
@@ -165,7 +201,7 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
     text, versions = resolve_backend(backend).cache_material(key)
     values = memory.get(
         memory.entry_key(keys[image_column], keys[mask_column], label, text,
-                         versions),
+                         versions, lesion=lesion),
         notes,
     )
     if values is None or notes:
@@ -186,6 +222,7 @@ class _Job:
     engine: object
     cache: object
     verbose: int
+    lesion: tuple = None  # (number, connectivity, voxels or None); None: the label
     notes: list = field(default_factory=list)
     keys: dict = field(default_factory=dict)  # column -> content key
     identities: dict = field(default_factory=dict)
@@ -199,25 +236,28 @@ class _Job:
 
 
 def _start(image_cell, mask_cell, label, key, image_column, mask_column, memory,
-           verbose, backend):
+           verbose, backend, lesion=None, connectivity=3, voxels=None):
     """Return ``(job, None)``, or ``(None, failed RowResult)`` for a bad label."""
     cells = {image_column: image_cell, mask_column: mask_cell}
     files = {column: describe_cell(cell) for column, cell in cells.items()}
     label, failed = _label(label, mask_column, files[mask_column])
+    if failed is None:
+        lesion, failed = _lesion(lesion, connectivity, voxels, mask_column,
+                                 files[mask_column])
     if failed is not None:
         return None, failed
     cache = as_feature_cache(memory)
     if cache is not None:
         cache.prepare()  # a cache problem is not the row's fault: raise it
     return _Job(cells, files, image_column, mask_column, label, key,
-                resolve_backend(backend), cache, int(verbose)), None
+                resolve_backend(backend), cache, int(verbose), lesion), None
 
 
 def _entry(job):
     text, versions = job.engine.cache_material(job.key)
     return job.cache.entry_key(job.keys[job.image_column],
                                job.keys[job.mask_column], job.label, text,
-                               versions)
+                               versions, lesion=job.lesion)
 
 
 def _cached(job):
@@ -280,6 +320,8 @@ def _check_inputs(job, images):
     """
     image, mask = images[job.image_column], images[job.mask_column]
     try:
+        if job.lesion is not None:  # before the backend: the seam stays generic
+            mask = restrict_to_lesion(mask, job.label, *job.lesion)
         mask, croppable = job.engine.check_inputs(image, mask, job.label, job.key)
         bad = count_nonfinite(image, mask, job.label)
         if bad:
@@ -342,10 +384,12 @@ def _store(job, result):
 
 
 def _prepare(image_cell, mask_cell, label, key, *, image_column, mask_column,
-             memory, verbose, backend):
+             memory, verbose, backend, lesion=None, connectivity=3,
+             voxels=None):
     """Run the steps before extraction: ``(job, BatchRow)`` or ``(None, RowResult)``."""
     job, done = _start(image_cell, mask_cell, label, key, image_column,
-                       mask_column, memory, verbose, backend)
+                       mask_column, memory, verbose, backend, lesion,
+                       connectivity, voxels)
     if done is None:
         done = _cached(job)
     if done is None:
@@ -358,7 +402,8 @@ def _prepare(image_cell, mask_cell, label, key, *, image_column, mask_column,
 
 
 def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
-                mask_column="mask", memory=None, verbose=0, backend=None):
+                mask_column="mask", memory=None, verbose=0, backend=None,
+                lesion=None, connectivity=3, voxels=None):
     """Extract the features of one row; never raises (see the module docstring).
 
     Parameters
@@ -378,6 +423,17 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
         Passed to the backend (and tracebacks of failures when ``verbose > 2``).
     backend : str, RadiomicsBackend or None, default=None
         A registered backend's name or a backend; None is the default backend.
+    lesion : int or None, default=None
+        Extract only lesion ``lesion`` (connected component, numbered as
+        :func:`~sklearn_medprep.radiomics._lesions.label_components` numbers
+        them) of ``label``: the mask is restricted to it before the backend's
+        checks. It enters the cache key.
+    connectivity : {1, 2, 3}, default=3
+        Connectivity of the lesions (with ``lesion`` only).
+    voxels : int or None, default=None
+        The lesion's voxel count in the table (with ``lesion`` only): another
+        count fails the row (a table numbered at another connectivity); it
+        enters the cache key, so that a hit is checked too.
 
     Returns
     -------
@@ -387,7 +443,9 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
     """
     job, row = _prepare(image_cell, mask_cell, label, key,
                         image_column=image_column, mask_column=mask_column,
-                        memory=memory, verbose=verbose, backend=backend)
+                        memory=memory, verbose=verbose, backend=backend,
+                        lesion=lesion, connectivity=connectivity,
+                        voxels=voxels)
     if job is None:
         return row
     result = _extract(job, row)
@@ -396,13 +454,13 @@ def extract_row(image_cell, mask_cell, label, key, *, image_column="image",
 
 
 def extract_rows(rows, key, *, image_column="image", mask_column="mask",
-                 memory=None, verbose=0, backend=None):
+                 memory=None, verbose=0, backend=None, connectivity=3):
     """Extract many rows with one ``backend.extract_batch`` call; never raises.
 
     Parameters
     ----------
-    rows : list of (image_cell, mask_cell, label)
-    key, image_column, mask_column, memory, verbose, backend
+    rows : list of (image_cell, mask_cell, label[, lesion[, voxels]])
+    key, image_column, mask_column, memory, verbose, backend, connectivity
         As in :func:`extract_row`; ``backend`` must define ``extract_batch``.
 
     Returns
@@ -412,10 +470,13 @@ def extract_rows(rows, key, *, image_column="image", mask_column="mask",
         are not sent to the backend.
     """
     results, pending = [], []
-    for i, (image_cell, mask_cell, label) in enumerate(rows):
+    for i, (image_cell, mask_cell, label, *lesion) in enumerate(rows):
+        lesion = [*lesion, None, None]
         job, row = _prepare(image_cell, mask_cell, label, key,
                             image_column=image_column, mask_column=mask_column,
-                            memory=memory, verbose=verbose, backend=backend)
+                            memory=memory, verbose=verbose, backend=backend,
+                            lesion=lesion[0], connectivity=connectivity,
+                            voxels=lesion[1])
         results.append(row if job is None else None)
         if job is not None:
             pending.append((i, job, row))

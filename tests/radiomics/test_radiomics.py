@@ -259,7 +259,8 @@ def test_expand_labels_and_per_row_label_column():
     assert list(rows["label"]) == [2, 1, 2, 1]
     extractor = RadiomicsExtractor(label="label", settings=FIRSTORDER)
     out = extractor.fit_transform(rows)
-    assert list(out.columns[-3:]) == ["site", "age", "label"]
+    assert list(out.columns[-4:]) == ["site", "age", "subject", "label"]
+    assert list(out["subject"]) == ["sub-000", "sub-000", "sub-001", "sub-001"]
     for row in rows.index:
         subject, label = row.split("|")
         ref = _reference(table.loc[subject, "image"], table.loc[subject, "mask"],
