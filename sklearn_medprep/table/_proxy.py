@@ -219,10 +219,17 @@ def _check_column(name, x, x_numeric, y, y_numeric, y_label, near, n):
     if m < _MIN_ROWS or 2 * m < n:
         return None
     xc, yc = x[present], y[present]
-    kx, ux = pd.factorize(xc)
     ky, uy = pd.factorize(yc)
     if uy.size < 2:
         return None  # a constant target: nothing can be told
+    try:
+        kx, ux = pd.factorize(xc)
+    except TypeError:
+        return None  # cells that are no values (images, lists): no label
+    if not x_numeric and not all(
+        isinstance(v, (str, bytes, bool, int, float, np.generic)) for v in ux
+    ):
+        return None  # objects (images, paths as Path objects): no label
     both = x_numeric and y_numeric
     rows = f"on the {m} rows where both are present"
     if both:
