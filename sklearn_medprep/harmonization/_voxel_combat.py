@@ -331,11 +331,13 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         batch = self._read_batch(X, y, sites, covariates, reset=True)
         if batch.y is not None:  # as ComBatHarmonizer
             target.check_target_not_covariate(batch.cov, batch.y)
-            # every column but the image is handed on unchanged
+            # the pass-through columns: all but the image and the site and
+            # covariates it reads (a covariate equal to y is refused above)
+            consumed = {self.image, *batch.from_table}
             check_target_proxies(
                 batch.table,
                 batch.y,
-                columns=[c for c in batch.table.columns if c != self.image],
+                columns=[c for c in batch.table.columns if c not in consumed],
                 estimator=type(self).__name__,
             )
         # ComBat's fit steps (ComBatFitSteps), the site effects chunk by chunk

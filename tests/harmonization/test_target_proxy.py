@@ -131,6 +131,10 @@ def test_voxel_combat_refuses_pass_through_proxy():
         voxel.fit(X, y)
     assert "VoxelComBatHarmonizer would hand" in str(info.value)
     voxel.fit(X.drop(columns="age_months"), y)  # the clean table fits
+    # the site it reads is its input, not a pass-through: site predictability
+    # (y = the site, unprotected) is a legitimate QC pipeline
+    site = VoxelComBatHarmonizer(site="site", chunk_size=97, protect_target="none")
+    site.fit(X.drop(columns="age_months"), X["site"].to_numpy())
 
 
 # the case: the OpenNeuro transfer pair, age left in X, y = age
