@@ -301,7 +301,10 @@ default="auto"
         y : array-like of shape (n_samples,), default=None
             Training target, protected in the design (``protect_target``). A
             covariate equal to ``y`` up to relabelling is refused (the target
-            is unknown at transform time).
+            is unknown at transform time), and so is a feature or
+            pass-through column that is ``y`` in disguise (equal, relabelled,
+            a change of unit or a monotone map of it; a near one warns): see
+            :func:`~sklearn_medprep.table.check_target_proxies`.
         sites : array-like of shape (n_samples,), default=None
             Site of each row (metadata routing); overrides the site column.
         covariates : pandas.DataFrame or array-like, default=None

@@ -318,7 +318,9 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
             Subject table with the image column (and site/covariate columns).
         y : array-like of shape (n_samples,), default=None
             Training target, protected in the design (``protect_target``); a
-            covariate equal to it up to relabelling is refused.
+            covariate equal to it up to relabelling is refused, and so is a
+            pass-through column that is ``y`` in disguise
+            (:func:`~sklearn_medprep.table.check_target_proxies`).
         sites : array-like of shape (n_samples,), default=None
             Site of each row (metadata routing).
         covariates : pandas.DataFrame, default=None
