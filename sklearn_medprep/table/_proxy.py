@@ -6,8 +6,9 @@ model would read the answer. :func:`find_target_proxies` finds such columns,
 :func:`check_target_proxies` refuses the exact ones and warns on the near ones.
 
 The kinds, each on the rows where both the column and ``y`` are present (at
-least 3 rows and at least half of the rows; otherwise the column is not
-judged):
+least 3 rows and at least half of the rows, and at least 10 rows when the
+column or ``y`` repeats fewer than 5 values, labels that agree by chance too
+often on fewer rows; otherwise the column is not judged):
 
 ``"equal"``
     The column equals ``y``.
@@ -63,6 +64,9 @@ _MIN_ROWS = 3
 _MIN_ROWS_NEAR = 10
 #: Fewest distinct values for a monotone map among all-distinct values.
 _MIN_MONOTONE = 5
+#: Fewest rows to judge a column or ``y`` repeating fewer than 5 values:
+#: two two-valued columns agree on m random rows with probability 2 / 2**m.
+_MIN_ROWS_FEW = 10
 #: Relative tolerance of the affine fit ("unit"): float rounding.
 _UNIT_RTOL = 1e-9
 #: The near screen on the head accepts correlations this much below ``near``.
@@ -250,6 +254,9 @@ def _check_column(name, x, x_numeric, y, y_numeric, y_label, near, n):
         isinstance(v, (str, bytes, bool, int, float, np.generic)) for v in ux
     ):
         return None  # objects (images, paths as Path objects): no label
+    labels = min(ux.size, uy.size) < _MIN_MONOTONE and min(ux.size, uy.size) < m
+    if labels and m < _MIN_ROWS_FEW:
+        return None  # few repeated values on few rows: agree by chance too often
     both = x_numeric and y_numeric
     rows = f"on the {m} rows where both are present"
     if both:

@@ -15,7 +15,7 @@ from sklearn_medprep import RadiomicsExtractor
 from sklearn_medprep.exceptions import TargetProxyError, TargetProxyWarning
 
 FIRSTORDER = {"featureClass": {"firstorder": ["Mean", "Energy"]}}
-N = 6
+N = 10
 
 
 def _table():
@@ -34,8 +34,8 @@ def _table():
         {
             "image": images,
             "mask": masks,
-            "site": ["A", "B", "C"] * 2,
-            "age": [41.0, 63.5, 37.0, 58.0, 72.5, 49.0],
+            "site": ["A", "B", "C", "D", "E"] * 2,
+            "age": [41.0, 63.5, 37.0, 58.0, 72.5, 49.0, 55.5, 33.0, 66.0, 44.5],
         },
         index=pd.Index([f"sub-{i}" for i in range(N)], name="subject"),
     )
@@ -61,7 +61,7 @@ def test_passthrough_proxy_refused(passthrough):
 
 def test_passthrough_relabelled_class_refused_and_clean_table_fits():
     table = _table()
-    y = np.array(["c", "p", "c", "p", "c", "p"])
+    y = np.array(["c", "p", "c", "p", "c", "p", "p", "c", "c", "p"])
     table["group"] = np.where(y == "p", 1, 0)
     with pytest.raises(TargetProxyError, match="is y relabelled") as info:
         RadiomicsExtractor(settings=FIRSTORDER).fit(table, y)

@@ -281,3 +281,15 @@ def test_nullable_dtypes(age):
     (p,) = find_target_proxies(X, y)
     assert (p.kind, p.column) == ("unit", "months")
     assert f"on the {N - 3} rows" in p.detail
+
+
+def test_few_values_need_ten_rows():
+    # two two-valued columns agree on m random rows with probability 2 / 2**m
+    y = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0])
+    X = pd.DataFrame({"sex": np.where(y == 1, "F", "M")})
+    assert find_target_proxies(X.iloc[:9], y[:9]) == []
+    assert _kinds(X.iloc[:10], y[:10]) == {"sex": "relabel"}
+    # many values: 3 rows are enough for an exact copy
+    assert _kinds(pd.DataFrame({"a": [1.5, 2.5, 7.0]}), [1.5, 2.5, 7.0]) == {
+        "a": "equal"
+    }
