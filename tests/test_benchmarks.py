@@ -181,11 +181,24 @@ def check_import(out):
         assert float(diff) <= 1e-8, "ComBat differs from neuroHarmonize"
 
 
+def check_proxy(out):
+    times = re.findall(r"check_target_proxies, [a-z ]+: " + NUM + r" s \(ratio to "
+                       r"one pass " + NUM + r"\)", out)
+    assert len(times) == 2, out[-2000:]
+    _positive([float(v) for pair in times for v in pair], "check time / ratio")
+    share = re.search(r"check included\): " + NUM + r" s; check share " + NUM, out)
+    assert share, out[-2000:]
+    _positive([float(v) for v in share.groups()], "ComBat fit / share")
+    assert "proxies found among random features: 0 (goal 0)" in out
+    assert "planted age_months found: True" in out
+
+
 CHECKS = {
     "bench_cache.py": check_cache,
     "bench_import.py": check_import,
     "bench_combat.py": check_combat,
     "bench_patches.py": check_patches,
+    "bench_proxy.py": check_proxy,
     "bench_radiomics.py": check_radiomics,
     "bench_target_protection.py": check_target_protection,
     "bench_torchio.py": check_torchio,

@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
 
 from ..exceptions import MedprepWarning, SubjectTableError
 from ..table._checks import check_fit_rows, check_subject_table
+from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
 from . import _core as core
@@ -317,7 +318,9 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
             Subject table with the image column (and site/covariate columns).
         y : array-like of shape (n_samples,), default=None
             Training target, protected in the design (``protect_target``); a
-            covariate equal to it up to relabelling is refused.
+            covariate equal to it up to relabelling is refused, and so is a
+            pass-through column that is ``y`` in disguise
+            (:func:`~sklearn_medprep.table.check_target_proxies`).
         sites : array-like of shape (n_samples,), default=None
             Site of each row (metadata routing).
         covariates : pandas.DataFrame, default=None
@@ -330,6 +333,15 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         batch = self._read_batch(X, y, sites, covariates, reset=True)
         if batch.y is not None:  # as ComBatHarmonizer
             target.check_target_not_covariate(batch.cov, batch.y)
+            # the pass-through columns: all but the image and the site and
+            # covariates it reads (a covariate equal to y is refused above)
+            consumed = {self.image, *batch.from_table}
+            check_target_proxies(
+                batch.table,
+                batch.y,
+                columns=[c for c in batch.table.columns if c not in consumed],
+                estimator=type(self).__name__,
+            )
         # ComBat's fit steps (ComBatFitSteps), the site effects chunk by chunk
         coding = self._fit_sites(batch)
         batch, _ = self._build_design(batch, coding)  # no smooth term: no coef

@@ -151,6 +151,9 @@ def test_protected_target_equals_feature_table_combat(cohort):
     the flattened voxels; the test rows' labels are never read."""
     _, _, train, test = cohort
     y = train["age"].to_numpy()
+    full_train = train
+    # the target's column is not handed on (it would be a target proxy)
+    train, test = train.drop(columns="age"), test.drop(columns="age")
     voxel = VoxelComBatHarmonizer(covariates=["sex"], dtype="float64").fit(train, y)
     assert voxel.target_term_.kind == "linear"
     flat, index = _flat_table(train, voxel.mask_)
@@ -176,7 +179,7 @@ def test_protected_target_equals_feature_table_combat(cohort):
     for protect in ("auto", "none"):  # refused either way, as ComBatHarmonizer
         with pytest.raises(SubjectTableError, match="covariate equals the target"):
             VoxelComBatHarmonizer(covariates=["age"], protect_target=protect).fit(
-                train, y
+                full_train, y
             )
 
 
@@ -385,8 +388,14 @@ def test_composes_in_a_pipeline_fitted_on_training_folds(cohort):
         Ridge(),
     )
     cv = SiteStratifiedKFold(n_splits=3)
+    # the target's column is left out of X: handed on, it would be refused
     result = cross_validate(
-        pipe, table, table["age"], cv=cv, return_estimator=True, return_indices=True
+        pipe,
+        table.drop(columns="age"),
+        table["age"],
+        cv=cv,
+        return_estimator=True,
+        return_indices=True,
     )
     for est, train_idx in zip(result["estimator"], result["indices"]["train"]):
         # each harmonizer saw its training fold only, and its ages
