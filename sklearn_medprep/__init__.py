@@ -43,6 +43,9 @@ _LAZY = {
     # cohort audit
     "CohortReport": ".qc",
     "cohort_report": ".qc",
+    # leakage audit
+    "LeakageAudit": ".qc",
+    "audit_leakage": ".qc",
     # subject table
     "expand_labels": ".radiomics",
     "icc_3_1": ".radiomics",
@@ -79,6 +82,9 @@ __all__ = [
     # cohort audit
     "CohortReport",
     "cohort_report",
+    # leakage audit
+    "LeakageAudit",
+    "audit_leakage",
     # subject table
     "expand_labels",
     "icc_3_1",
