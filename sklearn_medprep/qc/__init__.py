@@ -1,4 +1,4 @@
-"""Quality control: site effects before and after harmonization, cohort and leakage audits."""
+"""Quality control: site effects after harmonization, cohort and leakage audits."""
 
 from ..utils._lazy import lazy_exports
 

@@ -19,17 +19,12 @@ from sklearn.pipeline import Pipeline
 
 from ..exceptions import SubjectTableError, TargetProxyError
 from ..model_selection import SiteStratifiedKFold
-try:  # TEMP until j-proxy is merged
-    from ..table import find_target_proxies
-except ImportError:
-    def find_target_proxies(X, y, *, columns=None, near=0.99):
-        return []
+from ..table import find_target_proxies
 from ._cohort_report import THRESHOLDS as COHORT_THRESHOLDS
 from ._cohort_report import _shortcuts
 from ._leakage_checks import (
     KINDS,
     LEAKAGE_THRESHOLDS,
-    LeakageFinding,
     overlap_findings,
     proxy_findings,
     shortcut_findings,
@@ -181,9 +176,8 @@ def _run_split(estimator, X, y, train, test, scorer, th):
             Z = Xtr if isinstance(Xtr, pd.DataFrame) else _frame(Xtr, None)
     except TargetProxyError as exc:
         return np.nan, None, None, [], (exc.column, str(exc))
-    numeric = [c for c in Z.columns if pd.api.types.is_numeric_dtype(Z[c])]
     records = find_target_proxies(
-        Z[numeric].reset_index(drop=True), np.asarray(ytr), near=th["proxy_near"]
+        Z.reset_index(drop=True), np.asarray(ytr), near=th["proxy_near"]
     )
     return float(score), np.asarray(pred), steps, records, None
 
@@ -211,7 +205,7 @@ def _default_cv(cv, sites, classification, seed, groups):
     return split(n, shuffle=True, random_state=seed), groups
 
 
-def _check_inputs(X, y, site, covariates):
+def _check_inputs(X, y, site):
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows and y {len(y)} values.")
     if isinstance(site, str):
@@ -341,13 +335,17 @@ def audit_leakage(
     >>> from sklearn_medprep.datasets import make_multisite_features
     >>> df = make_multisite_features(90, 5, n_sites=3, random_state=0)
     >>> X, y = df.drop(columns="y"), df["age"]
-    >>> X = X.assign(age_months=12 * y)  # the target in another unit
-    >>> pipe = make_pipeline(
-    ...     ComBatHarmonizer(features=[f"f00{i}" for i in range(5)]),
-    ...     StandardScaler(), RidgeCV())
-    >>> audit = audit_leakage(pipe, X.drop(columns="age"), y, cv=3)
+    >>> X = X.drop(columns="age").assign(age_months=12 * y)  # y in months
+    >>> combat = ComBatHarmonizer(
+    ...     features=[f"f00{i}" for i in range(5)], covariates=["sex"])
+    >>> pipe = make_pipeline(combat, StandardScaler(), RidgeCV())
+    >>> audit = audit_leakage(pipe, X, y, cv=3, covariates=["sex"])
     >>> sorted(audit.kinds)
     ['target_proxy']
+    >>> audit.findings[0].evidence["column"]
+    'age_months'
+    >>> audit_leakage(pipe, X.drop(columns="age_months"), y, cv=3).findings
+    []
     """
     th = {**LEAKAGE_THRESHOLDS, **(thresholds or {})}
     unknown = set(th) - set(LEAKAGE_THRESHOLDS)
@@ -360,7 +358,7 @@ def audit_leakage(
         if name not in X.columns:
             raise SubjectTableError("covariate column not found", column=name)
     y = pd.Series(np.asarray(y), index=X.index if hasattr(X, "index") else None)
-    sites = _check_inputs(X, y, site, covariates)
+    sites = _check_inputs(X, y, site)
     classification = is_classifier(estimator)
     metric = scoring or ("balanced_accuracy" if classification else "r2")
     scorer = get_scorer(metric)
@@ -387,7 +385,10 @@ def audit_leakage(
             fitted = (steps, test)
     findings = proxy_findings(records, refused, th)
 
-    ids, source = subject_ids(X, subject, groups, splitter, site)
+    # groups are subjects unless they went to a site splitter as its sites
+    site_groups = cv is not None and not isinstance(cv, int)
+    site_groups = site_groups and getattr(splitter, "site", None) is not None
+    ids, source = subject_ids(X, subject, None if site_groups else groups)
     findings += overlap_findings(ids, source, splits, th)
 
     if fitted is None:
@@ -408,9 +409,9 @@ def audit_leakage(
     pipeline_score = float(np.nanmean(scores)) if np.isfinite(scores).any() else np.nan
     out_scores = {"pipeline": pipeline_score}
     if sites is not None:
-        frame = pd.DataFrame(
-            {"__site__": sites_arr.astype(str), **{c: X[c].to_numpy() for c in covariates}}
-        ).assign(__target__=y.to_numpy())
+        frame = pd.DataFrame({c: X[c].to_numpy() for c in covariates}).assign(
+            __site__=sites_arr.astype(str), __target__=y.to_numpy()
+        )
         short = _shortcuts(
             frame, "__site__", "__target__", covariates, classification,
             COHORT_THRESHOLDS["max_levels"], len(splits), random_state,
@@ -423,7 +424,9 @@ def audit_leakage(
         if metric in ("balanced_accuracy", "r2"):
             findings += shortcut_findings(short, pipeline_score, within, th)
         else:
-            skipped["site_shortcut"] = f"scoring={metric!r} is not the shortcut's metric"
+            skipped["site_shortcut"] = (
+                f"scoring={metric!r} is not the shortcut's metric"
+            )
     findings.sort(key=lambda f: KINDS.index(f.kind))
     return LeakageAudit(
         findings=findings,

@@ -126,7 +126,7 @@ def proxy_findings(records, refused, th):
 
 
 # --- (b) subject overlap ---------------------------------------------------
-def subject_ids(X, subject, groups, cv, site):
+def subject_ids(X, subject, groups):
     """Subject of each row and where it came from, or ``(None, None)``."""
     if subject is not None and not isinstance(subject, str):
         ids = np.asarray(subject)
@@ -141,7 +141,7 @@ def subject_ids(X, subject, groups, cv, site):
         return X[name].to_numpy(), f"column {name!r}"
     if subject is not None:
         raise SubjectTableError("subject column not found", column=subject)
-    if groups is not None and getattr(cv, "site", None) is None:
+    if groups is not None:
         return np.asarray(groups), "groups"
     if isinstance(X, pd.DataFrame) and X.index.has_duplicates:
         return X.index.to_numpy(), "the index (it repeats)"
@@ -200,7 +200,8 @@ def _difference(batch, other):
             diff = np.abs(np.nan_to_num(x - z)) / scale
             d = float(diff.max(initial=0.0)) if same_nan.all() else np.inf
         else:
-            d = 0.0 if (x.astype(str).to_numpy() == z.astype(str).to_numpy()).all() else np.inf
+            same = (x.astype(str).to_numpy() == z.astype(str).to_numpy()).all()
+            d = 0.0 if same else np.inf
         if d > worst:
             worst, where = d, name
     return worst, where
@@ -347,7 +348,8 @@ def whole_cohort_findings(X, y, sites, site, covariates, exclude, th):
                 "whole_cohort_preparation",
                 "warning",
                 f"{len(standardized)} feature(s) have mean 0 and sd 1 over all "
-                f"rows (within {tol:g}), e.g. {_names(standardized, th['max_examples'])}: "
+                f"rows (within {tol:g}), e.g. "
+                f"{_names(standardized, th['max_examples'])}: "
                 "X was standardized on the whole cohort before the "
                 "cross-validation. Scale inside the pipeline.",
                 {"check": "standardized", "columns": [plain(c) for c in standardized]},
@@ -392,7 +394,8 @@ def whole_cohort_findings(X, y, sites, site, covariates, exclude, th):
                 f"{k} sites than random sampling allows ({test} summed over "
                 f"features, adjusted for {label}: P(so equal) = {p:.2g}; flagged "
                 f"under {th['equal_sites_p']:g}), as whole-cohort ComBat leaves "
-                f"them; most equal: {_names(cols, th['max_examples']) or 'none alone'}. "
+                f"them; most equal: {_names(cols, th['max_examples']) or 'none alone'}"
+                ". "
                 "X was harmonized before the cross-validation: harmonize inside it.",
                 {
                     "check": f"equal site {what}",
@@ -416,7 +419,8 @@ def within_site_score(y, predictions, sites, classification):
     both are centred per site. NaN when undefined.
     """
     ok = predictions.notna().to_numpy()
-    y, pred, sites = np.asarray(y)[ok], predictions.to_numpy()[ok], np.asarray(sites)[ok]
+    y, pred = np.asarray(y)[ok], predictions.to_numpy()[ok]
+    sites = np.asarray(sites)[ok]
     if classification:
         total, weight = 0.0, 0
         for s in pd.unique(sites):

@@ -59,14 +59,17 @@ def test_target_proxy_passed_through_is_named():
     X = X.drop(columns="age").assign(age_months=12 * y)
     feats = [c for c in X.columns if c.startswith("f")]
     pipe = make_pipeline(
-        ComBatHarmonizer(features=feats, covariates=["sex"]), StandardScaler(), RidgeCV()
+        ComBatHarmonizer(features=feats, covariates=["sex"]),
+        StandardScaler(),
+        RidgeCV(),
     )
     audit = audit_leakage(pipe, X, y, covariates=["sex"])
     proxies = [f for f in audit.findings if f.kind == "target_proxy"]
     assert len(proxies) == 1
     assert proxies[0].evidence["column"] == "age_months"
     assert proxies[0].evidence["splits"] == [0, 1, 2, 3, 4]
-    assert "'age_months'" in proxies[0].message and "Drop it from X" in proxies[0].message
+    assert "'age_months'" in proxies[0].message
+    assert "Drop it from X" in proxies[0].message
     # without the column, nothing reaches the model
     clean = audit_leakage(pipe, X.drop(columns="age_months"), y, covariates=["sex"])
     assert "target_proxy" not in clean.kinds
@@ -271,3 +274,20 @@ def test_fcon1000_recommended_clean_and_whole_cohort_combat_flagged(shared_data)
     flagged = audit_leakage(model, leaky, y, cv=cv, covariates=["sex"])
     assert flagged.kinds == {"whole_cohort_preparation"}
     assert flagged.findings[0].evidence["p_value"] < 1e-6
+
+
+def test_groups_are_subjects_for_the_default_site_splitter():
+    X, y = _three_rois()
+    patients = X.pop("subject")
+    pipe = make_pipeline(
+        make_column_transformer(("drop", ["site", "sex"]), remainder="passthrough"),
+        LogisticRegression(),
+    )
+    audit = audit_leakage(pipe, X, y, groups=patients, cv=None)
+    (finding,) = [f for f in audit.findings if f.kind == "subject_overlap"]
+    assert finding.evidence["source"] == "groups"
+    # a site splitter given by the user reads its groups as sites: no subjects
+    sites = audit_leakage(
+        pipe, X, y, groups=X["site"], cv=SiteStratifiedKFold(5)
+    )
+    assert "subject_overlap" not in sites.kinds
