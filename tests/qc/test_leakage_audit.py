@@ -176,7 +176,7 @@ def test_transductive_step_is_named():
 def test_site_tests_match_scipy():
     X, y = _data(120, 3)
     values = X[["f000", "f001", "f002"]].to_numpy()
-    F, p_mean, T, p_var = _site_tests(values, X["site"].to_numpy(), _design(X, []))
+    F, p_mean, T, p_var, _ = _site_tests(values, X["site"].to_numpy(), _design(X, []))
     for j in range(3):
         groups = [values[X["site"] == s, j] for s in sorted(X["site"].unique())]
         ref_f = stats.f_oneway(*groups)
