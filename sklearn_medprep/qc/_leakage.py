@@ -269,15 +269,19 @@ def audit_leakage(
         absolute value, at least 1) names the step.
     (d) ``whole_cohort_preparation``: X's numeric feature columns (not the
         site, subject or covariates) standardized to mean 0 and sd 1 over all
-        rows within ``standardized_tol`` (1e-6); or per-site means (ANCOVA F
-        of the site term, adjusted for nothing, for ``covariates`` and for
-        ``covariates`` + y) or per-site variances (Bartlett's statistic of
-        the residuals) more equal across sites than random sampling allows:
-        the features' statistics summed (each ~ chi-square with n_sites - 1
-        degrees of freedom) have a left-tail probability under
-        ``equal_sites_p`` (1e-6), as whole-cohort ComBat leaves them. The
-        columns named are those whose own left-tail probability is under
-        0.01.
+        rows within ``standardized_tol`` (1e-6); or per-site means or
+        variances more equal across sites than random sampling allows, as
+        whole-cohort ComBat leaves them, adjusted for nothing, for
+        ``covariates`` and for ``covariates`` + y: the MANOVA of the site
+        term (Wilks' lambda, Bartlett's chi-square; the features standardized
+        and, past half the residual degrees of freedom, projected on their
+        leading within-site principal axes) or Bartlett's statistics of the
+        residual variances summed over the features (matched to a scaled
+        chi-square with the features' residual correlations, Satterthwaite)
+        has a left-tail probability under ``equal_sites_p`` (1e-6).
+        Correlated features thus do not count as independent evidence. The
+        columns named are those whose own left-tail probability (ANCOVA F
+        or Bartlett) is under 0.01.
     (e) ``site_shortcut``: the target predicted from the site alone, and from
         the site and ``covariates``, as :func:`cohort_report` computes it
         (logistic or ridge regression, ``n_splits`` shuffled folds) scores at
