@@ -291,3 +291,18 @@ def test_groups_are_subjects_for_the_default_site_splitter():
         pipe, X, y, groups=X["site"], cv=SiteStratifiedKFold(5)
     )
     assert "subject_overlap" not in sites.kinds
+
+
+def test_array_input_without_sites_skips_the_site_checks():
+    X, y = _data(90, 4)
+    values = X[["f000", "f001", "f002", "f003"]].to_numpy()
+    leak = np.column_stack([values, 2.54 * y.to_numpy() + 1.0])  # y, another unit
+    audit = audit_leakage(LogisticRegression(), leak, y, cv=3)
+    (finding,) = audit.findings
+    assert finding.kind == "target_proxy" and finding.evidence["column"] == "x4"
+    assert set(audit.skipped) == {"site"}
+    assert "not checked: site" in str(audit)
+    assert list(audit.scores.index) == ["pipeline"]
+    assert "<b>target_proxy</b>" in audit._repr_html_()
+    clean = audit_leakage(LogisticRegression(), values, y, cv=3)
+    assert clean.findings == []
