@@ -330,6 +330,17 @@ def audit_leakage(
     audit : LeakageAudit
         ``findings``, ``scores``, a text summary (``str``) and an HTML repr.
 
+    Raises
+    ------
+    SubjectTableError
+        When a covariate or the ``subject`` column is absent, or a covariate
+        or the site has a missing value (the message names the row and
+        column). An absent site column only skips (d) and (e).
+
+    See Also
+    --------
+    cohort_report : The cohort's metadata audited before any model.
+
     Examples
     --------
     >>> from sklearn.linear_model import RidgeCV
@@ -361,6 +372,10 @@ def audit_leakage(
     for name in covariates:
         if name not in X.columns:
             raise SubjectTableError("covariate column not found", column=name)
+        missing = X[name].isna().to_numpy()
+        if missing.any():
+            row = X.index[int(np.flatnonzero(missing)[0])]
+            raise SubjectTableError("covariate is missing", row=row, column=name)
     y = pd.Series(np.asarray(y), index=X.index if hasattr(X, "index") else None)
     sites = _check_inputs(X, y, site)
     classification = is_classifier(estimator)

@@ -243,6 +243,9 @@ def test_bad_input_names_the_column():
         audit_leakage(_recommended(), X, y, covariates=["scanner"])
     with pytest.raises(ValueError, match="unknown thresholds"):
         audit_leakage(_recommended(), X, y, thresholds={"nope": 1})
+    holes = X.assign(age=X["age"].where(X.index != X.index[7]))
+    with pytest.raises(SubjectTableError, match=r"row 7, column 'age'"):
+        audit_leakage(_recommended(), holes, y, covariates=COV)
     with pytest.raises(SubjectTableError, match="'visit'"):
         audit_leakage(_recommended(), X, y, subject="visit")
 
