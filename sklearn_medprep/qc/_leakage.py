@@ -142,35 +142,52 @@ def _frame(out, step):
     return pd.DataFrame(out, columns=names)
 
 
-def _fit_prefix(estimator, X, y, pandas):
+def _fit_prefix(estimator, X, y, pandas, params):
     est = clone(estimator)
     prefix = est[:-1]
     if pandas:
         prefix.set_output(transform="pandas")
-    Z = prefix.fit_transform(X, y)
+    Z = prefix.fit_transform(X, y, **params)
     return est, prefix, Z
 
 
-def _run_split(estimator, X, y, train, test, scorer, th):
+def _split_params(params, n, train):
+    """The fit parameters of the training rows (per-row arrays indexed)."""
+    out = {}
+    for name, value in (params or {}).items():
+        if hasattr(value, "__len__") and not isinstance(value, str) and len(value) == n:
+            value = _take(value, train)
+        out[name] = value
+    return out
+
+
+def _run_split(estimator, X, y, train, test, scorer, th, params):
     """Fit on ``train``; return (score, predictions, steps, proxies, refusal)."""
     Xtr, ytr = _take(X, train), _take(y, train)
     Xte, yte = _take(X, test), _take(y, test)
+    params = _split_params(params, len(y), train)
     try:
         if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
+            final_name = estimator.steps[-1][0]
+            last = f"{final_name}__"
+            final_params = {
+                k[len(last):]: v for k, v in params.items() if k.startswith(last)
+            }
+            params = {k: v for k, v in params.items() if not k.startswith(last)}
             try:
-                est, prefix, Z = _fit_prefix(estimator, Xtr, ytr, True)
+                est, prefix, Z = _fit_prefix(estimator, Xtr, ytr, True, params)
             except TargetProxyError:
                 raise
             except Exception:  # a step without pandas output: arrays then
-                est, prefix, Z = _fit_prefix(estimator, Xtr, ytr, False)
-            final_name, final = est.steps[-1]
-            final.fit(Z, ytr)
+                est, prefix, Z = _fit_prefix(estimator, Xtr, ytr, False, params)
+            final = est.steps[-1][1]
+            final.fit(Z, ytr, **final_params)
             Zte = prefix.transform(Xte)
             score, pred = scorer(final, Zte, yte), final.predict(Zte)
             steps = [*prefix.steps, (final_name, final)]
             Z = _frame(Z, prefix)
         else:
-            est = clone(estimator).fit(Xtr, ytr)
+            est = clone(estimator).fit(Xtr, ytr, **params)
             score, steps = scorer(est, Xte, yte), [("estimator", est)]
             pred = est.predict(Xte)
             Z = Xtr if isinstance(Xtr, pd.DataFrame) else _frame(Xtr, None)
@@ -236,6 +253,7 @@ def audit_leakage(
     subject=None,
     covariates=None,
     scoring=None,
+    params=None,
     thresholds=None,
     random_state=0,
 ):
@@ -320,6 +338,10 @@ def audit_leakage(
     scoring : str or None, default=None
         Scorer name; None: ``"balanced_accuracy"`` for a classifier, ``"r2"``
         otherwise (the metrics of the site shortcut).
+    params : dict or None, default=None
+        Fit parameters, in the Pipeline's ``step__name`` form (plain names for
+        another estimator); a value with one entry per row (e.g.
+        ``sample_weight``) is indexed to each split's training rows.
     thresholds : dict or None, default=None
         Overrides of the thresholds above.
     random_state : int, default=0
@@ -391,7 +413,7 @@ def audit_leakage(
     predictions = pd.Series(np.nan, index=range(len(y)), dtype=object)
     for k, (train, test) in enumerate(splits):
         score, pred, steps, found, refusal = _run_split(
-            estimator, X, y, train, test, scorer, th
+            estimator, X, y, train, test, scorer, th, params
         )
         scores.append(score)
         if pred is not None:

@@ -309,3 +309,24 @@ def test_array_input_without_sites_skips_the_site_checks():
     assert "<b>target_proxy</b>" in audit._repr_html_()
     clean = audit_leakage(LogisticRegression(), values, y, cv=3)
     assert clean.findings == []
+
+
+def test_fit_params_reach_the_steps_on_the_training_rows():
+    X, y = _data(90, 4)
+    weight = np.where(X["site"] == "site_0", 3.0, 1.0)
+    params = {"logisticregression__sample_weight": weight}
+    audit = audit_leakage(_recommended(), X, y, covariates=COV, params=params)
+    from sklearn.model_selection import cross_val_score
+
+    cv = SiteStratifiedKFold(5, stratify_y=True, shuffle=True, random_state=0)
+    expected = cross_val_score(
+        _recommended(),
+        X,
+        y,
+        cv=cv,
+        scoring="balanced_accuracy",
+        params=params,
+    )
+    np.testing.assert_allclose(audit.split_scores, expected)
+    unweighted = audit_leakage(_recommended(), X, y, covariates=COV)
+    assert not np.allclose(unweighted.split_scores, expected)  # the weights count
