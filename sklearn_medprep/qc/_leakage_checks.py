@@ -93,7 +93,8 @@ def proxy_findings(records, refused, th):
                 "target_proxy",
                 "warning",
                 f"Column {plain(column)!r} reaches the final estimator and is the "
-                f"target in disguise ({', '.join(kinds)}: {hits[0][2]}) in "
+                f"target in disguise (as the estimator receives it, "
+                f"{', '.join(kinds)}: {hits[0][2]}) in "
                 f"{len(splits)} split(s); flagged when equal to y up to "
                 "relabelling, unit or a monotone map, or |r| >= "
                 f"{th['proxy_near']}. Drop it from X.",

@@ -330,3 +330,24 @@ def test_fit_params_reach_the_steps_on_the_training_rows():
     np.testing.assert_allclose(audit.split_scores, expected)
     unweighted = audit_leakage(_recommended(), X, y, covariates=COV)
     assert not np.allclose(unweighted.split_scores, expected)  # the weights count
+
+
+def test_openneuro_age_passed_through_by_combat_is_named(shared_data):
+    # issue 20's case: the table still holds age while y is age; ComBat with
+    # features= hands it on (or, where it refuses it in fit, the audit says so)
+    table = pd.read_csv(shared_data / "multisite" / "pcn_OpenNeuroTransfer_ct_tr.csv")
+    table = table[table["site"].map(table["site"].value_counts()) >= 6]
+    feats = [c for c in table.columns if c.endswith("_thickness")][:30]
+    X, y = table[[*feats, "site", "sex", "age"]], table["age"]
+    pipe = make_pipeline(
+        ComBatHarmonizer(features=feats, covariates=["sex"]),
+        StandardScaler(),
+        RidgeCV(np.logspace(-2, 4, 13)),
+    )
+    cv = SiteStratifiedKFold(3, shuffle=True, random_state=0)
+    audit = audit_leakage(pipe, X, y, cv=cv, covariates=["sex"])
+    (finding,) = [f for f in audit.findings if f.kind == "target_proxy"]
+    assert finding.evidence["column"] == "age"
+    assert "'age'" in finding.message
+    clean = audit_leakage(pipe, X.drop(columns="age"), y, cv=cv, covariates=["sex"])
+    assert "target_proxy" not in clean.kinds
