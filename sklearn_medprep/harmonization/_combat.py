@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from ..exceptions import MedprepWarning
+from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
 from . import _design as design
@@ -320,9 +321,7 @@ default="auto"
             warnings.warn(message, MedprepWarning, stacklevel=3)  # < wrapper < caller
         self.features_ = np.asarray(batch.feats, dtype=object)
         self._set_model(model)
-        dropped = set() if self.keep_covariates else set(batch.from_table)
-        columns = [c for c in batch.table.columns if c not in dropped]
-        self._output_columns = np.asarray(columns, dtype=object)
+        self._output_columns = np.asarray(self._handed_on(X, batch), dtype=object)
         self._feature_index = pd.Index(self.features_)
         frame = isinstance(X, pd.DataFrame)
         self._layout = (batch.table.columns, batch.positions) if frame else None
@@ -369,11 +368,33 @@ default="auto"
             self, X, sites, covariates, self._table_spec(reset=reset), y=y
         )
 
+    def _handed_on(self, X, batch):
+        """Columns of the output: the features and every pass-through column.
+
+        Site and covariate columns read from the table are left out unless
+        ``keep_covariates=True``; an array input gives the features only.
+        """
+        if not isinstance(X, pd.DataFrame):
+            return list(batch.feats)
+        dropped = set() if self.keep_covariates else set(batch.from_table)
+        return [c for c in batch.table.columns if c not in dropped]
+
     def _validate_fit_input(self, X, y, sites, covariates):
-        """Fit step 1: read the training rows; refuse the target as an input."""
+        """Fit step 1: read the training rows; refuse the target as an input.
+
+        A covariate equal to ``y`` is refused, and so is any column handed on
+        to the next step (harmonized or passed through) that is ``y`` in
+        disguise (:func:`~sklearn_medprep.table.check_target_proxies`).
+        """
         batch = self._read_batch(X, y, sites, covariates, reset=True)
         if batch.y is not None:
             target.check_target_not_covariate(batch.cov, batch.y)
+            check_target_proxies(
+                batch.table,
+                batch.y,
+                columns=self._handed_on(X, batch),
+                estimator=type(self).__name__,
+            )
         inputs.check_feature_columns(
             batch.table,
             batch.feats,

@@ -530,59 +530,41 @@ def rows_getter(get, rows):
 
 
 def check_feature_columns(table, feats, y, from_table, *, features, get=None):
-    """Refuse the target among the features; warn on binary auto-features.
+    """Warn on binary auto-features (a label or a binary covariate?).
 
-    Only when site or covariates were read from the table (``from_table``);
-    the warning is given only when ``features`` (the parameter) is None.
-    Vectorized over blocks of columns: the first rows rule out almost every
-    column, the others are checked in full.
+    Only when site or covariates were read from the table (``from_table``)
+    and ``features`` (the parameter) is None. Vectorized over blocks of
+    columns: the first rows rule out almost every column, the others are
+    checked in full. A feature that is the target ``y`` in disguise is refused
+    before, with every column handed on
+    (:func:`~sklearn_medprep.table.check_target_proxies`); ``y`` is not read
+    here.
     """
-    if not from_table:
+    if not from_table or features is not None:
         return
     n = table.shape[0]
     if get is None:
         get = feature_getter(table, feats)
     get = getattr(get, "unchecked", get)  # bounds are checked by the fit itself
-    target = _numeric_target(y, n)
     head = min(n, 50)
     binary = []
     for start, stop in column_blocks(n, len(feats)):
         block = get(start, stop)
-        if target is not None:
-            same = (block[:head] == target[:head, None]).all(axis=0)
-            for j in np.flatnonzero(same):
-                if np.array_equal(block[:, j], target):
-                    raise SubjectTableError(
-                        "this feature column equals the target y: it would be "
-                        "harmonized and handed on to the model as a feature; "
-                        "drop it from X (or set features=)",
-                        column=feats[start + int(j)],
-                    )
-        if features is None:
-            top = np.sort(block[:head], axis=0)  # NaN sorted last
-            steps = (np.diff(top, axis=0) != 0) & ~np.isnan(top[1:])
-            distinct = 1 + steps.sum(axis=0)
-            for j in np.flatnonzero(distinct <= 2):
-                values = block[:, j]
-                if np.unique(values[~np.isnan(values)]).size <= 2:
-                    binary.append(feats[start + int(j)])
+        top = np.sort(block[:head], axis=0)  # NaN sorted last
+        steps = (np.diff(top, axis=0) != 0) & ~np.isnan(top[1:])
+        distinct = 1 + steps.sum(axis=0)
+        for j in np.flatnonzero(distinct <= 2):
+            values = block[:, j]
+            if np.unique(values[~np.isnan(values)]).size <= 2:
+                binary.append(feats[start + int(j)])
     if binary:
         warnings.warn(
             f"ComBatHarmonizer harmonizes every numeric column by default, "
-            f"including {binary}, which take at most two values (a label "
-            "or a binary covariate?): list them in covariates, drop them, "
-            "or set features=",
+            f"including {binary}, which take at most two values: a binary "
+            "covariate belongs in covariates=, a label must be dropped from X "
+            "(a column equal to the target is refused); to harmonize them as "
+            "features, list the features to harmonize in features=",
             MedprepWarning,
             # check_feature_columns < fit < _fit_context wrapper < caller
             stacklevel=4,
         )
-
-
-def _numeric_target(y, n):
-    """``y`` as float64 when it is one numeric value per row, else None."""
-    if y is None or np.ndim(y) != 1 or len(y) != n:
-        return None
-    try:
-        return np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None  # text labels cannot equal a numeric feature

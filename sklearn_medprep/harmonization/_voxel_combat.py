@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
 
 from ..exceptions import MedprepWarning, SubjectTableError
 from ..table._checks import check_fit_rows, check_subject_table
+from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
 from . import _core as core
@@ -330,6 +331,13 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         batch = self._read_batch(X, y, sites, covariates, reset=True)
         if batch.y is not None:  # as ComBatHarmonizer
             target.check_target_not_covariate(batch.cov, batch.y)
+            # every column but the image is handed on unchanged
+            check_target_proxies(
+                batch.table,
+                batch.y,
+                columns=[c for c in batch.table.columns if c != self.image],
+                estimator=type(self).__name__,
+            )
         # ComBat's fit steps (ComBatFitSteps), the site effects chunk by chunk
         coding = self._fit_sites(batch)
         batch, _ = self._build_design(batch, coding)  # no smooth term: no coef

@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..exceptions import MedprepWarning, SubjectTableError
 from ..table._checks import check_fit_rows, check_subject_table
+from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
 from ._backend import RadiomicsBackend, registered_backends, resolve_backend
@@ -270,7 +271,7 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         raise record.exception(row)
 
     # ---------------------------------------------------------------------- fit
-    def _fit(self, X):
+    def _fit(self, X, y=None):
         X = self._check_table(X)
         validate_data(self, X, skip_check_array=True, reset=True)
         engine = _engine(self.backend)
@@ -296,6 +297,10 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             check_subject_table(X, columns=self.passthrough)
             self.passthrough_ = list(self.passthrough)
         check_fit_rows(X, estimator=self)
+        # a passthrough column that is y in disguise would reach the model
+        check_target_proxies(
+            X, y, columns=self.passthrough_, estimator=type(self).__name__
+        )
         return X
 
     def _set_names(self, X, results):
@@ -321,14 +326,16 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         ----------
         X : pandas.DataFrame
             The subject table.
-        y : None
-            Ignored.
+        y : array-like of shape (n_samples,) or None, default=None
+            The target (given inside a Pipeline): never used, except that a
+            passthrough column equal to it up to relabelling, a change of
+            unit or a monotone map is refused (a near one warns).
 
         Returns
         -------
         self : RadiomicsExtractor
         """
-        X = self._fit(X)
+        X = self._fit(X, y)
         results = []
         hit = self._lookups(X, first=True)
         if hit:  # the first row is in the cache: its names, nothing extracted
@@ -352,15 +359,16 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         ----------
         X : pandas.DataFrame
             The subject table.
-        y : None
-            Ignored.
+        y : array-like of shape (n_samples,) or None, default=None
+            The target, checked against the passthrough columns as in
+            :meth:`fit`.
 
         Returns
         -------
         pandas.DataFrame
             Features then passthrough columns, index of ``X``.
         """
-        X = self._fit(X)
+        X = self._fit(X, y)
         results = self._run(X)
         self._set_names(X, list(enumerate(results)))
         return self._assemble(X, results)

@@ -144,52 +144,69 @@ def _is_numeric_dtype(dtype):
     )
 
 
-def _masked_corr(H, yh):
-    """Pearson r of each column of ``H`` with ``yh`` on the rows where ``H`` is set."""
-    M = ~np.isnan(H)
-    cnt = M.sum(axis=0).astype(np.float64)
+def _corr_rows(T, yh, missing):
+    """Pearson r of each row of ``T`` with ``yh`` (on the cells ``T`` holds).
+
+    ``T`` has one row per column of ``X``; ``missing`` says whether it holds
+    NaN (then each row is compared on its own present cells).
+    """
     with np.errstate(invalid="ignore", divide="ignore"):
-        Hz = np.where(M, H, 0.0)
-        mx = Hz.sum(axis=0) / cnt
-        Hc = np.where(M, H - mx, 0.0)
-        my = (M * yh[:, None]).sum(axis=0) / cnt
-        Yc = np.where(M, yh[:, None] - my, 0.0)
-        cov = (Hc * Yc).sum(axis=0)
-        r = cov / np.sqrt((Hc * Hc).sum(axis=0) * (Yc * Yc).sum(axis=0))
+        if not missing:
+            Tc = T - T.mean(axis=1, keepdims=True)
+            yc = yh - yh.mean()
+            r = (Tc @ yc) / np.sqrt(np.einsum("ij,ij->i", Tc, Tc) * (yc @ yc))
+        else:
+            M = ~np.isnan(T)
+            cnt = M.sum(axis=1)
+            Tz = np.where(M, T, 0.0)
+            mx = Tz.sum(axis=1) / cnt
+            my = (M @ yh) / cnt
+            Tc = np.where(M, T - mx[:, None], 0.0)
+            Yc = np.where(M, yh[None, :] - my[:, None], 0.0)
+            r = np.einsum("ij,ij->i", Tc, Yc) / np.sqrt(
+                np.einsum("ij,ij->i", Tc, Tc) * np.einsum("ij,ij->i", Yc, Yc)
+            )
     return np.nan_to_num(r, nan=0.0)
 
 
-def _screen(H, yh, *, y_numeric, relabel_possible, near):
-    """Columns of the head ``H`` that may be proxies of ``yh`` (a necessary test).
+def _screen(T, yh, *, y_numeric, relabel_possible, near):
+    """Columns that may be proxies of ``yh`` (a necessary test on the head rows).
 
+    ``T`` holds the head rows of the numeric columns, one row per column;
     ``yh`` holds ``y`` on the same rows, never NaN (text ``y`` as codes).
     """
-    order = np.argsort(H, axis=0, kind="stable")  # NaN sorted last
-    xs = np.take_along_axis(H, order, axis=0)
+    missing = bool(np.isnan(T).any())
+    order = np.argsort(T, axis=1)  # NaN sorted last; the order of ties is moot
+    xs = np.take_along_axis(T, order, axis=1)
     ys = yh[order]
-    dx = np.diff(xs, axis=0)
-    dy = np.diff(ys, axis=0)
-    valid = ~np.isnan(dx)
+    dx = np.diff(xs, axis=1)
+    dy = np.diff(ys, axis=1)
     tie = dx == 0
     ytie = dy == 0
-    enough = (~np.isnan(H)).sum(axis=0)
-    cand = enough < _MIN_ROWS  # too few values to screen: check in full
+    if missing:
+        valid = ~np.isnan(dx)
+        enough = (~np.isnan(T)).sum(axis=1)
+        cand = enough < _MIN_ROWS  # too few values to screen: check in full
+    else:
+        valid = np.True_  # ~valid is False (never ~True, which is -2)
+        cand = np.zeros(T.shape[0], dtype=bool)
     # any one-to-one map: ties in x are ties in y and the other way round
-    consistent = np.all(~valid | (tie == ytie), axis=0)
+    consistent = np.all(~valid | (tie == ytie), axis=1)
     if y_numeric:
-        up = np.all(~valid | tie | (dy > 0), axis=0)
-        down = np.all(~valid | tie | (dy < 0), axis=0)
+        up = np.all(~valid | tie | (dy > 0), axis=1)
+        down = np.all(~valid | tie | (dy < 0), axis=1)
         cand |= consistent & (up | down)
         if near is not None:
             floor = near - _NEAR_SLACK
-            ranks = np.empty_like(H)
+            cand |= np.abs(_corr_rows(T, yh, missing)) >= floor
+            ranks = np.empty_like(T)
             np.put_along_axis(
-                ranks, order, np.arange(H.shape[0], dtype=np.float64)[:, None], axis=0
+                ranks, order, np.arange(T.shape[1], dtype=np.float64)[None, :], axis=1
             )
-            ranks[np.isnan(H)] = np.nan
+            if missing:
+                ranks[np.isnan(T)] = np.nan
             yranks = np.argsort(np.argsort(yh, kind="stable")).astype(np.float64)
-            cand |= np.abs(_masked_corr(H, yh)) >= floor
-            cand |= np.abs(_masked_corr(ranks, yranks)) >= floor
+            cand |= np.abs(_corr_rows(ranks, yranks, missing)) >= floor
     if relabel_possible:
         cand |= consistent
     return np.flatnonzero(cand)
@@ -202,10 +219,17 @@ def _check_column(name, x, x_numeric, y, y_numeric, y_label, near, n):
     if m < _MIN_ROWS or 2 * m < n:
         return None
     xc, yc = x[present], y[present]
-    kx, ux = pd.factorize(xc)
     ky, uy = pd.factorize(yc)
     if uy.size < 2:
         return None  # a constant target: nothing can be told
+    try:
+        kx, ux = pd.factorize(xc)
+    except TypeError:
+        return None  # cells that are no values (images, lists): no label
+    if not x_numeric and not all(
+        isinstance(v, (str, bytes, bool, int, float, np.generic)) for v in ux
+    ):
+        return None  # objects (images, paths as Path objects): no label
     both = x_numeric and y_numeric
     rows = f"on the {m} rows where both are present"
     if both:
@@ -363,7 +387,9 @@ def find_target_proxies(X, y, *, columns=None, near=0.99):
     if positions.size == 0 or n == 0:
         return []
     dtypes = X.dtypes.iloc[positions]
-    numeric = np.array([_is_numeric_dtype(d) for d in dtypes], dtype=bool)
+    # one answer per distinct dtype (50,000 float64 columns: one question)
+    kinds = {d: _is_numeric_dtype(d) for d in dtypes.unique()}
+    numeric = np.fromiter((kinds[d] for d in dtypes), dtype=bool, count=dtypes.size)
     found = {}
     for y_label, y_values in outputs:
         y_float = _numeric(y_values)
@@ -381,7 +407,10 @@ def find_target_proxies(X, y, *, columns=None, near=0.99):
             H = X.iloc[head, num_pos].to_numpy(dtype=np.float64, na_value=np.nan)
             yh = y_float[head] if y_numeric else codes[:_HEAD].astype(np.float64)
             keep = _screen(
-                H, yh, y_numeric=y_numeric, relabel_possible=relabel_possible,
+                np.ascontiguousarray(H.T),
+                yh,
+                y_numeric=y_numeric,
+                relabel_possible=relabel_possible,
                 near=near,
             )
             todo.extend(num_pos[keep])

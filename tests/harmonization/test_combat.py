@@ -11,7 +11,11 @@ from sklearn.pipeline import make_pipeline
 
 from sklearn_medprep import ComBatHarmonizer
 from sklearn_medprep.datasets import make_multisite_features
-from sklearn_medprep.exceptions import MedprepWarning, SubjectTableError
+from sklearn_medprep.exceptions import (
+    MedprepWarning,
+    SubjectTableError,
+    TargetProxyError,
+)
 from sklearn_medprep.harmonization._combat import MIN_NEW_SITE_SUBJECTS
 from sklearn_medprep.model_selection import SiteStratifiedKFold
 
@@ -391,9 +395,10 @@ def test_gam_with_nan_and_bounds(df):
 
 def test_target_column_among_features_is_refused(df):
     X = _x(df, "y")
-    with pytest.raises(SubjectTableError, match="equals the target y") as err:
+    with pytest.raises(TargetProxyError, match="column 'y'.*equals y on") as err:
         ComBatHarmonizer(covariates=["age", "sex"], features=None).fit(X, df["y"])
     assert err.value.column == "y"
+    assert "features=" not in str(err.value)  # no setting lets it through
 
 
 def test_binary_columns_harmonized_by_default_warn(df):

@@ -245,3 +245,24 @@ def test_screen_agrees_with_full_check():
         "lin": "unit",
         "near": "near",
     }
+
+
+def test_screen_leaves_out_unrelated_columns():
+    # the screen is what keeps the check fast: unrelated columns never reach
+    # the per-column check, the proxies always do (with or without NaN)
+    from sklearn_medprep.table._proxy import _screen
+
+    rng = np.random.default_rng(13)
+    yh = rng.uniform(20, 80, 50)
+    T = rng.normal(size=(500, 50))
+    T[:3] = [yh, np.log(yh), 3 * yh + 1]
+    T[3] = yh + rng.normal(0, 0.3, 50)
+    for nan in (False, True):
+        if nan:
+            T[:, 7] = np.nan
+        kept = _screen(T, yh, y_numeric=True, relabel_possible=False, near=0.99)
+        assert kept.tolist() == [0, 1, 2, 3]
+    codes = rng.integers(0, 3, 50).astype(float)
+    T[4] = 10 - codes
+    kept = _screen(T, codes, y_numeric=False, relabel_possible=True, near=None)
+    assert kept.tolist() == [4]
