@@ -87,6 +87,13 @@ passthrough = make_pipeline(
 )
 audit = audit_leakage(passthrough, with_months, age)
 print(audit.findings[0])
+# ComBat would hand the column on too (it is not a feature): it refuses it in
+# fit, and the audit turns the refusal into a finding naming the column
+combat = make_pipeline(
+    ComBatHarmonizer(features=features, covariates=["sex"]), StandardScaler(), RidgeCV()
+)
+audit = audit_leakage(combat, with_months, age, covariates=["sex"])
+print(audit.findings[0])
 # end-target-proxy
 
 # %%

@@ -27,6 +27,7 @@ EXPECTED = {
         "lines": [
             "Nothing found at the documented thresholds",
             "[warning] target_proxy: Column 'age_months' reaches the final estimator",
+            "[warning] target_proxy: A step refused column 'age_months'",
             "[warning] subject_overlap: Subjects (from column 'subject')",
             "split by subject: no finding",
             "[warning] transductive: Step 'functiontransformer' is transductive",

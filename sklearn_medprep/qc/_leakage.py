@@ -192,7 +192,7 @@ def _run_split(estimator, X, y, train, test, scorer, th, params):
             pred = est.predict(Xte)
             Z = Xtr if isinstance(Xtr, pd.DataFrame) else _frame(Xtr, None)
     except TargetProxyError as exc:
-        return np.nan, None, None, [], (exc.column, str(exc))
+        return np.nan, None, None, [], (exc.column, exc.bare_message)
     records = find_target_proxies(
         Z.reset_index(drop=True), np.asarray(ytr), near=th["proxy_near"]
     )
@@ -365,18 +365,21 @@ def audit_leakage(
 
     Examples
     --------
+    >>> from sklearn.compose import make_column_transformer
     >>> from sklearn.linear_model import RidgeCV
     >>> from sklearn.pipeline import make_pipeline
     >>> from sklearn.preprocessing import StandardScaler
-    >>> from sklearn_medprep import ComBatHarmonizer, audit_leakage
+    >>> from sklearn_medprep import audit_leakage
     >>> from sklearn_medprep.datasets import make_multisite_features
     >>> df = make_multisite_features(90, 5, n_sites=3, random_state=0)
-    >>> X, y = df.drop(columns="y"), df["age"]
-    >>> X = X.drop(columns="age").assign(age_months=12 * y)  # y in months
-    >>> combat = ComBatHarmonizer(
-    ...     features=[f"f00{i}" for i in range(5)], covariates=["sex"])
-    >>> pipe = make_pipeline(combat, StandardScaler(), RidgeCV())
-    >>> audit = audit_leakage(pipe, X, y, cv=3, covariates=["sex"])
+    >>> X, y = df.drop(columns=["y", "age"]), df["age"]
+    >>> X["age_months"] = 12 * y  # the target in another unit
+    >>> features = [f"f00{i}" for i in range(5)]
+    >>> scale_features = make_column_transformer(
+    ...     (StandardScaler(), features), ("drop", ["site", "sex"]),
+    ...     remainder="passthrough", verbose_feature_names_out=False)
+    >>> pipe = make_pipeline(scale_features, RidgeCV())
+    >>> audit = audit_leakage(pipe, X, y, cv=3)
     >>> sorted(audit.kinds)
     ['target_proxy']
     >>> audit.findings[0].evidence["column"]
@@ -462,7 +465,9 @@ def audit_leakage(
         out_scores["chance"] = float(short["chance"].iloc[0])
         within = within_site_score(y, predictions, sites_arr, classification)
         out_scores["pipeline within sites"] = within
-        if metric in ("balanced_accuracy", "r2"):
+        if not np.isfinite(pipeline_score):
+            skipped["site_shortcut"] = "the pipeline has no score"
+        elif metric in ("balanced_accuracy", "r2"):
             findings += shortcut_findings(short, pipeline_score, within, th)
         else:
             skipped["site_shortcut"] = (

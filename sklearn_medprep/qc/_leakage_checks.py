@@ -471,6 +471,8 @@ def within_site_score(y, predictions, sites, classification):
     both are centred per site. NaN when undefined.
     """
     ok = predictions.notna().to_numpy()
+    if ok.sum() < 3:
+        return np.nan
     y, pred = np.asarray(y)[ok], predictions.to_numpy()[ok]
     sites = np.asarray(sites)[ok]
     if classification:

@@ -70,6 +70,9 @@ def test_target_proxy_passed_through_is_named():
     assert proxies[0].evidence["splits"] == [0, 1, 2, 3, 4]
     assert "'age_months'" in proxies[0].message
     assert "Drop it from X" in proxies[0].message
+    # refused in fit (the library's steps refuse it) or found downstream: no
+    # other finding follows from the missing scores
+    assert audit.kinds == {"target_proxy"}
     # without the column, nothing reaches the model
     clean = audit_leakage(pipe, X.drop(columns="age_months"), y, covariates=["sex"])
     assert "target_proxy" not in clean.kinds
