@@ -8,6 +8,7 @@ puts the pipeline's score next to the score of the site alone.
 """
 
 import html
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,12 @@ from sklearn.metrics import get_scorer
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv
 from sklearn.pipeline import Pipeline
 
-from ..exceptions import SubjectTableError, TargetProxyError
+from ..exceptions import (
+    SubjectOverlapWarning,
+    SubjectTableError,
+    TargetProxyError,
+    TargetProxyWarning,
+)
 from ..model_selection import SiteStratifiedKFold
 from ..table import find_target_proxies
 from ._cohort_report import THRESHOLDS as COHORT_THRESHOLDS
@@ -262,7 +268,11 @@ def audit_leakage(
     Runs ``estimator``'s cross-validation split by split (each split fits a
     clone on the training rows) and five checks; each finding names the
     column, step or subjects at fault and carries its numbers in
-    ``evidence``. Thresholds (keys of ``thresholds=``, defaults in brackets):
+    ``evidence``. The library's :class:`~sklearn_medprep.exceptions.TargetProxyWarning`
+    and :class:`~sklearn_medprep.exceptions.SubjectOverlapWarning`, raised
+    by the steps or the splitter, are not repeated: what they warn about is
+    checked and reported as findings. Thresholds (keys of ``thresholds=``,
+    defaults in brackets):
 
     (a) ``target_proxy``: for a :class:`~sklearn.pipeline.Pipeline`, what the
         final estimator receives in fit (the output of ``estimator[:-1]`` on
@@ -409,15 +419,20 @@ def audit_leakage(
     splitter, split_groups = _default_cv(
         cv, sites, classification, random_state, groups
     )
-    splits = list(splitter.split(X, y, split_groups))
     skipped = {}
-
     scores, records, refused, fitted = [], {}, {}, None
     predictions = pd.Series(np.nan, index=range(len(y)), dtype=object)
-    for k, (train, test) in enumerate(splits):
-        score, pred, steps, found, refusal = _run_split(
-            estimator, X, y, train, test, scorer, th, params
-        )
+    with warnings.catch_warnings():
+        # what these warn about is reported as findings, with the evidence
+        warnings.simplefilter("ignore", TargetProxyWarning)
+        warnings.simplefilter("ignore", SubjectOverlapWarning)
+        splits = list(splitter.split(X, y, split_groups))
+        runs = [
+            _run_split(estimator, X, y, train, test, scorer, th, params)
+            for train, test in splits
+        ]
+    for k, ((_, test), run) in enumerate(zip(splits, runs)):
+        score, pred, steps, found, refusal = run
         scores.append(score)
         if pred is not None:
             predictions.iloc[test] = list(pred)

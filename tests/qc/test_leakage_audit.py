@@ -13,7 +13,11 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from sklearn_medprep import ComBatHarmonizer, LeakageAudit, audit_leakage
 from sklearn_medprep.datasets import make_multisite_features
-from sklearn_medprep.exceptions import SubjectTableError, TargetProxyError
+from sklearn_medprep.exceptions import (
+    SubjectTableError,
+    TargetProxyError,
+    TargetProxyWarning,
+)
 from sklearn_medprep.model_selection import SiteStratifiedKFold
 from sklearn_medprep.qc._leakage_checks import _design, _site_tests
 
@@ -354,3 +358,21 @@ def test_openneuro_age_passed_through_by_combat_is_named(shared_data):
     assert "'age'" in finding.message
     clean = audit_leakage(pipe, X.drop(columns="age"), y, cv=cv, covariates=["sex"])
     assert "target_proxy" not in clean.kinds
+
+
+def test_near_proxy_is_reported_not_warned():
+    X, _ = _data()
+    y = X["age"]
+    noise = np.random.default_rng(0).normal(0.0, 0.3, len(y))
+    X = X.drop(columns="age").assign(age_scan=y + noise)  # r > 0.99, not equal
+    feats = [c for c in X.columns if c.startswith("f")]
+    combat = ComBatHarmonizer(features=feats, covariates=["sex"])
+    pipe = make_pipeline(combat, StandardScaler(), RidgeCV())
+    with pytest.warns(TargetProxyWarning, match="age_scan"):  # ComBat warns alone
+        ComBatHarmonizer(features=feats, covariates=["sex"]).fit(X, y)
+    audit = audit_leakage(pipe, X, y, covariates=["sex"])  # no warning escapes
+    (finding,) = [f for f in audit.findings if f.kind == "target_proxy"]
+    assert finding.evidence["column"] == "age_scan"
+    assert finding.evidence["kinds"] == ["near"]
+    r = np.corrcoef(X["age_scan"], y)[0, 1]
+    assert r > 0.99 and min(finding.evidence["statistic"]) > 0.99
