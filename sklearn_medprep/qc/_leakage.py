@@ -24,7 +24,7 @@ from ..exceptions import (
     TargetProxyError,
     TargetProxyWarning,
 )
-from ..model_selection import SiteStratifiedKFold
+from ..model_selection import LeaveOneSiteOut, SiteStratifiedKFold
 from ..table import find_target_proxies
 from ._cohort_report import THRESHOLDS as COHORT_THRESHOLDS
 from ._cohort_report import _shortcuts
@@ -268,10 +268,11 @@ def audit_leakage(
     Runs ``estimator``'s cross-validation split by split (each split fits a
     clone on the training rows) and five checks; each finding names the
     column, step or subjects at fault and carries its numbers in
-    ``evidence``. The library's :class:`~sklearn_medprep.exceptions.TargetProxyWarning`
-    and :class:`~sklearn_medprep.exceptions.SubjectOverlapWarning`, raised
-    by the steps or the splitter, are not repeated: what they warn about is
-    checked and reported as findings. Thresholds (keys of ``thresholds=``,
+    ``evidence``. The library's
+    :class:`~sklearn_medprep.exceptions.TargetProxyWarning` and
+    :class:`~sklearn_medprep.exceptions.SubjectOverlapWarning`, raised by the
+    steps or the splitter, are not repeated: what they warn about is checked
+    and reported as findings. Thresholds (keys of ``thresholds=``,
     defaults in brackets):
 
     (a) ``target_proxy``: for a :class:`~sklearn.pipeline.Pipeline`, what the
@@ -286,9 +287,12 @@ def audit_leakage(
         another estimator, X itself is searched.
     (b) ``subject_overlap``: a subject with rows in train and test of any
         split (flagged from 1). Subjects are ``subject`` (a column name or one
-        id per row); else the ``"subject"`` column of X; else ``groups`` when
-        ``cv`` is not a site splitter (whose groups are sites); else the index
-        of X when it repeats. The count per split and examples are reported.
+        id per row); else the ``"subject"`` column of X; else ``groups``
+        unless ``cv`` is a
+        :class:`~sklearn_medprep.model_selection.SiteStratifiedKFold` or
+        :class:`~sklearn_medprep.model_selection.LeaveOneSiteOut`, whose
+        groups are sites; else the index of X when it repeats. The count per
+        split and examples are reported.
     (c) ``transductive``: on the first split's test rows, each fitted step's
         ``transform`` (and the final ``predict``) of the whole test batch is
         compared with the same rows transformed in two halves, in a shuffled
@@ -331,13 +335,15 @@ def audit_leakage(
     y : array-like of shape (n_samples,)
         The target.
     cv : int, cross-validation generator or None, default=None
-        Splits; None or an int: :class:`SiteStratifiedKFold` (5 or ``cv``
-        shuffled folds, stratified by class for a classifier) on the sites
-        when they are known, else (stratified) k-fold.
+        Splits; None or an int:
+        :class:`~sklearn_medprep.model_selection.SiteStratifiedKFold` (5 or
+        ``cv`` shuffled folds, stratified by class for a classifier) on the
+        sites when they are known, else (stratified) k-fold.
     groups : array-like or None, default=None
         Passed to ``cv.split`` when ``cv`` is a splitter (not to the default
-        site splitter); the subjects for (b) when ``cv`` is not a site
-        splitter.
+        site splitter); the subjects for (b) unless ``cv`` is a
+        :class:`~sklearn_medprep.model_selection.SiteStratifiedKFold` or
+        :class:`~sklearn_medprep.model_selection.LeaveOneSiteOut`.
     site : str or array-like, default="site"
         Column of X (or one label per row) of the acquisition site, for (d)
         and (e); those checks are skipped when X has no such column.
@@ -444,9 +450,11 @@ def audit_leakage(
             fitted = (steps, test)
     findings = proxy_findings(records, refused, th)
 
-    # groups are subjects unless they went to a site splitter as its sites
+    # groups are subjects unless they went to a splitter whose groups are sites
     site_groups = cv is not None and not isinstance(cv, int)
-    site_groups = site_groups and getattr(splitter, "site", None) is not None
+    site_groups = site_groups and isinstance(
+        splitter, (SiteStratifiedKFold, LeaveOneSiteOut)
+    )
     ids, source = subject_ids(X, subject, None if site_groups else groups)
     findings += overlap_findings(ids, source, splits, th)
 
