@@ -19,7 +19,7 @@ from sklearn_medprep.exceptions import (
     TargetProxyWarning,
 )
 from sklearn_medprep.model_selection import SiteStratifiedKFold
-from sklearn_medprep.qc._leakage_checks import _design, _site_tests
+from sklearn_medprep.qc._leakage_stats import design_matrix, site_tests
 
 COV = ["age", "sex"]
 
@@ -183,7 +183,9 @@ def test_transductive_step_is_named():
 def test_site_tests_match_scipy():
     X, y = _data(120, 3)
     values = X[["f000", "f001", "f002"]].to_numpy()
-    F, p_mean, T, p_var, _ = _site_tests(values, X["site"].to_numpy(), _design(X, []))
+    F, p_mean, T, p_var, _ = site_tests(
+        values, X["site"].to_numpy(), design_matrix(X, [])
+    )
     for j in range(3):
         groups = [values[X["site"] == s, j] for s in sorted(X["site"].unique())]
         ref_f = stats.f_oneway(*groups)
