@@ -19,7 +19,11 @@ from sklearn_medprep.exceptions import (
     TargetProxyWarning,
 )
 from sklearn_medprep.model_selection import SiteStratifiedKFold
-from sklearn_medprep.qc._leakage_stats import design_matrix, site_tests
+from sklearn_medprep.qc._leakage_stats import (
+    design_matrix,
+    site_tests,
+    wilks_left_tail,
+)
 
 COV = ["age", "sex"]
 
@@ -194,6 +198,21 @@ def test_site_tests_match_scipy():
         assert p_mean[j] == pytest.approx(1 - ref_f.pvalue, rel=1e-6)
         assert T[j] == pytest.approx(ref_b.statistic, rel=1e-9)
         assert p_var[j] == pytest.approx(1 - ref_b.pvalue, rel=1e-6)
+
+
+def test_wilks_statistic_matches_statsmodels_manova():
+    manova = pytest.importorskip("statsmodels.multivariate.manova")
+    X, _ = _data(120, 3)
+    values = X[["f000", "f001", "f002"]].to_numpy()
+    design = design_matrix(X, ["age"])
+    stat, df, p = wilks_left_tail(values, X["site"].to_numpy(), design)
+    fit = manova.MANOVA.from_formula("f000 + f001 + f002 ~ age + C(site)", data=X)
+    wilks = fit.mv_test().results["C(site)"]["stat"].loc["Wilks' lambda", "Value"]
+    n, k, d = 120, 3, 3
+    nu = n - (2 + k - 1)  # intercept, age, k - 1 site indicators
+    assert stat == pytest.approx(-(nu - (d - k + 2) / 2) * np.log(wilks), rel=1e-9)
+    assert df == d * (k - 1)
+    assert p == pytest.approx(stats.chi2.cdf(stat, df))
 
 
 def test_whole_cohort_combat_before_cv_is_flagged():
