@@ -157,6 +157,17 @@ def _fit_prefix(estimator, X, y, pandas, params):
     return est, prefix, Z
 
 
+def _out_of_fold(model, Z):
+    """(values, positive class): scores of a binary classifier, else labels."""
+    classes = getattr(model, "classes_", None)
+    if classes is not None and len(classes) == 2:
+        for method in ("predict_proba", "decision_function"):
+            if hasattr(model, method):
+                values = np.asarray(getattr(model, method)(Z))
+                return (values[:, 1] if values.ndim == 2 else values), classes[1]
+    return np.asarray(model.predict(Z)), None
+
+
 def _split_params(params, n, train):
     """The fit parameters of the training rows (per-row arrays indexed)."""
     out = {}
@@ -189,20 +200,20 @@ def _run_split(estimator, X, y, train, test, scorer, th, params):
             final = est.steps[-1][1]
             final.fit(Z, ytr, **final_params)
             Zte = prefix.transform(Xte)
-            score, pred = scorer(final, Zte, yte), final.predict(Zte)
+            score, pred = scorer(final, Zte, yte), _out_of_fold(final, Zte)
             steps = [*prefix.steps, (final_name, final)]
             Z = _frame(Z, prefix)
         else:
             est = clone(estimator).fit(Xtr, ytr, **params)
             score, steps = scorer(est, Xte, yte), [("estimator", est)]
-            pred = est.predict(Xte)
+            pred = _out_of_fold(est, Xte)
             Z = Xtr if isinstance(Xtr, pd.DataFrame) else _frame(Xtr, None)
     except TargetProxyError as exc:
         return np.nan, None, None, [], (exc.column, exc.bare_message)
     records = find_target_proxies(
         Z.reset_index(drop=True), np.asarray(ytr), near=th["proxy_near"]
     )
-    return float(score), np.asarray(pred), steps, records, None
+    return float(score), pred, steps, records, None
 
 
 def _take(a, rows):
@@ -319,10 +330,12 @@ def audit_leakage(
         (logistic or ridge regression, ``n_splits`` shuffled folds) scores at
         least chance + ``shortcut_margin`` (0.1), the pipeline no more than
         ``pipeline_margin`` (0.05) above it, and the pipeline's out-of-fold
-        predictions carry nothing within sites: their balanced accuracy
-        within each site (averaged, weighted by the site's rows), or for a
-        regression their correlation with y after both are centred per
-        site, is under ``within_site_min`` (chance + 0.1, or r = 0.1). A
+        predictions carry nothing within sites: their ROC AUC within each
+        site for a binary classifier with ``predict_proba`` or
+        ``decision_function`` (balanced accuracy of the labels otherwise;
+        averaged, weighted by the site's rows), or for a regression their
+        correlation with y after both are centred per site, is under chance
+        + ``within_site_min`` (0.1; r = 0.1 for a regression). A
         cohort whose sites differ in the target (FCON1000's sites in age)
         is not flagged when the pipeline predicts within sites.
 
@@ -428,6 +441,7 @@ def audit_leakage(
     skipped = {}
     scores, records, refused, fitted = [], {}, {}, None
     predictions = pd.Series(np.nan, index=range(len(y)), dtype=object)
+    positives = set()
     with warnings.catch_warnings():
         # what these warn about is reported as findings, with the evidence
         warnings.simplefilter("ignore", TargetProxyWarning)
@@ -441,7 +455,8 @@ def audit_leakage(
         score, pred, steps, found, refusal = run
         scores.append(score)
         if pred is not None:
-            predictions.iloc[test] = list(pred)
+            predictions.iloc[test] = list(pred[0])
+            positives.add(pred[1])
         if refusal is not None:
             refused.setdefault(refusal[0], []).append((k, refusal[1]))
         for r in found:
@@ -486,8 +501,11 @@ def audit_leakage(
         for name in short.index:
             out_scores[name] = float(short.loc[name, "score"])
         out_scores["chance"] = float(short["chance"].iloc[0])
-        within = within_site_score(y, predictions, sites_arr, classification)
-        out_scores["pipeline within sites"] = within
+        positive = positives.pop() if len(positives) == 1 else None
+        within = within_site_score(
+            y, predictions, sites_arr, classification, positive
+        )
+        out_scores["pipeline within sites"] = within[0]
         if not np.isfinite(pipeline_score):
             skipped["site_shortcut"] = "the pipeline has no score"
         elif metric in ("balanced_accuracy", "r2"):

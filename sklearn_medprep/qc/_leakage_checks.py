@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from ..exceptions import SubjectTableError, plain
 from ..table._checks import is_numeric_column, numeric_columns
@@ -376,16 +376,22 @@ def whole_cohort_findings(X, y, sites, site, covariates, exclude, th):
 
 
 # --- (e) the site shortcut ------------------------------------------------
-def within_site_score(y, predictions, sites, classification):
-    """What the out-of-fold predictions carry within sites.
+def within_site_score(y, predictions, sites, classification, positive=None):
+    """What the out-of-fold predictions carry within sites: (value, measure).
 
-    Balanced accuracy within each site with two classes or more (weighted by
-    its rows); for a regression, Pearson's r of predictions and target after
-    both are centred per site. NaN when undefined.
+    For a classifier's scores (``positive`` is the positive class): ROC AUC
+    within each site with both classes, weighted by its rows; for its labels:
+    balanced accuracy the same way; for a regression: Pearson's r of
+    predictions and target after both are centred per site. NaN when
+    undefined.
     """
     ok = predictions.notna().to_numpy()
+    if not classification:
+        measure = "r"
+    else:
+        measure = "ROC AUC" if positive is not None else "balanced accuracy"
     if ok.sum() < 3:
-        return np.nan
+        return np.nan, measure
     y, pred = np.asarray(y)[ok], predictions.to_numpy()[ok]
     sites = np.asarray(sites)[ok]
     if classification:
@@ -394,21 +400,32 @@ def within_site_score(y, predictions, sites, classification):
             member = sites == s
             if pd.unique(y[member]).size < 2:
                 continue
-            total += member.sum() * balanced_accuracy_score(
-                y[member].astype(str), pred[member].astype(str)
-            )
+            if positive is not None:
+                value = roc_auc_score(
+                    y[member] == positive, pred[member].astype(float)
+                )
+            else:
+                value = balanced_accuracy_score(
+                    y[member].astype(str), pred[member].astype(str)
+                )
+            total += member.sum() * value
             weight += member.sum()
-        return total / weight if weight else np.nan
+        return (total / weight if weight else np.nan), measure
     y, pred = y.astype(float), pred.astype(float)
     yc = y - pd.Series(y).groupby(sites).transform("mean").to_numpy()
     pc = pred - pd.Series(pred).groupby(sites).transform("mean").to_numpy()
     if yc.std() == 0 or pc.std() == 0:
-        return 0.0
-    return float(np.corrcoef(yc, pc)[0, 1])
+        return 0.0, measure
+    return float(np.corrcoef(yc, pc)[0, 1]), measure
 
 
 def shortcut_findings(shortcuts, pipeline_score, within, th):
-    """The site (and covariates) alone explain the pipeline's score."""
+    """The site (and covariates) alone explain the pipeline's score.
+
+    ``within`` is ``(value, measure)`` of :func:`within_site_score`.
+    """
+    within, within_what = within
+    chance_within = {"r": 0.0, "ROC AUC": 0.5}
     out = []
     for name in ("site", "site + covariates"):
         if name not in shortcuts.index:
@@ -416,12 +433,11 @@ def shortcut_findings(shortcuts, pipeline_score, within, th):
         r = shortcuts.loc[name]
         if not np.isfinite(r["score"]):
             continue
-        floor = (r["chance"] if r["metric"] != "R^2" else 0.0) + th["within_site_min"]
+        floor = chance_within.get(within_what, r["chance"]) + th["within_site_min"]
         above_chance = r["score"] >= r["chance"] + th["shortcut_margin"]
         close = not pipeline_score > r["score"] + th["pipeline_margin"]
         nothing_within = not within >= floor
         if above_chance and close and nothing_within:
-            within_what = "balanced accuracy" if r["metric"] != "R^2" else "r"
             out.append(
                 LeakageFinding(
                     "site_shortcut",
@@ -440,6 +456,7 @@ def shortcut_findings(shortcuts, pipeline_score, within, th):
                         "chance": float(r["chance"]),
                         "pipeline": float(pipeline_score),
                         "pipeline_within_sites": float(within),
+                        "within_sites_measure": within_what,
                     },
                 )
             )

@@ -261,6 +261,7 @@ def test_site_shortcut_is_flagged():
     assert ev["score"] >= ev["chance"] + 0.1
     assert ev["pipeline"] <= ev["score"] + 0.05
     assert ev["pipeline_within_sites"] < 0.6
+    assert ev["within_sites_measure"] == "ROC AUC"
     assert audit.scores["site"] == ev["score"]
 
 
