@@ -59,9 +59,12 @@ class LeakageAudit:
         One record per leak found: ``kind``, ``severity``, ``message`` (naming
         the column, step or subjects) and ``evidence`` (a dict of numbers).
     scores : pandas.Series
-        ``pipeline`` (mean cross-validated score), ``site``, ``site +
-        covariates`` (the target predicted from them alone, as
-        :func:`cohort_report` computes it) and ``chance``, in ``metric``.
+        ``pipeline`` (mean cross-validated score), ``site``, ``covariates``,
+        ``site + covariates`` (the target predicted from them alone, as
+        :func:`cohort_report` computes it) and ``chance``, in ``metric``;
+        ``pipeline within sites``: what the pipeline's out-of-fold
+        predictions carry within sites (ROC AUC, balanced accuracy or r; see
+        (e) of :func:`audit_leakage`). Only ``pipeline`` without sites.
     split_scores : numpy.ndarray
         The pipeline's score on each split (NaN where a step refused a target
         proxy in fit).
