@@ -43,6 +43,9 @@ _LAZY = {
     # cohort audit
     "CohortReport": ".qc",
     "cohort_report": ".qc",
+    # leakage audit
+    "LeakageAudit": ".qc",
+    "audit_leakage": ".qc",
     # subject table
     "expand_labels": ".radiomics",
     "expand_lesions": ".radiomics",
@@ -83,6 +86,9 @@ __all__ = [
     # cohort audit
     "CohortReport",
     "cohort_report",
+    # leakage audit
+    "LeakageAudit",
+    "audit_leakage",
     # subject table
     "expand_labels",
     "expand_lesions",

@@ -13,9 +13,12 @@ hospital, the demo
    (ComBat fitted on the whole cohort with the diagnosis as a covariate, before
    cross-validation) and the same cohort generated without site effects (the
    ceiling), so that each gap in the printout has one cause;
-4. prints the site-effect report before/after harmonization and writes the QC
+4. audits the recommended pipeline and the common mistake for leaks
+   (``audit_leakage``: target proxies, subject overlap, transductive steps,
+   whole-cohort preparation, the site shortcut) and prints what it found;
+5. prints the site-effect report before/after harmonization and writes the QC
    plots;
-5. persists the fitted pipeline with joblib, reloads it and predicts new
+6. persists the fitted pipeline with joblib, reloads it and predicts new
    subjects, checking the predictions are identical.
 """
 
@@ -232,6 +235,55 @@ def _on_features(model, protect_target):
     return Pipeline([("combat", combat), *model.steps])
 
 
+def _audit_pipelines(model, raw, y, harmonized_all, cv):
+    """Audit the recommended pipeline and the common mistake for leaks; print.
+
+    ``raw`` are the extracted features with the site, age and sex;
+    ``harmonized_all`` the features harmonized on the whole cohort before the
+    cross-validation (the common mistake). The model on them sees the same
+    features as the one scored above (the metadata dropped). Returns the two
+    :class:`~sklearn_medprep.LeakageAudit`.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    from sklearn_medprep import audit_leakage
+
+    meta = ["site", "age", "sex"]
+    drop_meta = ColumnTransformer([("meta", "drop", meta)], remainder="passthrough")
+    candidates = {
+        "recommended (ComBat inside CV, diagnosis protected)": (
+            _on_features(model, "auto"),
+            raw,
+        ),
+        "common mistake (ComBat on the whole cohort, then CV)": (
+            Pipeline([("drop_meta", drop_meta), *model.steps]),
+            harmonized_all.assign(**{c: raw[c] for c in meta}),
+        ),
+    }
+    audits = {}
+    for label, (pipeline, X) in candidates.items():
+        audit = audit_leakage(pipeline, X, y, cv=cv, covariates=["age", "sex"])
+        audits[label] = audit
+        s = audit.scores
+        n = len(audit.findings)
+        found = {0: "no finding", 1: "1 finding"}.get(n, f"{n} findings")
+        print(
+            f"    {label}: balanced accuracy {s['pipeline']:.2f} (site alone "
+            f"{s['site']:.2f}, chance {s['chance']:.2f}); {found}"
+        )
+        for finding in audit.findings:
+            print(
+                textwrap.fill(
+                    f"{finding.kind}: {finding.message}",
+                    86,
+                    initial_indent="      - ",
+                    subsequent_indent="        ",
+                )
+            )
+    return audits
+
+
 def _print_scores(rows):
     print("\n    Cross-validated ROC AUC (5 site-stratified outer folds, nested)")
     for label, scores in rows.items():
@@ -391,6 +443,9 @@ def main(argv=None):
             _outer_scores(search_c, raw_clean, y, outer, "ceiling", False)
         )
     _print_scores(rows)
+
+    with stage("Leakage audit: the recommended pipeline and the common mistake"):
+        _audit_pipelines(model, raw, y, harmonized_all, outer)
 
     with stage("Fit the tuned pipeline on the whole training cohort"):
         search = _search(full, args.n_jobs, args.random_state).fit(train, y)

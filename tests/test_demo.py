@@ -27,6 +27,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     for line in (
         "leak-free (ComBat inside CV)",
         "leaky (ComBat before CV)",
+        "Leakage audit: the recommended pipeline and the common mistake",
         "features with a site effect (ANOVA p < 0.05)",
         "reloaded predictions identical: True",
     ):

@@ -23,6 +23,19 @@ EXPECTED = {
         "lines": ["site predictability", "mean R^2 of age", "figure saved"],
         "files": ["harmonize_feature_table.png"],
     },
+    "plot_leakage_audit.py": {
+        "lines": [
+            "Nothing found at the documented thresholds",
+            "[warning] target_proxy: Column 'age_months' reaches the final estimator",
+            "[warning] target_proxy: A step refused column 'age_months'",
+            "[warning] subject_overlap: Subjects (from column 'subject')",
+            "split by subject: no finding",
+            "[warning] transductive: Step 'functiontransformer' is transductive",
+            "[warning] whole_cohort_preparation: Per-site means of the 8 features",
+            "[warning] site_shortcut: The site alone reaches balanced accuracy",
+        ],
+        "files": [],
+    },
     "plot_leave_one_site_out.py": {
         "lines": [
             "was not seen in fit",

@@ -1,4 +1,4 @@
-"""Quality control: site effects before and after harmonization, cohort audit."""
+"""Quality control: site effects after harmonization, cohort and leakage audits."""
 
 from ..utils._lazy import lazy_exports
 
@@ -13,10 +13,14 @@ _LAZY = {
     "plot_site_features": "._plot",
     "CohortReport": "._cohort_report",
     "cohort_report": "._cohort_report",
+    "LeakageAudit": "._leakage",
+    "audit_leakage": "._leakage",
 }
 
 __all__ = [
     "CohortReport",
+    "LeakageAudit",
+    "audit_leakage",
     "cohort_report",
     "plot_harmonization",
     "plot_pca_by_site",
