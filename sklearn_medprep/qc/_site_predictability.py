@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import RidgeClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from ..exceptions import MedprepWarning
 from ..model_selection import SiteStratifiedKFold
-from ._site_effects import _covariate_design, _residualize, _site_and_features
+from ._site_effects import _covariate_design, _site_and_features
 
 __all__ = ["SitePredictability", "site_predictability"]
 
@@ -136,7 +136,7 @@ def _scored_blocks(X, site, sites, features, covariates, cov_table, harmonizer, 
     if harmonizer is None:
         values, _, _ = _site_and_features(X, sites, features)
         if covariates is not None:
-            values = _residualize(values, *_covariate_design(cov_table, covariates))
+            values = _with_design(values, cov_table, covariates)
         return [(values, sites)]
     if not isinstance(X, pd.DataFrame):
         raise TypeError("harmonizer= needs X as a pandas DataFrame (the raw table).")
@@ -165,10 +165,63 @@ def _scored_blocks(X, site, sites, features, covariates, cov_table, harmonizer, 
             ]
         values, _, _ = _site_and_features(out, sites[test], names)
         if covariates is not None:  # as before harmonization, held-out rows
-            design = _covariate_design(cov_table.iloc[test], covariates)
-            values = _residualize(values, *design)
+            values = _with_design(values, cov_table.iloc[test], covariates)
         blocks.append((values, sites[test]))
     return blocks
+
+
+def _with_design(values, table, covariates):
+    """The covariate design (NaN rows where a covariate is missing), then values."""
+    design, complete = _covariate_design(table, covariates)
+    design = np.where(complete[:, None], design, np.nan)
+    return _Design(np.hstack([design, values]), design.shape[1])
+
+
+class _Design(np.ndarray):
+    """Design columns then features; ``n_design`` says where the features start."""
+
+    def __new__(cls, array, n_design):
+        self = np.asarray(array).view(cls)
+        self.n_design = n_design
+        return self
+
+
+class _CovariateResiduals(TransformerMixin, BaseEstimator):
+    """Residuals of the features on the covariates, the fit on training rows.
+
+    The input holds the ``n_design`` design columns (intercept, covariates)
+    then the features. ``fit`` solves ordinary least squares per feature on
+    its non-missing rows with complete covariates; ``transform`` returns the
+    features minus the fitted covariate part (NaN where a covariate is
+    missing). Fitted inside the cross-validation, the adjustment never sees
+    the rows it scores: adjusting all rows at once would centre the
+    covariate groups on the scored rows, and where a covariate goes with the
+    site that pushes held-out rows towards the wrong site.
+    """
+
+    def __init__(self, n_design=1):
+        self.n_design = n_design
+
+    def fit(self, Z, y=None):
+        Z = np.asarray(Z, dtype=float)
+        design, values = Z[:, : self.n_design], Z[:, self.n_design :]
+        rows_used = ~np.isnan(values) & ~np.isnan(design).any(axis=1)[:, None]
+        coef = np.zeros((self.n_design, values.shape[1]))
+        patterns, inverse = np.unique(rows_used.T, axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).ravel()
+        for k, rows in enumerate(patterns):
+            cols = np.flatnonzero(inverse == k)
+            if rows.any():
+                coef[:, cols] = np.linalg.lstsq(
+                    design[rows], values[np.ix_(rows, cols)], rcond=None
+                )[0]
+        self.coef_ = coef
+        return self
+
+    def transform(self, Z):
+        Z = np.asarray(Z, dtype=float)
+        design, values = Z[:, : self.n_design], Z[:, self.n_design :]
+        return values - design @ self.coef_
 
 
 def _covariate_table(X, covariates):
@@ -266,9 +319,13 @@ def site_predictability(
         Columns of ``X`` (numeric, or categorical/string, one-hot encoded
         dropping the first level) to adjust for: every feature is replaced by
         its residuals from an ordinary least-squares fit on an intercept and
-        the covariates (over the scored rows; NaN cells, and rows with a
-        missing covariate, left out per feature) before the site is
-        predicted. The fit uses no site labels. Pass the covariates given to
+        the covariates (NaN cells, and rows with a missing covariate, left
+        out per feature) before the site is predicted. The fit is part of the
+        cross-validated model: learned on the classifier's training folds,
+        applied to its test fold (adjusting every scored row at once would
+        centre the covariate groups on those rows and, where a covariate goes
+        with the site, push held-out rows towards the wrong site). It uses no
+        site labels. Pass the covariates given to
         ComBat when they differ between sites: ComBat preserves their
         effects, so without the adjustment the site stays predictable through
         them (e.g. through age) and the harmonization looks worse than it is.
@@ -363,17 +420,10 @@ def site_predictability(
         X, site, sites, features, covariates, cov_table, harmonizer, y, outer_cv,
         random_state,
     )
-    model = make_pipeline(
-        SimpleImputer(),
-        StandardScaler(),
-        RidgeClassifier(class_weight="balanced")
-        if classifier is None
-        else clone(classifier),
-    )
     rng = check_random_state(random_state)
     with threadpool_limits(1, user_api="blas"):
         fold_scores, null = _scores(
-            model, blocks, cv, n_permutations, rng, random_state
+            classifier, blocks, cv, n_permutations, rng, random_state
         )
     chances = [1.0 / np.unique(block_sites).size for _, block_sites in blocks]
     value = float(np.mean(fold_scores))
@@ -414,13 +464,29 @@ def site_predictability(
     return result
 
 
-def _scores(model, blocks, cv, n_permutations, rng, random_state):
+def _model(classifier, values):
+    """Imputation, standardization and the classifier; covariates first."""
+    steps = [
+        SimpleImputer(),
+        StandardScaler(),
+        RidgeClassifier(class_weight="balanced")
+        if classifier is None
+        else clone(classifier),
+    ]
+    if isinstance(values, _Design):
+        steps.insert(0, _CovariateResiduals(values.n_design))
+    return make_pipeline(*steps)
+
+
+def _scores(classifier, blocks, cv, n_permutations, rng, random_state):
     """Each block's score and its scores under permuted site labels."""
     fold_scores, null = [], []
     for values, block_sites in blocks:
         inner = _inner_cv(cv, block_sites, random_state)
+        model = _model(classifier, values)
+        values = np.asarray(values)
 
-        def score(labels, values=values, inner=inner):
+        def score(labels, values=values, inner=inner, model=model):
             return np.mean(
                 cross_val_score(
                     model, values, labels, cv=inner, scoring="balanced_accuracy"

@@ -288,9 +288,10 @@ def test_site_predictability_with_covariates(confounded):
     adj_before = site_predictability(X, "site", covariates=covs)
     # Chance is 1/3: age predicts the site unless it is adjusted for.
     assert raw_after.verdict == "site signal remains"
-    assert adj_after < raw_after - 0.15
+    assert adj_after < raw_after
     assert adj_after.verdict == "at chance"
-    assert adj_before > adj_after
+    assert adj_before.verdict == "site signal remains"
+    assert adj_before > adj_after + 0.1
     # Default behaviour (no covariates) is unchanged by passing None.
     assert site_predictability(after, sites, covariates=None) == (
         site_predictability(after, sites)

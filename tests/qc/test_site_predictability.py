@@ -211,3 +211,32 @@ def test_classifier_is_used():
         scoring="balanced_accuracy",
     )[0]
     assert float(score) == pytest.approx(ref, abs=1e-12)
+
+
+def test_plot_harmonization_shows_chance_interval_and_over_correction():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sklearn_medprep import plot_harmonization
+
+    table = _noise(n_features=20)
+    feats = [c for c in table.columns if c != "site"]
+    centred = table.copy()
+    centred[feats] -= table.groupby("site")[feats].transform("mean")
+    before = site_predictability(table, "site")
+    with pytest.warns(MedprepWarning):
+        after = site_predictability(centred, "site")
+    fig = plot_harmonization(
+        table, centred[feats], "site", n_features=1,
+        predictability={"before": before, "after": after},
+    )
+    texts = [t for ax in fig.axes for t in ax.texts]
+    (text,) = [t for t in texts if "site predictability" in t.get_text()]
+    low, high = after.null_interval
+    assert f"after: {float(after):.2f}, chance 0.25" in text.get_text()
+    assert f"permuted {low:.2f}-{high:.2f}: OVER-CORRECTION" in text.get_text()
+    assert "before" in text.get_text() and "at chance" in text.get_text()
+    assert text.get_color() == "tab:red"
+    plt.close(fig)
