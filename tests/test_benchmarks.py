@@ -152,7 +152,7 @@ def check_voxel(out):
     _positive([float(v) for v in peak.groups()], "voxel time and peak")
 
 
-SITE_QC = (r"(\d\.\d{3}) \(chance (\d\.\d{3}), permuted-site 95% interval "
+SITE_QC = (r"(\d\.\d{3}) \(chance (\d\.\d{3}), permuted-site interval "
            r"(\d\.\d{3})-(\d\.\d{3}), p = ([\d.e-]+)\): (site signal remains|"
            r"at chance|below chance: over-correction)")
 

@@ -35,12 +35,19 @@ class SitePredictability(float):
         Balanced accuracy of guessing: ``1 / n_sites`` of the scored rows
         (averaged over the outer folds with ``harmonizer=``).
     null_interval : tuple of float or None
-        2.5 and 97.5 percentiles of :attr:`permutation_scores` (``None``
-        without permutations).
+        The permutation scores that a score must pass to differ from chance
+        at 5 % on either side: with ``k = floor(0.05 * (n + 1))`` for ``n``
+        permutations, the ``k``-th smallest and the ``k``-th largest (the
+        smallest and largest of 20). A score above it has :attr:`p_value`
+        at most 0.05, a score below it :attr:`p_value_below` at most 0.05.
+        ``None`` without permutations.
     p_value : float or None
         One-sided permutation p-value that the site is predictable:
         ``(1 + #{permutation score >= score}) / (1 + n_permutations)``, as
         :func:`sklearn.model_selection.permutation_test_score` computes it.
+    p_value_below : float or None
+        The same for a score below chance:
+        ``(1 + #{permutation score <= score}) / (1 + n_permutations)``.
     permutation_scores : numpy.ndarray
         The score with the site labels of the scored rows permuted, one per
         permutation (empty without permutations).
@@ -69,6 +76,7 @@ class SitePredictability(float):
         chance=np.nan,
         null_interval=None,
         p_value=None,
+        p_value_below=None,
         permutation_scores=(),
         verdict=None,
         protocol="",
@@ -80,6 +88,7 @@ class SitePredictability(float):
             None if null_interval is None else tuple(float(v) for v in null_interval)
         )
         self.p_value = None if p_value is None else float(p_value)
+        self.p_value_below = None if p_value_below is None else float(p_value_below)
         self.permutation_scores = np.asarray(permutation_scores, dtype=float)
         self.verdict = verdict
         self.protocol = protocol
@@ -100,9 +109,11 @@ class SitePredictability(float):
         if self.null_interval is not None:
             low, high = self.null_interval
             text += (
-                f", permuted-site 95% interval {low:.3f}-{high:.3f}, "
+                f", permuted-site interval {low:.3f}-{high:.3f}, "
                 f"p = {self.p_value:.3g}): {self.verdict}"
             )
+        elif self.p_value is not None:
+            text += f", p = {self.p_value:.3g}; too few permutations for a verdict)"
         else:
             text += "; no permutations)"
         return text
@@ -113,6 +124,20 @@ class SitePredictability(float):
 
 def _restore(value, state):
     return SitePredictability(value, **state)
+
+
+def _null_interval(perm, alpha=0.05):
+    """The k-th smallest and largest permutation scores, k = floor(alpha (n+1)).
+
+    A score above the upper bound has a permutation p-value of at most
+    ``alpha``, below the lower bound likewise; ``None`` when there are too few
+    permutations for that (fewer than 19 at 5 %).
+    """
+    k = int(np.floor(alpha * (perm.size + 1)))
+    if k < 1:
+        return None
+    ordered = np.sort(perm)
+    return ordered[k - 1], ordered[perm.size - k]
 
 
 def _verdict(score, interval):
@@ -280,11 +305,12 @@ def site_predictability(
     mean, over exactly those rows, to the common mean, so in cross-validation
     the site mean of the held-out part is minus that of the training part
     (scaled), and a classifier learns to send rows to the wrong site. On
-    FCON1000 harmonized as a whole (``benchmarks/bench_target_protection.py``)
-    the logistic regression of earlier versions gives 0.013 with chance 0.045
-    (flagged), the default classifier 0.047 (within the interval), while the
-    same ComBat scored on rows it never saw leaves 0.18: neither figure from
-    the fitted rows measures the site effect left. Pass the raw table and an
+    FCON1000 (``benchmarks/bench_target_protection.py``, chance 0.045), ComBat
+    fitted on every row and scored on them gives 0.000 (flagged); the
+    recommended pipeline's test rows pooled over five folds give 0.033
+    (within the interval, so not flagged), while the same ComBat scored on
+    rows it never saw leaves 0.184: no figure from fitted rows measures the
+    site effect left. Pass the raw table and an
     unfitted ``harmonizer=`` instead: for each outer fold of a
     :class:`~sklearn_medprep.model_selection.SiteStratifiedKFold`
     (``outer_cv``), a clone is fitted on the training rows and transforms the
@@ -298,10 +324,10 @@ def site_predictability(
     What this protocol shows even without any true site effect: the
     harmonizer's estimation error of a site's location is shared by all its
     held-out rows, so they stay somewhat predictable (ABIDE with the sites
-    permuted before ComBat: 0.11-0.13 with chance 0.059, see
-    ``benchmarks/bench_combat.py``). The permutation interval, which
-    permutes the scored rows' labels after harmonization, does not include
-    that floor.
+    permuted before ComBat: 0.146 with chance 0.059, see
+    ``benchmarks/bench_combat.py --site-qc``). The permutation interval,
+    which permutes the scored rows' labels after harmonization, does not
+    include that floor: compare a score with it too.
 
     Parameters
     ----------
@@ -358,11 +384,15 @@ def site_predictability(
         Permutations of the scored rows' site labels (within each outer fold
         with ``harmonizer=``), each re-running the classifier's
         cross-validation; ``0`` disables the interval, the p-value and the
-        verdict. 20 keeps a call on FCON1000 (1075 rows, 150 features, 22
-        sites) to about 3 s without and 3 s with ``harmonizer=`` on two
-        cores (``benchmarks/bench_combat.py --site-qc`` prints the time); the
-        interval is then about the 2nd-smallest to 2nd-largest permutation
-        score: use 200 or more for a publication figure.
+        verdict. 20 keeps a call on FCON1000 (1075 rows, 218 features, 22
+        sites) to about 5 CPU seconds without and 6 with ``harmonizer=``
+        (``benchmarks/bench_combat.py --site-qc`` prints them). With 20 the
+        interval runs from the smallest to the largest permutation score (a
+        score outside has a one-sided p-value of 1/21 < 0.05); fewer than 19
+        give p-values but no interval and no verdict. With no site effect a
+        score still falls outside on either side about one call in 21: read
+        the p-values, and use 200 or more for a publication figure. The
+        classifier runs with one BLAS thread (faster for these small fits).
     classifier : estimator or None, default=None
         The site classifier (cloned), fitted after imputation and
         standardization. ``None``: ``RidgeClassifier(class_weight="balanced")``
@@ -428,10 +458,11 @@ def site_predictability(
     chances = [1.0 / np.unique(block_sites).size for _, block_sites in blocks]
     value = float(np.mean(fold_scores))
     perm = np.mean(np.asarray(null, dtype=float).reshape(len(blocks), -1), axis=0)
-    interval = p_value = None
+    interval = p_value = p_below = None
     if n_permutations:
-        interval = tuple(np.percentile(perm, [2.5, 97.5]))
         p_value = (np.sum(perm >= value) + 1.0) / (n_permutations + 1.0)
+        p_below = (np.sum(perm <= value) + 1.0) / (n_permutations + 1.0)
+        interval = _null_interval(perm)
     if harmonizer is None:
         protocol = (
             f"{len(sites)} rows scored as given ({_cv_words(cv)}); rows a "
@@ -448,6 +479,7 @@ def site_predictability(
         chance=float(np.mean(chances)),
         null_interval=interval,
         p_value=p_value,
+        p_value_below=p_below,
         permutation_scores=perm,
         verdict=_verdict(value, interval),
         protocol=protocol,

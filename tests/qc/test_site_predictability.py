@@ -83,9 +83,26 @@ def test_interval_matches_sklearn_permutation_test_score():
     assert float(score) == pytest.approx(ref, abs=1e-12)
     np.testing.assert_allclose(score.permutation_scores, ref_perm, atol=1e-12)
     assert score.p_value == pytest.approx(ref_p)
-    np.testing.assert_allclose(
-        score.null_interval, np.percentile(ref_perm, [2.5, 97.5])
+    # 30 permutations: k = floor(0.05 * 31) = 1, the smallest and largest
+    assert score.null_interval == (ref_perm.min(), ref_perm.max())
+    assert score.p_value_below == pytest.approx(
+        (1 + np.sum(ref_perm <= ref)) / 31
     )
+
+
+def test_interval_bounds_match_the_p_values():
+    table = _noise(shift=0.25, n_per_site=12, n_features=4)
+    score = site_predictability(table, "site", n_permutations=60, random_state=1)
+    perm = np.sort(score.permutation_scores)
+    assert score.null_interval == (perm[2], perm[-3])  # k = floor(0.05 * 61) = 3
+    for value in np.linspace(0, 1, 41):
+        above = (1 + np.sum(perm >= value)) / 61 <= 0.05
+        below = (1 + np.sum(perm <= value)) / 61 <= 0.05
+        assert (value > score.null_interval[1]) == above, value
+        assert (value < score.null_interval[0]) == below, value
+    few = site_predictability(table, "site", n_permutations=10)
+    assert few.null_interval is None and few.verdict is None
+    assert 0 < few.p_value <= 1 and "too few permutations" in repr(few)
 
 
 FITTED, TRANSFORMED = [], []
