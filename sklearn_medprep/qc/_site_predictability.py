@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from ..exceptions import MedprepWarning
 from ..model_selection import SiteStratifiedKFold
+from ..table._checks import align_rows
 from ._site_effects import _covariate_design, _site_and_features
 
 __all__ = ["SitePredictability", "site_predictability"]
@@ -179,7 +180,11 @@ def _scored_blocks(X, site, sites, features, covariates, cov_table, harmonizer, 
         else:
             fitted.fit(X.iloc[train], y[train])
         out = fitted.transform(X.iloc[test])
-        if not isinstance(out, pd.DataFrame):
+        if isinstance(out, pd.DataFrame):  # rows pair by label
+            out = align_rows(
+                out, X.index[test], what="harmonizer output", reference="X"
+            )
+        else:
             out = pd.DataFrame(np.asarray(out), index=X.index[test])
         names = features
         if names is None:
@@ -256,13 +261,8 @@ def _covariate_table(X, covariates):
             f"covariates has {len(covariates)} rows, X has {len(X)}: one row of "
             "covariates per row of X."
         )
-    if isinstance(X, pd.DataFrame):
-        if not covariates.index.is_unique or not covariates.index.isin(X.index).all():
-            raise ValueError(
-                "covariates must be indexed like X (the same unique row labels)."
-            )
-        return covariates.loc[X.index]
-    return covariates
+    index = X.index if isinstance(X, pd.DataFrame) else None
+    return align_rows(covariates, index, what="covariates", reference="X")
 
 
 def _inner_cv(cv, block_sites, random_state):

@@ -257,3 +257,20 @@ def test_plot_harmonization_shows_chance_interval_and_over_correction():
     assert "before" in text.get_text() and "at chance" in text.get_text()
     assert text.get_color() == "tab:red"
     plt.close(fig)
+
+
+class ShufflingHarmonizer(RecordingHarmonizer):
+    """Returns the held-out rows in reverse order (pairs by label)."""
+
+    def transform(self, X):
+        return super().transform(X).iloc[::-1]
+
+
+def test_harmonizer_output_pairs_rows_by_label():
+    table = _noise(shift=1.0)
+    ordered = site_predictability(table, "site", harmonizer=RecordingHarmonizer())
+    shuffled = site_predictability(table, "site", harmonizer=ShufflingHarmonizer())
+    assert float(shuffled) == float(ordered)
+    np.testing.assert_array_equal(
+        shuffled.permutation_scores, ordered.permutation_scores
+    )
