@@ -11,7 +11,6 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
-from threadpoolctl import threadpool_limits
 
 from ..exceptions import MedprepWarning
 from ..model_selection import SiteStratifiedKFold
@@ -450,6 +449,10 @@ def site_predictability(
         X, site, sites, features, covariates, cov_table, harmonizer, y, outer_cv,
         random_state,
     )
+    # sklearn's own dependency, imported where used (as harmonization does):
+    # many small solves run faster on one BLAS thread than fighting for two
+    from threadpoolctl import threadpool_limits
+
     rng = check_random_state(random_state)
     with threadpool_limits(1, user_api="blas"):
         fold_scores, null = _scores(
