@@ -384,8 +384,9 @@ def site_predictability(
         with ``harmonizer=``), each re-running the classifier's
         cross-validation; ``0`` disables the interval, the p-value and the
         verdict. 20 keeps a call on FCON1000 (1075 rows, 218 features, 22
-        sites) to about 5 CPU seconds without and 6 with ``harmonizer=``
-        (``benchmarks/bench_combat.py --site-qc`` prints them). With 20 the
+        sites) to about 5 CPU seconds, with or without ``harmonizer=`` (4.7
+        and 5.2 s in one run of ``benchmarks/bench_combat.py --site-qc``,
+        which prints them). With 20 the
         interval runs from the smallest to the largest permutation score (a
         score outside has a one-sided p-value of 1/21 < 0.05); fewer than 19
         give p-values but no interval and no verdict. With no site effect a
