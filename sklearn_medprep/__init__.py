@@ -42,6 +42,7 @@ _LAZY = {
     "plot_site_features": ".qc",
     # cohort audit
     "CohortReport": ".qc",
+    "SitePredictability": ".qc",
     "cohort_report": ".qc",
     # leakage audit
     "LeakageAudit": ".qc",
@@ -78,6 +79,7 @@ __all__ = [
     "plot_harmonization",
     "site_effect_report",
     "site_predictability",
+    "SitePredictability",
     "plot_voxel_site_effects",
     "voxel_site_effect_maps",
     "plot_pca_by_site",

@@ -50,7 +50,7 @@ LEGACY_MODULES = {
     "_patch_net": ("nets._patch_net",),
     "_patch_segmenter": ("nets._patch_segmenter",),
     "_patches": ("nets._patches",),
-    "_qc": ("qc._site_effects", "qc._plot"),
+    "_qc": ("qc._site_effects", "qc._site_predictability", "qc._plot"),
     "_qc_plot": ("qc._plot",),
     "_radiomics": ("radiomics._extractor", "radiomics._rows"),
     "_radiomics_backend": ("radiomics._backend", "radiomics._pyradiomics"),

@@ -192,27 +192,29 @@ def _audit_cohort(train, out):
     return report
 
 
-def _explain_site_predictability(before, after, n_sites):
-    """Print what the site-predictability scores mean, below chance included."""
-    chance = 1.0 / n_sites
+def _explain_site_predictability(before, after):
+    """Print the site-predictability scores with chance, interval and verdict."""
     print(
-        "    (balanced accuracy of a classifier that guesses the hospital from the "
-        f"features, cross-validated; chance {chance:.2f}.)"
+        "    (balanced accuracy of a classifier that guesses the hospital from the\n"
+        "    features, cross-validated; after ComBat it is scored only on rows the\n"
+        "    ComBat of each outer fold was not fitted on; the interval is that of\n"
+        "    the same score with the hospitals shuffled.)"
     )
-    if after < chance:
+    print(f"    before: {before.summary()}")
+    print(f"    after:  {after.summary()}")
+    if after.verdict is None:
+        return
+    if after.verdict.startswith("below"):
         print(
-            f"    {after:.2f} after is below chance, and that is good news: ComBat\n"
-            "    made the site means equal over the whole cohort, so in\n"
-            "    cross-validation whatever shifts a held-out fold one way shifts\n"
-            "    the training folds the other way, and a classifier fitted on the\n"
-            "    training folds is pushed towards the wrong site. Below chance\n"
-            "    means no site signal is left, not that some remains."
+            f"    {after:.2f} after is below the permutation interval: rows are\n"
+            "    systematically sent to the wrong hospital. That is over-correction\n"
+            "    of the scored rows, not success."
         )
-    elif after < chance + 0.1:
-        print(f"    {after:.2f} after is at chance: no site signal left.")
+    elif after.verdict == "at chance":
+        print(f"    {after:.2f} after is within the interval: no site signal left.")
     else:
         print(
-            f"    {after:.2f} after is above chance: some site signal remains "
+            f"    {after:.2f} after is above the interval: some site signal remains "
             "(see the site-effect report and the QC figure)."
         )
 
@@ -470,22 +472,33 @@ def main(argv=None):
                 f"    features with a site effect (ANOVA p < 0.05) adjusted for the "
                 f"diagnosis: {n_before} before, {n_after} after, of {len(report)}"
             )
-        acc_before = site_predictability(before, "site", covariates=["y"])
+        # adjusted for the protected diagnosis (kept out of ComBat's input);
+        # after: ComBat refitted per outer fold, held-out rows scored
+        diagnosis = before[["y"]]
+        acc_before = site_predictability(
+            before.drop(columns="y"), "site", covariates=diagnosis
+        )
         acc_after = site_predictability(
-            after.assign(site=train["site"], y=y), "site", covariates=["y"]
+            raw,
+            "site",
+            after.columns.tolist(),
+            harmonizer=best.named_steps["combat"],
+            y=y,
+            covariates=diagnosis,
         )
-        print(
-            f"    site predictable from the features (balanced accuracy, chance 0.5): "
-            f"{acc_before:.2f} before, {acc_after:.2f} after"
-        )
-        _explain_site_predictability(acc_before, acc_after, train["site"].nunique())
+        _explain_site_predictability(acc_before, acc_after)
         if matplotlib is None:
             print(
                 "    QC plots skipped: matplotlib is not installed "
                 '(pip install "sklearn-medprep[plot]")'
             )
         else:
-            fig = plot_harmonization(before.drop(columns="y"), after, "site")
+            fig = plot_harmonization(
+                before.drop(columns="y"),
+                after,
+                "site",
+                predictability={"before": acc_before, "after": acc_after},
+            )
             fig.savefig(out / "qc_harmonization.png", dpi=100)
             print(f"    QC plots written to {out / 'qc_harmonization.png'}")
 

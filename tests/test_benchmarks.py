@@ -87,6 +87,14 @@ def check_combat(out):
             assert diff <= 1e-8, "ComBat differs from neuroHarmonize"
     (err,) = re.search(r"ours max\|err\| " + NUM, out).groups()
     assert float(err) < 1e-12, "ComBat differs from the exact computation"
+    # site QC (synthetic in --quick): raw, held-out rows, floor, fitted rows
+    qc = {label: rest for label, rest in re.findall(
+        r"^  (raw|ComBat, held-out rows|ComBat of permuted sites \(floor\), "
+        r"held-out|ComBat on all rows, scored on them)\s+(.*)$", out, re.M)}
+    assert len(qc) == 4, out[-2000:]
+    check_site_qc([re.search(SITE_QC, rest).groups() for rest in qc.values()])
+    assert "site signal remains" in qc["raw"]
+    assert "below chance: over-correction" in qc["ComBat on all rows, scored on them"]
 
 
 def check_patches(out):
@@ -144,13 +152,38 @@ def check_voxel(out):
     _positive([float(v) for v in peak.groups()], "voxel time and peak")
 
 
+SITE_QC = (r"(\d\.\d{3}) \(chance (\d\.\d{3}), permuted-site interval "
+           r"(\d\.\d{3})-(\d\.\d{3}), p = ([\d.e-]+)\): (site signal remains|"
+           r"at chance|below chance: over-correction)")
+
+
+def check_site_qc(lines):
+    """Site-predictability summaries: consistent numbers and verdict."""
+    assert lines
+    for score, chance, low, high, p, verdict in lines:
+        score, chance, low, high, p = map(float, (score, chance, low, high, p))
+        assert 0 <= low <= high <= 1 and 0 < chance < 1 and 0 < p <= 1
+        expected = ("below chance: over-correction" if score < low else
+                    "site signal remains" if score > high else "at chance")
+        assert verdict == expected, (score, low, high, verdict)
+
+
 def check_target_protection(out):
     rows = re.findall(r"^  (raw features|recommended: .*?)\s+" + NUM + r"\s+(-?[\d.]+)"
-                      r"\s+([-+][\d.]+)\s+" + NUM, out, re.M)
+                      r"\s+([-+][\d.]+)\s+(\S+)", out, re.M)
     assert len(rows) == 4, out[-2000:]  # raw and recommended, two splitters
     for _, mae, r2, _, site in rows:
         _positive([float(mae)], "MAE")
-        assert -1 <= float(r2) <= 1 and 0 <= float(site) <= 1, (r2, site)
+        assert -1 <= float(r2) <= 1, r2
+        assert site == "-" or 0 <= float(site) <= 1, site
+    assert [site for *_, site in rows][2:] == ["-", "-"]  # LeaveOneSiteOut
+    # the site-predictability block: chance, permutation interval, verdict
+    block = out.split("site predictability, SiteStratifiedKFold(5) rows")[1]
+    for label in ("raw features", "recommended: ComBat in pipeline",
+                  "common mistake", "former protocol", "adjusted for age and sex"):
+        line = r"^  " + re.escape(label) + r".*" + SITE_QC
+        assert re.search(line, block, re.M), label
+    check_site_qc(re.findall(SITE_QC, block))
     ratios = re.search(r"R2 ratio (-?[\d.]+), R2 difference ([-+][\d.]+) .*?site "
                        r"predictability ratio " + NUM, out, re.S)
     assert ratios, out[-2000:]

@@ -34,13 +34,25 @@ def test_audit_flags_the_demo_cohort(tmp_path, capsys):
     assert "confounded with the site" in text
 
 
-def test_site_predictability_below_chance_is_explained(capsys):
-    demo._explain_site_predictability(0.99, 0.21, 2)
+def test_site_predictability_is_explained_with_chance_and_interval(capsys):
+    from sklearn_medprep import SitePredictability
+
+    def score(value, verdict):
+        return SitePredictability(
+            value, chance=0.5, null_interval=(0.35, 0.64), p_value=0.5,
+            verdict=verdict,
+        )
+
+    before = score(0.99, "site signal remains")
+    demo._explain_site_predictability(before, score(0.21, "below chance: "
+                                                          "over-correction"))
     printed = capsys.readouterr().out
-    assert "chance 0.50" in printed
-    assert "0.21 after is below chance" in printed
-    assert "no site signal is left" in printed
-    demo._explain_site_predictability(0.99, 0.52, 2)
-    assert "at chance" in capsys.readouterr().out
-    demo._explain_site_predictability(0.99, 0.8, 2)
+    assert "before: 0.990 (chance 0.500, permuted-site interval 0.350-0.640" in (
+        printed
+    )
+    assert "0.21 after is below the permutation interval" in printed
+    assert "over-correction" in printed and "not success" in printed
+    demo._explain_site_predictability(before, score(0.52, "at chance"))
+    assert "no site signal left" in capsys.readouterr().out
+    demo._explain_site_predictability(before, score(0.8, "site signal remains"))
     assert "some site signal remains" in capsys.readouterr().out

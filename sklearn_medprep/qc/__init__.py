@@ -5,7 +5,8 @@ from ..utils._lazy import lazy_exports
 _LAZY = {
     "plot_harmonization": "._plot",
     "site_effect_report": "._site_effects",
-    "site_predictability": "._site_effects",
+    "site_predictability": "._site_predictability",
+    "SitePredictability": "._site_predictability",
     "plot_voxel_site_effects": "._voxel",
     "voxel_site_effect_maps": "._voxel",
     "plot_pca_by_site": "._plot",
@@ -21,6 +22,7 @@ __all__ = [
     "CohortReport",
     "LeakageAudit",
     "audit_leakage",
+    "SitePredictability",
     "cohort_report",
     "plot_harmonization",
     "plot_pca_by_site",

@@ -457,6 +457,7 @@ def plot_harmonization(
     *,
     n_features=3,
     covariates=None,
+    predictability=None,
     figsize=None,
 ):
     """One figure answering "is the site effect gone?", before and after.
@@ -482,6 +483,13 @@ def plot_harmonization(
     covariates : list of str or None, default=None
         Covariates to adjust the site-effect ranking for (see
         :func:`site_effect_report`); left out of the PCA.
+    predictability : dict or None, default=None
+        Site-predictability scores to print under the legend, e.g.
+        ``{"before": site_predictability(...), "after":
+        site_predictability(..., harmonizer=...)}``: each score with its
+        chance level, permutation interval and verdict (see
+        :func:`site_predictability`); a score below its interval is marked
+        "OVER-CORRECTION" in red.
     figsize : tuple or None, default=None
         Figure size (inches); by default it grows with the number of sites.
 
@@ -507,11 +515,8 @@ def plot_harmonization(
     before (F = 57.5)
     """
     plt = import_optional("matplotlib.pyplot", "QC figures")
-
-
     sites = _sites_of(before, site)
     if isinstance(after, pd.DataFrame) and isinstance(before, pd.DataFrame):
-
         after = align_rows(after, before.index, what="after", reference="before")
     covariates = [covariates] if isinstance(covariates, str) else covariates
     if features is None:
@@ -574,6 +579,8 @@ def plot_harmonization(
         frameon=False,
         markerscale=1.3,
     )
+    if predictability:
+        _predictability_text(legend_ax, predictability)
     # on the top subfigure when there is one: constrained layout makes room
     (top if n_shown else fig).suptitle(
         f"Harmonization QC: {len(features)} features, {len(labels)} sites, "
@@ -581,3 +588,31 @@ def plot_harmonization(
         fontsize=TITLE_SIZE + 1,
     )
     return fig
+
+
+def _predictability_text(ax, scores):
+    """Site predictability with chance, interval and verdict, under the legend."""
+    lines, over = ["site predictability", "(balanced accuracy)"], False
+    for name, score in scores.items():
+        line = f"{name}: {float(score):.2f}"
+        chance = getattr(score, "chance", None)
+        if chance is not None:
+            line += f", chance {chance:.2f}"
+        interval = getattr(score, "null_interval", None)
+        if interval is not None:
+            line += f"\n  permuted {interval[0]:.2f}-{interval[1]:.2f}: "
+            verdict = score.verdict
+            if verdict.startswith("below chance"):
+                verdict, over = "OVER-CORRECTION", True
+            line += verdict
+        lines.append(line)
+    ax.text(
+        0.0,
+        0.0,
+        "\n".join(lines),
+        transform=ax.transAxes,
+        va="bottom",
+        ha="left",
+        fontsize=TICK_SIZE,
+        color="tab:red" if over else "black",
+    )

@@ -7,10 +7,7 @@ from scipy import stats
 from ..exceptions import SubjectTableError
 from ..table._checks import align_rows, is_numeric_column, numeric_columns
 
-__all__ = [
-    "site_effect_report",
-    "site_predictability",
-]
+__all__ = ["site_effect_report"]
 
 
 def _site_and_features(table, site, features):
@@ -218,76 +215,3 @@ def site_effect_report(before, after, site, features=None, *, covariates=None):
         },
         index=pd.Index(features, name="feature"),
     )
-
-
-def site_predictability(
-    X, site, features=None, *, covariates=None, cv=5, random_state=0
-):
-    """Cross-validated balanced accuracy of predicting the site from features.
-
-    A standardized multinomial logistic regression predicts the site; after a
-    good harmonization the score falls towards chance (``1 / n_sites``). NaN
-    cells are imputed with the training-fold mean.
-
-    Parameters
-    ----------
-    X : pandas.DataFrame or array-like
-        Features (and the site column when ``site`` is a name).
-    site : str or array-like of shape (n_samples,)
-        Site column or labels.
-    features : list of str or None, default=None
-        Columns to use; ``None`` takes the numeric columns other than the site
-        and the covariates.
-    covariates : list of str or None, default=None
-        Columns of ``X`` (numeric, or categorical/string, one-hot encoded
-        dropping the first level) to adjust for: every feature is replaced by
-        its residuals from an ordinary least-squares fit on an intercept and
-        the covariates (NaN cells, and rows with a missing covariate, left
-        out per feature) before the site is predicted. The fit uses no site
-        labels. Pass the covariates given to ComBat when they differ between
-        sites: ComBat preserves their effects, so without the adjustment the
-        site stays predictable through them (e.g. through age) and the
-        harmonization looks worse than it is. ``None`` uses the raw features.
-        To score a harmonized table without the covariate columns, add them
-        back from the table before harmonization (same rows).
-    cv : int or cross-validation generator, default=5
-        Stratified by site when an int.
-    random_state : int, default=0
-        Seed of the fold shuffle.
-
-    Returns
-    -------
-    score : float
-        Mean balanced accuracy over folds.
-
-    Examples
-    --------
-    >>> from sklearn_medprep import site_predictability
-    >>> from sklearn_medprep.datasets import make_multisite_features
-    >>> df = make_multisite_features(n_subjects=90, n_features=5, site_effect=2,
-    ...                              random_state=0)
-    >>> site_predictability(df.drop(columns=["y", "age", "sex"]), "site") > 0.6
-    True
-    """
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if covariates is not None:
-        covariates = [covariates] if isinstance(covariates, str) else list(covariates)
-        if features is None:
-            features = [
-                c for c in _site_and_features(X, site, None)[2] if c not in covariates
-            ]
-    values, sites, _ = _site_and_features(X, site, features)
-    if covariates is not None:
-        values = _residualize(values, *_covariate_design(X, covariates))
-    if isinstance(cv, int):
-        cv = StratifiedKFold(cv, shuffle=True, random_state=random_state)
-    model = make_pipeline(
-        SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=1000)
-    )
-    scores = cross_val_score(model, values, sites, cv=cv, scoring="balanced_accuracy")
-    return float(np.mean(scores))
