@@ -274,6 +274,19 @@ def _audit_pipelines(model, raw, y, harmonized_all, cv):
             f"    {label}: balanced accuracy {s['pipeline']:.2f} (site alone "
             f"{s['site']:.2f}, chance {s['chance']:.2f}); {found}"
         )
+        if not audit.findings and label.startswith("common mistake"):
+            per_site = len(X) / X["site"].nunique()
+            print(
+                textwrap.fill(
+                    f"not detected at this size ({per_site:.0f} subjects per "
+                    "site): the whole-cohort check needs more subjects to "
+                    "tell shrunk site means from chance; a clean audit is not "
+                    "proof of a leak-free pipeline",
+                    86,
+                    initial_indent="      ",
+                    subsequent_indent="      ",
+                )
+            )
         for finding in audit.findings:
             print(
                 textwrap.fill(
