@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ..exceptions import MedprepWarning, plain
+from ..exceptions import MedprepWarning
 from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
 from ..utils._tags import subject_table_input_tags
@@ -507,30 +507,6 @@ default="auto"
             )
         self._warn_empty_pairs(batch, out)
         return out
-
-    def _warn_empty_pairs(self, batch, out):
-        """Warn of values at a site where the feature had no training value.
-
-        Such a (feature, site) pair was not estimated at ``fit``: its values
-        are returned unharmonized (the identity), named here by row.
-        """
-        empty = getattr(self.model_, "empty", None)
-        if empty is None or not (empty & self.model_.ok).any():
-            return
-        sites = batch.sites
-        for i, j in zip(*np.nonzero(empty & self.model_.ok)):
-            at = sites.seen & (sites.codes == i) & np.isfinite(out[:, j])
-            if at.any():
-                rows = list(batch.table.index[at])
-                warnings.warn(
-                    f"Feature {plain(self.features_[j])!r} had no finite value "
-                    f"at site {plain(self.sites_[i])!r} at fit: its values in "
-                    f"{len(rows)} row(s) of that site ({plain(rows[:5])}"
-                    f"{' ...' if len(rows) > 5 else ''}) are returned "
-                    "unharmonized",
-                    MedprepWarning,
-                    stacklevel=4,
-                )
 
     def _keeps_target_direction(self):
         """Whether transform exempts the rows' target effect from the scale."""
