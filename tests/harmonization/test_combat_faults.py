@@ -245,3 +245,37 @@ def test_feature_empty_at_the_reference_site_is_kept_not_nan():
     ]
     np.testing.assert_array_equal(out["a"], table["a"])  # NaN at B, input elsewhere
     assert not combat.harmonized_[0] and combat.harmonized_[1:].all()
+
+
+def test_voxel_empty_at_one_site_keeps_the_other_sites(voxels):
+    table, _, _, fitted = voxels
+    images = [sitk.ReadImage(c) for c in table["image"]]
+    at_site = (table["site"] == table["site"].iloc[0]).to_numpy()
+    for image, empty in zip(images, at_site):
+        if empty:
+            image[5, 5, 5] = float("nan")
+    nan_table = table.assign(image=pd.Series(images, index=table.index, dtype=object))
+    combat = VoxelComBatHarmonizer(covariates=["age"], mask=fitted.mask_)
+    with pytest.warns(MedprepWarning) as caught:
+        combat.fit(nan_table)
+    site = table["site"].iloc[0]
+    assert [str(w.message) for w in caught] == [
+        f"1 of {combat.n_voxels_} voxel(s) have no finite value in the images of "
+        f"a site (voxels per site: {{{site!r}: 1}}): each is harmonized at the "
+        "other sites from their images alone, stays NaN at that site as it came "
+        "in, and a new image of that site gets its value back unharmonized"
+    ]
+    out = [sitk.GetArrayFromImage(i) for i in combat.transform(nan_table)["image"]]
+    # reference: the masked voxels as a feature table, harmonized by
+    # ComBatHarmonizer (its empty pair compared above with ComBat without it)
+    mask = sitk.GetArrayViewFromImage(fitted.mask_).reshape(-1)
+    index = np.flatnonzero(mask)
+    flat = np.stack([sitk.GetArrayViewFromImage(i).reshape(-1)[index] for i in images])
+    frame = pd.DataFrame(flat, index=table.index, columns=[f"v{j}" for j in index])
+    frame["site"], frame["age"] = table["site"], table["age"]
+    ref = _quiet(ComBatHarmonizer(covariates=["age"]).fit_transform, frame)
+    got = np.stack([o.reshape(-1)[index] for o in out])
+    np.testing.assert_allclose(got, ref.to_numpy(), rtol=0, atol=1e-4)  # float32
+    flat_voxel = np.ravel_multi_index((5, 5, 5), out[0].shape)
+    voxel = int(np.flatnonzero(index == flat_voxel)[0])
+    assert np.isnan(got[at_site, voxel]).all() and np.isfinite(got[~at_site]).all()
