@@ -320,7 +320,11 @@ default="auto"
         batch, coef = self._build_design(batch, coding)
         stats = self._estimate_site_effects(batch, coding, coef)
         model = self._shrink(stats, eb=bool(self.eb) and batch.n_features > 1)
-        for message in model.degenerate_report(batch.feats, self.sites_):
+        rows = None
+        if model.empty is not None and model.empty.any():
+            index = batch.table.index
+            rows = [index[coding.codes == i] for i in range(len(self.sites_))]
+        for message in model.degenerate_report(batch.feats, self.sites_, rows):
             warnings.warn(message, MedprepWarning, stacklevel=3)  # < wrapper < caller
         self.features_ = np.asarray(batch.feats, dtype=object)
         self._set_model(model)
@@ -501,6 +505,7 @@ default="auto"
             target.keep_batch_target_direction(
                 out, batch, self.model_, self.target_columns_
             )
+        self._warn_empty_pairs(batch, out)
         return out
 
     def _keeps_target_direction(self):

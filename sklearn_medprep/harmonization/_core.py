@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..exceptions import plain
 from ._blocks import _unchecked, blas_one_thread, column_blocks
+from ._degenerate import degenerate_messages
 from ._design import singular_design_message
 from ._eb import EBInput, EBOptions, adjustments
 
@@ -66,6 +66,9 @@ class ComBatModel:
         Site/feature pairs without spread (location removed, scale kept).
     ref_level : int or None
         Code of the reference site.
+    empty : ndarray of bool of shape (n_sites, n_features) or None
+        Site/feature pairs without any finite training value: the feature is
+        harmonized at the other sites, the identity at that one.
     """
 
     coef: np.ndarray
@@ -80,6 +83,7 @@ class ComBatModel:
     ok: np.ndarray
     degenerate: np.ndarray
     ref_level: int = None
+    empty: np.ndarray = None
     _tables: tuple = field(default=None, repr=False, compare=False)
     _feature_tables: tuple = field(default=None, repr=False, compare=False)
     _finite_tables: bool = field(default=None, repr=False, compare=False)
@@ -93,7 +97,7 @@ class ComBatModel:
         state.update(_tables=None, _feature_tables=None, _finite_tables=None)
         return state
 
-    def degenerate_report(self, names, labels):
+    def degenerate_report(self, names, labels, rows=None):
         """Messages on features left unharmonized and sites without spread.
 
         Parameters
@@ -102,42 +106,25 @@ class ComBatModel:
             Feature names.
         labels : sequence
             Site labels.
+        rows : sequence of sequence or None
+            Row labels of each site (in the order of ``labels``), named in the
+            message on site/feature pairs without any finite value.
 
         Returns
         -------
         list of str
         """
-        names = np.asarray(names, dtype=object)
-        messages = []
-        if not self.ok.all():
-            bad = names[~self.ok]
-            messages.append(
-                f"{bad.size} feature(s) have no spread around the model (zero "
-                "pooled residual variance) or cannot be estimated at every site "
-                f"and are left unharmonized: {plain(bad[:5])}"
-                f"{' ...' if bad.size > 5 else ''}"
-            )
-        if self.degenerate.any():
-            sites_at, feats_at = np.nonzero(self.degenerate)
-            pairs = [
-                f"{plain(names[j])!r} at site {plain(labels[i])!r}"
-                for i, j in zip(sites_at[:5], feats_at[:5])
-            ]
-            more = f" and {sites_at.size - 5} more" if sites_at.size > 5 else ""
-            messages.append(
-                f"{sites_at.size} feature/site pair(s) where the feature is "
-                f"constant within the site: {', '.join(pairs)}{more}. Their "
-                "location is harmonized at that site (and the other sites are "
-                "harmonized as usual); their scale at that site is left "
-                "unchanged (delta* = 1), since it cannot be estimated from a "
-                "constant"
-            )
-        return messages
+        return degenerate_messages(self, names, labels, rows)
 
     @property
     def coef_cov(self):
-        """Coefficients of the covariate columns (rows after the sites)."""
-        return self.coef[self.n_sites :]
+        """Coefficients of the covariate columns (rows after the sites).
+
+        Zero where not estimated (features left unharmonized, whose map is the
+        identity), so that applying the model keeps their values.
+        """
+        cov = self.coef[self.n_sites :]
+        return np.where(np.isfinite(cov), cov, 0.0)
 
     @property
     def tables(self):
@@ -449,21 +436,30 @@ def shrink_sites(stats, *, eb=True, parametric=True, mean_only=False):
     n_sites, ref_level = stats.n_sites, stats.ref_level
     # zero residual variance up to rounding: constant (or fully explained) feature
     tiny = (1e3 * np.finfo(np.float64).eps * (np.abs(grand_mean) + 1.0)) ** 2
-    ok = (
-        np.isfinite(var_pooled)
-        & (var_pooled > tiny)
-        & np.isfinite(coef).all(axis=0)
-        & np.isfinite(site_mean).all(axis=0)
-    )
+    # a site without any finite value of the feature: nothing to estimate
+    # there, the other sites are harmonized without it (see _fit_block_nan)
+    empty = counts == 0
+    with np.errstate(invalid="ignore"):
+        ok = (
+            np.isfinite(var_pooled)
+            & (var_pooled > tiny)
+            & (np.isfinite(coef[:n_sites]) | empty).all(axis=0)
+            & np.isfinite(coef[n_sites:]).all(axis=0)
+            & (np.isfinite(site_mean) | empty).all(axis=0)
+            & (empty.sum(axis=0) < n_sites)
+        )
+    if ref_level is not None:
+        ok &= ~empty[ref_level]
     if mean_only:
         degenerate = np.zeros(site_var.shape, dtype=bool)
     else:
         # no spread of the feature within a site (e.g. a voxel size that is the
         # same for every scan of a site): its location is estimable, its scale
         # is not; the other sites are unaffected
-        degenerate = ok & (
-            stats.constant | ~(np.isfinite(site_var) & (site_var > SITE_VAR_TINY))
-        )
+        with np.errstate(invalid="ignore"):
+            degenerate = (ok & ~empty) & (
+                stats.constant | ~(np.isfinite(site_var) & (site_var > SITE_VAR_TINY))
+            )
         if ref_level is not None:
             degenerate[ref_level] = False
 
@@ -483,12 +479,16 @@ def shrink_sites(stats, *, eb=True, parametric=True, mean_only=False):
             counts,
             ok,
             skip=ref_level,
-            cell_ok=~degenerate,
+            cell_ok=~(degenerate | empty),
         ),
         EBOptions(eb=eb, parametric=parametric, mean_only=mean_only),
     )
     gamma_star[degenerate] = gamma_hat[degenerate]
     delta_star[degenerate] = 1.0
+    # an empty pair has no estimate: the identity (new rows of that site keep
+    # their values of that feature, unharmonized, and are warned of)
+    gamma_star[empty] = 0.0
+    delta_star[empty] = 1.0
     if ref_level is not None:
         gamma_star[ref_level] = 0.0
         delta_star[ref_level] = 1.0
@@ -507,6 +507,7 @@ def shrink_sites(stats, *, eb=True, parametric=True, mean_only=False):
         ok=ok,
         degenerate=degenerate,
         ref_level=ref_level,
+        empty=empty,
     )
 
 
@@ -538,23 +539,34 @@ def _fit_block_nan(block, bcoef, regression, compute_coef):
     ref_level = regression.ref_level
     bcoef = bcoef.copy()
     nan = np.isnan(block)
+    cnt = regression.site_sizes[:, None] - onehot.T @ nan
+    # a site without any finite value of a feature (an empty pair) has no
+    # column in that feature's regression: the feature is estimated from the
+    # other sites' rows, as if the site were absent; its coefficient is NaN
+    empty = cnt == 0
     if compute_coef:
         for j in range(block.shape[1]):
             rows = ~nan[:, j]
-            sub = design[rows]
-            if np.linalg.matrix_rank(sub) < sub.shape[1]:
-                bcoef[:, j] = np.nan
-            else:
-                bcoef[:, j] = np.linalg.lstsq(sub, block[rows, j], rcond=None)[0]
-    cnt = regression.site_sizes[:, None] - onehot.T @ nan
+            keep = np.ones(design.shape[1], dtype=bool)
+            keep[:n_sites] = ~empty[:, j]
+            if ref_level is not None and empty[ref_level, j]:
+                keep[:] = False  # no reference: the feature is not estimable
+            sub = design[np.ix_(rows, keep)]
+            bcoef[:, j] = np.nan
+            if keep.any() and np.linalg.matrix_rank(sub) == sub.shape[1]:
+                bcoef[keep, j] = np.linalg.lstsq(sub, block[rows, j], rcond=None)[0]
+    site_coef = np.where(empty, 0.0, bcoef[:n_sites])  # empty sites: no rows
+    fit_coef = np.vstack([site_coef, bcoef[n_sites:]])
     with np.errstate(invalid="ignore", divide="ignore"):
         if ref_level is None:
-            gm = (cnt * bcoef[:n_sites]).sum(axis=0) / cnt.sum(axis=0)
+            gm = (cnt * site_coef).sum(axis=0) / cnt.sum(axis=0)
         else:
             gm = bcoef[ref_level]
-        resid2 = (block - design @ bcoef) ** 2
+        resid2 = (block - design @ fit_coef) ** 2
         rows = slice(None) if regression.ref_rows is None else regression.ref_rows
-        var = np.nanmean(resid2[rows], axis=0)
+        resid2 = resid2[rows]
+        n_finite = (~np.isnan(resid2)).sum(axis=0)
+        var = np.nansum(resid2, axis=0) / np.where(n_finite > 0, n_finite, np.nan)
         s = (block - gm - regression.covariate_design @ bcoef[n_sites:]) / np.sqrt(var)
     mean, site_var = _site_stats(s, onehot, cnt)
     return SiteStatistics(

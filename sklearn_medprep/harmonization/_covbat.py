@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ..exceptions import MedprepWarning
+from ..exceptions import MedprepWarning, SubjectTableError, plain
 from . import _core as core
 from ._combat import ComBatHarmonizer
 from ._sites import estimate_new_site
@@ -30,6 +30,15 @@ class CovBatHarmonizer(ComBatHarmonizer):
     Bayes (location and scale per site). The change of those scores is
     projected back to the features, then the standardization and the
     modelled mean are restored.
+
+    CovBat needs every feature of a row: the principal components mix the
+    features, so one NaN cell would make every harmonized value of its row
+    NaN. Unlike :class:`ComBatHarmonizer`, which leaves NaN cells out,
+    ``fit`` and ``transform`` therefore refuse a NaN cell (or an all-NaN
+    column) with a :class:`~sklearn_medprep.exceptions.SubjectTableError`
+    naming its row and column: impute it first (e.g. a
+    :class:`~sklearn.impute.SimpleImputer` step before CovBat, fitted on the
+    training rows), drop the column, or use :class:`ComBatHarmonizer`.
 
     Every parameter (ComBat's, the standardization, the components and the
     score adjustments) is learned in ``fit`` from the training rows only;
@@ -142,6 +151,17 @@ random_state, protect_target, interactions, target_scale, categorical
         self.pct_var = pct_var
         self.n_components = n_components
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False  # refused by name (see above)
+        return tags
+
+    def _validate_fit_input(self, X, y, sites, covariates):
+        """Fit step 1 (CovBat): ComBat's checks, and no NaN cell."""
+        batch = super()._validate_fit_input(X, y, sites, covariates)
+        _refuse_nan(batch)
+        return batch
+
     def _fit_after_combat(self, X, sites, covariates):
         """Fit step 5 (CovBat): components of the residuals, their site effects."""
         batch = self._prepare_rows(X, sites, covariates)
@@ -223,6 +243,7 @@ random_state, protect_target, interactions, target_scale, categorical
 
     def _adjust(self, batch):
         """Transform step 4 (CovBat): ComBat, then the leading scores' site effects."""
+        _refuse_nan(batch)
         out = super()._adjust(batch)
         check_is_fitted(self, "components_")
         mean = self._modelled_mean(batch)
@@ -234,3 +255,31 @@ random_state, protect_target, interactions, target_scale, categorical
         change = scores * (scale[idx] - 1.0) + shift[idx]
         z += change @ self.components_
         return z * self.scaler_scale_ + self.scaler_mean_ + mean
+
+
+def _refuse_nan(batch):
+    """Refuse NaN feature cells, naming the first one's row and column."""
+    values = batch.get(0, batch.n_features)
+    nan = np.isnan(values)
+    if not nan.any():
+        return
+    rows, cols = np.nonzero(nan)
+    column = batch.feats[cols[0]]
+    n_rows = np.unique(rows).size
+    all_nan = np.flatnonzero(nan.all(axis=0))
+    whole = (
+        f"; column(s) {plain(np.asarray(batch.feats, dtype=object)[all_nan][:5])} "
+        "are NaN in every row"
+        if all_nan.size
+        else ""
+    )
+    raise SubjectTableError(
+        f"CovBatHarmonizer cannot harmonize NaN cells ({int(nan.sum())} NaN "
+        f"cell(s) in {n_rows} row(s){whole}): its principal components mix "
+        "the features, so one NaN would make every value of its row NaN. "
+        "Impute them first (e.g. a SimpleImputer step before CovBat in the "
+        "pipeline), drop the column, or use ComBatHarmonizer, which leaves "
+        "NaN cells out",
+        row=batch.table.index[rows[0]],
+        column=column,
+    )

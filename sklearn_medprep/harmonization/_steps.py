@@ -11,6 +11,11 @@ adjustments (:meth:`ComBatFitSteps._shrink`). A ComBat variant overrides one
 step for both estimators.
 """
 
+import warnings
+
+import numpy as np
+
+from ..exceptions import MedprepWarning, plain
 from . import _core as core
 from . import _design as design
 from . import _target as target
@@ -175,3 +180,27 @@ class ComBatFitSteps:
         return target.design_matrix(
             linear, spline, self.spline_knots_, self.target_term_
         )
+
+    def _warn_empty_pairs(self, batch, out):
+        """Warn of values at a site where the feature had no training value.
+
+        Such a (feature, site) pair was not estimated at ``fit``: its values
+        are returned unharmonized (the identity), named here by row.
+        """
+        empty = getattr(self.model_, "empty", None)
+        if empty is None or not (empty & self.model_.ok).any():
+            return
+        sites = batch.sites
+        for i, j in zip(*np.nonzero(empty & self.model_.ok)):
+            at = sites.seen & (sites.codes == i) & np.isfinite(out[:, j])
+            if at.any():
+                rows = list(batch.table.index[at])
+                warnings.warn(
+                    f"Feature {plain(self.features_[j])!r} had no finite value "
+                    f"at site {plain(self.sites_[i])!r} at fit: its values in "
+                    f"{len(rows)} row(s) of that site ({plain(rows[:5])}"
+                    f"{' ...' if len(rows) > 5 else ''}) are returned "
+                    "unharmonized",
+                    MedprepWarning,
+                    stacklevel=4,
+                )

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..exceptions import SubjectTableError
+from ..exceptions import SubjectTableError, plain
 from ._apply import batch_tables
 from ._design import is_numeric_dtypes
 from ._gam import spline_basis
@@ -134,6 +134,7 @@ def fit_target_term(y, index, protect_target):
     levels = None
     if kind == "classes":
         levels = np.array(sorted(pd.unique(y_arr), key=str), dtype=object)
+        _refuse_continuous_classes(y_arr, levels.size)
         if levels.size < 2:
             only = levels[0].item() if hasattr(levels[0], "item") else levels[0]
             raise ValueError(
@@ -144,6 +145,30 @@ def fit_target_term(y, index, protect_target):
         raise ValueError("protect_target: the training target is constant.")
     raw = _raw_columns(y_arr, kind, levels)
     return TargetTerm(kind, levels, np.empty(0), 0), raw
+
+
+def _refuse_continuous_classes(y_arr, n_levels):
+    """``protect_target="classes"`` with a continuous ``y``: refused with the fix.
+
+    Each class is a design column, so a continuous target (non-integer
+    values, or more than :data:`MAX_INTEGER_CLASSES` classes averaging fewer
+    than two rows each) makes the design singular.
+    """
+    if not _is_numeric(y_arr) or y_arr.dtype == bool:
+        return
+    values = np.unique(y_arr)
+    non_integer = not np.all(np.mod(values, 1) == 0)
+    too_many = n_levels > MAX_INTEGER_CLASSES and 2 * n_levels > y_arr.shape[0]
+    if non_integer or too_many:
+        what = "non-integer values" if non_integer else "integer values"
+        raise ValueError(
+            f"protect_target='classes' but y looks continuous: {n_levels} "
+            f"distinct {what} in {y_arr.shape[0]} rows (e.g. "
+            f"{plain(values[:3])}). Each class becomes a design column, so "
+            "the ComBat design would be singular. Use protect_target='linear' "
+            "(or 'smooth', or 'auto') for a continuous target, or bin y into "
+            "classes first."
+        )
 
 
 def gam_inputs(linear, spline, term, raw):

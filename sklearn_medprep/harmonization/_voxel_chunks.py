@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
+from ..io._read import describe_cell
 from . import _core as core
 from . import _voxel_store as vs
 from ._apply import apply_combat
@@ -194,8 +195,10 @@ def harmonize_rows(cells, labels, sites, design_cov, model, layout, files=None):
         for c, r in zip(cells, labels)
     ]
     values = np.empty((len(images), flat_index.size))
-    for i, image in enumerate(images):
-        values[i] = vs.masked_voxels(image, flat_index)
+    for i, (image, cell, row) in enumerate(zip(images, cells, labels)):
+        values[i] = vs.masked_voxels(
+            image, flat_index, row=row, column=layout.column, file=describe_cell(cell)
+        )
     out = np.empty_like(values)
     apply_combat(
         lambda a, b: values[:, a:b],

@@ -20,7 +20,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ..exceptions import MedprepWarning, SubjectTableError
+from ..exceptions import MedprepWarning, SubjectTableError, plain
 from ..table._checks import check_fit_rows, check_subject_table
 from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
@@ -359,6 +359,22 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
                 MedprepWarning,
                 stacklevel=3,
             )
+        empty = model.empty & model.ok
+        if empty.any():
+            per_site = {
+                plain(self.sites_[i]): int(n)
+                for i, n in enumerate(empty.sum(axis=1))
+                if n
+            }
+            warnings.warn(
+                f"{int(empty.any(axis=0).sum())} of {p} voxel(s) have no finite "
+                f"value in the images of a site (voxels per site: {per_site}): "
+                "each is harmonized at the other sites from their images alone, "
+                "stays NaN at that site as it came in, and a new image of that "
+                "site gets its value back unharmonized",
+                MedprepWarning,
+                stacklevel=3,
+            )
         mask_image = sitk.GetImageFromArray(mask.array.astype(np.uint8))
         mask_image.CopyInformation(mask.template)
         self.mask_ = mask_image
@@ -426,7 +442,10 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
     # -------------------------------------------------------------- transform
     def _params(self):
         return {
-            "coef_cov": self.coef_[self.sites_.size :],
+            # zero where not estimated (voxels left unharmonized: identity)
+            "coef_cov": np.nan_to_num(
+                self.coef_[self.sites_.size :], nan=0.0, posinf=0.0, neginf=0.0
+            ),
             "grand_mean": self.grand_mean_,
             "var_pooled": self.var_pooled_,
             "gamma_star": self.gamma_star_,

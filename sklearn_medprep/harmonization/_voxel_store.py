@@ -18,9 +18,10 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
-from ..exceptions import GeometryMismatchError, ImageReadError
+from ..exceptions import GeometryMismatchError, ImageReadError, SubjectTableError
 from ..io._read import describe_cell, to_sitk
 from ..table._validate import _same_geometry
+from ._input import MAX_ABS_VALUE
 
 __all__ = [
     "Grid",
@@ -88,9 +89,38 @@ def load_on_grid(cell, grid, *, row, column, what="the mask's grid"):
     return image
 
 
-def masked_voxels(image, flat_index):
-    """The voxels of ``image`` at ``flat_index`` (C order of the array), float64."""
-    return sitk.GetArrayViewFromImage(image).reshape(-1)[flat_index].astype(np.float64)
+def masked_voxels(image, flat_index, *, row=None, column=None, file=None):
+    """The voxels of ``image`` at ``flat_index`` (C order of the array), float64.
+
+    Infinite or overflowing voxels (``|x| > MAX_ABS_VALUE``, as for a table's
+    cells) are refused with a :class:`~sklearn_medprep.exceptions.SubjectTableError`
+    naming the image (``row``, ``column``, ``file``) and how many there are:
+    one of them would make that voxel non-finite in every output.
+    """
+    values = sitk.GetArrayViewFromImage(image).reshape(-1)[flat_index]
+    values = values.astype(np.float64)
+    if values.size and (
+        np.fmax.reduce(values) > MAX_ABS_VALUE
+        or np.fmin.reduce(values) < -MAX_ABS_VALUE
+    ):
+        with np.errstate(invalid="ignore"):
+            bad = np.abs(values) > MAX_ABS_VALUE
+        first = int(np.flatnonzero(bad)[0])
+        where = np.unravel_index(
+            int(flat_index[first]), sitk.GetArrayViewFromImage(image).shape
+        )
+        raise SubjectTableError(
+            f"image has {int(bad.sum())} voxel(s) in the mask that are infinite "
+            f"or too large for ComBat (|x| > {MAX_ABS_VALUE:g}; first at array "
+            f"index {tuple(int(i) for i in where)}: {float(values[first])!r}): "
+            "one would make its voxel non-finite in every harmonized image. "
+            "Replace them by NaN (left out of every estimate and kept NaN) or "
+            "exclude them from the mask",
+            row=row,
+            column=column,
+            file=file,
+        )
+    return values
 
 
 def voxel_batches(n_rows, n_grid):
@@ -198,7 +228,9 @@ def fill_rows(store, first, cells, labels, column, grid, flat_index):
     values = np.empty((len(cells), store.n_voxels))
     for i, (cell, label) in enumerate(zip(cells, labels)):
         image = load_on_grid(cell, grid, row=label, column=column)
-        values[i] = masked_voxels(image, flat_index)
+        values[i] = masked_voxels(
+            image, flat_index, row=label, column=column, file=describe_cell(cell)
+        )
     if store.dtype == "float32":
         narrow = values.astype(np.float32)
         if not np.array_equal(narrow, values, equal_nan=True):

@@ -163,8 +163,15 @@ class _PatchNetMixin:
     def _patch_size(self):
         return patch_shape(self.patch_size)
 
-    def _training_dataset(self, X, targets=None):
+    def _training_dataset(self, X, targets=None, y=None):
         images = self._check_table(X, reset=True, training=True)
+        if self.use_caching is not False:
+            raise ValueError(
+                f"{type(self).__name__} needs use_caching=False (got "
+                f"{self.use_caching!r}): its validation batches are patches, "
+                "while skorch's scoring callbacks (EpochScoring) score whole "
+                "validation subjects through predict"
+            )
         return SubjectTableDataset(
             X,
             images,
@@ -172,6 +179,7 @@ class _PatchNetMixin:
             sampling_map=self.sampling_map,
             targets=targets,
             min_shape=self._patch_size(),
+            y=y,
         )
 
     def _predict_dataset(self, X):
@@ -269,7 +277,7 @@ class _PatchNetMixin:
         """Return the lazy :class:`SubjectTableDataset` of the rows of ``X``."""
         if isinstance(X, SubjectTableDataset):
             return X
-        return self._training_dataset(X, self._encode_target(X, y))
+        return self._training_dataset(X, self._encode_target(X, y), y)
 
     def _encode_target(self, X, y):
         return None
@@ -412,6 +420,13 @@ class PatchNeuralNetClassifier(_PatchNetMixin, NeuralNetClassifier):
         The loss (the module outputs logits).
     train_split : callable or None, default=ValidSplit(5, stratified=True)
         skorch's validation split, by subjects.
+    use_caching : False, default=False
+        skorch's caching of the validation batches' predictions for scoring
+        callbacks. The batches are patches, so it stays off: a scoring
+        callback such as ``EpochScoring("accuracy", lower_is_better=False)``
+        (or ``"roc_auc"``) scores the validation *subjects* through
+        :meth:`predict` / :meth:`predict_proba`, as :meth:`score` does; any
+        other value is refused.
     **kwargs : dict
         Any other :class:`skorch.NeuralNetClassifier` parameter (``lr``,
         ``max_epochs``, ``batch_size``, ``optimizer``, ``callbacks``,
@@ -502,9 +517,12 @@ class PatchNeuralNetClassifier(_PatchNetMixin, NeuralNetClassifier):
         queue_num_workers=0,
         random_state=None,
         criterion=torch.nn.CrossEntropyLoss,
+        use_caching=False,
         **kwargs,
     ):
-        super().__init__(module, criterion=criterion, **kwargs)
+        super().__init__(
+            module, criterion=criterion, use_caching=use_caching, **kwargs
+        )
         self.image = image
         self.patch_size = patch_size
         self.samples_per_volume = samples_per_volume

@@ -48,6 +48,12 @@ class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
         How the outputs of overlapping grid patches combine.
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         The loss on ``(B, K, w, h, d)`` scores against ``(B, w, h, d)`` labels.
+    use_caching : False, default=False
+        skorch's caching of the validation batches' predictions for scoring
+        callbacks. The batches are patches, so it stays off: a scoring
+        callback such as ``EpochScoring(None, name="valid_dice",
+        lower_is_better=False)`` scores the validation *subjects* through
+        :meth:`score` (mean Dice); any other value is refused.
     **kwargs : dict
         Any other :class:`skorch.NeuralNet` parameter.
 
@@ -99,9 +105,12 @@ class PatchNeuralNetSegmenter(_PatchNetMixin, NeuralNet):
         queue_num_workers=0,
         random_state=None,
         criterion=torch.nn.CrossEntropyLoss,
+        use_caching=False,
         **kwargs,
     ):
-        super().__init__(module, criterion=criterion, **kwargs)
+        super().__init__(
+            module, criterion=criterion, use_caching=use_caching, **kwargs
+        )
         self.image = image
         self.label = label
         self.patch_size = patch_size

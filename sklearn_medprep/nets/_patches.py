@@ -20,10 +20,12 @@ torch and TorchIO are imported inside the functions that use them.
 import numbers
 
 import numpy as np
+from sklearn.utils import _safe_indexing
+from skorch.dataset import Dataset
 
 from ..exceptions import SubjectTableError
 from ..images._subject import row_to_subject
-from ..io._read import to_torchio
+from ..io._read import describe_cell, to_torchio
 
 __all__ = [
     "PatchCollate",
@@ -73,7 +75,7 @@ def patch_shape(patch_size):
     return sides
 
 
-class SubjectTableDataset:
+class SubjectTableDataset(Dataset):
     """Rows of a subject table as TorchIO subjects, read when asked for.
 
     Holds the cells (paths or in-memory images) of the image columns, not the
@@ -104,6 +106,17 @@ class SubjectTableDataset:
     min_shape : tuple of int or None, default=None
         Smallest spatial shape accepted (the patch size): a smaller image
         raises an error naming its row.
+    y : array-like or None, default=None
+        The target as given to ``fit`` (class labels), kept with the table.
+
+    Attributes
+    ----------
+    X : pandas.DataFrame
+        The table (a reference, not a copy) and ``y`` the target, as a
+        :class:`skorch.dataset.Dataset` holds them: skorch's scoring
+        callbacks (``EpochScoring("accuracy")``) read the validation rows and
+        their target from a subset of this dataset, and score them through
+        the net's ``predict`` on whole subjects.
     """
 
     def __init__(
@@ -116,7 +129,11 @@ class SubjectTableDataset:
         targets=None,
         transform=None,
         min_shape=None,
+        y=None,
     ):
+        # skorch's Dataset.__init__ is not called: this one reads lazily
+        self.X = X
+        self.y = y
         self.images = list(images)
         self.label = label
         self.sampling_map = sampling_map
@@ -139,6 +156,9 @@ class SubjectTableDataset:
         indices = [int(i) for i in indices]
         new.rows = [self.rows[i] for i in indices]
         new.cells = [self.cells[i] for i in indices]
+        new.X = _safe_indexing(self.X, indices)
+        if self.y is not None:
+            new.y = _safe_indexing(self.y, indices)
         if self.targets is not None:
             new.targets = self.targets[indices]
         return new
@@ -171,6 +191,7 @@ class SubjectTableDataset:
                 to_torchio(cells[n], row=row, column=self.sampling_map),
                 self.sampling_map,
             )
+        self._check_one_grid(subject, i)
         if self.min_shape is not None:
             shape = tuple(int(s) for s in subject.spatial_shape)
             if any(s < p for s, p in zip(shape, self.min_shape)):
@@ -185,6 +206,38 @@ class SubjectTableDataset:
             # a key given after construction is not copied into patches
             subject = tio.Subject({**subject, TARGET_KEY: int(self.targets[i])})
         return subject
+
+    def _check_one_grid(self, subject, i):
+        """Every image of row ``i`` on its first image's grid, or an error naming it.
+
+        Shape and affine are compared as TorchIO compares them, so that the
+        error names the row, column and file before TorchIO's sampler raises
+        a message naming none of them.
+        """
+        first = self.images[0]
+        reference = subject[first]
+        ref_shape = tuple(int(n) for n in reference.spatial_shape)
+        columns = [*self.images, *([self.label] if self.label is not None else [])]
+        if self.sampling_map is not None:
+            columns.append(self.sampling_map)
+        for position, column in enumerate(columns[1:], start=1):
+            image = subject[column]
+            shape = tuple(int(n) for n in image.spatial_shape)
+            if shape != ref_shape:
+                what = f"shape {shape}, not {ref_shape}"
+            elif not np.allclose(image.affine, reference.affine):
+                what = "same shape, another affine: origin, spacing or direction"
+            else:
+                continue
+            raise SubjectTableError(
+                f"image is not on the grid of the {first!r} image ({what}): "
+                "every image of a row must share one grid. Resample it onto "
+                f"the {first!r} image before this net (e.g. "
+                f"tio.Resample({first!r}) on the subject)",
+                row=self.rows[i],
+                column=column,
+                file=describe_cell(self.cells[i][position]),
+            )
 
     def __getitem__(self, i):
         subject = self.subject(int(i))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..exceptions import SubjectTableError
+from ..exceptions import SubjectTableError, plain
 from ..table._checks import is_numeric_column
 from ._cohort_findings import (
     Finding,
@@ -266,6 +266,29 @@ def _check_columns(table, site, target, covariates, protected):
             f"the target {target!r} cannot also be the site, a covariate or a "
             "protected attribute."
         )
+    roles = [(site, "site"), (target, "target")]
+    roles += [(c, "covariate") for c in covariates]
+    roles += [(c, "protected attribute") for c in protected]
+    for name, role in roles:
+        if table[name].isna().all():
+            raise SubjectTableError(
+                f"the {role} column has no value in any of the {len(table)} rows "
+                f"(all missing): fill it, or leave it out of the report",
+                column=name,
+            )
+    values = table.loc[table[site].notna(), target].dropna().unique()
+    if values.size == 0:
+        raise SubjectTableError(
+            "no row has both a site and a target value", column=target
+        )
+    if values.size < 2:
+        raise SubjectTableError(
+            f"the target takes a single value ({plain(values[0])!r}) in every "
+            "row with a site: there is nothing to predict, so no confounding, "
+            "balance or shortcut to audit. Check the column (a filter that "
+            "kept one class?)",
+            column=target,
+        )
 
 
 def cohort_report(
@@ -328,6 +351,7 @@ def cohort_report(
     * ``under_represented_group`` (warning): a protected group is under
       ``min_group_fraction`` (10%) of the subjects, or has no subject of some
       class;
+    * ``single_site`` (warning): every subject comes from one site;
     * ``missing_values`` (warning): missing cells in the columns read (those
       rows are left out of the tests that use the column).
 
@@ -357,6 +381,13 @@ def cohort_report(
     -------
     report : CohortReport
         ``findings``, the tables above, ``plot()`` and an HTML repr.
+
+    Raises
+    ------
+    SubjectTableError
+        Naming the column: a column not found, a site, target, covariate or
+        protected column without any value (all missing), or a target that
+        takes a single value (nothing to predict).
 
     Examples
     --------
@@ -493,6 +524,17 @@ def cohort_report(
                     "beat this score to show it learned more than the metadata.",
                 )
             )
+    if len(sites) < 2:
+        findings.append(
+            Finding(
+                "single_site",
+                "warning",
+                f"All {len(frame)} subjects come from one site "
+                f"({plain(sites[0])!r}): site effects cannot be measured or "
+                "harmonized (ComBat needs two sites or more), and a model "
+                "validated on this cohort says nothing about other sites.",
+            )
+        )
     if classification:
         findings += _class_findings(counts, th, site, target)
     else:

@@ -33,10 +33,10 @@ _IMAGE_TABLE = (
 )
 
 
-def _cohort(n_sites=2, shape=(14, 16, 12)):
+def _cohort(n_sites=2, shape=(14, 16, 12), n_subjects=8):
     from ..datasets import make_multisite_cohort
 
-    return make_multisite_cohort(8, n_sites, shape=shape, random_state=0)
+    return make_multisite_cohort(n_subjects, n_sites, shape=shape, random_state=0)
 
 
 def _features():
@@ -109,7 +109,8 @@ TEST_CASES = {
             n_perturbations=1,
             random_state=0,
         ),
-        lambda: _cohort(shape=(32, 34, 30)),
+        # 10 subjects: an ICC from fewer is warned of (MIN_ICC_SUBJECTS)
+        lambda: _cohort(shape=(32, 34, 30), n_subjects=10),
     ),
     "CovBatHarmonizer": (
         lambda: dict(site="site", covariates=["age", "sex"], n_components=2),
@@ -509,8 +510,17 @@ _OWN_CHECKS = {}
 EXPECTED_FAILED_CHECKS = {
     # "EstimatorName": {"check_name": "reason (and the domain check replacing it)"},
     "ComBatHarmonizer": _COMBAT_CHECKS,
-    # the same input contract as its parent ComBatHarmonizer (site required)
-    "CovBatHarmonizer": _COMBAT_CHECKS,
+    # the same input contract as its parent ComBatHarmonizer (site required);
+    # it refuses NaN cells (allow_nan=False), named by row and column
+    "CovBatHarmonizer": {
+        **_COMBAT_CHECKS,
+        "check_estimators_nan_inf": (
+            "sklearn's check fits a plain array without sites, which "
+            "CovBatHarmonizer refuses first; its NaN refusal (row and column "
+            "named) is tested on a multi-site table by tests/harmonization/"
+            "test_combat_faults.py::test_refused_by_name"
+        ),
+    },
     "TorchIOPreprocessor": _torchio_checks(
         "tests/images/test_torchio_preprocessor.py"
     ),

@@ -11,8 +11,11 @@ import pytest
 import torch
 import torchio as tio
 from sklearn.base import clone
+from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
+from skorch.callbacks import Callback, EpochScoring
+from skorch.dataset import ValidSplit
 from torch import nn
 
 from sklearn_medprep import (
@@ -430,3 +433,82 @@ def test_preprocessing_runs_lazily_everywhere_and_must_be_deterministic(cohort):
         assert torch.equal(image.data, expected)
     with pytest.raises(ValueError, match="preprocessing must be deterministic"):
         _classifier(preprocessing=tio.RandomFlip()).fit(table, table["y"])
+
+
+# -- skorch's standard scoring callbacks (issue 21) ------------------------------
+class _ValidRows(Callback):
+    """Records the positions of the validation rows of skorch's split."""
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        self.rows_ = np.asarray(dataset_valid.indices)
+
+
+@pytest.mark.parametrize("scoring", ["accuracy", "roc_auc"])
+def test_epoch_scoring_scores_validation_subjects_through_predict(cohort, scoring):
+    valid = _ValidRows()
+    net = _classifier(
+        train_split=ValidSplit(4, stratified=True),  # skorch's split, by subjects
+        callbacks=[EpochScoring(scoring, lower_is_better=False), valid],
+    )
+    net.fit(cohort, cohort["y"])
+    rows = cohort.iloc[valid.rows_]
+    assert len(rows) == 4 and rows["y"].nunique() == 2
+    if scoring == "accuracy":
+        expected = accuracy_score(rows["y"], net.predict(rows))
+    else:
+        expected = roc_auc_score(rows["y"], net.predict_proba(rows)[:, 1])
+    assert net.history[-1, scoring] == pytest.approx(expected, abs=1e-12)
+
+
+def test_epoch_scoring_with_the_default_split(cohort):
+    net = _classifier(
+        train_split=PatchNeuralNetClassifier(nn.Identity()).train_split,
+        callbacks=[EpochScoring("accuracy", lower_is_better=False)],
+    )
+    net.fit(cohort, cohort["y"])
+    scores = net.history[:, "accuracy"]
+    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_segmenter_epoch_scoring_is_the_mean_dice_of_validation_subjects(cohort):
+    valid = _ValidRows()
+    net = PatchNeuralNetSegmenter(
+        SegNet, patch_size=8, samples_per_volume=2, queue_length=8, max_epochs=1,
+        batch_size=4, train_split=ValidSplit(4), verbose=0, random_state=0,
+        callbacks=[EpochScoring(None, name="valid_dice", lower_is_better=False),
+                   valid],
+    ).fit(cohort)
+    expected = net.score(cohort.iloc[valid.rows_])
+    assert net.history[-1, "valid_dice"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_use_caching_other_than_false_is_refused(cohort):
+    with pytest.raises(ValueError, match=r"needs use_caching=False \(got 'auto'\)"):
+        _classifier(use_caching="auto").fit(cohort, cohort["y"])
+
+
+@pytest.mark.parametrize("fault", ["shape", "affine"])
+def test_segmenter_label_on_another_grid_names_row_column_file(cohort, tmp_path, fault):
+    table = cohort.iloc[:4].copy()
+    label = tio.LabelMap(table.loc["sub-002", "mask"])
+    if fault == "shape":
+        moved = tio.LabelMap(tensor=label.data[..., :-2], affine=label.affine)
+        what = "shape (20, 22, 16), not (20, 22, 18)"
+    else:
+        affine = label.affine.copy()
+        affine[0, 3] += 5.0
+        moved = tio.LabelMap(tensor=label.data, affine=affine)
+        what = "same shape, another affine"
+    path = tmp_path / "moved.nii.gz"
+    moved.save(path)
+    table["mask"] = [str(path) if row == "sub-002" else cell
+                     for row, cell in table["mask"].items()]
+    net = PatchNeuralNetSegmenter(
+        SegNet, patch_size=8, samples_per_volume=2, queue_length=8, max_epochs=1,
+        batch_size=4, train_split=None, verbose=0, random_state=0,
+    )
+    with pytest.raises(SubjectTableError) as info:
+        net.fit(table)
+    err = info.value
+    assert (err.row, err.column, err.file) == ("sub-002", "mask", str(path))
+    assert f"image is not on the grid of the 'image' image ({what}" in str(err)

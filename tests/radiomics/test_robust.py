@@ -1,5 +1,7 @@
 """RobustFeatureSelector: ICC(3,1), perturbation-based selection, no leakage."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 
 import sklearn_medprep.radiomics._robust as robust
 from sklearn_medprep import RadiomicsExtractor, RobustFeatureSelector, icc_3_1
-from sklearn_medprep.exceptions import SubjectTableError
+from sklearn_medprep.exceptions import MedprepWarning, SubjectTableError
 from sklearn_medprep.utils import count_extractions
 
 
@@ -156,15 +158,25 @@ def test_perturbation_depends_on_row_not_position():
     assert robust._row_seed(0, "sub-03", 1) != robust._row_seed(1, "sub-03", 1)
 
 
+def _few_subjects(func, *args):
+    """Call ``func``, allowing (only) the warning on fitting fewer than 10 subjects."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*from fewer than 10 subjects", category=MedprepWarning
+        )
+        return func(*args)
+
+
 def test_cached_refit_extracts_nothing_new(cohort, tmp_path):
     small = cohort.iloc[:4]
     selector = RobustFeatureSelector(_extractor(memory=tmp_path), n_perturbations=2,
                                      random_state=0)
-    selector.fit(small)
+    _few_subjects(selector.fit, small)
     first = count_extractions(tmp_path)
     assert first == 4 * 3
-    refit = RobustFeatureSelector(_extractor(memory=tmp_path), n_perturbations=2,
-                                  random_state=0).fit(small.iloc[::-1])
+    refit = _few_subjects(
+        RobustFeatureSelector(_extractor(memory=tmp_path), n_perturbations=2,
+                              random_state=0).fit, small.iloc[::-1])
     assert count_extractions(tmp_path) == first
     pd.testing.assert_series_equal(refit.icc_, selector.icc_)
 
@@ -184,8 +196,9 @@ def test_cross_validate_fits_on_training_rows_only(cohort, monkeypatch):
         LogisticRegression(),
     )
     cv = KFold(3, shuffle=True, random_state=0)
-    result = cross_validate(pipe, cohort, y, cv=cv, return_indices=True,
-                            return_estimator=True)
+    result = _few_subjects(  # 8 training rows per fold
+        lambda: cross_validate(pipe, cohort, y, cv=cv, return_indices=True,
+                               return_estimator=True))
     per_fold = len(seen) // 3
     for fold, train in enumerate(result["indices"]["train"]):
         rows = seen[fold * per_fold:(fold + 1) * per_fold]
@@ -247,6 +260,25 @@ def test_row_failing_under_perturbation_with_on_error_nan(cohort, monkeypatch):
     assert any("under perturbation 0: 1 of 5 rows failed" in m for m in messages)
     assert any("other rows: ['sub-02']" in m for m in messages), messages
     keep = [0, 1, 3, 4]
-    reference = RobustFeatureSelector(
-        _extractor(), n_perturbations=1, random_state=0).fit(small.iloc[keep])
+    reference = _few_subjects(RobustFeatureSelector(
+        _extractor(), n_perturbations=1, random_state=0).fit, small.iloc[keep])
     pd.testing.assert_series_equal(selector.icc_, reference.icc_)
+
+
+@pytest.mark.parametrize("n_rows", [2, 9])
+def test_features_kept_on_too_few_subjects_are_warned(cohort, n_rows):
+    selector = RobustFeatureSelector(_extractor(), n_perturbations=1, random_state=0)
+    with pytest.warns(MedprepWarning, match="from fewer than 10") as record:
+        selector.fit(cohort.iloc[:n_rows])
+    messages = [str(w.message) for w in record if "fewer than 10" in str(w.message)]
+    kept = selector.selected_features_
+    assert kept  # the volume and mean features are reproducible even so
+    shown = ", ".join(f"{name!r} ({n_rows})" for name in kept[:5])
+    assert messages == [
+        f"{len(kept)} feature(s) are kept on an ICC(3,1) from fewer than 10 "
+        "subjects (the minimum here; reliability studies aim for 30 or more): "
+        f"{shown}{' ...' if len(kept) > 5 else ''} subjects. So few cannot tell a "
+        "reproducible feature from chance: fit RobustFeatureSelector on at least "
+        "10 subjects"
+    ]
+    assert robust.MIN_ICC_SUBJECTS == 10
