@@ -24,6 +24,7 @@ from ..exceptions import MedprepWarning, SubjectTableError
 from ..table._checks import check_fit_rows, check_subject_table
 from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
+from ..utils._paths import absolute_cells, absolute_folder, on_worker
 from ..utils._tags import subject_table_input_tags
 from . import _core as core
 from . import _input as inputs
@@ -129,7 +130,10 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
     scratch_dir : str, pathlib.Path or None, default=None
         Folder of the scratch file (the masked training voxels, float32 when
         the images are); the system's temporary folder by default. It must be
-        shared with the workers of a distributed backend.
+        shared with the workers of a distributed backend (a relative folder is
+        resolved against the client's working directory; a folder a worker
+        cannot reach is an error naming it and the worker). Relative image
+        paths and ``output_dir`` are resolved the same way.
     %(n_jobs)s
 
     Attributes
@@ -285,7 +289,7 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
 
     def _mask(self, table):
         """Mask array (bool, C order of the SimpleITK array) and its grid."""
-        cells = table[self.image].tolist()
+        cells = absolute_cells(table[self.image])  # workers' cwd differ
         labels = table.index.tolist()
         if self.mask is not None:
             mask = vs.load_on_grid(self.mask, None, row=None, column="mask")
@@ -386,16 +390,18 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         parallel = Parallel(n_jobs=self.n_jobs)
         n, p = table.shape[0], flat_index.size
         width = self.chunk_size or max(1, vs.CHUNK_BYTES // (8 * n))
-        cells = table[self.image].tolist()
+        cells = absolute_cells(table[self.image])  # workers' cwd differ
         rows = table.index.tolist()
-        folder = Path(self.scratch_dir or tempfile.gettempdir())
-        scratch = Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
+        scratch = self._scratch()
+        on_scratch = {"scratch_dir": str(scratch)}  # checked on each worker
         try:
             first = vs.store_dtype(cells[0], row=rows[0], column=self.image)
             for dtype in (first, "float64")[: 2 if first == "float32" else 1]:
                 store = vs.VoxelStore(scratch, n, p, width, dtype)
                 exact = parallel(
-                    delayed(vs.fill_rows)(
+                    delayed(on_worker)(
+                        vs.fill_rows,
+                        on_scratch,
                         store,
                         b.start,
                         [cells[i] for i in b],
@@ -414,14 +420,25 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
                 None, None, None, None, None, [], None, design_cov=batch.design_cov
             )
             parts = parallel(
-                delayed(chunk_site_effects)(
-                    self._estimate_site_effects, store, k, rows_only, coding
+                delayed(on_worker)(
+                    chunk_site_effects,
+                    on_scratch,
+                    self._estimate_site_effects,
+                    store,
+                    k,
+                    rows_only,
+                    coding,
                 )
                 for k in range(store.n_chunks)
             )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return core.SiteStatistics.concat(parts)
+
+    def _scratch(self):
+        """A new scratch folder in ``scratch_dir`` (absolute) or the temp folder."""
+        folder = absolute_folder(self.scratch_dir) or tempfile.gettempdir()
+        return Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
 
     # -------------------------------------------------------------- transform
     def _params(self):
@@ -437,11 +454,10 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
     def _new_sites(self, table, site_values, design_cov, grid, flat_index):
         """Rows' sites; the ``unseen_site`` policy; new sites estimated."""
         index = table.index
-        cells = table[self.image].tolist()
+        cells = absolute_cells(table[self.image])
 
         def estimate(rows):
-            folder = Path(self.scratch_dir or tempfile.gettempdir())
-            scratch = Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
+            scratch = self._scratch()
             try:
                 store = vs.VoxelStore(
                     scratch,
@@ -491,7 +507,7 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
                 f"which must be unique (label {index[index.duplicated()][0]!r} "
                 "repeats)"
             )
-        folder = Path(self.output_dir)
+        folder = Path(absolute_folder(self.output_dir))  # workers' cwd differ
         folder.mkdir(parents=True, exist_ok=True)
         names = [re.sub(r"[^A-Za-z0-9._-]+", "_", str(label)) for label in index]
         return [str(folder / f"{name}{self.output_suffix}") for name in names]
@@ -527,7 +543,8 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         flat_index = np.flatnonzero(sitk.GetArrayViewFromImage(self.mask_).reshape(-1))
         batch_sites = self._new_sites(table, site_values, design_cov, grid, flat_index)
         files = self._output_files(table.index)
-        cells = table[self.image].tolist()
+        cells = absolute_cells(table[self.image])  # workers' cwd differ
+        on_output = {"output_dir": absolute_folder(self.output_dir)}
         rows = table.index.tolist()
         n_grid = int(np.prod(grid[0]))
         batches = vs.voxel_batches(len(cells), n_grid)
@@ -536,7 +553,9 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
             self.image, grid, flat_index, self.fill_outside, np.dtype(self.dtype)
         )
         parts = Parallel(n_jobs=self.n_jobs)(
-            delayed(harmonize_rows)(
+            delayed(on_worker)(
+                harmonize_rows,
+                on_output,
                 [cells[i] for i in b],
                 [rows[i] for i in b],
                 batch_sites.rows_slice(b.start, b.stop),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..exceptions import ImageReadError
+from ..exceptions import ImageReadError, SubjectTableError
 from ..io._read import _is_missing
 from ._checks import check_subject_table
 from ._validate import validate_table
@@ -96,7 +96,8 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     Parameters
     ----------
     table : pandas.DataFrame
-        The subject table (path cells in the image and mask columns).
+        The subject table (path cells in the image and mask columns; missing
+        cells are written empty).
     path : str or pathlib.Path
         The CSV file to write.
     image : str or list of str, default="image"
@@ -110,6 +111,12 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     -------
     pathlib.Path
         The file written.
+
+    Raises
+    ------
+    SubjectTableError
+        A cell of an image or mask column that is neither a path nor missing
+        (an in-memory image), naming its row and column; nothing is written.
 
     Examples
     --------
@@ -127,9 +134,19 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     columns = images + ([mask] if mask is not None else [])
     check_subject_table(table, columns=columns)
 
-    def relative(cell):
-        if _is_missing(cell) or not isinstance(cell, (str, os.PathLike)):
+    def relative(cell, row, column):
+        if _is_missing(cell):
             return cell
+        if not isinstance(cell, (str, os.PathLike)):
+            raise SubjectTableError(
+                f"a manifest holds paths, but this cell is a "
+                f"{type(cell).__name__} (an in-memory image?); nothing was "
+                "written. "
+                "Write in-memory images to files first (e.g. SimpleITK."
+                "WriteImage) and put their paths in the table",
+                row=row,
+                column=column,
+            )
         absolute = Path(os.path.expanduser(str(cell))).resolve()
         try:
             return str(absolute.relative_to(base))
@@ -137,8 +154,9 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
             return str(absolute)
 
     out = table.copy()
-    for column in columns:
-        out[column] = out[column].map(relative)
+    for column in columns:  # every cell checked before anything is written
+        out[column] = [relative(cell, row, column)
+                       for row, cell in zip(out.index, out[column])]
     path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(path, **to_csv_kwargs)
     return path
