@@ -84,7 +84,8 @@ def cluster(tmp_path_factory):
         while True:
             try:
                 with distributed.Client(address, timeout=5) as client:
-                    client.wait_for_workers(2, timeout=max(1, deadline - time.monotonic()))
+                    left = max(1, deadline - time.monotonic())
+                    client.wait_for_workers(2, timeout=left)
                 break
             except (OSError, TimeoutError, distributed.TimeoutError) as exc:
                 if time.monotonic() > deadline or any(

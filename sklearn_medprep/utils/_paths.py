@@ -155,7 +155,8 @@ def on_worker(func, folders, *args, **kwargs):
     ...
     FileNotFoundError: scratch_dir folder '/no/such/folder' cannot be reached from \
 ...: every worker must see the client's folder; set scratch_dir to a folder on a \
-file system shared by the client and the workers (see Scaling out in the user guide)
+file system shared by the client and the workers (user guide: Speed and \
+scale, A dask.distributed cluster)
     """
     for name, folder in folders.items():
         if folder is not None and not os.path.isdir(folder):
@@ -163,6 +164,7 @@ file system shared by the client and the workers (see Scaling out in the user gu
                 f"{name} folder {str(folder)!r} cannot be reached from "
                 f"{worker_name()}: every worker must see the client's folder; "
                 f"set {name} to a folder on a file system shared by the client "
-                "and the workers (see Scaling out in the user guide)"
+                "and the workers (user guide: Speed and scale, A dask.distributed "
+                "cluster)"
             )
     return func(*args, **kwargs)
