@@ -27,6 +27,7 @@ scratch files.
 """
 
 import errno as errno_codes
+import glob
 import os
 import re
 import tempfile
@@ -38,6 +39,7 @@ from ..exceptions import OutputWriteError
 __all__ = [
     "StagedFile",
     "commit_all",
+    "discard_tagged",
     "file_mode",
     "full_suffix",
     "output_names",
@@ -185,23 +187,30 @@ letters, digits, '.', '_' and '-' become '_'); give the rows distinct labels
     return names
 
 
-def refuse_inputs(path, inputs, *, row=None):
-    """Raise if ``path`` is one of the ``inputs`` files (before anything is written).
+def refuse_inputs(paths, inputs, *, row=None, rows=None):
+    """Raise if a file about to be written is one of the ``inputs`` files.
+
+    Called before anything is written. The inputs are resolved once (links
+    followed, and their inodes), so that checking the outputs of a whole table
+    against its input images costs one pass over each.
 
     Parameters
     ----------
-    path : str or pathlib.Path
-        A file about to be written.
-    inputs : iterable of str or pathlib.Path
-        Files that must not be written over (e.g. the images being read).
+    paths : str, pathlib.Path or list of them
+        File(s) about to be written.
+    inputs : iterable
+        Files that must not be written over (e.g. the images being read);
+        cells that are not paths (in-memory images) are skipped.
     row : hashable, default=None
-        Row named in the error.
+        Row named in the error (one path).
+    rows : list of hashable, default=None
+        Row of each path (a list of paths).
 
     Raises
     ------
     OutputWriteError
-        ``path`` and an input are the same file (same name once links are
-        resolved, or the same inode).
+        A path and an input are the same file (same name once links are
+        resolved, or the same inode: a hard link).
 
     Examples
     --------
@@ -213,23 +222,62 @@ def refuse_inputs(path, inputs, *, row=None):
     sklearn_medprep.exceptions.OutputWriteError: [row 's1', file 'in/../in/a.nii.gz'] \
 would write over the input file 'in/a.nii.gz'; choose another output folder or name
     """
-    target = os.path.realpath(path)
+    if isinstance(paths, (str, os.PathLike)):
+        paths, rows = [paths], [row]
+    elif rows is None:
+        rows = [None] * len(paths)
+    names, inodes = {}, {}
     for source in inputs:
         if not isinstance(source, (str, os.PathLike)):
             continue
-        same = os.path.realpath(source) == target
-        if not same:
+        names.setdefault(os.path.realpath(source), source)
+        try:
+            info = os.stat(source)
+        except OSError:
+            continue
+        inodes.setdefault((info.st_dev, info.st_ino), source)
+    for path, label in zip(paths, rows):
+        source = names.get(os.path.realpath(path))
+        if source is None and inodes:
             try:
-                same = os.path.samefile(source, path)
+                info = os.stat(path)
             except OSError:
-                same = False
-        if same:
+                info = None
+            if info is not None:
+                source = inodes.get((info.st_dev, info.st_ino))
+        if source is not None:
             raise OutputWriteError(
                 f"would write over the input file {str(source)!r}; choose another "
                 "output folder or name",
-                row=row,
+                row=label,
                 file=str(path),
             )
+
+
+def discard_tagged(paths, tag, suffix=".part"):
+    """Remove the temporary files ``stage_file(path, ..., tag=tag)`` left.
+
+    For a batch staged in worker processes of which one failed: the others'
+    staged files never came back to be discarded. Only names with this call's
+    ``tag`` are removed.
+
+    Parameters
+    ----------
+    paths : iterable of str
+        Final names of the batch.
+    tag : str
+        The ``tag`` given to :func:`stage_file`.
+    suffix : str, default=".part"
+        The ``suffix`` given to :func:`stage_file`.
+    """
+    for path in paths:
+        folder = Path(path).parent
+        for tmp in folder.glob(f".{glob.escape(Path(path).name)}.{tag}.*"):
+            if tmp.name.endswith(suffix):
+                try:
+                    tmp.unlink()
+                except FileNotFoundError:
+                    pass
 
 
 @dataclass
@@ -319,6 +367,9 @@ def _fsync_folder(folder):
 
 def _error(what, staged, exc=None):
     code = getattr(exc, "errno", None)
+    if not isinstance(code, int) and staged.tmp and _nearly_full(staged.path):
+        # writers that swallow ENOSPC (ITK) leave an empty or short file
+        code = errno_codes.ENOSPC
     if code == errno_codes.ENOSPC or code == errno_codes.EDQUOT:
         what = f"{what}: the disk is full (free space or choose another folder)"
     return OutputWriteError(
@@ -327,6 +378,14 @@ def _error(what, staged, exc=None):
         file=staged.path,
         errno=code if isinstance(code, int) else None,
     )
+
+
+def _nearly_full(path, margin=65536):
+    try:
+        info = os.statvfs(os.path.dirname(path) or ".")
+    except (OSError, AttributeError):
+        return False
+    return info.f_bavail * info.f_frsize < margin
 
 
 def stage_file(
@@ -340,6 +399,7 @@ def stage_file(
     inputs=(),
     suffix=".part",
     empty_ok=False,
+    tag="",
 ):
     """Write a file under a temporary name in its folder and check it.
 
@@ -367,6 +427,9 @@ def stage_file(
         End of the temporary name.
     empty_ok : bool, default=False
         Whether an empty file is a valid output.
+    tag : str, default=""
+        Put in the temporary name (``.<name>.<tag>.<random><suffix>``), so that
+        :func:`discard_tagged` finds one batch's files.
 
     Returns
     -------
@@ -395,7 +458,9 @@ def stage_file(
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
-            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=suffix
+            dir=folder,
+            prefix=f".{os.path.basename(path)}." + (f"{tag}." if tag else ""),
+            suffix=suffix,
         )
         os.close(fd)
     except OSError as exc:
@@ -487,13 +552,6 @@ def commit_all(staged):
             item.discard()
         raise
     return done
-
-
-def discard_all(staged):
-    """Remove the temporary files of ``staged`` (None entries skipped)."""
-    for item in staged:
-        if item is not None:
-            item.discard()
 
 
 def write_atomically(
