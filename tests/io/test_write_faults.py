@@ -317,3 +317,66 @@ def test_error_pickles_with_its_errno():
     back = pickle.loads(pickle.dumps(error))
     assert (back.row, back.file, back.errno, str(back)) == (
         "a", "f", errno.ENOSPC, str(error))
+
+
+# ---------------------------------------------------------------- the writers
+def _manifest(folder):
+    import pandas as pd
+
+    n = 4000  # over 100 kB of CSV, also with the paths made relative
+    return pd.DataFrame(
+        {"image": [str(folder / f"img{k}.nii.gz") for k in range(n)],
+         "age": range(n), "volume": [k / 7 for k in range(n)]},
+        index=[f"sub-{k:04d}" for k in range(n)],
+    )
+
+
+def _cli_csv(table, path):
+    from sklearn_medprep._cli import _write_atomically
+
+    return _write_atomically(table, path, "csv")
+
+
+def _manifest_csv(table, path):
+    from sklearn_medprep import write_manifest
+
+    return write_manifest(table, path)
+
+
+@pytest.mark.parametrize("writer", [_cli_csv, _manifest_csv], ids=["cli", "manifest"])
+def test_library_writers_on_a_full_disk(tmpfs, writer):
+    folder = tmpfs("64k")
+    table = _manifest(folder)
+    (folder / "old.csv").write_bytes(b"old")
+    with pytest.raises(OutputWriteError, match="the disk is full") as info:
+        writer(table, folder / "old.csv")
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.file == str(folder / "old.csv")
+    assert os.listdir(folder) == ["old.csv"]
+    assert (folder / "old.csv").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("writer", [_cli_csv, _manifest_csv], ids=["cli", "manifest"])
+def test_library_writers_give_the_umask_mode(tmp_path, writer):
+    import pandas as pd
+
+    old = os.umask(0o022)
+    try:
+        writer(_manifest(tmp_path).head(3), tmp_path / "t.csv")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "t.csv").st_mode) == 0o644
+    back = pd.read_csv(tmp_path / "t.csv", index_col=0)
+    assert back["age"].tolist() == [0, 1, 2]
+    assert os.listdir(tmp_path) == ["t.csv"]
+
+
+def test_write_manifest_over_its_own_image_is_refused(tmp_path):
+    from sklearn_medprep import write_manifest
+
+    table = _manifest(tmp_path).head(2)
+    image = tmp_path / "img1.nii.gz"
+    image.write_bytes(b"image bytes")
+    with pytest.raises(OutputWriteError, match="would write over the input"):
+        write_manifest(table, image)
+    assert image.read_bytes() == b"image bytes"
