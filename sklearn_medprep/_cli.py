@@ -347,25 +347,17 @@ def to_json_text(frame):
     return "[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n")
 
 
-def _umask():
-    mask = os.umask(0o022)  # read it: the only portable way is to set it
-    os.umask(mask)
-    return mask
+def _write_atomically(frame, path, fmt, overwrite=True):
+    """Write ``frame`` with the library's one writer (``io.write_atomically``).
 
-
-def _write_atomically(frame, path, fmt):
-    """Write ``frame`` to a temporary file beside ``path``, then rename it.
-
-    The file gets the permissions of a new file under the user's umask; a
-    failed write leaves nothing under ``path`` (nor the temporary file) and
-    raises ``OSError`` naming ``path``.
+    Temporary name, checked bytes, the user's umask mode, fsync, atomic
+    rename; a failure (a full disk) is an ``OutputWriteError`` naming ``path``
+    and leaves nothing under it. With ``overwrite=False`` an existing file is
+    refused at the rename (a file created since :func:`check_output`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                   suffix=".part")
-    os.close(handle)
-    try:
+    from .io._write import write_atomically
+
+    def write(tmp):
         if fmt == "csv":
             frame.to_csv(tmp, index=True)
         elif fmt == "parquet":
@@ -373,17 +365,8 @@ def _write_atomically(frame, path, fmt):
         else:
             with open(tmp, "w", encoding="utf-8") as out:
                 out.write(to_json_text(frame))
-        with open(tmp, "rb+") as out:
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise OSError(exc.errno, f"cannot write {str(path)!r}: {reason}; "
-                      "nothing was written under that name") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    return write_atomically(path, write, overwrite=overwrite)
 
 
 def _extract(args, parser):
@@ -439,13 +422,13 @@ def _extract(args, parser):
         elif errors_file.exists():
             errors_file.unlink()  # a stale list from an earlier run
         try:
-            _write_atomically(features, args.out, fmt)
+            _write_atomically(features, args.out, fmt, overwrite=args.force)
         except OSError:
             if len(errors):  # no list of failed rows without its output
                 errors_file.unlink(missing_ok=True)
             raise
     except OSError as exc:
-        _say("error", exc.strerror or exc)
+        _say("error", exc)
         print("no output written", file=sys.stderr)
         return 1
     if len(errors):

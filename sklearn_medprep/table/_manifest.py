@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..exceptions import ImageReadError, SubjectTableError
 from ..io._read import _is_missing
+from ..io._write import write_atomically
 from ._checks import check_subject_table
 from ._validate import validate_table
 
@@ -117,6 +118,9 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     SubjectTableError
         A cell of an image or mask column that is neither a path nor missing
         (an in-memory image), naming its row and column; nothing is written.
+    OutputWriteError
+        The file could not be written in full (e.g. a full disk; nothing is
+        left under its name) or ``path`` is one of the table's images.
 
     Examples
     --------
@@ -157,6 +161,12 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     for column in columns:  # every cell checked before anything is written
         out[column] = [relative(cell, row, column)
                        for row, cell in zip(out.index, out[column])]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, **to_csv_kwargs)
+    # whole under its name or nothing (a full disk is an OutputWriteError);
+    # a manifest over one of its own images is refused
+    inputs = [
+        cell for column in columns for cell in table[column]
+        if isinstance(cell, (str, os.PathLike))
+    ]
+    write_atomically(path, lambda tmp: out.to_csv(tmp, **to_csv_kwargs),
+                     inputs=inputs)
     return path
