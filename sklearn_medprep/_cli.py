@@ -15,6 +15,22 @@ written there. The output is written atomically, and only when the extraction
 finished: a failed run leaves no file that could be mistaken for complete
 results. Every warning raised during the run is printed.
 
+Output files:
+
+- An existing ``--out`` is refused before any extraction (earlier results
+  are never lost by a typo); ``--force`` replaces it, atomically, only when the
+  new extraction succeeded (a failed run leaves the old file as it was).
+- Files are created with the permissions of the user's umask (``0644`` under
+  the usual ``022``), as any other program's, not the ``0600`` of a temporary
+  file.
+- JSON is exact: every float is written with the shortest text that reads
+  back the same float64 (Python's ``repr``), as in the CSV of the same run.
+  JSON has no NaN or infinity: NaN is written ``null`` (read back as NaN by
+  :func:`pandas.read_json`), and +/-infinity as ``1e999``/``-1e999``, numbers
+  that every JSON reader parses as +/-infinity.
+- A write that fails (a full disk, a folder that became read-only) exits 1
+  with a message naming the file, and leaves nothing under its name.
+
 Relative paths: one rule for every table the project reads or writes (see
 :func:`~sklearn_medprep.read_manifest`): relative to the folder of the table.
 
@@ -24,6 +40,8 @@ file), 2 bad command line or bad input (table, columns, settings, output).
 
 import argparse
 import importlib.util
+import json
+import math
 import os
 import sys
 import tempfile
@@ -54,7 +72,13 @@ def _add_extract(subparsers):
                         help="override one entry of the parameter file's "
                         "'setting' section (repeatable), e.g. binWidth:25")
     parser.add_argument("-o", "--out", required=True,
-                        help="output file (.csv, .parquet or .json)")
+                        help="output file (.csv, .parquet or .json; JSON floats exact, "
+                        "NaN as null, infinity as 1e999); created with your umask; "
+                        "an existing file is refused unless --force")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing --out (atomically, and only "
+                        "when the extraction succeeded); without it an existing "
+                        "--out is refused before any extraction")
     parser.add_argument("-f", "--format", choices=sorted(set(FORMATS.values())),
                         default=None,
                         help="output format (default: from the extension of --out)")
@@ -141,17 +165,24 @@ extension: use .csv, .parquet or .json, or --format
     return fmt
 
 
-def check_output(path):
+def check_output(path, force=False):
     """Raise ``ValueError`` if ``path`` cannot be written (before any extraction).
 
     Parameters
     ----------
     path : str or pathlib.Path
         Output file.
+    force : bool, default=False
+        Whether an existing file may be replaced.
     """
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"--out {str(path)!r} is a folder; give a file name")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise ValueError(
+            f"--out {str(path)!r} exists; pass --force to replace it (replaced "
+            "only when the new extraction succeeds), or choose another name"
+        )
     parent = path.parent
     for ancestor in [parent, *parent.parents]:
         if ancestor.exists():
@@ -248,24 +279,94 @@ def _label(args, header, settings, notes):
     return int(file_label) if file_label is not None else 1
 
 
-def _write_atomically(frame, path, fmt):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                   suffix=".part")
-    os.close(handle)
+def _json_value(value, np, pd):
+    """JSON text of one cell: floats exact (``repr``), NaN null, inf 1e999."""
+    if value is None or value is pd.NA:
+        return "null"
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if math.isnan(number):
+            return "null"
+        if math.isinf(number):
+            return "1e999" if number > 0 else "-1e999"
+        return float.__repr__(number)
+    if isinstance(value, str):
+        return json.dumps(value)
     try:
+        if value != value:  # NaT and other missing values
+            return "null"
+    except (TypeError, ValueError):
+        pass
+    return json.dumps(str(value))
+
+
+def to_json_text(frame):
+    """Return the JSON text of ``frame``'s rows (records, index first), exact.
+
+    Every float64 is written with Python's ``repr``, the shortest text that
+    reads back the same float (pandas' ``to_json`` keeps at most 15 digits).
+    JSON has no NaN or infinity: NaN (and other missing cells) is ``null``,
+    +/-infinity ``1e999``/``-1e999`` (parsed as infinity by JSON readers).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import json, pandas as pd
+    >>> from sklearn_medprep._cli import to_json_text
+    >>> frame = pd.DataFrame({"x": [0.1 + 0.2, float("nan"), float("inf")]},
+    ...                      index=pd.Index(["a", "b", "c"], name="row"))
+    >>> print(to_json_text(frame), end="")
+    [
+     {"row": "a", "x": 0.30000000000000004},
+     {"row": "b", "x": null},
+     {"row": "c", "x": 1e999}
+    ]
+    >>> json.loads(to_json_text(frame))[2]["x"]
+    inf
+    """
+    import numpy as np
+    import pandas as pd
+
+    table = frame.reset_index()
+    keys = [json.dumps(str(name)) + ": " for name in table.columns]
+    lines = []
+    for row in table.itertuples(index=False, name=None):
+        cells = ", ".join(key + _json_value(v, np, pd) for key, v in zip(keys, row))
+        lines.append(" {" + cells + "}")
+    return "[\n" + ",\n".join(lines) + ("\n]\n" if lines else "]\n")
+
+
+def _write_atomically(frame, path, fmt, overwrite=True):
+    """Write ``frame`` with the library's one writer (``io.write_atomically``).
+
+    Temporary name, checked bytes, the user's umask mode, fsync, atomic
+    rename; a failure (a full disk) is an ``OutputWriteError`` naming ``path``
+    and leaves nothing under it. With ``overwrite=False`` an existing file is
+    refused at the rename (a file created since :func:`check_output`).
+    """
+    from .io._write import write_atomically
+
+    def write(tmp):
         if fmt == "csv":
             frame.to_csv(tmp, index=True)
         elif fmt == "parquet":
             frame.to_parquet(tmp, index=True)
         else:
-            frame.reset_index().to_json(tmp, orient="records", indent=1,
-                                        double_precision=15)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            with open(tmp, "w", encoding="utf-8") as out:
+                out.write(to_json_text(frame))
+
+    return write_atomically(path, write, overwrite=overwrite)
 
 
 def _extract(args, parser):
@@ -277,7 +378,7 @@ def _extract(args, parser):
 
     notes = []
     try:
-        check_output(args.out)
+        check_output(args.out, force=args.force)
         fmt = output_format(args.out, args.format)
         settings, notes = resolve_settings(args.params, args.setting)
         if not Path(args.table).is_file():
@@ -314,13 +415,24 @@ def _extract(args, parser):
         return 1
     _show(caught)
     errors = extractor.extraction_errors_
-    _write_atomically(features, args.out, fmt)
     errors_file = Path(f"{args.out}.errors.csv")
+    try:
+        if len(errors):
+            _write_atomically(errors.set_index("row"), errors_file, "csv")
+        elif errors_file.exists():
+            errors_file.unlink()  # a stale list from an earlier run
+        try:
+            _write_atomically(features, args.out, fmt, overwrite=args.force)
+        except OSError:
+            if len(errors):  # no list of failed rows without its output
+                errors_file.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        _say("error", exc)
+        print("no output written", file=sys.stderr)
+        return 1
     if len(errors):
-        _write_atomically(errors.set_index("row"), errors_file, "csv")
         print(f"failed rows listed in {errors_file}", file=sys.stderr)
-    elif errors_file.exists():
-        errors_file.unlink()  # a stale list from an earlier run
     print(f"wrote {len(features)} rows x {len(extractor.feature_names_)} "
           f"features to {args.out} ({fmt})", file=sys.stderr)
     return 0

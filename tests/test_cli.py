@@ -71,7 +71,8 @@ def test_extract_error_exits_nonzero_and_writes_nothing(manifest):
     out = manifest / "features.csv"
     out.write_text("old results\n")
     result = _run("extract", manifest / "bad.csv", "--out", out, "--quiet",
-                  "--index-col", "subject", "--params", manifest / "params.json")
+                  "--force", "--index-col", "subject", "--params",
+                  manifest / "params.json")
     assert result.returncode == 1
     assert "row 's1'" in result.stderr and "column 'mask'" in result.stderr
     assert "missing_mask.nrrd" in result.stderr
@@ -80,7 +81,7 @@ def test_extract_error_exits_nonzero_and_writes_nothing(manifest):
     assert not list(manifest.glob("*.part"))
     # on-error nan: all rows written, the bad one NaN and listed
     assert main(["extract", str(manifest / "bad.csv"), "--out", str(out),
-                 "--quiet", "--on-error", "nan", "--index-col", "subject",
+                 "--quiet", "--force", "--on-error", "nan", "--index-col", "subject",
                  "--params", str(manifest / "params.json")]) == 0
     features = pd.read_csv(out, index_col=0)
     assert list(features.index) == ["s0", "s1", "s2"]
@@ -212,7 +213,7 @@ def test_param_file_conflicts_are_reported(manifest, capsys):
     assert features["original_firstorder_Mean"].iloc[0] == pytest.approx(
         float(ref["original_firstorder_Mean"]), rel=1e-12)
     with pytest.raises(SystemExit):
-        _extract(manifest, "-o", out, "-s", "binWidth")
+        _extract(manifest, "-o", out, "--force", "-s", "binWidth")
     assert "expected KEY:VALUE" in capsys.readouterr().err
 
 

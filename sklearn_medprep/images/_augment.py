@@ -18,6 +18,7 @@ from sklearn.utils._param_validation import HasMethods, Hidden, Interval, StrOpt
 from sklearn.utils.metaestimators import available_if
 
 from ..utils._docstrings import fill_doc
+from ..utils._paths import absolute_cells
 from ..utils._random import seed_sequence, spawn_seeds
 from ._base import _ImageTableMixin, _SameColumnsMixin, _TorchIOParamsMixin
 from ._subject import apply_to_row, image_columns, row_cells
@@ -66,7 +67,9 @@ class _AugmentMixin(_TorchIOParamsMixin, _SameColumnsMixin, _ImageTableMixin):
         images, mask = image_columns(self.image, self.mask)
         index, rows = row_cells(X, images, mask)
         return Parallel(n_jobs=self.n_jobs)(
-            delayed(apply_to_row)(self.transform_, cells, images, mask, row, seed)
+            delayed(apply_to_row)(
+                self.transform_, tuple(absolute_cells(cells)), images, mask, row, seed
+            )
             for row, cells, seed in zip(index, rows, seeds)
         )
 

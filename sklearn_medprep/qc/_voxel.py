@@ -12,6 +12,7 @@ from sklearn.utils import Bunch
 from ..harmonization import _voxel_store as vs
 from ..table._checks import align_rows, check_subject_table
 from ..utils._optional import import_optional
+from ..utils._paths import absolute_cells, on_worker
 from ._site_effects import _anova, _covariate_design, _residualize
 
 __all__ = ["plot_voxel_site_effects", "voxel_site_effect_maps"]
@@ -28,18 +29,19 @@ def _chunk_fmap(store, k, sites, design, complete):
 def _fmap(table, image, sites, design, complete, grid, flat_index, n_jobs, scratch):
     n, p = table.shape[0], flat_index.size
     store = vs.VoxelStore(scratch, n, p, max(1, vs.CHUNK_BYTES // (8 * n)), "float64")
-    cells = table[image].tolist()
+    cells = absolute_cells(table[image])  # workers' cwd differ
     rows = table.index.tolist()
     parallel = Parallel(n_jobs=n_jobs)
+    on_scratch = {"scratch folder": str(scratch)}  # checked on each worker
     parallel(
-        delayed(vs.fill_rows)(
-            store, b.start, [cells[i] for i in b], [rows[i] for i in b], image,
-            grid, flat_index,
+        delayed(on_worker)(
+            vs.fill_rows, on_scratch, store, b.start, [cells[i] for i in b],
+            [rows[i] for i in b], image, grid, flat_index,
         )
         for b in vs.voxel_batches(n, p)
     )
     parts = parallel(
-        delayed(_chunk_fmap)(store, k, sites, design, complete)
+        delayed(on_worker)(_chunk_fmap, on_scratch, store, k, sites, design, complete)
         for k in range(store.n_chunks)
     )
     store.remove()

@@ -15,15 +15,22 @@ from ..exceptions import MedprepWarning
 from ..table._checks import check_fit_rows, check_subject_table
 from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
+from ..utils._paths import absolute_cells, absolute_folder
 from ..utils._tags import subject_table_input_tags
 from ._backend import RadiomicsBackend, registered_backends, resolve_backend
-from ._cache import as_feature_cache, identity_scope
+from ._cache import FeatureCache, as_feature_cache, identity_scope
 from ._pyradiomics import PyRadiomicsBackend
 from ._worker import extract_row, extract_rows, lookup_row
 
 __all__ = ["RadiomicsExtractor"]
 
 def _check_memory(memory):
+    """The cache of ``memory``, its folder made absolute (workers' cwd differ)."""
+    if isinstance(memory, (str, os.PathLike)):
+        memory = absolute_folder(memory)
+    elif not isinstance(memory, FeatureCache) and memory is not None:
+        location = getattr(memory, "location", None)  # joblib.Memory
+        memory = None if location is None else absolute_folder(location)
     return as_feature_cache(memory)
 
 
@@ -179,6 +186,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     the file's identity (path, inode, size, mtime, ctime), so a hit reads no
     image. See :mod:`sklearn_medprep.radiomics._cache` and the user guide for what a
     shared cache trusts. ``memory=joblib.Memory(loc)`` caches in ``loc``.
+    Relative image and mask paths and a relative ``memory`` folder are resolved
+    against the client's working directory before any task is sent (the
+    workers' may differ).
 
     Examples
     --------
@@ -290,8 +300,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         process; otherwise one joblib task per row (``local``: in this process).
         """
         labels, lesions = self._labels(X), self._lesions(X)
-        images = X[self.image].tolist()
-        masks = X[self.mask].tolist()
+        images = absolute_cells(X[self.image])  # workers' cwd are not ours
+        masks = absolute_cells(X[self.mask])
         engine = _engine(self.backend)
         options = dict(image_column=self.image, mask_column=self.mask,
                        memory=self.memory_, verbose=int(self.verbose),
@@ -429,8 +439,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             return {}
         self.memory_.prepare()  # a cache problem is not a row's: raise it here
         labels, lesions = self._labels(X), self._lesions(X)
-        images = X[self.image].tolist()
-        masks = X[self.mask].tolist()
+        images = absolute_cells(X[self.image])  # workers' cwd are not ours
+        masks = absolute_cells(X[self.mask])
         hits = {}
         with identity_scope():  # each source file stat-ed once per call
             for i in range(1 if first else len(X)):

@@ -26,6 +26,7 @@ from ..exceptions import MedprepWarning, SubjectTableError
 from ..io._read import to_sitk, to_torchio
 from ..table._checks import check_fit_rows
 from ..utils._docstrings import fill_doc
+from ..utils._paths import absolute_cells
 from ..utils._random import local_seed, seed_sequence
 from ..utils._tags import subject_table_input_tags
 from ._extractor import RadiomicsExtractor
@@ -368,8 +369,8 @@ class RobustFeatureSelector(TransformerMixin, BaseEstimator):
         """The ``n_perturbations`` perturbed copies of ``X`` (one table each)."""
         entropy = seed_sequence(self.random_state).entropy
         labels = extractor._labels(X)
-        images = X[extractor.image].tolist()
-        masks = X[extractor.mask].tolist()
+        images = absolute_cells(X[extractor.image])  # workers' cwd differ
+        masks = absolute_cells(X[extractor.mask])
         spec = self._spec()
         tasks = [
             delayed(_perturb_row)(

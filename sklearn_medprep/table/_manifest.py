@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..exceptions import ImageReadError
+from ..exceptions import ImageReadError, SubjectTableError
 from ..io._read import _is_missing
+from ..io._write import write_atomically
 from ._checks import check_subject_table
 from ._validate import validate_table
 
@@ -96,7 +97,8 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     Parameters
     ----------
     table : pandas.DataFrame
-        The subject table (path cells in the image and mask columns).
+        The subject table (path cells in the image and mask columns; missing
+        cells are written empty).
     path : str or pathlib.Path
         The CSV file to write.
     image : str or list of str, default="image"
@@ -110,6 +112,15 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     -------
     pathlib.Path
         The file written.
+
+    Raises
+    ------
+    SubjectTableError
+        A cell of an image or mask column that is neither a path nor missing
+        (an in-memory image), naming its row and column; nothing is written.
+    OutputWriteError
+        The file could not be written in full (e.g. a full disk; nothing is
+        left under its name) or ``path`` is one of the table's images.
 
     Examples
     --------
@@ -127,9 +138,19 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     columns = images + ([mask] if mask is not None else [])
     check_subject_table(table, columns=columns)
 
-    def relative(cell):
-        if _is_missing(cell) or not isinstance(cell, (str, os.PathLike)):
+    def relative(cell, row, column):
+        if _is_missing(cell):
             return cell
+        if not isinstance(cell, (str, os.PathLike)):
+            raise SubjectTableError(
+                f"a manifest holds paths, but this cell is a "
+                f"{type(cell).__name__} (an in-memory image?); nothing was "
+                "written. "
+                "Write in-memory images to files first (e.g. SimpleITK."
+                "WriteImage) and put their paths in the table",
+                row=row,
+                column=column,
+            )
         absolute = Path(os.path.expanduser(str(cell))).resolve()
         try:
             return str(absolute.relative_to(base))
@@ -137,8 +158,15 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
             return str(absolute)
 
     out = table.copy()
-    for column in columns:
-        out[column] = out[column].map(relative)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, **to_csv_kwargs)
+    for column in columns:  # every cell checked before anything is written
+        out[column] = [relative(cell, row, column)
+                       for row, cell in zip(out.index, out[column])]
+    # whole under its name or nothing (a full disk is an OutputWriteError);
+    # a manifest over one of its own images is refused
+    inputs = [
+        cell for column in columns for cell in table[column]
+        if isinstance(cell, (str, os.PathLike))
+    ]
+    write_atomically(path, lambda tmp: out.to_csv(tmp, **to_csv_kwargs),
+                     inputs=inputs)
     return path
