@@ -46,7 +46,9 @@ processes that read the cache. Share a cache folder only with people you trust
 with your features.
 """
 
+import errno
 import hashlib
+import hmac
 import json
 import os
 import stat
@@ -59,6 +61,15 @@ import numpy as np
 
 from ..exceptions import MedprepWarning
 from ..utils._memo import clear_memos
+from ._cachefiles import (
+    MAX_FILE_BYTES,
+    RefusedFile,
+    append_line,
+    count_lines,
+    describe_mode,
+    read_regular,
+)
+from ._cachekey import clear_keys, default_key_path, load_key
 
 __all__ = ["FeatureCache", "as_feature_cache", "EXTRACTION_LOG"]
 
@@ -66,16 +77,20 @@ __all__ = ["FeatureCache", "as_feature_cache", "EXTRACTION_LOG"]
 #: extraction appends one line; see :func:`count_extractions`.
 EXTRACTION_LOG = "sklearn_medprep_radiomics_extractions.log"
 
-_FORMAT = "sklearn-medprep/radiomics-features/1"
-_INDEX_FORMAT = "sklearn-medprep/file-key/1"
+# version 2: authenticated with HMAC-SHA256 under the user's (or team's) key;
+# the version is part of every entry key and index file name, so that the
+# unkeyed files of version 1 are never opened (misses, extracted again)
+_FORMAT = "sklearn-medprep/radiomics-features/2"
+_INDEX_FORMAT = "sklearn-medprep/file-key/2"
 _ROOT = "sklearn_medprep_cache"
 
-# per process: (cache folder, file identity) -> content key (never stale: the
+# per process: (cache folder, key file, file identity) -> content key (never stale: the
 # identity includes size, mtime and ctime); mirrors the folder's index
 _FILE_KEYS = {}
 
-# per process: entry path -> (the entry file's identity when it was verified,
-# its [(name, value), ...]); a hit whose file is unchanged costs one ``stat``
+# per process: (key file, entry path) -> (the entry file's identity when it was
+# verified, its [(name, value), ...], why a feature is not a number or None);
+# a hit whose file is unchanged costs one ``lstat``
 _ENTRIES = {}
 _MAX_ENTRIES = 200_000
 
@@ -85,14 +100,25 @@ _PREPARED = set()
 # per process: entry_key arguments -> entry key (a SHA-256 of them)
 _ENTRY_KEYS = {}
 
+# per process: cache folder -> whether "caching stopped" was said (the folder's
+# disk was full: nothing more is written there by this process)
+_FULL = {}
+
+# per process: (index file, its identity) already warned about
+_WARNED = set()
+
 # per thread, inside ``identity_scope``: path -> file identity (one ``stat`` of
 # each file per batch of look-ups, however many cells name it)
 _SCOPE = threading.local()
 
 
 def _stat_identity(path):
-    """(inode, size, mtime, ctime) of ``path``: a rewritten entry changes it."""
-    st = os.stat(path)
+    """(inode, size, mtime, ctime) of ``path`` itself (a link is not followed):
+    a rewritten or replaced entry changes it."""
+    return _st_identity(os.lstat(path))
+
+
+def _st_identity(st):
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
@@ -104,6 +130,9 @@ def clear_memory():
     _ENTRIES.clear()
     _PREPARED.clear()
     _ENTRY_KEYS.clear()
+    _FULL.clear()
+    _WARNED.clear()
+    clear_keys()
     clear_memos()  # the deferred images' memos, where loaded
 
 
@@ -240,10 +269,19 @@ def _identity(path):
 class FeatureCache:
     """Features of (image, mask, label, settings) in JSON files of one folder.
 
+    Entries and index files are authenticated with HMAC-SHA256 under a secret
+    key kept outside the folder (see :mod:`sklearn_medprep.radiomics._cachekey`).
+
     Parameters
     ----------
     location : str or os.PathLike
         The cache folder (created on first use).
+    key_file : str, os.PathLike or None, default=None
+        The key file (a team's, for a shared cache). None: the file named by
+        ``$SKLEARN_MEDPREP_CACHE_KEY``, else the user's own key
+        (``~/.config/sklearn-medprep/cache.key``, created on first use). Made
+        absolute here, in the process that makes the cache: workers get the
+        path, never the key.
 
     Examples
     --------
@@ -256,17 +294,24 @@ class FeatureCache:
     [('original_firstorder_Mean', 1.5)]
     """
 
-    def __init__(self, location):
+    def __init__(self, location, key_file=None):
         self.location = os.fspath(location)
+        self.key_file = default_key_path(key_file)
 
     def __repr__(self):
-        return f"FeatureCache({self.location!r})"
+        return f"FeatureCache({self.location!r}, key_file={self.key_file!r})"
 
     def __eq__(self, other):
-        return isinstance(other, FeatureCache) and other.location == self.location
+        return (isinstance(other, FeatureCache) and other.location == self.location
+                and other.key_file == self.key_file)
 
     def __hash__(self):
-        return hash(self.location)
+        return hash((self.location, self.key_file))
+
+    def __setstate__(self, state):  # pickles of versions without a key file
+        self.__dict__.update(state)
+        if "key_file" not in state:
+            self.key_file = default_key_path()
 
     @property
     def log_file(self):
@@ -274,7 +319,12 @@ class FeatureCache:
         return os.path.join(self.location, EXTRACTION_LOG)
 
     def prepare(self):
-        """Create the folder; raise an ``OSError`` saying what to do if impossible."""
+        """Create the folder, read (or make) the key, check the log and the
+        folder's permissions; raise an ``OSError`` saying what to do if unusable.
+
+        A folder writable by every user (without the sticky bit) is warned
+        about, once per process.
+        """
         if self.location in _PREPARED and os.path.isdir(
             os.path.join(self.location, _ROOT)
         ):  # one stat: the folder may have been removed since
@@ -287,7 +337,94 @@ class FeatureCache:
                 "a fitted extractor loaded on another machine keeps the cache path "
                 "it was fitted with: set_params(memory=None) or a writable folder"
             ) from exc
+        load_key(self.key_file)
+        self._check_log()
+        for folder in (self.location, os.path.join(self.location, _ROOT)):
+            mode = os.stat(folder).st_mode
+            if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+                warnings.warn(
+                    f"radiomics cache folder {folder!r} is writable by every user "
+                    f"(mode {stat.S_IMODE(mode):o}, no sticky bit): anyone on this "
+                    "machine can delete its entries or plant files in it (forged "
+                    "entries are refused and extracted again, but the cache can "
+                    f"be emptied); chmod o-w {folder!r}, or use a folder of your "
+                    "own (or your team's group)",
+                    MedprepWarning, stacklevel=3,
+                )
         _PREPARED.add(self.location)
+
+    def _check_log(self):
+        try:
+            mode = os.lstat(self.log_file).st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(mode):
+            raise _log_refused(self.log_file, describe_mode(mode))
+
+    # ------------------------------------------------------------ integrity
+    def _mac(self, *parts):
+        """HMAC-SHA256 (hex) of ``parts`` (bytes), each length-prefixed."""
+        mac = hmac.new(load_key(self.key_file), digestmod=hashlib.sha256)
+        for part in parts:
+            mac.update(len(part).to_bytes(8, "big"))
+            mac.update(part)
+        return mac.hexdigest()
+
+    def _index_mac(self, identity, key):
+        return self._mac(_INDEX_FORMAT.encode(), json.dumps(
+            identity, separators=(",", ":")).encode(), str(key).encode())
+
+    def _entry_mac(self, key, payload):
+        return self._mac(_FORMAT.encode(), key.encode(), payload.rstrip(b"\n"))
+
+    # ------------------------------------------------------------ disk full
+    def _stopped(self, exc):
+        """Whether ``exc`` is a full disk; if so, stop writing to this folder."""
+        if exc.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            return False
+        _FULL.setdefault(self.location, False)
+        return True
+
+    def _say_stopped(self, notes):
+        """Say once per process that caching stopped (to ``notes`` or warned)."""
+        if _FULL.get(self.location) is not False:
+            return
+        _FULL[self.location] = True
+        message = (
+            f"radiomics cache folder {self.location!r} is full (no space left "
+            "on its disk): caching stopped for this process; the features are "
+            "extracted and correct, but no longer stored; free space or give "
+            "another memory= folder"
+        )
+        if notes is None:
+            warnings.warn(message, MedprepWarning, stacklevel=3)
+        else:
+            notes.append(message)
+
+    def log(self, image_key, mask_key, label):
+        """Append one line for an actual extraction to the log.
+
+        The log is never followed if it is a link (nor written if it is not
+        a regular file): :class:`OSError` naming it. A full disk stops the
+        cache (see :meth:`put`), the extraction counts as done.
+        """
+        if self.location in _FULL:
+            return
+        try:
+            append_line(self.log_file,
+                        f"{image_key} {mask_key} {label} {os.getpid()}\n")
+        except RefusedFile as exc:
+            raise _log_refused(self.log_file, str(exc)) from None
+        except OSError as exc:
+            if not self._stopped(exc):
+                raise
+
+    def extraction_count(self):
+        """Lines of the log (0 without a log); a link or FIFO: OSError naming it."""
+        try:
+            return count_lines(self.log_file)
+        except RefusedFile as exc:
+            raise _log_refused(self.log_file, str(exc)) from None
 
     # ------------------------------------------------------------ file keys
     def _index_path(self, identity):
@@ -296,37 +433,74 @@ class FeatureCache:
                             digest + ".json")
 
     def known_key(self, identity):
-        """Return the content key recorded for a file identity, or None."""
+        """Return the content key recorded for a file identity, or None.
+
+        An index file that is not a regular file under the size limit, or
+        whose authentication code does not match (edited, swapped with
+        another file's, written with another key), is not used (the image is
+        read and hashed, the index rewritten), with a
+        :class:`~sklearn_medprep.exceptions.MedprepWarning` naming it, once.
+        """
         if identity is None:
             return None
-        memo = (self.location, _frozen(identity))
+        memo = (self.location, self.key_file, _frozen(identity))
         key = _FILE_KEYS.get(memo)
         if key is not None:
             return key
+        path = self._index_path(identity)
         try:
-            with open(self._index_path(identity)) as handle:
-                data = json.load(handle)
-            key = data["key"]
-            if (
-                data.get("format") != _INDEX_FORMAT
-                or data.get("identity") != identity
-                or data.get("sha256") != _sha256(_INDEX_FORMAT, identity, key)
-            ):
-                return None
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            st, text = read_regular(path)
+        except FileNotFoundError:
             return None
+        except RefusedFile as exc:
+            return self._bad_index(path, None, str(exc))
+        except OSError:
+            return None
+        try:
+            data = json.loads(text)
+            key = data["key"]
+            if data.get("format") != _INDEX_FORMAT or not isinstance(key, str):
+                return None  # not an index file of this version
+            mac = data.get("hmac")
+            if not isinstance(mac, str) or not hmac.compare_digest(
+                mac, self._index_mac(identity, key)
+            ) or data.get("identity") != identity:
+                return self._bad_index(
+                    path, st, "its authentication code does not match (edited, "
+                    "swapped with another file's index, or written with another "
+                    "key)")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return self._bad_index(path, st, "not a sklearn-medprep index file")
         _FILE_KEYS[memo] = key
         return key
+
+    @staticmethod
+    def _bad_index(path, st, problem):
+        seen = (path, None if st is None else _st_identity(st))
+        if seen not in _WARNED:
+            _WARNED.add(seen)
+            warnings.warn(
+                f"radiomics cache index file {path!r} ignored: {problem}; the "
+                "image is read and hashed again and the index file rewritten",
+                MedprepWarning, stacklevel=3,
+            )
+        return None
 
     def record_key(self, identity, key):
         """Remember that the file of ``identity`` has content key ``key``."""
         if identity is None:
             return
-        _FILE_KEYS[(self.location, _frozen(identity))] = key
-        _write_json(self._index_path(identity), {
-            "format": _INDEX_FORMAT, "identity": identity, "key": key,
-            "sha256": _sha256(_INDEX_FORMAT, identity, key),
-        })
+        _FILE_KEYS[(self.location, self.key_file, _frozen(identity))] = key
+        if self.location in _FULL:
+            return
+        try:
+            _write_json(self._index_path(identity), {
+                "format": _INDEX_FORMAT, "identity": identity, "key": key,
+                "hmac": self._index_mac(identity, key),
+            })
+        except OSError as exc:
+            if not self._stopped(exc):
+                raise
 
     # --------------------------------------------------------------- entries
     @staticmethod
@@ -359,45 +533,47 @@ class FeatureCache:
         return os.path.join(self.location, _ROOT, "radiomics", key[:2],
                             key + ".json")
 
-    def get(self, key, notes=None):
+    def get(self, key, notes=None, numbers=False):
         """Return the ``[(name, value), ...]`` of entry ``key``, or None.
 
-        A bad entry (unparsable, foreign, checksum mismatch) is not served; a
-        line saying why is appended to ``notes`` (or warned when None). An
-        entry verified before by this process is served from memory while its
-        file's identity (inode, size, modification and status-change times) is
-        unchanged: a hit then costs one ``stat``, and an entry rewritten or
-        edited since is read and verified again.
+        A bad entry (not a regular file under the size limit, unparsable,
+        foreign, failed authentication; with ``numbers=True``, as the
+        extractor asks, a feature (a name not starting with ``diagnostics_``)
+        that is not a number) is not served; a line saying why, naming the file, is appended to
+        ``notes`` (or warned when None). An entry verified before by this
+        process is served from memory while its file's identity (inode,
+        size, modification and status-change times) is unchanged: a hit then
+        costs one ``lstat``, and an entry rewritten or edited since is read
+        and verified again.
         """
         path = self._entry_path(key)
         try:
-            identity = _stat_identity(path)
-            known = _ENTRIES.get(path)
-            if known is not None and known[0] == identity:
-                return list(known[1])
-            with open(path, "rb") as handle:
-                text = handle.read()
+            known = _ENTRIES.get((self.key_file, path))
+            if known is not None and known[0] == _stat_identity(path):
+                if not numbers or known[2] is None:
+                    return list(known[1])
+                raise _NotNumber(known[2])
+            st, text = read_regular(path)
         except FileNotFoundError:
             return None
+        except (RefusedFile, _NotNumber) as exc:
+            problem = str(exc)
         except OSError as exc:
             problem = f"unreadable ({exc})"
         else:
             problem = self._problem(key, text)
             if problem is None:
                 try:
-                    data = json.loads(text.partition(b"\n")[2])
-                    names, values = data["names"], data["values"]
-                    if len(names) != len(values) or not all(
-                        isinstance(n, str) for n in names
-                    ):
-                        raise ValueError("malformed names/values")
-                    values = list(zip(names, [
-                        v if type(v) is float else _decode(v) for v in values
-                    ]))
-                    _remember(path, identity, values)
-                    return list(values)
+                    values = _entry_values(text)
                 except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     problem = f"malformed content ({exc})"
+                else:
+                    bad = _non_number(values)
+                    _remember((self.key_file, path), _st_identity(st), values,
+                              bad)
+                    if not numbers or bad is None:
+                        return list(values)
+                    problem = bad
         message = (
             f"radiomics cache entry {path!r} ignored: {problem}; the row is "
             "extracted again and the entry rewritten"
@@ -408,8 +584,7 @@ class FeatureCache:
             notes.append(message)
         return None
 
-    @staticmethod
-    def _problem(key, text):
+    def _problem(self, key, text):
         """Why ``text`` is not a valid entry of ``key`` (None if it is)."""
         header, newline, payload = text.partition(b"\n")
         try:
@@ -422,12 +597,24 @@ class FeatureCache:
             return "not a sklearn-medprep radiomics entry"
         if header.get("key") != key:
             return "it belongs to another key (copied or renamed)"
-        if not newline or header.get("sha256") != _payload_digest(key, payload):
-            return "its checksum does not match (truncated or edited)"
+        mac = header.get("hmac")
+        if not newline or not isinstance(mac, str) or not hmac.compare_digest(
+            mac, self._entry_mac(key, payload)
+        ):
+            return ("its authentication code does not match (truncated, edited "
+                    "or forged, or written with another key)")
         return None
 
-    def put(self, key, values):
-        """Store ``[(name, value), ...]`` under ``key`` (skipped if not JSON-able)."""
+    def put(self, key, values, notes=None):
+        """Store ``[(name, value), ...]`` under ``key``.
+
+        Skipped if not JSON-able or over the size limit. On a full disk,
+        caching stops for this process and the folder: said once (to
+        ``notes``, or warned when None), nothing is raised.
+        """
+        if self.location in _FULL:
+            self._say_stopped(notes)
+            return
         names = [str(name) for name, _ in values]
         try:
             encoded = [_encode(value) for _, value in values]
@@ -436,26 +623,78 @@ class FeatureCache:
         payload = json.dumps({"names": names, "values": encoded},
                              separators=(",", ":"), allow_nan=True).encode()
         header = json.dumps({"format": _FORMAT, "key": key,
-                             "sha256": _payload_digest(key, payload)}).encode()
+                             "hmac": self._entry_mac(key, payload)}).encode()
+        data = header + b"\n" + payload + b"\n"
+        if len(data) > MAX_FILE_BYTES:
+            return  # it could not be read back
         path = self._entry_path(key)
-        _write_bytes(path, header + b"\n" + payload + b"\n")
         try:
-            _remember(path, _stat_identity(path), [
-                (name, _decode(value)) for name, value in zip(names, encoded)
-            ])  # as a read of the entry would give them
+            _write_bytes(path, data)
+        except OSError as exc:
+            if self._stopped(exc):
+                self._say_stopped(notes)
+                return
+            raise
+        try:
+            values = [(name, _decode(value))
+                      for name, value in zip(names, encoded)]
+            _remember((self.key_file, path), _stat_identity(path), values,
+                      _non_number(values))
+            # as a read of the entry would give them
         except (OSError, ValueError):
             pass
 
 
-def _remember(path, identity, values):
+def _entry_values(text):
+    """The ``[(name, value), ...]`` of an authenticated entry's bytes, or raise.
+
+    A feature (a name not starting with ``diagnostics_``) must hold a number:
+    the extractor puts it in a float matrix.
+    """
+    data = json.loads(text.partition(b"\n")[2])
+    names, values = data["names"], data["values"]
+    if len(names) != len(values) or not all(isinstance(n, str) for n in names):
+        raise ValueError("malformed names/values")
+    return list(zip(names, [
+        v if type(v) is float else _decode(v) for v in values
+    ]))
+
+
+class _NotNumber(Exception):
+    """A verified entry holding a non-number where the extractor wants one."""
+
+
+def _non_number(values):
+    """Why a feature of ``values`` is not a number (None if all are).
+
+    A feature is a name not starting with ``diagnostics_``: the extractor puts
+    it in a float matrix.
+    """
+    for name, value in values:
+        if type(value) is float or name.startswith("diagnostics_"):
+            continue
+        if isinstance(value, np.ndarray):
+            if value.size == 1 and value.dtype.kind in "biuf":
+                continue
+        elif isinstance(value, (int, float)):  # bool is an int
+            continue
+        return f"feature {name!r} holds a non-number ({str(value)[:40]!r})"
+    return None
+
+
+def _log_refused(path, why):
+    return OSError(
+        f"radiomics extraction log {path!r} refused: {why}; it is never "
+        "followed nor written through: someone who can write to the cache "
+        "folder replaced it. Remove it (a new log is started) and check who "
+        "can write to the folder"
+    )
+
+
+def _remember(memo, identity, values, non_number=None):
     if len(_ENTRIES) >= _MAX_ENTRIES:
         _ENTRIES.clear()  # a bound on memory; entries are read again on need
-    _ENTRIES[path] = (identity, values)
-
-
-def _payload_digest(key, payload):
-    return hashlib.sha256(key.encode() + b"\n" + payload.rstrip(b"\n")).hexdigest()
-
+    _ENTRIES[memo] = (identity, values, non_number)
 
 def as_feature_cache(memory):
     """Return the :class:`FeatureCache` of a ``memory=`` value, or None.
