@@ -9,16 +9,21 @@ Layout, inside the folder given as ``memory=`` (or a ``joblib.Memory``'s
 
 **Entries.** An entry holds the feature names and values of one (image, mask,
 label, lesion, settings, versions) as JSON text: a header line (format, key,
-SHA-256 of the key and the payload bytes) and a payload line (names, values),
-so that the check hashes bytes and decodes nothing before it passes. Reading an entry
-never runs code (``json.loads`` of the text, values rebuilt only as floats,
-strings, tuples, dicts and numeric arrays); an entry that does not parse, whose
-key is not the one asked for (a file copied or renamed from another key), or
-whose checksum does not match (truncated or edited) is ignored with a
-:class:`~sklearn_medprep.exceptions.MedprepWarning`, the row is extracted again
-and the entry rewritten. Files of any
-other kind in the folder (joblib pickles of older versions included) are never
-opened.
+HMAC-SHA256 of the format, the key and the payload bytes) and a payload line
+(names, values), so that the check hashes bytes and decodes nothing before it
+passes. Reading an entry never runs code (:mod:`._cachecodec`). An entry or
+index file is opened without following links and without blocking, and read
+only if ``fstat`` says it is a regular file of at most 16 MiB
+(:mod:`._cachefiles`). An entry that is refused (a link, FIFO, device,
+oversized file), does not parse, belongs to another key (a file copied or
+renamed), fails authentication (truncated, edited, forged, written with
+another key) or, for the extractor, holds a non-number where a feature
+belongs, is not served: a :class:`~sklearn_medprep.exceptions.MedprepWarning`
+names the row and the file, once, the row is extracted again and the entry
+rewritten. An index file that fails the same checks is warned about (named)
+and the image is read and hashed again. Files of any other kind in the folder
+(joblib pickles of older versions, the unkeyed entries of format 1) are never
+opened: their names are not the names of this format, so they are misses.
 
 **Content keys without re-reading.** The key of an image is the SHA-256 of its
 voxels and geometry (:func:`~sklearn_medprep.io._read.image_fingerprint`), computed
@@ -38,12 +43,18 @@ whose bytes change while keeping inode, size, ``mtime`` and ``ctime`` (a file
 system without ``ctime``, or one with coarse timestamps where the change
 happens in the same tick as the previous hash).
 
-**Trust.** The checksum detects accidents (truncation, a disk or copy error, an
-entry under the wrong name); it is not a signature: whoever can write to the
-folder can write a consistent entry holding wrong values, or an index line
-pointing a file at another image's key. Such a writer cannot run code in the
-processes that read the cache. Share a cache folder only with people you trust
-with your features.
+**Trust** (:mod:`._cachekey`). The HMAC key lives outside the folder: the
+user's own (``~/.config/sklearn-medprep/cache.key``, made 0600 on first use)
+or a team's (``key_file=`` or ``$SKLEARN_MEDPREP_CACHE_KEY``). Someone who can
+write to the folder but cannot read the key cannot make the cache serve a
+value of theirs, nor point a file at another subject's entry (the MAC covers
+the file identity and the content key; the entry key covers image, mask,
+label and settings); they can delete entries (extracted again) and fill the
+disk. Whoever can read the key can forge: for a shared cache, everyone in the
+team. The extraction log is appended without following links; a log that is
+a link or not a regular file is an error naming it. A folder writable by
+every user (no sticky bit) is warned about; a full disk stops the caching
+of this process, said once, the features still computed.
 """
 
 import errno
@@ -53,14 +64,11 @@ import json
 import os
 import stat
 import tempfile
-import threading
 import warnings
-from contextlib import contextmanager
-
-import numpy as np
 
 from ..exceptions import MedprepWarning
 from ..utils._memo import clear_memos
+from ._cachecodec import NotNumber, decode, encode, entry_values, non_number
 from ._cachefiles import (
     MAX_FILE_BYTES,
     RefusedFile,
@@ -70,8 +78,10 @@ from ._cachefiles import (
     read_regular,
 )
 from ._cachekey import clear_keys, default_key_path, load_key
+from ._fileid import file_identity, identity_scope
 
-__all__ = ["FeatureCache", "as_feature_cache", "EXTRACTION_LOG"]
+__all__ = ["FeatureCache", "as_feature_cache", "EXTRACTION_LOG", "file_identity",
+           "identity_scope"]
 
 #: Name of the file, inside the cache folder, where every actual (non-cached)
 #: extraction appends one line; see :func:`count_extractions`.
@@ -107,14 +117,11 @@ _FULL = {}
 # per process: (index file, its identity) already warned about
 _WARNED = set()
 
-# per thread, inside ``identity_scope``: path -> file identity (one ``stat`` of
-# each file per batch of look-ups, however many cells name it)
-_SCOPE = threading.local()
-
-
 def _stat_identity(path):
-    """(inode, size, mtime, ctime) of ``path`` itself (a link is not followed):
-    a rewritten or replaced entry changes it."""
+    """(inode, size, mtime, ctime) of ``path`` itself (a link not followed).
+
+    A rewritten or replaced entry changes it.
+    """
     return _st_identity(os.lstat(path))
 
 
@@ -136,25 +143,6 @@ def clear_memory():
     clear_memos()  # the deferred images' memos, where loaded
 
 
-@contextmanager
-def identity_scope():
-    """Within the block, :func:`file_identity` stats each path once.
-
-    For one batch of cache look-ups (one ``transform`` call): a file named by
-    many cells, or by a deferred image's key and its own cell, is stat-ed once;
-    a file changed during the block is seen at the next block. Nested blocks
-    share the outermost one's identities.
-    """
-    if getattr(_SCOPE, "memo", None) is not None:
-        yield
-        return
-    _SCOPE.memo = {}
-    try:
-        yield
-    finally:
-        _SCOPE.memo = None
-
-
 def _sha256(*parts):
     text = json.dumps(parts, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -162,50 +150,6 @@ def _sha256(*parts):
 
 def _frozen(identity):
     return tuple(tuple(part) for part in identity)
-
-
-def _encode(value):
-    """Return ``value`` as JSON data, tagging tuples, dicts and arrays; or raise."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)):
-        return float(value) if isinstance(value, float) else int(value)
-    if isinstance(value, np.generic):
-        return _encode(value.item())
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        return {"ndarray": value.tolist(), "dtype": value.dtype.str}
-    if isinstance(value, (tuple, list)):
-        return {"tuple" if isinstance(value, tuple) else "list":
-                [_encode(v) for v in value]}
-    if isinstance(value, dict):
-        return {"dict": [[str(k), _encode(v)] for k, v in value.items()]}
-    raise TypeError(f"cannot cache a value of type {type(value).__name__}")
-
-
-def _decode(value):
-    if isinstance(value, list):
-        raise ValueError("untagged list")
-    if not isinstance(value, dict):
-        if isinstance(value, float) or value is None or isinstance(
-            value, (bool, str, int)
-        ):
-            return value
-        raise ValueError(f"unexpected {type(value).__name__}")
-    if len(value) == 2 and "ndarray" in value:
-        dtype = np.dtype(str(value["dtype"]))
-        if dtype.kind not in "biuf":
-            raise ValueError("non-numeric array")
-        return np.asarray(value["ndarray"], dtype=dtype)
-    if len(value) != 1:
-        raise ValueError("unknown tag")
-    (tag, data), = value.items()
-    if tag == "tuple":
-        return tuple(_decode(v) for v in data)
-    if tag == "list":
-        return [_decode(v) for v in data]
-    if tag == "dict":
-        return {str(k): _decode(v) for k, v in data}
-    raise ValueError(f"unknown tag {tag!r}")
 
 
 def _write_bytes(path, data):
@@ -224,46 +168,6 @@ def _write_bytes(path, data):
 
 def _write_json(path, data):
     _write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
-
-
-def file_identity(path):
-    """Return the identity of a file or DICOM folder (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    list or None
-        JSON-able identity; None if ``path`` cannot be stat-ed. Inside
-        :func:`identity_scope`, the identity found first for ``path``.
-    """
-    memo = getattr(_SCOPE, "memo", None)
-    if memo is None:
-        return _identity(path)
-    name = os.fspath(path)
-    try:
-        return memo[name]
-    except KeyError:
-        memo[name] = identity = _identity(name)
-        return identity
-
-
-def _identity(path):
-    try:
-        path = os.path.abspath(path)
-        st = os.stat(path)  # follows links: device and inode of the target
-        stats = [[path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
-                  st.st_ctime_ns]]
-        if stat.S_ISDIR(st.st_mode):
-            for name in sorted(os.listdir(path)):
-                s = os.stat(os.path.join(path, name))
-                stats.append([name, s.st_ino, s.st_size, s.st_mtime_ns,
-                              s.st_ctime_ns])
-    except OSError:
-        return None
-    return stats
 
 
 class FeatureCache:
@@ -318,12 +222,12 @@ class FeatureCache:
         """Path of the extraction log (see :func:`count_extractions`)."""
         return os.path.join(self.location, EXTRACTION_LOG)
 
-    def prepare(self):
+    def prepare(self, worker=False):
         """Create the folder, read (or make) the key, check the log and the
         folder's permissions; raise an ``OSError`` saying what to do if unusable.
 
         A folder writable by every user (without the sticky bit) is warned
-        about, once per process.
+        about, once per process. ``worker=True``: the key is never made here.
         """
         if self.location in _PREPARED and os.path.isdir(
             os.path.join(self.location, _ROOT)
@@ -337,7 +241,7 @@ class FeatureCache:
                 "a fitted extractor loaded on another machine keeps the cache path "
                 "it was fitted with: set_params(memory=None) or a writable folder"
             ) from exc
-        load_key(self.key_file)
+        load_key(self.key_file, create=not worker)
         self._check_log()
         for folder in (self.location, os.path.join(self.location, _ROOT)):
             mode = os.stat(folder).st_mode
@@ -539,12 +443,12 @@ class FeatureCache:
         A bad entry (not a regular file under the size limit, unparsable,
         foreign, failed authentication; with ``numbers=True``, as the
         extractor asks, a feature (a name not starting with ``diagnostics_``)
-        that is not a number) is not served; a line saying why, naming the file, is appended to
-        ``notes`` (or warned when None). An entry verified before by this
-        process is served from memory while its file's identity (inode,
-        size, modification and status-change times) is unchanged: a hit then
-        costs one ``lstat``, and an entry rewritten or edited since is read
-        and verified again.
+        that is not a number) is not served; a line saying why, naming the
+        file, is appended to ``notes`` (or warned when None). An entry
+        verified before by this process is served from memory while its
+        file's identity (inode, size, modification and status-change times)
+        is unchanged: a hit then costs one ``lstat``, and an entry rewritten
+        or edited since is read and verified again.
         """
         path = self._entry_path(key)
         try:
@@ -552,11 +456,11 @@ class FeatureCache:
             if known is not None and known[0] == _stat_identity(path):
                 if not numbers or known[2] is None:
                     return list(known[1])
-                raise _NotNumber(known[2])
+                raise NotNumber(known[2])
             st, text = read_regular(path)
         except FileNotFoundError:
             return None
-        except (RefusedFile, _NotNumber) as exc:
+        except (RefusedFile, NotNumber) as exc:
             problem = str(exc)
         except OSError as exc:
             problem = f"unreadable ({exc})"
@@ -564,11 +468,11 @@ class FeatureCache:
             problem = self._problem(key, text)
             if problem is None:
                 try:
-                    values = _entry_values(text)
+                    values = entry_values(text)
                 except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     problem = f"malformed content ({exc})"
                 else:
-                    bad = _non_number(values)
+                    bad = non_number(values)
                     _remember((self.key_file, path), _st_identity(st), values,
                               bad)
                     if not numbers or bad is None:
@@ -617,7 +521,7 @@ class FeatureCache:
             return
         names = [str(name) for name, _ in values]
         try:
-            encoded = [_encode(value) for _, value in values]
+            encoded = [encode(value) for _, value in values]
         except TypeError:
             return
         payload = json.dumps({"names": names, "values": encoded},
@@ -636,50 +540,13 @@ class FeatureCache:
                 return
             raise
         try:
-            values = [(name, _decode(value))
+            values = [(name, decode(value))
                       for name, value in zip(names, encoded)]
             _remember((self.key_file, path), _stat_identity(path), values,
-                      _non_number(values))
+                      non_number(values))
             # as a read of the entry would give them
         except (OSError, ValueError):
             pass
-
-
-def _entry_values(text):
-    """The ``[(name, value), ...]`` of an authenticated entry's bytes, or raise.
-
-    A feature (a name not starting with ``diagnostics_``) must hold a number:
-    the extractor puts it in a float matrix.
-    """
-    data = json.loads(text.partition(b"\n")[2])
-    names, values = data["names"], data["values"]
-    if len(names) != len(values) or not all(isinstance(n, str) for n in names):
-        raise ValueError("malformed names/values")
-    return list(zip(names, [
-        v if type(v) is float else _decode(v) for v in values
-    ]))
-
-
-class _NotNumber(Exception):
-    """A verified entry holding a non-number where the extractor wants one."""
-
-
-def _non_number(values):
-    """Why a feature of ``values`` is not a number (None if all are).
-
-    A feature is a name not starting with ``diagnostics_``: the extractor puts
-    it in a float matrix.
-    """
-    for name, value in values:
-        if type(value) is float or name.startswith("diagnostics_"):
-            continue
-        if isinstance(value, np.ndarray):
-            if value.size == 1 and value.dtype.kind in "biuf":
-                continue
-        elif isinstance(value, (int, float)):  # bool is an int
-            continue
-        return f"feature {name!r} holds a non-number ({str(value)[:40]!r})"
-    return None
 
 
 def _log_refused(path, why):

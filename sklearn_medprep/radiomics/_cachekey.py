@@ -72,13 +72,16 @@ def default_key_path(key_file=None):
     return os.path.abspath(os.path.expanduser(os.fspath(key_file)))
 
 
-def load_key(path):
+def load_key(path, create=True):
     """Return the key bytes of the key file ``path``; create the user's own key.
 
     Parameters
     ----------
     path : str
         Absolute path from :func:`default_key_path`.
+    create : bool, default=True
+        Whether the user's own key may be made here. Workers never make one
+        (a key made on another machine would disagree with the client's).
 
     Returns
     -------
@@ -96,6 +99,13 @@ def load_key(path):
     try:
         key = _read(path)
     except FileNotFoundError:
+        if not create:
+            raise FileNotFoundError(
+                f"radiomics cache key file {path!r} is not readable here (a "
+                "worker on another machine?): every worker must read the key "
+                "the client uses; put it on a shared file system and name it "
+                f"with ${KEY_ENV} or FeatureCache(key_file=...)"
+            ) from None
         if path != user_key_path():
             raise FileNotFoundError(
                 f"radiomics cache key file {path!r} does not exist (named by "

@@ -247,7 +247,7 @@ def _start(image_cell, mask_cell, label, key, image_column, mask_column, memory,
         return None, failed
     cache = as_feature_cache(memory)
     if cache is not None:
-        cache.prepare()  # a cache problem is not the row's fault: raise it
+        cache.prepare(worker=True)  # a cache problem is not the row's: raise it
     return _Job(cells, files, image_column, mask_column, label, key,
                 resolve_backend(backend), cache, int(verbose), lesion), None
 

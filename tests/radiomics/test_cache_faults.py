@@ -356,7 +356,7 @@ def test_full_disk_said_once_and_results_correct(cohort, reference, small_disk):
             handle.write(b"\0" * (64 * 1024 - 5 * 4096))
         except OSError:
             pass
-    for run in range(2):
+    for _ in range(2):
         _cache.clear_memory()
         with pytest.warns(MedprepWarning, match="is full") as record:
             out = _extractor(memory).fit_transform(cohort)
