@@ -249,12 +249,11 @@ def _label(args, header, settings, notes):
 
 
 def _write_atomically(frame, path, fmt):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                   suffix=".part")
-    os.close(handle)
-    try:
+    # the library's one writer: temporary name, checked, umask mode, fsync,
+    # atomic rename; a full disk is an OutputWriteError and no file
+    from .io._write import write_atomically
+
+    def write(tmp):
         if fmt == "csv":
             frame.to_csv(tmp, index=True)
         elif fmt == "parquet":
@@ -262,10 +261,8 @@ def _write_atomically(frame, path, fmt):
         else:
             frame.reset_index().to_json(tmp, orient="records", indent=1,
                                         double_precision=15)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    return write_atomically(path, write)
 
 
 def _extract(args, parser):

@@ -5,6 +5,8 @@ All errors derive from the standard exception a scikit-learn user expects
 working; the subclasses carry the row index, column and file at fault.
 """
 
+from functools import partial
+
 import numpy as np
 
 __all__ = [
@@ -12,6 +14,7 @@ __all__ = [
     "SubjectTableError",
     "ImageReadError",
     "GeometryMismatchError",
+    "OutputWriteError",
     "TargetProxyError",
     "TargetProxyWarning",
     "SubjectOverlapWarning",
@@ -61,6 +64,42 @@ class ImageReadError(SubjectTableError):
 
 class GeometryMismatchError(SubjectTableError):
     """Image and mask of one row do not share size, spacing, origin and direction."""
+
+
+class OutputWriteError(SubjectTableError, OSError):
+    """A file could not be written in full; nothing was left under its name.
+
+    Raised by the library's one writer (:func:`sklearn_medprep.io.write_atomically`)
+    on a full disk, a short write, a file that does not read back, or a
+    refused target (an input file, a name two rows share). It is both a
+    :class:`SubjectTableError` (``ValueError``: the row and file are named)
+    and an :class:`OSError` (``errno`` is that of the failure, e.g.
+    ``errno.ENOSPC``, or None).
+
+    Parameters
+    ----------
+    message : str
+        Human-readable description.
+    row : hashable, default=None
+        Row label whose output failed.
+    column : str, default=None
+        Column at fault.
+    file : str, default=None
+        The file (its final name) that was not written.
+    errno : int, default=None
+        The operating system's error number, when there was one.
+    """
+
+    def __init__(self, message, *, row=None, column=None, file=None, errno=None):
+        super().__init__(message, row=row, column=column, file=file)
+        self.errno = errno
+
+    def __reduce__(self):
+        # OSError's own reduce would drop errno and the keywords (joblib
+        # workers send errors back pickled)
+        keywords = {"row": self.row, "column": self.column, "file": self.file,
+                    "errno": self.errno}
+        return (partial(type(self), **keywords), (self.bare_message,))
 
 
 class TargetProxyError(SubjectTableError):

@@ -62,3 +62,59 @@ def cohort_dir(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("cohort")
     return make_multisite_cohort(12, 3, shape=(20, 22, 18), path=folder, random_state=0)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Factory of small tmpfs folders: ``tmpfs(size="64k", readonly=False)``.
+
+    A real full disk (or a read-only one) for the write-fault tests; unmounted
+    at the end of the test. Skipped, with the reason, where mounting is not
+    allowed (not root); this project's CI runs as root and runs them.
+    """
+    import subprocess
+
+    mounted = []
+
+    def make(size="64k", readonly=False):
+        folder = tmp_path / f"tmpfs{len(mounted)}"
+        folder.mkdir()
+        options = f"size={size}" + (",ro" if readonly else "")
+        try:
+            done = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                capture_output=True, text=True, check=False,
+            )
+        except OSError as exc:
+            pytest.skip(f"cannot mount a tmpfs here ({exc})")
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in reversed(mounted):
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.fixture
+def fill_disk():
+    """``fill_disk(folder, leave=0)``: fill ``folder``'s file system (a tmpfs)."""
+    return _fill_disk
+
+
+def _fill_disk(folder, leave=0):
+    """Fill the file system of ``folder``, leaving about ``leave`` bytes free."""
+    filler = Path(folder) / "filler.bin"
+    with open(filler, "wb") as handle:
+        chunk = b"\0" * 4096
+        while True:
+            free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+            if free <= leave:
+                break
+            try:
+                handle.write(chunk[: max(1, min(4096, free - leave))])
+                handle.flush()
+            except OSError:
+                break
+    return filler

@@ -15,6 +15,8 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
+from ..io._integrity import check_file
+from ..io._write import full_suffix, stage_file
 from . import _core as core
 from . import _voxel_store as vs
 from ._apply import apply_combat
@@ -27,6 +29,7 @@ __all__ = [
     "eb_adjust",
     "fit_chunk",
     "harmonize_rows",
+    "write_image",
 ]
 
 
@@ -166,7 +169,9 @@ def fit_chunk(store, k, codes, n_sites, design_cov, ref_level, mean_only):
     return {key: params[key] for key in keys}, counts
 
 
-def harmonize_rows(cells, labels, sites, design_cov, model, layout, files=None):
+def harmonize_rows(
+    cells, labels, sites, design_cov, model, layout, files=None, tag=""
+):
     """Load, harmonize and rebuild (or write) a batch of images.
 
     Parameters
@@ -182,11 +187,15 @@ def harmonize_rows(cells, labels, sites, design_cov, model, layout, files=None):
     layout : ImageLayout
         Mask, grid and output pixel type.
     files : list of str or None, default=None
-        Files to write (their paths are returned), or None (images returned).
+        Files to write, or None (images returned). Each is written under a
+        temporary name and checked (:func:`~sklearn_medprep.io.stage_file`);
+        the caller renames them all once every batch succeeded.
+    tag : str, default=""
+        This call's mark in the temporary names (to clean up after a failure).
 
     Returns
     -------
-    list of SimpleITK.Image or str
+    list of SimpleITK.Image or StagedFile
     """
     grid, flat_index = layout.grid, layout.flat_index
     images = [
@@ -217,6 +226,37 @@ def harmonize_rows(cells, labels, sites, design_cov, model, layout, files=None):
         if files is None:
             result.append(harmonized)
         else:
-            sitk.WriteImage(harmonized, files[i])
-            result.append(files[i])
+            result.append(write_image(harmonized, files[i], row=labels[i], tag=tag))
     return result
+
+
+def write_image(image, path, *, row, tag=""):
+    """Stage ``image`` as ``path``: written, read back and checked, not yet renamed.
+
+    ITK reports a full disk on stderr only and returns normally; the written
+    file is therefore read back: its header must give the image's size, pixel
+    type and spacing, and the file must hold every byte the header announces
+    (:func:`~sklearn_medprep.io._integrity.check_file`, which decompresses a
+    ``.nii.gz`` in full).
+    """
+
+    def check(tmp):
+        check_file(tmp)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(tmp)
+        reader.ReadImageInformation()
+        got = (reader.GetSize(), reader.GetPixelID(), reader.GetSpacing())
+        want = (image.GetSize(), image.GetPixelID(), image.GetSpacing())
+        if got[:2] != want[:2] or not np.allclose(got[2], want[2]):
+            return (f"its header gives size, pixel type, spacing {got}, not the "
+                    f"image's {want}")
+        return None
+
+    return stage_file(
+        path,
+        lambda tmp: sitk.WriteImage(image, tmp),
+        check=check,
+        row=row,
+        suffix=full_suffix(path),
+        tag=tag,
+    )

@@ -1,9 +1,10 @@
 """Voxel-wise ComBat of the images of a subject table, in bounded memory."""
 
 import numbers
-import re
+import os
 import shutil
 import tempfile
+import uuid
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -20,7 +21,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ..exceptions import MedprepWarning, SubjectTableError
+from ..exceptions import MedprepWarning, OutputWriteError, SubjectTableError
+from ..io._write import commit_all, discard_tagged, output_names, refuse_inputs
 from ..table._checks import check_fit_rows, check_subject_table
 from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
@@ -118,7 +120,15 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
     output_dir : str, pathlib.Path or None, default=None
         Write the harmonized images there as ``<row label><output_suffix>``
         (input geometry) and return their paths; None returns in-memory
-        :class:`SimpleITK.Image` objects.
+        :class:`SimpleITK.Image` objects. Characters of a label other than
+        letters, digits, ``.``, ``_`` and ``-`` become ``_``; two labels
+        giving one file name (also one differing only in case) are refused
+        naming both, as is an output file that is one of the input images,
+        before anything is written. Every file is written under a temporary
+        name, read back and checked, and all are renamed once all were
+        written: a full disk or a failure leaves an
+        :class:`~sklearn_medprep.exceptions.OutputWriteError` naming the row
+        and file, and none of the call's files (see :ref:`writing-files`).
     output_suffix : {".nii.gz", ".nii", ".nrrd", ".mha"}, default=".nii.gz"
         File format of the written images (``".nii"`` skips the compression,
         faster for large cohorts).
@@ -129,7 +139,10 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
     scratch_dir : str, pathlib.Path or None, default=None
         Folder of the scratch file (the masked training voxels, float32 when
         the images are); the system's temporary folder by default. It must be
-        shared with the workers of a distributed backend.
+        shared with the workers of a distributed backend. Every write to it
+        is checked: a full disk is an
+        :class:`~sklearn_medprep.exceptions.OutputWriteError` naming the
+        scratch file and the row.
     %(n_jobs)s
 
     Attributes
@@ -388,8 +401,7 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         width = self.chunk_size or max(1, vs.CHUNK_BYTES // (8 * n))
         cells = table[self.image].tolist()
         rows = table.index.tolist()
-        folder = Path(self.scratch_dir or tempfile.gettempdir())
-        scratch = Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
+        scratch = self._scratch_folder()
         try:
             first = vs.store_dtype(cells[0], row=rows[0], column=self.image)
             for dtype in (first, "float64")[: 2 if first == "float32" else 1]:
@@ -423,6 +435,18 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
             shutil.rmtree(scratch, ignore_errors=True)
         return core.SiteStatistics.concat(parts)
 
+    def _scratch_folder(self):
+        folder = Path(self.scratch_dir or tempfile.gettempdir())
+        try:
+            return Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
+        except OSError as exc:
+            raise OutputWriteError(
+                f"no scratch folder can be created in scratch_dir ({exc}); pass a "
+                "writable scratch_dir",
+                file=str(folder),
+                errno=exc.errno,
+            ) from exc
+
     # -------------------------------------------------------------- transform
     def _params(self):
         return {
@@ -440,8 +464,7 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         cells = table[self.image].tolist()
 
         def estimate(rows):
-            folder = Path(self.scratch_dir or tempfile.gettempdir())
-            scratch = Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
+            scratch = self._scratch_folder()
             try:
                 store = vs.VoxelStore(
                     scratch,
@@ -482,7 +505,8 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
             protected=self.target_term_ is not None,
         )
 
-    def _output_files(self, index):
+    def _output_files(self, index, cells):
+        """Output paths, refused before any work if not safe to write."""
         if self.output_dir is None:
             return None
         if not index.is_unique:
@@ -492,9 +516,23 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
                 "repeats)"
             )
         folder = Path(self.output_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        names = [re.sub(r"[^A-Za-z0-9._-]+", "_", str(label)) for label in index]
-        return [str(folder / f"{name}{self.output_suffix}") for name in names]
+        names = output_names(index, self.output_suffix)
+        files = [str(folder / name) for name in names]
+        refuse_inputs(files, cells, rows=list(index))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # a folder nothing can be written to is named now, not after the
+            # model was applied to every image
+            handle, probe = tempfile.mkstemp(dir=folder, prefix=".medprep-probe-")
+            os.close(handle)
+            os.remove(probe)
+        except OSError as exc:
+            raise OutputWriteError(
+                f"output_dir cannot be written to ({exc}); pass a writable folder",
+                file=str(folder),
+                errno=exc.errno,
+            ) from exc
+        return files
 
     def transform(self, X, *, sites=None, covariates=None):
         """Harmonize the images of ``X`` with the fitted voxel-wise parameters.
@@ -526,8 +564,8 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         grid = vs.grid_of(self.mask_)
         flat_index = np.flatnonzero(sitk.GetArrayViewFromImage(self.mask_).reshape(-1))
         batch_sites = self._new_sites(table, site_values, design_cov, grid, flat_index)
-        files = self._output_files(table.index)
         cells = table[self.image].tolist()
+        files = self._output_files(table.index, cells)
         rows = table.index.tolist()
         n_grid = int(np.prod(grid[0]))
         batches = vs.voxel_batches(len(cells), n_grid)
@@ -535,22 +573,33 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         layout = ImageLayout(
             self.image, grid, flat_index, self.fill_outside, np.dtype(self.dtype)
         )
-        parts = Parallel(n_jobs=self.n_jobs)(
-            delayed(harmonize_rows)(
-                [cells[i] for i in b],
-                [rows[i] for i in b],
-                batch_sites.rows_slice(b.start, b.stop),
-                design_cov[b.start : b.stop],
-                model,
-                layout,
-                None if files is None else files[b.start : b.stop],
+        tag = uuid.uuid4().hex[:8]
+        try:
+            parts = Parallel(n_jobs=self.n_jobs)(
+                delayed(harmonize_rows)(
+                    [cells[i] for i in b],
+                    [rows[i] for i in b],
+                    batch_sites.rows_slice(b.start, b.stop),
+                    design_cov[b.start : b.stop],
+                    model,
+                    layout,
+                    None if files is None else files[b.start : b.stop],
+                    tag,
+                )
+                for b in batches
             )
-            for b in batches
-        )
+            images = [image for part in parts for image in part]
+            if files is not None:
+                # every file was written and checked: now all renamed
+                images = commit_all(images)
+        except BaseException:
+            if files is not None:
+                # the batches that succeeded before one failed (their staged
+                # files never came back from the workers)
+                discard_tagged(files, tag, self.output_suffix)
+            raise
         out = table.copy()
-        out[self.image] = pd.Series(
-            [image for part in parts for image in part], index=table.index, dtype=object
-        )
+        out[self.image] = pd.Series(images, index=table.index, dtype=object)
         return out
 
     def fit_transform(self, X, y=None, *, sites=None, covariates=None):

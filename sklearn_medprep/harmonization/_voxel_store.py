@@ -20,6 +20,7 @@ import SimpleITK as sitk
 
 from ..exceptions import GeometryMismatchError, ImageReadError
 from ..io._read import describe_cell, to_sitk
+from ..io._write import pwrite_all
 from ..table._validate import _same_geometry
 
 __all__ = [
@@ -143,16 +144,26 @@ class VoxelStore:
         start = self.starts[k]
         return start, min(start + self.width, self.n_voxels)
 
-    def write_rows(self, first, values):
-        """Write rows ``first : first + len(values)`` (float64, ``(b, p)``)."""
+    def write_rows(self, first, values, labels=None):
+        """Write rows ``first : first + len(values)`` (float64, ``(b, p)``).
+
+        Every byte is checked written (:func:`~sklearn_medprep.io.pwrite_all`):
+        a full disk is an ``OutputWriteError`` naming the scratch file and the
+        row (``labels[i]``, else its position), never a fit on zeros.
+        """
         values = np.asarray(values, dtype=self.dtype)
+        if labels is None:
+            labels = list(range(first, first + values.shape[0]))
         fd = os.open(self.path, os.O_WRONLY)
         try:
             for k in range(self.n_chunks):
                 start, stop = self.chunk(k)
-                block = np.ascontiguousarray(values[:, start:stop])
-                offset = (self.n_rows * start + first * (stop - start)) * self.itemsize
-                os.pwrite(fd, block.tobytes(), offset)
+                base = self.n_rows * start + first * (stop - start)
+                for i, label in enumerate(labels):
+                    # one row's piece of the chunk: contiguous in the file
+                    piece = np.ascontiguousarray(values[i, start:stop])
+                    offset = (base + i * (stop - start)) * self.itemsize
+                    pwrite_all(fd, piece, offset, file=self.path, row=label)
         finally:
             os.close(fd)
 
@@ -203,7 +214,7 @@ def fill_rows(store, first, cells, labels, column, grid, flat_index):
         narrow = values.astype(np.float32)
         if not np.array_equal(narrow, values, equal_nan=True):
             return False
-    store.write_rows(first, values)
+    store.write_rows(first, values, labels)
     return True
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..exceptions import ImageReadError
 from ..io._read import _is_missing
+from ..io._write import write_atomically
 from ._checks import check_subject_table
 from ._validate import validate_table
 
@@ -111,6 +112,12 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     pathlib.Path
         The file written.
 
+    Raises
+    ------
+    OutputWriteError
+        The file could not be written in full (e.g. a full disk; nothing is
+        left under its name) or ``path`` is one of the table's images.
+
     Examples
     --------
     >>> import os, tempfile, pandas as pd
@@ -139,6 +146,12 @@ def write_manifest(table, path, *, image="image", mask=None, **to_csv_kwargs):
     out = table.copy()
     for column in columns:
         out[column] = out[column].map(relative)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, **to_csv_kwargs)
+    # whole under its name or nothing (a full disk is an OutputWriteError);
+    # a manifest over one of its own images is refused
+    inputs = [
+        cell for column in columns for cell in table[column]
+        if isinstance(cell, (str, os.PathLike))
+    ]
+    write_atomically(path, lambda tmp: out.to_csv(tmp, **to_csv_kwargs),
+                     inputs=inputs)
     return path
