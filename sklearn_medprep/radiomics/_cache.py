@@ -63,10 +63,10 @@ import hmac
 import json
 import os
 import stat
-import tempfile
 import warnings
 
 from ..exceptions import MedprepWarning
+from ..io._write import write_atomically
 from ..utils._memo import clear_memos
 from ._cachecodec import NotNumber, decode, encode, entry_values, non_number
 from ._cachefiles import (
@@ -153,17 +153,20 @@ def _frozen(identity):
 
 
 def _write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically (readers never see half a file)."""
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
+    """Write ``data`` to ``path`` atomically with the project's one writer.
+
+    Readers never see half a file; the entry gets the user's umask mode (a
+    team's group can read a shared cache). No ``fsync``: an entry lost in a
+    crash is a miss, one garbled fails authentication. A full disk raises an
+    :class:`~sklearn_medprep.exceptions.OutputWriteError` (an ``OSError``) with
+    ``errno.ENOSPC``.
+    """
+    def write(tmp):
+        with open(tmp, "wb") as out:
             out.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        return len(data)
+
+    write_atomically(path, write, fsync=False)
 
 
 def _write_json(path, data):
@@ -189,8 +192,7 @@ class FeatureCache:
 
     Examples
     --------
-    >>> import tempfile
-    >>> from sklearn_medprep.radiomics._cache import FeatureCache
+    >>>     >>> from sklearn_medprep.radiomics._cache import FeatureCache
     >>> cache = FeatureCache(tempfile.mkdtemp())
     >>> key = cache.entry_key("a" * 64, "b" * 64, 1, "{}")
     >>> cache.put(key, [("original_firstorder_Mean", 1.5)])

@@ -9,9 +9,7 @@ again, and a FIFO or ``/dev/zero`` never hangs the run (a thread guard).
 import hashlib
 import json
 import os
-import shutil
 import stat
-import subprocess
 import threading
 import warnings
 from pathlib import Path
@@ -330,32 +328,12 @@ def test_world_writable_folder_warned(cohort, reference, tmp_path, mode, warned)
     pd.testing.assert_frame_equal(out, reference)
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 KiB tmpfs: a real full disk (root on CI)."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                           str(folder)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not allowed here: {done.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
-
-
-def test_full_disk_said_once_and_results_correct(cohort, reference, small_disk):
-    memory = small_disk / "cache"
+def test_full_disk_said_once_and_results_correct(cohort, reference, tmpfs,
+                                                 fill_disk):
+    disk = tmpfs("64k")  # a real full disk (CI runs as root)
+    memory = disk / "cache"
     FeatureCache(memory).prepare()
-    filler = small_disk / "filler"
-    with open(filler, "wb") as handle:  # leave room for a few files only
-        try:
-            handle.write(b"\0" * (64 * 1024 - 5 * 4096))
-        except OSError:
-            pass
+    fill_disk(disk, leave=5 * 4096)  # room for a few files only
     for _ in range(2):
         _cache.clear_memory()
         with pytest.warns(MedprepWarning, match="is full") as record:
