@@ -9,6 +9,7 @@ again, and a FIFO or ``/dev/zero`` never hangs the run (a thread guard).
 import hashlib
 import json
 import os
+import pickle
 import stat
 import threading
 import warnings
@@ -364,6 +365,19 @@ def test_user_key_created_private(tmp_path, monkeypatch):
     first = key_file.read_bytes()
     _cache.clear_memory()
     assert cache.get(key) == [(MEAN, 1.5)] and key_file.read_bytes() == first
+    # a pickled cache (in a fitted extractor, sent to workers) holds the
+    # key's path, never the key
+    assert key_file.read_bytes() not in pickle.dumps(cache)
+    assert pickle.loads(pickle.dumps(cache)) == cache
+    # a worker never makes a key of its own (it would disagree with the client's)
+    key_file.unlink()
+    _cache.clear_memory()
+    with pytest.raises(FileNotFoundError, match="every worker must read the key"):
+        FeatureCache(tmp_path / "cache2").prepare(worker=True)
+    assert not key_file.exists()
+    key_file.write_bytes(first)
+    key_file.chmod(0o600)
+    _cache.clear_memory()
     # another key (a copy of the folder read by someone else): not served
     other = FeatureCache(tmp_path / "cache",
                          key_file=_private_key(tmp_path / "other.key"))
