@@ -1,7 +1,10 @@
 """Shared fixtures: small seeded cohorts and the optional ../shared reference data."""
 
+import atexit
 import locale
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,15 @@ _REPO = str(Path(__file__).resolve().parents[1])
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [_REPO, *filter(None, [os.environ.get("PYTHONPATH")])]
 )
+
+# the radiomics cache's secret key: one per test session, outside the user's
+# ~/.config (subprocesses and workers inherit the variable)
+_KEY_FOLDER = tempfile.mkdtemp(prefix="medprep-cache-key-")
+atexit.register(shutil.rmtree, _KEY_FOLDER, ignore_errors=True)
+with os.fdopen(os.open(os.path.join(_KEY_FOLDER, "cache.key"),
+                       os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as _out:
+    _out.write(os.urandom(32))
+os.environ["SKLEARN_MEDPREP_CACHE_KEY"] = os.path.join(_KEY_FOLDER, "cache.key")
 
 # ../shared/data next to the repository; MEDPREP_SHARED_DATA overrides it (a git
 # worktree elsewhere)

@@ -64,6 +64,7 @@ import SimpleITK as sitk
 from ..exceptions import GeometryMismatchError, ImageReadError, SubjectTableError
 from ..io._geometry import geometry_of
 from ..io._geometry import geometry_problem as _geometry_rule
+from ._cachefiles import append_line
 
 __all__ = [
     "BatchRow",
@@ -370,7 +371,12 @@ def registered_backends():
 
 
 def log_extraction(log_file, image_key, mask_key, label):
-    """Append one line per actual extraction to the cache's log."""
+    """Append one line per actual extraction to the cache's log.
+
+    The log is opened without following links (``O_NOFOLLOW``): a log
+    replaced by a link or FIFO raises
+    :class:`~sklearn_medprep.radiomics._cachefiles.RefusedFile`, nothing is
+    written (the cache's own :meth:`FeatureCache.log` names the file).
+    """
     if log_file is not None:
-        with open(log_file, "a") as handle:
-            handle.write(f"{image_key} {mask_key} {label} {os.getpid()}\n")
+        append_line(log_file, f"{image_key} {mask_key} {label} {os.getpid()}\n")

@@ -181,8 +181,10 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
     (SHA-256 of voxels and geometry, so a path and the same image in memory
     share an entry), the label (with ``lesion``: the lesion number, its
     connectivity and voxel count), the settings and the PyRadiomics, SimpleITK
-    and numpy versions. Entries are JSON (names and floats) bound to their key by a
-    checksum, never pickles; the content key of a path is remembered against
+    and numpy versions. Entries are JSON (names and floats), never pickles,
+    authenticated (HMAC-SHA256) under a key kept outside the folder
+    (``~/.config/sklearn-medprep/cache.key``, or a team's named by
+    ``$SKLEARN_MEDPREP_CACHE_KEY``); the content key of a path is remembered against
     the file's identity (path, inode, size, mtime, ctime), so a hit reads no
     image. See :mod:`sklearn_medprep.radiomics._cache` and the user guide for what a
     shared cache trusts. ``memory=joblib.Memory(loc)`` caches in ``loc``.

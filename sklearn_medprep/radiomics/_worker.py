@@ -43,7 +43,6 @@ from ._backend import (
     BatchRow,
     RowResult,
     error_kind,
-    log_extraction,
     resolve_backend,
 )
 from ._cache import EXTRACTION_LOG, as_feature_cache, file_identity
@@ -202,7 +201,7 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
     values = memory.get(
         memory.entry_key(keys[image_column], keys[mask_column], label, text,
                          versions, lesion=lesion),
-        notes,
+        notes, numbers=True,
     )
     if values is None or notes:
         return None
@@ -248,7 +247,7 @@ def _start(image_cell, mask_cell, label, key, image_column, mask_column, memory,
         return None, failed
     cache = as_feature_cache(memory)
     if cache is not None:
-        cache.prepare()  # a cache problem is not the row's fault: raise it
+        cache.prepare(worker=True)  # a cache problem is not the row's: raise it
     return _Job(cells, files, image_column, mask_column, label, key,
                 resolve_backend(backend), cache, int(verbose), lesion), None
 
@@ -275,7 +274,7 @@ def _cached(job):
         )
     if job.keys.get(job.image_column) and job.keys.get(job.mask_column):
         job.tried = _entry(job)
-        values = job.cache.get(job.tried, job.notes)
+        values = job.cache.get(job.tried, job.notes, numbers=True)
         if values is not None:  # a hit: no image is read
             return RowResult.success(values, job.notes)
     return None
@@ -309,7 +308,7 @@ def _cached_after_read(job, images):
     job.entry = _entry(job)
     if job.entry == job.tried:
         return None
-    values = job.cache.get(job.entry, job.notes)
+    values = job.cache.get(job.entry, job.notes, numbers=True)
     return None if values is None else RowResult.success(values, job.notes)
 
 
@@ -367,8 +366,8 @@ def _extract(job, row):
 def _record(job, result):
     """Log an actual extraction in the cache's log (:func:`count_extractions`)."""
     if result.ok and job.cache is not None:
-        log_extraction(job.cache.log_file, job.keys.get(job.image_column),
-                       job.keys.get(job.mask_column), job.label)
+        job.cache.log(job.keys.get(job.image_column),
+                      job.keys.get(job.mask_column), job.label)
 
 
 def _store(job, result):
@@ -377,7 +376,7 @@ def _store(job, result):
         return result
     if job.entry is not None:
         try:
-            job.cache.put(job.entry, result.values)
+            job.cache.put(job.entry, result.values, job.notes)
         except OSError as exc:
             job.notes.append(f"radiomics cache entry not written ({exc})")
     return RowResult.success(result.values, job.notes)
@@ -525,8 +524,4 @@ def count_extractions(memory):
     cache = as_feature_cache(memory)
     if cache is None:
         return 0
-    path = cache.log_file
-    if not os.path.exists(path):
-        return 0
-    with open(path) as handle:
-        return sum(1 for line in handle if line.strip())
+    return cache.extraction_count()

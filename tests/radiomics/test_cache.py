@@ -59,7 +59,7 @@ def test_entries_are_json_with_checksum(cohort, tmp_path):
     entries = _entries(memory)
     assert len(entries) == len(cohort) == count_extractions(memory)
     header, payload = _read_entry(entries[0])
-    assert set(header) == {"format", "key", "sha256"}
+    assert set(header) == {"format", "key", "hmac"}
     assert header["key"] == entries[0].stem
     assert set(payload) == {"names", "values"}
     assert all(isinstance(v, float) for v in payload["values"])
@@ -250,7 +250,7 @@ def test_verified_entry_served_from_memory_until_its_file_changes(tmp_path,
     path = cache._entry_path(key)
     header, _, payload = Path(path).read_bytes().partition(b"\n")
     Path(path).write_bytes(header + b"\n" + payload.replace(b"1.5", b"9.5"))
-    with pytest.warns(MedprepWarning, match="checksum does not match"):
+    with pytest.warns(MedprepWarning, match="authentication code does not match"):
         assert cache.get(key) is None
     os.remove(path)
     assert cache.get(key) is None  # a removed entry is a miss, not a memory
