@@ -9,14 +9,18 @@ for their callers; the estimator now runs ComBat's own fit steps
 (:class:`~._steps.ComBatFitSteps`).
 """
 
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
 
+from ..exceptions import OutputWriteError, SubjectTableError
 from ..io._integrity import check_file
-from ..io._write import full_suffix, stage_file
+from ..io._write import full_suffix, output_names, refuse_inputs, stage_file
 from . import _core as core
 from . import _voxel_store as vs
 from ._apply import apply_combat
@@ -29,6 +33,7 @@ __all__ = [
     "eb_adjust",
     "fit_chunk",
     "harmonize_rows",
+    "output_files",
     "write_image",
 ]
 
@@ -260,3 +265,33 @@ def write_image(image, path, *, row, tag=""):
         suffix=full_suffix(path),
         tag=tag,
     )
+
+
+def output_files(output_dir, index, cells, suffix):
+    """Paths of the images ``transform`` writes, refused before any work if unsafe.
+
+    Labels must be unique, also after sanitising (:func:`~sklearn_medprep.io.
+    output_names`); no output may be an input image; the folder must take a
+    file (probed now, not after the model was applied to every image).
+    """
+    if not index.is_unique:
+        raise SubjectTableError(
+            "output_dir names the harmonized images after the row labels, "
+            f"which must be unique (label {index[index.duplicated()][0]!r} "
+            "repeats)"
+        )
+    folder = Path(output_dir)
+    files = [str(folder / name) for name in output_names(index, suffix)]
+    refuse_inputs(files, cells, rows=list(index))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".medprep-probe-")
+        os.close(handle)
+        os.remove(probe)
+    except OSError as exc:
+        raise OutputWriteError(
+            f"output_dir cannot be written to ({exc}); pass a writable folder",
+            file=str(folder),
+            errno=exc.errno,
+        ) from exc
+    return files
