@@ -205,3 +205,25 @@ def test_duplicate_labels_still_refused_as_before(fitted, cohort, tmp_path):
     table.index = ["s", "s"]
     with pytest.raises(SubjectTableError, match="repeated labels"):
         _transform(fitted, table, tmp_path / "out")
+
+
+def test_site_effect_maps_on_a_full_disk_leave_no_map(cohort, fitted, tmpfs,
+                                                      fill_disk):
+    from sklearn_medprep import voxel_site_effect_maps
+
+    folder = tmpfs("64k")
+    fill_disk(folder, leave=2_000)  # not room for one compressed map
+    out = fitted.set_params(output_dir=None).transform(cohort)
+    with pytest.raises(OutputWriteError) as info:
+        voxel_site_effect_maps(cohort, out, mask=fitted.mask_, output_dir=folder)
+    assert info.value.file == str(folder / "site_fmap_before.nii.gz")
+    assert info.value.errno == errno.ENOSPC
+    assert os.listdir(folder) == ["filler.bin"]
+    # with room, both maps written in full and equal to the returned images
+    os.remove(folder / "filler.bin")
+    maps = voxel_site_effect_maps(cohort, out, mask=fitted.mask_, output_dir=folder)
+    assert sorted(os.listdir(folder)) == ["site_fmap_after.nii.gz",
+                                          "site_fmap_before.nii.gz"]
+    for name, path in zip(("before", "after"), maps.files):
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(path)),
+                                      sitk.GetArrayFromImage(maps[name]))
