@@ -367,9 +367,13 @@ def _fsync_folder(folder):
 
 def _error(what, staged, exc=None):
     code = getattr(exc, "errno", None)
-    if not isinstance(code, int) and staged.tmp and _nearly_full(staged.path):
-        # writers that swallow ENOSPC (ITK) leave an empty or short file
-        code = errno_codes.ENOSPC
+    free = _free_bytes(staged.path) if staged.tmp else None
+    if not isinstance(code, int) and free is not None:
+        if free < 65536:
+            # writers that swallow ENOSPC (ITK) leave an empty or short file
+            code = errno_codes.ENOSPC
+        else:
+            what = f"{what} ({free} bytes are free on its disk)"
     if code == errno_codes.ENOSPC or code == errno_codes.EDQUOT:
         what = f"{what}: the disk is full (free space or choose another folder)"
     return OutputWriteError(
@@ -380,12 +384,12 @@ def _error(what, staged, exc=None):
     )
 
 
-def _nearly_full(path, margin=65536):
+def _free_bytes(path):
     try:
         info = os.statvfs(os.path.dirname(path) or ".")
-    except (OSError, AttributeError):
-        return False
-    return info.f_bavail * info.f_frsize < margin
+    except (OSError, AttributeError):  # no statvfs on Windows
+        return None
+    return info.f_bavail * info.f_frsize
 
 
 def stage_file(
