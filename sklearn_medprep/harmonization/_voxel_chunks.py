@@ -22,7 +22,8 @@ import SimpleITK as sitk
 
 from ..exceptions import OutputWriteError, SubjectTableError
 from ..io._integrity import check_file
-from ..io._write import full_suffix, output_names, refuse_inputs, stage_file
+from ..io._targets import output_names, refuse_inputs
+from ..io._write import full_suffix, stage_file
 from . import _core as core
 from . import _voxel_store as vs
 from ._apply import apply_combat

@@ -11,7 +11,8 @@ from sklearn.utils import Bunch
 
 from ..harmonization import _voxel_store as vs
 from ..harmonization._voxel_chunks import write_image
-from ..io._write import commit_all, refuse_inputs
+from ..io._targets import refuse_inputs
+from ..io._write import commit_all
 from ..table._checks import align_rows, check_subject_table
 from ..utils._optional import import_optional
 from ._site_effects import _anova, _covariate_design, _residualize
