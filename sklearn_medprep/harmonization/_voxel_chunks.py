@@ -9,14 +9,21 @@ for their callers; the estimator now runs ComBat's own fit steps
 (:class:`~._steps.ComBatFitSteps`).
 """
 
+import gzip
+import os
+import struct
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
 
+from ..exceptions import OutputWriteError, SubjectTableError
 from ..io._integrity import check_file
 from ..io._read import describe_cell
+from ..io._targets import output_names, refuse_inputs
 from ..io._write import full_suffix, stage_file
 from . import _core as core
 from . import _voxel_store as vs
@@ -30,6 +37,7 @@ __all__ = [
     "eb_adjust",
     "fit_chunk",
     "harmonize_rows",
+    "output_files",
     "write_image",
 ]
 
@@ -239,12 +247,19 @@ def write_image(image, path, *, row, tag=""):
     ITK reports a full disk on stderr only and returns normally; the written
     file is therefore read back: its header must give the image's size, pixel
     type and spacing, and the file must hold every byte the header announces
-    (:func:`~sklearn_medprep.io._integrity.check_file`, which decompresses a
-    ``.nii.gz`` in full).
+    (a ``.nii.gz`` decompressed in full, its CRC and length checked; other
+    formats by :func:`~sklearn_medprep.io._integrity.check_file`).
     """
 
     def check(tmp):
-        check_file(tmp)
+        if tmp.lower().endswith((".nii", ".nii.gz")):
+            voxel_bytes = sitk.GetArrayViewFromImage(image).nbytes
+            held, announced = _nifti_bytes(tmp, voxel_bytes)
+            if held < announced:
+                return (f"it holds {held} bytes of header and voxels, its header "
+                        f"announces {announced}")
+        else:
+            check_file(tmp)
         reader = sitk.ImageFileReader()
         reader.SetFileName(tmp)
         reader.ReadImageInformation()
@@ -263,3 +278,56 @@ def write_image(image, path, *, row, tag=""):
         suffix=full_suffix(path),
         tag=tag,
     )
+
+
+def _nifti_bytes(path, voxel_bytes):
+    """Bytes a NIfTI file holds and bytes it should hold (header + voxels).
+
+    Read in small pieces without nibabel (transform's memory stays that of a
+    few images); ``gzip`` checks the CRC and length of a ``.nii.gz``.
+    """
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        head = handle.read(540)
+        held = len(head)
+        while piece := handle.read(1 << 16):
+            held += len(piece)
+    if len(head) < 348:
+        return held, 348 + voxel_bytes
+    for order in "<>":
+        size = struct.unpack(order + "i", head[:4])[0]
+        if size == 348:
+            return held, int(struct.unpack(order + "f", head[108:112])[0]) + voxel_bytes
+        if size == 540 and len(head) >= 176:
+            return held, struct.unpack(order + "q", head[168:176])[0] + voxel_bytes
+    raise ValueError("not a NIfTI header")
+
+
+def output_files(output_dir, index, cells, suffix):
+    """Paths of the images ``transform`` writes, refused before any work if unsafe.
+
+    Labels must be unique, also after sanitising (:func:`~sklearn_medprep.io.
+    output_names`); no output may be an input image; the folder must take a
+    file (probed now, not after the model was applied to every image).
+    """
+    if not index.is_unique:
+        raise SubjectTableError(
+            "output_dir names the harmonized images after the row labels, "
+            f"which must be unique (label {index[index.duplicated()][0]!r} "
+            "repeats)"
+        )
+    folder = Path(output_dir)
+    files = [str(folder / name) for name in output_names(index, suffix)]
+    refuse_inputs(files, cells, rows=list(index))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".medprep-probe-")
+        os.close(handle)
+        os.remove(probe)
+    except OSError as exc:
+        raise OutputWriteError(
+            f"output_dir cannot be written to ({exc}); pass a writable folder",
+            file=str(folder),
+            errno=exc.errno,
+        ) from exc
+    return files

@@ -1,9 +1,7 @@
 """Voxel-wise ComBat of the images of a subject table, in bounded memory."""
 
 import numbers
-import os
 import shutil
-import tempfile
 import uuid
 import warnings
 from pathlib import Path
@@ -21,8 +19,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ..exceptions import MedprepWarning, OutputWriteError, SubjectTableError, plain
-from ..io._write import commit_all, discard_tagged, output_names, refuse_inputs
+from ..exceptions import MedprepWarning, SubjectTableError, plain
+from ..io._write import commit_all, discard_tagged
 from ..table._checks import check_fit_rows, check_subject_table
 from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
@@ -39,6 +37,7 @@ from ._voxel_chunks import (
     VoxelModel,
     chunk_site_effects,
     harmonize_rows,
+    output_files,
 )
 
 __all__ = ["VoxelComBatHarmonizer"]
@@ -421,7 +420,7 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         width = self.chunk_size or max(1, vs.CHUNK_BYTES // (8 * n))
         cells = absolute_cells(table[self.image])  # workers' cwd differ
         rows = table.index.tolist()
-        scratch = self._scratch_folder()
+        scratch = vs.scratch_folder(absolute_folder(self.scratch_dir))
         on_scratch = {"scratch_dir": str(scratch)}  # checked on each worker
         try:
             first = vs.store_dtype(cells[0], row=rows[0], column=self.image)
@@ -464,19 +463,6 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
             shutil.rmtree(scratch, ignore_errors=True)
         return core.SiteStatistics.concat(parts)
 
-    def _scratch_folder(self):
-        # absolute: the workers' working directories are not the client's
-        folder = Path(absolute_folder(self.scratch_dir) or tempfile.gettempdir())
-        try:
-            return Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
-        except OSError as exc:
-            raise OutputWriteError(
-                f"no scratch folder can be created in scratch_dir ({exc}); pass a "
-                "writable scratch_dir",
-                file=str(folder),
-                errno=exc.errno,
-            ) from exc
-
     # -------------------------------------------------------------- transform
     def _params(self):
         return {
@@ -497,7 +483,7 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         cells = absolute_cells(table[self.image])
 
         def estimate(rows):
-            scratch = self._scratch_folder()
+            scratch = vs.scratch_folder(absolute_folder(self.scratch_dir))
             try:
                 store = vs.VoxelStore(
                     scratch,
@@ -538,35 +524,6 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
             protected=self.target_term_ is not None,
         )
 
-    def _output_files(self, index, cells):
-        """Output paths, refused before any work if not safe to write."""
-        if self.output_dir is None:
-            return None
-        if not index.is_unique:
-            raise SubjectTableError(
-                "output_dir names the harmonized images after the row labels, "
-                f"which must be unique (label {index[index.duplicated()][0]!r} "
-                "repeats)"
-            )
-        folder = Path(absolute_folder(self.output_dir))  # workers' cwd differ
-        names = output_names(index, self.output_suffix)
-        files = [str(folder / name) for name in names]
-        refuse_inputs(files, cells, rows=list(index))
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            # a folder nothing can be written to is named now, not after the
-            # model was applied to every image
-            handle, probe = tempfile.mkstemp(dir=folder, prefix=".medprep-probe-")
-            os.close(handle)
-            os.remove(probe)
-        except OSError as exc:
-            raise OutputWriteError(
-                f"output_dir cannot be written to ({exc}); pass a writable folder",
-                file=str(folder),
-                errno=exc.errno,
-            ) from exc
-        return files
-
     def transform(self, X, *, sites=None, covariates=None):
         """Harmonize the images of ``X`` with the fitted voxel-wise parameters.
 
@@ -598,7 +555,10 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         flat_index = np.flatnonzero(sitk.GetArrayViewFromImage(self.mask_).reshape(-1))
         batch_sites = self._new_sites(table, site_values, design_cov, grid, flat_index)
         cells = absolute_cells(table[self.image])  # workers' cwd differ
-        files = self._output_files(table.index, cells)
+        files = None
+        if self.output_dir is not None:
+            files = output_files(absolute_folder(self.output_dir), table.index,
+                                 cells, self.output_suffix)
         on_output = {"output_dir": absolute_folder(self.output_dir)}
         rows = table.index.tolist()
         n_grid = int(np.prod(grid[0]))

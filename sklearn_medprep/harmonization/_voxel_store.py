@@ -11,6 +11,7 @@ description.
 """
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 from typing import NamedTuple
@@ -18,7 +19,12 @@ from typing import NamedTuple
 import numpy as np
 import SimpleITK as sitk
 
-from ..exceptions import GeometryMismatchError, ImageReadError, SubjectTableError
+from ..exceptions import (
+    GeometryMismatchError,
+    ImageReadError,
+    OutputWriteError,
+    SubjectTableError,
+)
 from ..io._read import describe_cell, to_sitk
 from ..io._write import pwrite_all
 from ..table._validate import _same_geometry
@@ -30,6 +36,7 @@ __all__ = [
     "grid_of",
     "load_on_grid",
     "masked_voxels",
+    "scratch_folder",
     "voxel_batches",
 ]
 
@@ -258,3 +265,17 @@ def sum_images(cells, labels, column, grid):
         data = sitk.GetArrayViewFromImage(image).astype(np.float64)
         total = data if total is None else total + data
     return total
+
+
+def scratch_folder(scratch_dir):
+    """A new folder for a scratch file in ``scratch_dir`` (or the system's)."""
+    folder = Path(scratch_dir or tempfile.gettempdir())
+    try:
+        return Path(tempfile.mkdtemp(prefix="medprep-voxels-", dir=folder))
+    except OSError as exc:
+        raise OutputWriteError(
+            f"no scratch folder can be created in scratch_dir ({exc}); pass a "
+            "writable scratch_dir",
+            file=str(folder),
+            errno=exc.errno,
+        ) from exc

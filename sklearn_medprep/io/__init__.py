@@ -13,9 +13,9 @@ _LAZY = {
     "discard_tagged": "._write",
     "file_mode": "._write",
     "full_suffix": "._write",
-    "output_names": "._write",
+    "output_names": "._targets",
     "pwrite_all": "._write",
-    "refuse_inputs": "._write",
+    "refuse_inputs": "._targets",
     "stage_file": "._write",
     "write_atomically": "._write",
 }

@@ -10,6 +10,9 @@ from joblib import Parallel, delayed
 from sklearn.utils import Bunch
 
 from ..harmonization import _voxel_store as vs
+from ..harmonization._voxel_chunks import write_image
+from ..io._targets import refuse_inputs
+from ..io._write import commit_all
 from ..table._checks import align_rows, check_subject_table
 from ..utils._optional import import_optional
 from ..utils._paths import absolute_cells, on_worker
@@ -129,12 +132,20 @@ def voxel_site_effect_maps(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     if output_dir is not None:
+        # each map whole under its name or none (issue 21): staged, read
+        # back, then both renamed; never over an input image
         folder = Path(output_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in tables:
-            file = str(folder / f"site_fmap_{name}.nii.gz")
-            sitk.WriteImage(result[name], file)
-            result.files.append(file)
+        files = [str(folder / f"site_fmap_{name}.nii.gz") for name in tables]
+        refuse_inputs(files, [c for t in tables.values() for c in t[image]])
+        staged = []
+        try:
+            for name, file in zip(tables, files):
+                staged.append(write_image(result[name], file, row=None))
+            result.files.extend(commit_all(staged))
+        except BaseException:
+            for item in staged:
+                item.discard()
+            raise
     return result
 
 

@@ -78,7 +78,9 @@ def _half_then(exc, after=2):
             real(image, path)
             with open(path, "r+b") as handle:  # half of the file, then the fault
                 handle.truncate(os.path.getsize(path) // 2)
-            raise exc
+            if exc is not None:
+                raise exc
+            return  # a truncated file and no error, as ITK on a full disk
         real(image, path)
 
     return write
@@ -92,23 +94,26 @@ def _half_then(exc, after=2):
         (OSError(errno.EIO, "Input/output error"), OutputWriteError,
          "Input/output error"),
         (KeyboardInterrupt(), KeyboardInterrupt, None),  # the process stopped
+        # ITK on a full disk: "wrote only 4096 of 6720 bytes" on stderr, no error
+        (None, OutputWriteError, "does not read back"),
     ],
-    ids=["itk-error", "io-error", "interrupted"],
+    ids=["itk-error", "io-error", "interrupted", "silent-truncation"],
 )
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "over-old-run"])
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
 def test_writer_failing_half_way_leaves_no_file(fitted, cohort, tmp_path, monkeypatch,
-                                                fault, error, text, existing):
+                                                fault, error, text, existing, suffix):
     folder = tmp_path / "out"
     if existing:  # outputs of an earlier run keep their bytes
-        _transform(fitted, cohort, folder)
+        _transform(fitted, cohort, folder, suffix)
         before = {name: (folder / name).read_bytes() for name in os.listdir(folder)}
     monkeypatch.setattr(_voxel_chunks.sitk, "WriteImage", _half_then(fault))
     with pytest.raises(error) as info:
-        _transform(fitted, cohort, folder)
+        _transform(fitted, cohort, folder, suffix)
     if text is not None:
         assert text in str(info.value)
         assert info.value.row == cohort.index[2]
-        assert info.value.file == str(folder / f"{cohort.index[2]}.nii")
+        assert info.value.file == str(folder / f"{cohort.index[2]}{suffix}")
     if existing:
         assert {n: (folder / n).read_bytes() for n in os.listdir(folder)} == before
     else:
@@ -205,3 +210,25 @@ def test_duplicate_labels_still_refused_as_before(fitted, cohort, tmp_path):
     table.index = ["s", "s"]
     with pytest.raises(SubjectTableError, match="repeated labels"):
         _transform(fitted, table, tmp_path / "out")
+
+
+def test_site_effect_maps_on_a_full_disk_leave_no_map(cohort, fitted, tmpfs,
+                                                      fill_disk):
+    from sklearn_medprep import voxel_site_effect_maps
+
+    folder = tmpfs("64k")
+    fill_disk(folder, leave=2_000)  # not room for one compressed map
+    out = fitted.set_params(output_dir=None).transform(cohort)
+    with pytest.raises(OutputWriteError) as info:
+        voxel_site_effect_maps(cohort, out, mask=fitted.mask_, output_dir=folder)
+    assert info.value.file == str(folder / "site_fmap_before.nii.gz")
+    assert info.value.errno == errno.ENOSPC
+    assert os.listdir(folder) == ["filler.bin"]
+    # with room, both maps written in full and equal to the returned images
+    os.remove(folder / "filler.bin")
+    maps = voxel_site_effect_maps(cohort, out, mask=fitted.mask_, output_dir=folder)
+    assert sorted(os.listdir(folder)) == ["site_fmap_after.nii.gz",
+                                          "site_fmap_before.nii.gz"]
+    for name, path in zip(("before", "after"), maps.files):
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(path)),
+                                      sitk.GetArrayFromImage(maps[name]))

@@ -380,3 +380,37 @@ def test_write_manifest_over_its_own_image_is_refused(tmp_path):
     with pytest.raises(OutputWriteError, match="would write over the input"):
         write_manifest(table, image)
     assert image.read_bytes() == b"image bytes"
+
+
+def test_process_killed_half_way_leaves_no_file_under_the_name(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"old run")
+    script = f"""
+import sys, time
+from sklearn_medprep.io import write_atomically
+def write(tmp):
+    with open(tmp, "wb") as handle:
+        handle.write(b"half of the rows")
+        handle.flush()
+    print("half", flush=True)
+    time.sleep(60)
+write_atomically({str(target)!r}, write)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "half"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert target.read_bytes() == b"old run"  # the final name was never touched
+    left = sorted(os.listdir(tmp_path))
+    # only the hidden temporary file (documented: safe to delete)
+    assert left[1] == "out.csv" and left[0].startswith(".out.csv.")
+    assert left[0].endswith(".part") and len(left) == 2
