@@ -192,7 +192,8 @@ class FeatureCache:
 
     Examples
     --------
-    >>>     >>> from sklearn_medprep.radiomics._cache import FeatureCache
+    >>> import tempfile
+    >>> from sklearn_medprep.radiomics._cache import FeatureCache
     >>> cache = FeatureCache(tempfile.mkdtemp())
     >>> key = cache.entry_key("a" * 64, "b" * 64, 1, "{}")
     >>> cache.put(key, [("original_firstorder_Mean", 1.5)])
