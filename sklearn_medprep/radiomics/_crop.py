@@ -194,7 +194,7 @@ class CropPlan:
         collections.OrderedDict
         """
         label = int(label)
-        bounds = _bounding_box(sitk.GetArrayViewFromImage(mask), label)
+        bounds = bounding_box(sitk.GetArrayViewFromImage(mask), label)
         settings = {**extractor.settings, "label": label}
         if bounds is None or settings.get("resegmentRange") is not None:
             return self._execute_each(extractor, image, mask, label, bounds)
@@ -355,7 +355,7 @@ def _calls(enabled, settings, spacing):
     return [(image_types, margin) for image_types, margin, _ in calls]
 
 
-def _bounding_box(mask_array, label):
+def bounding_box(mask_array, label):
     """``[(lo, hi), ...]`` in array (z, y, x) order of ``mask == label``, or None."""
     roi = mask_array == label
     bounds = []
@@ -365,6 +365,10 @@ def _bounding_box(mask_array, label):
         if hit.size == 0:
             return None
         bounds.append((int(hit[0]), int(hit[-1])))
+        # later axes only need the slab already found
+        index = [slice(None)] * roi.ndim
+        index[axis] = slice(hit[0], hit[-1] + 1)
+        roi = roi[tuple(index)]
     return bounds
 
 

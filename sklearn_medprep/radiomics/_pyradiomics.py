@@ -23,7 +23,7 @@ from ._backend import (
     geometry_problem,
     register_backend,
 )
-from ._crop import CropPlan, crop_plan
+from ._crop import CropPlan, bounding_box, crop_plan
 from ._ibsi import apply_ibsi_definitions
 from ._settings import (
     IBSI_PRESET,
@@ -113,26 +113,9 @@ def _plain(value):
     return value
 
 
-def _bounding_box(mask_array, label):
-    """Return ``[(lo, hi), ...]`` in array (z, y, x) order of ``mask == label``."""
-    roi = mask_array == label
-    bounds = []
-    for axis in range(roi.ndim):
-        other = tuple(a for a in range(roi.ndim) if a != axis)
-        hit = np.flatnonzero(roi.any(axis=other))
-        if hit.size == 0:
-            return None
-        bounds.append((int(hit[0]), int(hit[-1])))
-        # later axes only need the slab already found
-        index = [slice(None)] * roi.ndim
-        index[axis] = slice(hit[0], hit[-1] + 1)
-        roi = roi[tuple(index)]
-    return bounds
-
-
 def _crop(image, mask, label, margin):
     """Crop image and mask to the label's bounding box plus ``margin`` voxels."""
-    bounds = _bounding_box(sitk.GetArrayViewFromImage(mask), label)
+    bounds = bounding_box(sitk.GetArrayViewFromImage(mask), label)
     if bounds is None:
         return image, mask
     size = mask.GetSize()  # (x, y, z)
