@@ -23,7 +23,7 @@ __all__ = ["convert_to_nifti", "same_image"]
 
 
 def same_image(a, b):
-    """Describe how image ``b`` differs from ``a`` beyond NIfTI's float32 header, or None.
+    """How image ``b`` differs from ``a`` beyond NIfTI's float32 header, or None.
 
     Voxels and pixel type must be equal; size equal; spacing, origin and
     direction equal to 1e-6 relative or absolute (NIfTI stores them as

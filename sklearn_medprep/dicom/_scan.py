@@ -57,7 +57,7 @@ def series_id(uid):
     --------
     >>> from sklearn_medprep.dicom._scan import series_id
     >>> series_id("1.2.3.4")
-    'a7b3ee7dc0fc9a9c'
+    '6694f83c9f476da3'
     """
     return hashlib.sha256(str(uid).encode()).hexdigest()[:16]
 
@@ -222,8 +222,9 @@ def scan_dicom(
     pandas.DataFrame
         Index ``series`` (16 hex digits of the SHA-256 of the
         SeriesInstanceUID: stable across scans), rows sorted by patient,
-        study date, study and series number; columns ``image``, ``SeriesInstanceUID``, ``n_files``, the tags,
-        ``site`` (on request) and ``problem`` (None for a good series).
+        study date, study and series number; columns ``image``,
+        ``SeriesInstanceUID``, ``n_files``, the tags, ``site`` (on request)
+        and ``problem`` (None for a good series).
 
     Raises
     ------

@@ -1,4 +1,4 @@
-"""DICOM tags as typed table values: the default list and the VR rules.
+r"""DICOM tags as typed table values: the default list and the VR rules.
 
 A tag's value becomes a Python value by its value representation (VR):
 decimal and float VRs (``DS``, ``FD``, ``FL``) a float, integer VRs (``IS``,
@@ -6,7 +6,7 @@ decimal and float VRs (``DS``, ``FD``, ``FL``) a float, integer VRs (``IS``,
 :class:`pandas.Timestamp`, everything else a string (a person name as
 written, ``"DOE^JOHN"``). A multi-valued numeric tag (``PixelSpacing``)
 becomes a tuple; a multi-valued text tag (``ImageType``) the DICOM text
-with its ``\\`` separators.
+with its ``\`` separators.
 """
 
 import pandas as pd
@@ -88,7 +88,7 @@ def _one(value, vr):
 
 
 def typed_value(element):
-    """The value of a pydicom data element as a table value.
+    r"""The value of a pydicom data element as a table value.
 
     Parameters
     ----------
@@ -109,7 +109,7 @@ def typed_value(element):
     >>> typed_value(DataElement(0x00080020, "DA", "20210131"))
     Timestamp('2021-01-31 00:00:00')
     >>> typed_value(DataElement(0x00080008, "CS", ["ORIGINAL", "PRIMARY"]))
-    'ORIGINAL\\\\PRIMARY'
+    'ORIGINAL\\PRIMARY'
     """
     if element is None or element.value is None or element.VR == "SQ":
         return None
