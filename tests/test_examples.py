@@ -19,6 +19,16 @@ EXPECTED = {
         ],
         "files": ["cohort_audit.png"],
     },
+    "plot_dicom_to_table.py": {
+        "lines": [
+            "series found: 6",
+            "original ids left: 0",
+            "manifest verified: True",
+            "after a change: changed [",
+            "figure saved",
+        ],
+        "files": ["dicom_to_table.png", "nifti/manifest-sha256.csv"],
+    },
     "plot_harmonize_feature_table.py": {
         "lines": ["site predictability", "mean R^2 of age", "figure saved"],
         "files": ["harmonize_feature_table.png"],

@@ -123,9 +123,12 @@ def make_dicom_cohort(
             spacing = (0.8, 0.9, 2.5) if modality == "MR" else (0.7, 0.7, 3.0)
             origin = np.array([-10.5 + s, 20.25, 30.0 - 5 * number])
             orientation = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-            volume = rng.integers(0, 1200, size=(nz, ny, nx)).astype(np.int16)
-            if modality == "CT":
-                volume = volume - 1000
+            z, y, x = np.meshgrid(*(np.linspace(-1, 1, n) for n in (nz, ny, nx)),
+                                  indexing="ij")
+            head = (x / 0.8) ** 2 + (y / 0.9) ** 2 + (z / 1.2) ** 2 <= 1
+            base = (900, 0) if modality == "MR" else (40, -1000)
+            volume = np.where(head, base[0], base[1]) + rng.normal(0, 60, head.shape)
+            volume = np.round(volume).astype(np.int16)
             series = Path(folder) / pid / study_date / f"{number}_{modality}"
             series.mkdir(parents=True, exist_ok=True)
             meta = {
