@@ -169,3 +169,12 @@ def test_convert_to_gives_nifti_cells_with_the_series_geometry(raw_cohort, tmp_p
         np.testing.assert_allclose(got.GetDirection(), ref.GetDirection(), atol=1e-6)
         np.testing.assert_array_equal(sitk.GetArrayFromImage(got),
                                       sitk.GetArrayFromImage(ref))
+
+
+def test_without_pydicom_the_error_names_the_extra(raw_cohort, monkeypatch):
+    import sys
+
+    root, _ = raw_cohort
+    monkeypatch.setitem(sys.modules, "pydicom", None)
+    with pytest.raises(ImportError, match=r'sklearn-medprep\[dicom\]"'):
+        scan_dicom(root)
