@@ -161,3 +161,17 @@ def test_refusals_leave_nothing(raw_cohort, tmp_path):
         deidentify_dicom(root, tmp_path / "out", key="k")
     assert info.value.file == str(burned)
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+
+
+def test_a_subject_keeps_its_pseudonym_across_studies(raw_cohort, tmp_path):
+    from sklearn_medprep.datasets import make_dicom_cohort
+
+    root, truth = raw_cohort
+    later = tmp_path / "later"  # the same patients, another visit (new UIDs)
+    truth_later = make_dicom_cohort(later, n_subjects=2, shape=(5, 6, 4),
+                                    random_state=1)
+    assert not set(truth_later["StudyInstanceUID"]) & set(truth["StudyInstanceUID"])
+    first = deidentify_dicom(root, tmp_path / "a", key="k")
+    second = deidentify_dicom(later, tmp_path / "b", key="k")
+    assert sorted(set(first["PatientID"])) == sorted(set(second["PatientID"]))
+    assert not set(first["StudyInstanceUID"]) & set(second["StudyInstanceUID"])
