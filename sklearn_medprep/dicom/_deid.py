@@ -101,7 +101,7 @@ def _strip(ds, keep):
 def deidentify_dicom(source, folder, *, key, keep=(), overwrite=False):
     """De-identify every DICOM file under ``source`` into ``folder``.
 
-    Follows DICOM PS3.15 (2024 editions) Annex E, the Basic Application Level
+    Follows DICOM PS3.15 (2023-2024 editions) Annex E, the Basic Application Level
     Confidentiality Profile with the Retain Longitudinal Temporal Information
     with Modified Dates Option, using dicognito 0.19 for the rules it
     implements:
