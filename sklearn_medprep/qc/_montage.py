@@ -20,7 +20,6 @@ subject on request), and the suptitle says which.
 import textwrap
 from numbers import Integral, Real
 
-import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
@@ -76,7 +75,9 @@ def _check_options(view, n_slices, through, window, percentiles, overlay,
             f"overlay must be 'contour', 'fill' or None, got {overlay!r}"
         )
     if not isinstance(max_subjects, Integral) or max_subjects < 1:
-        raise ValueError(f"max_subjects must be a positive integer, got {max_subjects!r}")
+        raise ValueError(
+            f"max_subjects must be a positive integer, got {max_subjects!r}"
+        )
 
 
 def _shown_rows(table, subjects, max_subjects, function):
