@@ -332,7 +332,7 @@ def plot_subjects(
     >>> len([ax for ax in fig.axes if ax.get_visible()])  # 4 subjects x 3 views
     12
     >>> fig.axes[0].get_title().splitlines()[0]
-    'sub-000 | site_1'
+    'sub-000 | site_A'
     """
     _check_options(view, n_slices, through, window, percentiles, overlay,
                    max_subjects)
