@@ -184,8 +184,9 @@ def test_mask_outside_the_image_is_refused_by_row(cohort):
     table = cohort.iloc[:2].copy()
     mask = sitk.ReadImage(table["mask"].iloc[1])
     mask.SetOrigin((500.0, 500.0, 500.0))
-    table["mask"] = table["mask"].astype(object)
-    table.iloc[1, table.columns.get_loc("mask")] = mask
+    cells = table["mask"].tolist()
+    cells[1] = mask  # an in-memory image in a cell (pandas 2 would unpack it)
+    table["mask"] = pd.Series(cells, index=table.index, dtype=object)
     with pytest.raises(GeometryMismatchError,
                        match="row 'sub-001', column 'mask'.*does not overlap"):
         plot_subjects(table)
