@@ -276,7 +276,7 @@ def test_plot_augmentations_draws_reproducible_and_equal_to_fit_resample(cohort)
                                        random_state=3))
     other = _panels(plot_augmentations(augmenter, cohort, n_draws=2, subjects=2,
                                        random_state=4))
-    for a, b, c in zip(panels, again, other):
+    for a, b in zip(panels, again):
         np.testing.assert_array_equal(a.images[0].get_array(),
                                       b.images[0].get_array())
     assert not np.array_equal(panels[1].images[0].get_array(),
