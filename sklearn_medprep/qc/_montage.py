@@ -60,13 +60,20 @@ def _check_options(view, n_slices, through, window, percentiles, overlay,
                 f"{window!r}"
             )
     elif not (
-        len(window) == 2
+        isinstance(window, (tuple, list))
+        and len(window) == 2
         and all(isinstance(v, Real) for v in window)
         and window[0] < window[1]
     ):
-        raise ValueError(f"window (vmin, vmax) needs vmin < vmax, got {window!r}")
-    low, high = percentiles
-    if not 0 <= low < high <= 100:
+        raise ValueError(
+            "window must be 'shared', 'subject' or (vmin, vmax) with vmin < vmax, "
+            f"got {window!r}"
+        )
+    if not (
+        isinstance(percentiles, (tuple, list))
+        and len(percentiles) == 2
+        and 0 <= percentiles[0] < percentiles[1] <= 100
+    ):
         raise ValueError(
             f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles!r}"
         )

@@ -285,9 +285,13 @@ def test_plot_augmentations_draws_reproducible_and_equal_to_fit_resample(cohort)
 
 
 def test_options_are_validated(cohort):
-    for bad in (dict(view="oblique"), dict(window="auto"), dict(window=(3, 1)),
-                dict(percentiles=(99, 1)), dict(overlay="outline"),
-                dict(through="lesion"), dict(n_slices=0), dict(max_subjects=0)):
+    bad_options = [
+        dict(view="oblique"), dict(window="auto"), dict(window=(3, 1)),
+        dict(window=5), dict(percentiles=(99, 1)), dict(percentiles=50),
+        dict(overlay="outline"), dict(through="lesion"), dict(n_slices=0),
+        dict(max_subjects=0),
+    ]
+    for bad in bad_options:
         with pytest.raises(ValueError):
             plot_subjects(cohort, **bad)
     with pytest.raises(ValueError, match="n_draws"):
