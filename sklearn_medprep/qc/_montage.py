@@ -51,8 +51,12 @@ def _check_options(view, n_slices, through, window, percentiles, overlay,
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     if not isinstance(n_slices, Integral) or n_slices < 1:
         raise ValueError(f"n_slices must be a positive integer, got {n_slices!r}")
-    if through not in _THROUGH:
-        raise ValueError(f"through must be 'mask' or 'image', got {through!r}")
+    if through not in _THROUGH and not (
+        isinstance(through, Integral) and not isinstance(through, bool) and through > 0
+    ):
+        raise ValueError(
+            f"through must be 'mask', 'image' or a mask label (> 0), got {through!r}"
+        )
     if isinstance(window, str):
         if window not in ("shared", "subject"):
             raise ValueError(
@@ -225,14 +229,20 @@ def _inputs(*columns):
     return [c for column in columns for c in column if isinstance(c, str)]
 
 
+def _through_words(through):
+    if through in _THROUGH:
+        return _THROUGH[through]
+    return f"through the centre of mass of mask label {through}"
+
+
 def _view_words(view, n_slices, through, blocks):
     if all(v.is_2d for b in blocks for v in b["volumes"]):
         return "2D images"
     if view == "montage":
         return f"montage of {n_slices} axial slices through the mask's extent"
     if view == "orthogonal":
-        return f"axial, coronal and sagittal slices {_THROUGH[through]}"
-    return f"{view} slice {_THROUGH[through]}"
+        return f"axial, coronal and sagittal slices {_through_words(through)}"
+    return f"{view} slice {_through_words(through)}"
 
 
 _COMMON_DOC = """
@@ -243,9 +253,10 @@ default="orthogonal"
         image (X-ray) is one panel whatever the view.
     n_slices : int, default=5
         Slices of a montage.
-    through : {"mask", "image"}, default="mask"
-        The slices pass through the mask's centre of mass (the image centre
-        where the mask is empty), or through the image centre.
+    through : {"mask", "image"} or int, default="mask"
+        The slices pass through the centre of mass of the mask (all labels),
+        of one mask label (e.g. ``1``, the lesion), or through the image
+        centre (also where the mask or label has no voxel).
     window : {"shared", "subject"} or tuple of 2 float, default="shared"
         Grey-level window: the ``percentiles`` of the voxels of all subjects
         shown (one window for the figure, so intensities compare across
@@ -358,7 +369,8 @@ def plot_subjects(
             shown.index, shown[image].tolist(), masks, _site_values(shown, site)
         )
     ]
-    heading = f"{len(blocks)} subjects, {_view_words(view, n_slices, through, blocks)}"
+    views = _view_words(view, n_slices, through, blocks)
+    heading = f"{len(blocks)} subjects, {views}"
     return _figure(
         blocks, stage_names=[""], groups=[""], view=view, n_slices=n_slices,
         through=through, window=window, percentiles=percentiles, overlay=overlay,

@@ -166,8 +166,10 @@ def read_volume(image_cell, mask_cell=None, *, row=None, image="image", mask=Non
 
 def _centre(volume, through):
     """Voxel ``(z, y, x)`` the orthogonal slices pass through."""
-    if through == "mask" and volume.labels is not None and volume.labels.any():
-        return np.argwhere(volume.labels > 0).mean(axis=0).round().astype(int)
+    if through != "image" and volume.labels is not None:
+        inside = volume.labels > 0 if through == "mask" else volume.labels == through
+        if inside.any():
+            return np.argwhere(inside).mean(axis=0).round().astype(int)
     return np.asarray(volume.array.shape) // 2
 
 
@@ -184,8 +186,10 @@ def slice_panels(volume, view, *, n_slices=5, through="mask"):
         one panel whatever the view.
     n_slices : int, default=5
         Slices of a montage.
-    through : {"mask", "image"}, default="mask"
-        Centre of the slices: the mask's centre of mass, or the image centre.
+    through : {"mask", "image"} or int, default="mask"
+        Centre of the slices: the centre of mass of the mask (all labels) or
+        of one label, or the image centre (also where the mask or label has no
+        voxel).
 
     Returns
     -------

@@ -101,6 +101,21 @@ def test_plot_subjects_panels_titles_slices_and_shared_window(cohort):
     assert legend == ["mask label 1", "mask label 2"]
 
 
+def test_slices_through_one_label_or_the_image_centre(cohort):
+    row = "sub-000"
+    mask = _lps_zyx(cohort.loc[row, "mask"])
+    lesion = _panels(plot_subjects(cohort, subjects=[row], through=1))
+    centre = np.argwhere(mask == 1).mean(axis=0).round().astype(int)
+    assert tuple(_slice_index(ax) for ax in lesion) == tuple(centre)
+    middle = _panels(plot_subjects(cohort, subjects=[row], through="image"))
+    assert tuple(_slice_index(ax) for ax in middle) == tuple(
+        np.array(mask.shape) // 2)
+    # a label absent from the mask: the image centre
+    absent = _panels(plot_subjects(cohort, subjects=[row], through=7))
+    assert [_slice_index(ax) for ax in absent] == [
+        _slice_index(ax) for ax in middle]
+
+
 def test_plot_subjects_fill_overlay_montage_and_subject_window(cohort):
     fig = plot_subjects(cohort, subjects=["sub-004", "sub-001"], view="montage",
                         n_slices=4, overlay="fill", window="subject",
@@ -288,7 +303,8 @@ def test_options_are_validated(cohort):
     bad_options = [
         dict(view="oblique"), dict(window="auto"), dict(window=(3, 1)),
         dict(window=5), dict(percentiles=(99, 1)), dict(percentiles=50),
-        dict(overlay="outline"), dict(through="lesion"), dict(n_slices=0),
+        dict(overlay="outline"), dict(through="lesion"), dict(through=0),
+        dict(n_slices=0),
         dict(max_subjects=0),
     ]
     for bad in bad_options:
