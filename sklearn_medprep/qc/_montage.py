@@ -28,13 +28,14 @@ from ..table._checks import check_subject_table
 from ..utils._optional import import_optional
 from ._visual import (
     VIEWS,
+    digest,
     draw_panel,
+    fill_common_doc,
     intensity_window,
     label_colour,
     layout,
     read_volume,
     save_figure,
-    slice_panels,
 )
 
 __all__ = ["plot_augmentations", "plot_preprocessing", "plot_subjects"]
@@ -45,8 +46,9 @@ _THROUGH = {
 }
 
 
-def _check_options(view, n_slices, through, window, percentiles, overlay,
+def _check_options(function, view, n_slices, through, window, percentiles, overlay,
                    max_subjects):
+    import_optional("matplotlib.pyplot", function)  # before reading any image
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
     if not isinstance(n_slices, Integral) or n_slices < 1:
@@ -145,7 +147,8 @@ def _windows(blocks, groups, window, percentiles):
     if window == "shared":
         per_group = {
             g: intensity_window(
-                [b["volumes"][s] for b in blocks for s in stages if groups[s] == g],
+                [b["stages"][s]["sample"] for b in blocks for s in stages
+                 if groups[s] == g],
                 percentiles,
             )
             for g in names
@@ -164,7 +167,8 @@ def _windows(blocks, groups, window, percentiles):
     for b in blocks:
         per_group = {
             g: intensity_window(
-                [b["volumes"][s] for s in stages if groups[s] == g], percentiles
+                [b["stages"][s]["sample"] for s in stages if groups[s] == g],
+                percentiles,
             )
             for g in names
         }
@@ -173,18 +177,15 @@ def _windows(blocks, groups, window, percentiles):
     return result, f"grey window per subject{what}: {span} of its own voxels"
 
 
-def _figure(blocks, *, stage_names, groups, view, n_slices, through, window,
-            percentiles, overlay, n_cols, figsize, heading, file, inputs):
+def _figure(blocks, *, stage_names, groups, window, percentiles, overlay, n_cols,
+            figsize, heading, file, inputs):
     """Draw the blocks (one per subject) on a grid; return the figure."""
     plt = import_optional("matplotlib.pyplot", "visual QC figures")
     lines = import_optional("matplotlib.lines", "visual QC figures")
 
     windows, sentence = _windows(blocks, groups, window, percentiles)
     for b in blocks:
-        b["panels"] = [
-            slice_panels(v, view, n_slices=n_slices, through=through)
-            for v in b["volumes"]
-        ]
+        b["panels"] = [stage["panels"] for stage in b["stages"]]
     width = max(sum(len(p) for p in b["panels"]) for b in blocks)
     per_row, n_rows = layout(len(blocks), width, n_cols)
     n_axes_cols = per_row * width
@@ -225,6 +226,16 @@ def _figure(blocks, *, stage_names, groups, view, n_slices, through, window,
     return fig
 
 
+def _reader(image, mask, view, n_slices, through):
+    """``read(cell, mask_cell, row)``: one image read, sliced and let go."""
+
+    def read(cell, mask_cell, row):
+        volume = read_volume(cell, mask_cell, row=row, image=image, mask=mask)
+        return digest(volume, view, n_slices=n_slices, through=through)
+
+    return read
+
+
 def _inputs(*columns):
     return [c for column in columns for c in column if isinstance(c, str)]
 
@@ -236,7 +247,7 @@ def _through_words(through):
 
 
 def _view_words(view, n_slices, through, blocks):
-    if all(v.is_2d for b in blocks for v in b["volumes"]):
+    if all(stage["is_2d"] for b in blocks for stage in b["stages"]):
         return "2D images"
     if view == "montage":
         return f"montage of {n_slices} axial slices through the mask's extent"
@@ -245,49 +256,7 @@ def _view_words(view, n_slices, through, blocks):
     return f"{view} slice {_through_words(through)}"
 
 
-_COMMON_DOC = """
-    view : {"orthogonal", "axial", "coronal", "sagittal", "montage"}, \
-default="orthogonal"
-        Three orthogonal slices per image, one of them, or a montage of
-        ``n_slices`` axial slices evenly spaced through the mask's extent. A 2D
-        image (X-ray) is one panel whatever the view.
-    n_slices : int, default=5
-        Slices of a montage.
-    through : {"mask", "image"} or int, default="mask"
-        The slices pass through the centre of mass of the mask (all labels),
-        of one mask label (e.g. ``1``, the lesion), or through the image
-        centre (also where the mask or label has no voxel).
-    window : {"shared", "subject"} or tuple of 2 float, default="shared"
-        Grey-level window: the ``percentiles`` of the voxels of all subjects
-        shown (one window for the figure, so intensities compare across
-        subjects), of each subject's own voxels, or fixed ``(vmin, vmax)``.
-        The suptitle states the policy and the values.
-    percentiles : tuple of 2 float, default=(1, 99)
-        Percentiles of the window.
-    overlay : {"contour", "fill"} or None, default="contour"
-        Mask drawn as one contour per label, as translucent colour, or not at
-        all. Labels keep one colour in every figure (label 1 blue, 2 orange,
-        ... as tab10); a legend names the labels drawn.
-    max_subjects : int, default=40
-        More subjects than this is an error whose message shows how to draw
-        them page by page.
-    n_cols : int or None, default=None
-        Subjects per figure row; by default about square, rows at most 12
-        panels wide.
-    figsize : tuple or None, default=None
-        Figure size in inches; by default it grows with the grid.
-    file : str, pathlib.Path or None, default=None
-        Save the figure there (format from the suffix, written atomically;
-        an input image of the table is never written over)."""
-
-
-def _doc(function):
-    if function.__doc__:  # None under python -OO
-        function.__doc__ = function.__doc__.replace("    %(common)s", _COMMON_DOC[1:])
-    return function
-
-
-@_doc
+@fill_common_doc
 def plot_subjects(
     table,
     *,
@@ -352,17 +321,18 @@ def plot_subjects(
     >>> fig.axes[0].get_title().splitlines()[0]
     'sub-000 | site_A'
     """
-    _check_options(view, n_slices, through, window, percentiles, overlay,
-                   max_subjects)
+    _check_options("plot_subjects", view, n_slices, through, window,
+                   percentiles, overlay, max_subjects)
     table = check_subject_table(table, columns=[image, mask, site])
     shown = _shown_rows(table, subjects, max_subjects, "plot_subjects")
+    read = _reader(image, mask, view, n_slices, through)
     masks = shown[mask].tolist() if mask is not None else [None] * len(shown)
     blocks = [
         {
             "row": row,
             "site": site_value,
-            "volumes": [
-                read_volume(cell, mask_cell, row=row, image=image, mask=mask)
+            "stages": [
+                read(cell, mask_cell, row)
             ],
         }
         for row, cell, mask_cell, site_value in zip(
@@ -372,10 +342,9 @@ def plot_subjects(
     views = _view_words(view, n_slices, through, blocks)
     heading = f"{len(blocks)} subjects, {views}"
     return _figure(
-        blocks, stage_names=[""], groups=[""], view=view, n_slices=n_slices,
-        through=through, window=window, percentiles=percentiles, overlay=overlay,
-        n_cols=n_cols, figsize=figsize, heading=heading, file=file,
-        inputs=_inputs(shown[image], masks),
+        blocks, stage_names=[""], groups=[""], window=window,
+        percentiles=percentiles, overlay=overlay, n_cols=n_cols, figsize=figsize,
+        heading=heading, file=file, inputs=_inputs(shown[image], masks),
     )
 
 
@@ -393,7 +362,7 @@ def _columns_of(estimator, image):
     return image, estimator.mask
 
 
-@_doc
+@fill_common_doc
 def plot_preprocessing(
     preprocessor,
     table,
@@ -460,12 +429,13 @@ def plot_preprocessing(
     >>> [ax.get_title().splitlines()[1].split()[0] for ax in fig.axes[:2]]
     ['before', 'after']
     """
-    _check_options(view, n_slices, through, window, percentiles, overlay,
-                   max_subjects)
+    _check_options("plot_preprocessing", view, n_slices, through, window,
+                   percentiles, overlay, max_subjects)
     check_is_fitted(preprocessor, "transform_")
     image, mask = _columns_of(preprocessor, image)
     table = check_subject_table(table, columns=[image, mask, site])
     shown = _shown_rows(table, subjects, max_subjects, "plot_preprocessing")
+    read = _reader(image, mask, view, n_slices, through)
     after = preprocessor.transform(shown)
     masks = shown[mask].tolist() if mask is not None else [None] * len(shown)
     masks_after = after[mask].tolist() if mask is not None else [None] * len(shown)
@@ -477,9 +447,9 @@ def plot_preprocessing(
         blocks.append({
             "row": row,
             "site": site_value,
-            "volumes": [
-                read_volume(before_cell, mask_cell, row=row, image=image, mask=mask),
-                read_volume(after_cell, after_mask, row=row, image=image, mask=mask),
+            "stages": [
+                read(before_cell, mask_cell, row),
+                read(after_cell, after_mask, row),
             ],
         })
     heading = (
@@ -488,13 +458,13 @@ def plot_preprocessing(
     )
     return _figure(
         blocks, stage_names=["before", "after"], groups=["before", "after"],
-        view=view, n_slices=n_slices, through=through, window=window,
-        percentiles=percentiles, overlay=overlay, n_cols=n_cols, figsize=figsize,
+        window=window, percentiles=percentiles, overlay=overlay, n_cols=n_cols,
+        figsize=figsize,
         heading=heading, file=file, inputs=_inputs(shown[image], masks),
     )
 
 
-@_doc
+@fill_common_doc
 def plot_augmentations(
     augmenter,
     table,
@@ -560,13 +530,14 @@ def plot_augmentations(
     >>> [ax.get_title().splitlines()[1].rsplit(" ", 2)[0] for ax in fig.axes[:3]]
     ['original', 'draw 1', 'draw 2']
     """
-    _check_options(view, n_slices, through, window, percentiles, overlay,
-                   max_subjects)
+    _check_options("plot_augmentations", view, n_slices, through, window,
+                   percentiles, overlay, max_subjects)
     if not isinstance(n_draws, Integral) or n_draws < 1:
         raise ValueError(f"n_draws must be a positive integer, got {n_draws!r}")
     image, mask = _columns_of(augmenter, image)
     table = check_subject_table(table, columns=[image, mask, site])
     shown = _shown_rows(table, subjects, max_subjects, "plot_augmentations")
+    read = _reader(image, mask, view, n_slices, through)
     drawer = clone(augmenter).set_params(n_augmentations=int(n_draws))
     if random_state is not None:
         drawer.set_params(random_state=random_state)
@@ -579,9 +550,8 @@ def plot_augmentations(
         blocks.append({
             "row": row,
             "site": site_value,
-            "volumes": [
-                read_volume(cells[k * n + i], mask_cells[k * n + i], row=row,
-                            image=image, mask=mask)
+            "stages": [
+                read(cells[k * n + i], mask_cells[k * n + i], row)
                 for k in range(n_draws + 1)
             ],
         })
@@ -593,8 +563,8 @@ def plot_augmentations(
     )
     stages = ["original"] + [f"draw {k}" for k in range(1, n_draws + 1)]
     return _figure(
-        blocks, stage_names=stages, groups=[""] * len(stages), view=view,
-        n_slices=n_slices, through=through, window=window, percentiles=percentiles,
-        overlay=overlay, n_cols=n_cols, figsize=figsize, heading=heading, file=file,
+        blocks, stage_names=stages, groups=[""] * len(stages), window=window,
+        percentiles=percentiles, overlay=overlay, n_cols=n_cols, figsize=figsize,
+        heading=heading, file=file,
         inputs=_inputs(shown[image], shown[mask] if mask is not None else []),
     )

@@ -30,11 +30,14 @@ from ..utils._optional import import_optional
 
 __all__ = [
     "Volume",
+    "digest",
     "draw_panel",
+    "fill_common_doc",
     "intensity_window",
     "layout",
     "read_volume",
     "slice_panels",
+    "window_sample",
 ]
 
 VIEWS = ("orthogonal", "axial", "coronal", "sagittal", "montage")
@@ -202,17 +205,17 @@ def slice_panels(volume, view, *, n_slices=5, through="mask"):
     sz, sy, sx = volume.spacing
 
     def cut(index):
-        return None if m is None else m[index]
+        return None if m is None else m[index].copy()
 
     if volume.is_2d:
-        return [dict(name="2D", image=a[0], labels=cut(0), aspect=sy / sx,
+        return [dict(name="2D", image=a[0].copy(), labels=cut(0), aspect=sy / sx,
                      origin="upper")]
     z, y, x = _centre(volume, through)
-    axial = dict(name=f"axial z={z}", image=a[z], labels=cut(z), aspect=sy / sx,
+    axial = dict(name=f"axial z={z}", image=a[z].copy(), labels=cut(z), aspect=sy / sx,
                  origin="upper")
-    coronal = dict(name=f"coronal y={y}", image=a[:, y, :],
+    coronal = dict(name=f"coronal y={y}", image=a[:, y, :].copy(),
                    labels=cut((slice(None), y)), aspect=sz / sx, origin="lower")
-    sagittal = dict(name=f"sagittal x={x}", image=a[:, :, x],
+    sagittal = dict(name=f"sagittal x={x}", image=a[:, :, x].copy(),
                     labels=cut((slice(None), slice(None), x)), aspect=sz / sy,
                     origin="lower")
     if view == "axial":
@@ -231,37 +234,80 @@ def slice_panels(volume, view, *, n_slices=5, through="mask"):
         first, last = 0, a.shape[0] - 1
     picks = np.unique(np.linspace(first, last, n_slices).round().astype(int))
     return [
-        dict(name=f"axial z={k}", image=a[k], labels=cut(k), aspect=sy / sx,
+        dict(name=f"axial z={k}", image=a[k].copy(), labels=cut(k), aspect=sy / sx,
              origin="upper")
         for k in picks
     ]
 
 
-def _sample(array):
-    flat = array.reshape(-1)
-    step = max(1, flat.size // WINDOW_SAMPLE)
-    values = flat[::step]
-    return values[np.isfinite(values)]
+def window_sample(array):
+    """The voxels of one image that count in a window: every k-th, finite.
 
-
-def intensity_window(volumes, percentiles):
-    """One ``(vmin, vmax)`` for all ``volumes``: percentiles of their voxels.
-
-    Each volume contributes the same number of voxels at most
-    (:data:`WINDOW_SAMPLE`, every k-th voxel), so that a large image does not
-    set the window of small ones.
+    At most :data:`WINDOW_SAMPLE` voxels, so that a large image does not set
+    the window of small ones (and 40 large images fit in memory).
 
     Parameters
     ----------
-    volumes : list of Volume
+    array : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+        1D, float64.
+    """
+    flat = array.reshape(-1)
+    step = max(1, flat.size // WINDOW_SAMPLE)
+    values = flat[::step]
+    return np.array(values[np.isfinite(values)], dtype=np.float64)
+
+
+def digest(volume, view, *, n_slices=5, through="mask"):
+    """What a figure keeps of one volume: its panels and its window sample.
+
+    The volume itself can then be freed: a figure of 40 large images holds
+    only their slices.
+
+    Parameters
+    ----------
+    volume : Volume
+    view, n_slices, through
+        As in :func:`slice_panels`.
+
+    Returns
+    -------
+    dict
+        ``panels`` (:func:`slice_panels`), ``sample``
+        (:func:`window_sample`) and ``is_2d``.
+    """
+    return {
+        "panels": slice_panels(volume, view, n_slices=n_slices, through=through),
+        "sample": window_sample(volume.array),
+        "is_2d": volume.is_2d,
+    }
+
+
+def intensity_window(samples, percentiles):
+    """One ``(vmin, vmax)`` for several images: percentiles of their samples.
+
+    Parameters
+    ----------
+    samples : list of numpy.ndarray
+        :func:`window_sample` of each image.
     percentiles : tuple of 2 float
         Lower and upper percentile, in [0, 100].
 
     Returns
     -------
     tuple of float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_medprep.qc._visual import intensity_window
+    >>> intensity_window([np.arange(101.0), np.arange(101.0)], (10, 90))
+    (10.0, 90.0)
     """
-    values = np.concatenate([_sample(v.array) for v in volumes])
+    values = np.concatenate(samples)
     if values.size == 0:
         return 0.0, 1.0
     low, high = (float(v) for v in np.percentile(values, percentiles))
@@ -380,3 +426,46 @@ def save_figure(fig, file, inputs=()):
         suffix=full_suffix(file),
         inputs=[str(i) for i in inputs],
     )
+
+
+COMMON_DOC = """
+    view : {"orthogonal", "axial", "coronal", "sagittal", "montage"}, \
+default="orthogonal"
+        Three orthogonal slices per image, one of them, or a montage of
+        ``n_slices`` axial slices evenly spaced through the mask's extent. A 2D
+        image (X-ray) is one panel whatever the view.
+    n_slices : int, default=5
+        Slices of a montage.
+    through : {"mask", "image"} or int, default="mask"
+        The slices pass through the centre of mass of the mask (all labels),
+        of one mask label (e.g. ``1``, the lesion), or through the image
+        centre (also where the mask or label has no voxel).
+    window : {"shared", "subject"} or tuple of 2 float, default="shared"
+        Grey-level window: the ``percentiles`` of the voxels of all subjects
+        shown (one window for the figure, so intensities compare across
+        subjects), of each subject's own voxels, or fixed ``(vmin, vmax)``.
+        The suptitle states the policy and the values.
+    percentiles : tuple of 2 float, default=(1, 99)
+        Percentiles of the window.
+    overlay : {"contour", "fill"} or None, default="contour"
+        Mask drawn as one contour per label, as translucent colour, or not at
+        all. Labels keep one colour in every figure (label 1 blue, 2 orange,
+        ... as tab10); a legend names the labels drawn.
+    max_subjects : int, default=40
+        More subjects than this is an error whose message shows how to draw
+        them page by page.
+    n_cols : int or None, default=None
+        Subjects per figure row; by default about square, rows at most 12
+        panels wide.
+    figsize : tuple or None, default=None
+        Figure size in inches; by default it grows with the grid.
+    file : str, pathlib.Path or None, default=None
+        Save the figure there (format from the suffix, written atomically;
+        an input image of the table is never written over)."""
+
+
+def fill_common_doc(function):
+    """Put :data:`COMMON_DOC` in place of ``%(common)s`` in a docstring."""
+    if function.__doc__:  # None under python -OO
+        function.__doc__ = function.__doc__.replace("    %(common)s", COMMON_DOC[1:])
+    return function
