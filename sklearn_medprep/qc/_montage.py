@@ -493,7 +493,9 @@ def plot_augmentations(
     the original then draw 1 to ``n_draws``, each with its own (augmented)
     mask drawn over it. The same ``random_state`` gives the same draws. One
     grey window is shared by the original and the draws (so an intensity
-    augmentation shows as a change of brightness).
+    augmentation shows as a change of brightness). The draws of the subjects
+    shown are made at once, as ``fit_resample`` makes them, and held in memory
+    until they are sliced: show few subjects of large images.
 
     Parameters
     ----------
