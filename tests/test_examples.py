@@ -82,6 +82,18 @@ EXPECTED = {
         ],
         "files": ["cnn_pipeline.joblib"],
     },
+    "plot_visual_qc.py": {
+        "lines": [
+            "grey window shared by all 8 subjects: percentiles 1 to 99",
+            "one window per stage, shared by the 4 subjects: True",
+            "same random_state, same draws: True",
+        ],
+        "files": [
+            "visual_qc_subjects.png",
+            "visual_qc_preprocessing.png",
+            "visual_qc_augmentations.png",
+        ],
+    },
     "plot_voxel_harmonization.py": {
         "lines": [
             "median site F before:",
