@@ -17,7 +17,8 @@ import SimpleITK as sitk
 
 from ..exceptions import ImageReadError
 from ._deferred_source import deferred_reader
-from ._integrity import check_dicom_series, check_file, restore_nifti_nonfinite
+from ._integrity import check_dicom_series, check_file
+from ._onepass import read_file
 
 __all__ = [
     "check_exists",
@@ -158,10 +159,7 @@ def _read_path(path):
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(_dicom_files(path))
         return reader.Execute()
-    check_file(path)
-    image = sitk.ReadImage(str(path))
-    if path.name.lower().endswith((".nii", ".nii.gz")):
-        image = restore_nifti_nonfinite(path, image)
+    image = read_file(path)
     if path.suffix.lower() in _2D_SUFFIXES:
         image = _to_scalar(image)
     return image
