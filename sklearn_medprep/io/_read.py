@@ -1,7 +1,8 @@
 """Read one image cell of a subject table into SimpleITK or TorchIO form.
 
-An image cell is a path (NIfTI, NRRD, MHA/MHD, a DICOM series folder, PNG/JPEG)
-or an in-memory image (``torchio.Image``, ``SimpleITK.Image``, nibabel image).
+An image cell is a path (NIfTI, NRRD, MHA/MHD, FreeSurfer MGH/MGZ, a DICOM
+series folder, PNG/JPEG) or an in-memory image (``torchio.Image``,
+``SimpleITK.Image``, nibabel image of any byte order).
 The internal form is :class:`SimpleITK.Image` (what PyRadiomics reads); TorchIO
 images are made from it with TorchIO's own converters so that both libraries see
 the same voxels in the same physical space.
@@ -18,6 +19,7 @@ import SimpleITK as sitk
 from ..exceptions import ImageReadError
 from ._deferred_source import deferred_reader
 from ._integrity import check_dicom_series, check_file
+from ._nibabel import is_mgh_path, nibabel_to_sitk, read_mgh
 from ._onepass import read_file
 
 __all__ = [
@@ -159,6 +161,8 @@ def _read_path(path):
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(_dicom_files(path))
         return reader.Execute()
+    if is_mgh_path(path):
+        return read_mgh(path)  # FreeSurfer: no ITK reader
     image = read_file(path)
     if path.suffix.lower() in _2D_SUFFIXES:
         image = _to_scalar(image)
@@ -204,12 +208,7 @@ def to_sitk(cell, *, row=None, column=None):
                 image = sitk.Cast(sitk.Round(image), sitk.sitkInt32)
             return image
         if isinstance(cell, _nibabel_classes()):
-            from torchio.data.io import nib_to_sitk
-
-            data = np.asanyarray(cell.dataobj)
-            if data.ndim == 3:
-                data = data[np.newaxis]
-            return nib_to_sitk(data, cell.affine)
+            return nibabel_to_sitk(cell)
     except ImageReadError as exc:
         raise ImageReadError(
             exc.bare_message, row=row, column=column, file=exc.file or file
@@ -298,7 +297,8 @@ def read_geometry(cell, *, row=None, column=None):
             raise ImageReadError(
                 "file does not exist", row=row, column=column, file=str(path)
             )
-        if path.is_file() and path.suffix.lower() not in _2D_SUFFIXES:
+        if (path.is_file() and path.suffix.lower() not in _2D_SUFFIXES
+                and not is_mgh_path(path)):
             try:
                 check_file(path)
             except ImageReadError as exc:
