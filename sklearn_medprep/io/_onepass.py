@@ -245,10 +245,11 @@ def read_file(path):
 
     Examples
     --------
-    >>> import gzip, os, tempfile, SimpleITK as sitk
+    >>> import os, tempfile, numpy as np, SimpleITK as sitk
     >>> from sklearn_medprep.io._onepass import read_file
     >>> path = os.path.join(tempfile.mkdtemp(), "ok.nii.gz")
-    >>> sitk.WriteImage(sitk.Image(7, 8, 9, sitk.sitkInt16), path)
+    >>> voxels = np.random.default_rng(0).normal(size=(9, 8, 7))
+    >>> sitk.WriteImage(sitk.GetImageFromArray(voxels), path)
     >>> read_file(path).GetSize()
     (7, 8, 9)
     >>> data = open(path, "rb").read()
