@@ -367,7 +367,7 @@ def load_image(cell, *, backend="sitk", label=False, row=None, column=None):
     Parameters
     ----------
     cell : str, pathlib.Path, torchio.Image, SimpleITK.Image or nibabel image
-        A path to an image file (NIfTI, NRRD, MHA/MHD, PNG/JPEG) or to a DICOM
+        A path to an image file (NIfTI, NRRD, MHA/MHD, MGZ/MGH, PNG/JPEG) or to a DICOM
         series folder, or an in-memory image.
     backend : {"sitk", "torchio"}, default="sitk"
         Return a :class:`SimpleITK.Image` or a TorchIO image.
