@@ -66,6 +66,9 @@ def nibabel_to_sitk(image):
 
     Raises
     ------
+    ImageReadError
+        The image is backed by a truncated or corrupt file (nibabel reads a
+        loaded image's voxels only now).
     ValueError
         The data has more than 4 dimensions, a type SimpleITK cannot hold
         (complex), or the affine is singular.
@@ -83,7 +86,20 @@ def nibabel_to_sitk(image):
     >>> float(image[1, 2, 3]) == float(data[1, 2, 3])
     True
     """
-    data = np.asanyarray(image.dataobj)
+    try:
+        data = np.asanyarray(image.dataobj)  # a file-backed image reads it now
+    except (EOFError, zlib.error) as exc:
+        raise ImageReadError(
+            f"compressed data is truncated or corrupt ({exc})",
+            file=image.get_filename(),
+        ) from exc
+    except (OSError, ValueError) as exc:  # "Expected N bytes, got M bytes ..."
+        if not image.get_filename():
+            raise
+        raise ImageReadError(
+            f"file is truncated or corrupt: {' '.join(str(exc).split())}",
+            file=image.get_filename(),
+        ) from exc
     if data.dtype.kind in _WIDEN:
         data = data.astype(_WIDEN[data.dtype.kind])
     if data.dtype.kind not in "uif":

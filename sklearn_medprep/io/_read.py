@@ -112,6 +112,8 @@ def describe_cell(cell):
     if _is_torchio_image(cell) and cell.path is not None:
         path = cell.path
         return str(path[0] if isinstance(path, (list, tuple)) else path)
+    if isinstance(cell, _nibabel_classes()) and cell.get_filename():
+        return str(cell.get_filename())  # nibabel.load(...): still file-backed
     return None
 
 

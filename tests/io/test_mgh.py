@@ -186,3 +186,23 @@ def test_voxel_combat_on_mgz_equals_nifti(tmp_path):
         arrays = [sitk.GetArrayFromImage(to_sitk(c)) for c in out["image"]]
         outs.append(np.stack(arrays))
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("img.nii.gz", "compressed data is truncated or corrupt"),
+    ("img.nii", "file is truncated or corrupt: Expected 3960 bytes, got"),
+])
+def test_loaded_nibabel_image_of_a_truncated_file(tmp_path, name, message):
+    """nibabel.load reads voxels only when asked: the error names the file.
+
+    (A truncated ``.mgz`` already fails in ``nibabel.load``: its footer is read.)
+    """
+    path = tmp_path / name
+    data = _volumes()[0]
+    nib.save(nib.Nifti1Image(data, AFFINE), str(path))
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    cell = nib.load(str(path))
+    where = rf"\[row 's1', column 'image', file '{path}'\] {message}"
+    with pytest.raises(ImageReadError, match=where):
+        to_sitk(cell, row="s1", column="image")
