@@ -9,7 +9,10 @@ bytes the file holds:
 - raw data (``.nii``, raw NRRD, raw MHA/MHD): the file size, from ``stat``;
 - compressed data (``.nii.gz``, gzip NRRD, compressed MHA/MHD): the whole
   compressed stream is decompressed in chunks (nothing is kept) so that a
-  truncated stream, a bad CRC or a stream shorter than announced is caught;
+  truncated stream, a bad CRC or a stream shorter than announced is caught.
+  Reading a cell does not call this first: :mod:`sklearn_medprep.io._onepass`
+  checks ITK's own decode against the stream's checksum and length, and calls
+  :func:`check_file` only when they disagree, to name the fault;
 - non-finite voxels of float NIfTI files, which ITK reads as 0, are put back
   (:func:`restore_nifti_nonfinite`) so that they are counted;
 - a DICOM series folder: a file that looks like DICOM (``.dcm`` suffix or the

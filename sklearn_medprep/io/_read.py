@@ -1,7 +1,8 @@
 """Read one image cell of a subject table into SimpleITK or TorchIO form.
 
-An image cell is a path (NIfTI, NRRD, MHA/MHD, a DICOM series folder, PNG/JPEG)
-or an in-memory image (``torchio.Image``, ``SimpleITK.Image``, nibabel image).
+An image cell is a path (NIfTI, NRRD, MHA/MHD, FreeSurfer MGH/MGZ, a DICOM
+series folder, PNG/JPEG) or an in-memory image (``torchio.Image``,
+``SimpleITK.Image``, nibabel image of any byte order).
 The internal form is :class:`SimpleITK.Image` (what PyRadiomics reads); TorchIO
 images are made from it with TorchIO's own converters so that both libraries see
 the same voxels in the same physical space.
@@ -17,7 +18,9 @@ import SimpleITK as sitk
 
 from ..exceptions import ImageReadError
 from ._deferred_source import deferred_reader
-from ._integrity import check_dicom_series, check_file, restore_nifti_nonfinite
+from ._integrity import check_dicom_series, check_file
+from ._nibabel import is_mgh_path, nibabel_to_sitk, read_mgh
+from ._onepass import read_file
 
 __all__ = [
     "check_exists",
@@ -109,6 +112,8 @@ def describe_cell(cell):
     if _is_torchio_image(cell) and cell.path is not None:
         path = cell.path
         return str(path[0] if isinstance(path, (list, tuple)) else path)
+    if isinstance(cell, _nibabel_classes()) and cell.get_filename():
+        return str(cell.get_filename())  # nibabel.load(...): still file-backed
     return None
 
 
@@ -158,10 +163,9 @@ def _read_path(path):
         reader = sitk.ImageSeriesReader()
         reader.SetFileNames(_dicom_files(path))
         return reader.Execute()
-    check_file(path)
-    image = sitk.ReadImage(str(path))
-    if path.name.lower().endswith((".nii", ".nii.gz")):
-        image = restore_nifti_nonfinite(path, image)
+    if is_mgh_path(path):
+        return read_mgh(path)  # FreeSurfer: no ITK reader
+    image = read_file(path)
     if path.suffix.lower() in _2D_SUFFIXES:
         image = _to_scalar(image)
     return image
@@ -206,12 +210,7 @@ def to_sitk(cell, *, row=None, column=None):
                 image = sitk.Cast(sitk.Round(image), sitk.sitkInt32)
             return image
         if isinstance(cell, _nibabel_classes()):
-            from torchio.data.io import nib_to_sitk
-
-            data = np.asanyarray(cell.dataobj)
-            if data.ndim == 3:
-                data = data[np.newaxis]
-            return nib_to_sitk(data, cell.affine)
+            return nibabel_to_sitk(cell)
     except ImageReadError as exc:
         raise ImageReadError(
             exc.bare_message, row=row, column=column, file=exc.file or file
@@ -300,7 +299,8 @@ def read_geometry(cell, *, row=None, column=None):
             raise ImageReadError(
                 "file does not exist", row=row, column=column, file=str(path)
             )
-        if path.is_file() and path.suffix.lower() not in _2D_SUFFIXES:
+        if (path.is_file() and path.suffix.lower() not in _2D_SUFFIXES
+                and not is_mgh_path(path)):
             try:
                 check_file(path)
             except ImageReadError as exc:
@@ -369,7 +369,7 @@ def load_image(cell, *, backend="sitk", label=False, row=None, column=None):
     Parameters
     ----------
     cell : str, pathlib.Path, torchio.Image, SimpleITK.Image or nibabel image
-        A path to an image file (NIfTI, NRRD, MHA/MHD, PNG/JPEG) or to a DICOM
+        A path to an image file (NIfTI, NRRD, MHA/MHD, MGZ/MGH, PNG/JPEG) or to a DICOM
         series folder, or an in-memory image.
     backend : {"sitk", "torchio"}, default="sitk"
         Return a :class:`SimpleITK.Image` or a TorchIO image.

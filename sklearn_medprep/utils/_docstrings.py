@@ -9,7 +9,8 @@ __all__ = ["fill_doc", "DOCDICT"]
 DOCDICT = {
     "image": """image : str, default="image"
         Column of the subject table holding the image of each row: a path (NIfTI
-        ``.nii``/``.nii.gz``, NRRD, MHA/MHD, a DICOM series folder, PNG/JPEG) or an
+        ``.nii``/``.nii.gz``, NRRD, MHA/MHD, FreeSurfer ``.mgz``/``.mgh``, a DICOM
+        series folder, PNG/JPEG) or an
         in-memory image (``torchio.ScalarImage``, ``SimpleITK.Image``, nibabel
         image).""",
     "mask": """mask : str or None, default="mask"
