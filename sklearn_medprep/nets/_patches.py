@@ -17,6 +17,7 @@ own:
 torch and TorchIO are imported inside the functions that use them.
 """
 
+import contextlib
 import numbers
 import os
 import stat
@@ -60,6 +61,28 @@ def _file_key(cell):
     if not stat.S_ISREG(info.st_mode):
         return None
     return path, (info.st_size, info.st_mtime_ns)
+
+
+@contextlib.contextmanager
+def _device_seed(device, seed):
+    """Seed the CUDA generator of ``device`` too (dropout on the GPU); restore it.
+
+    :func:`~sklearn_medprep.utils._random.local_seed` seeds the CPU generator
+    (weights, patch locations, augmentation), which is what a CPU net draws
+    from; a net on a CUDA device draws its dropout masks from that device's
+    generator.
+    """
+    import torch
+
+    if seed is None or device is None or torch.device(device).type != "cuda":
+        yield
+        return
+    device = torch.device(device)
+    index = torch.cuda.current_device() if device.index is None else device.index
+    with torch.random.fork_rng(devices=[index]):
+        with torch.cuda.device(index):
+            torch.cuda.manual_seed(seed)
+        yield
 
 
 def _all_finite(tensor):

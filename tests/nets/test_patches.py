@@ -577,3 +577,44 @@ def test_a_file_changed_after_its_check_is_checked_again(tmp_path):
         dataset[0]
     message = str(info.value)
     assert "sub-7" in message and "'image'" in message and "image.nii" in message
+
+
+# -- device= (skorch's): runs where a CUDA device is ----------------------------
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_cuda_trains_on_the_gpu_seeded_and_predicts_like_the_cpu(cohort):
+    import copy
+
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv3d(1, 4, 3, padding=1), nn.Dropout3d(0.3), nn.ReLU(), nn.Conv3d(4, 2, 1)
+    )
+    params = dict(
+        label="mask", patch_size=8, samples_per_volume=2, queue_length=8,
+        max_epochs=2, batch_size=4, lr=0.1, train_split=None, verbose=0,
+        random_state=0, patch_overlap=2,
+    )
+    table = cohort.iloc[:4]
+    caller = torch.cuda.get_rng_state()
+    gpu = PatchNeuralNetSegmenter(copy.deepcopy(module), device="cuda", **params)
+    gpu.fit(table)
+    assert torch.equal(torch.cuda.get_rng_state(), caller)
+    assert {p.device.type for p in gpu.module_.parameters()} == {"cuda"}
+    # the same seed draws the same dropout masks on the GPU: the same net (up
+    # to cuDNN's non-deterministic sums); another seed, another net
+    same = PatchNeuralNetSegmenter(copy.deepcopy(module), device="cuda", **params)
+    other = PatchNeuralNetSegmenter(
+        copy.deepcopy(module), device="cuda", **{**params, "random_state": 1}
+    )
+    weights = [p.detach().cpu() for p in gpu.module_.parameters()]
+    for net, close in ((same.fit(table), True), (other.fit(table), False)):
+        pairs = zip(weights, (p.detach().cpu() for p in net.module_.parameters()))
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in pairs) is close
+    # grid inference on the GPU = on the CPU with the same weights
+    cpu = PatchNeuralNetSegmenter(copy.deepcopy(module), **params).fit(table)
+    cpu.module_.load_state_dict(
+        {k: v.cpu() for k, v in gpu.module_.state_dict().items()}
+    )
+    for a, b in zip(gpu.predict_proba(table)["mask_proba"],
+                    cpu.predict_proba(table)["mask_proba"]):
+        assert a.data.device.type == "cpu"
+        np.testing.assert_allclose(a.data.numpy(), b.data.numpy(), atol=1e-5)
