@@ -48,7 +48,11 @@ _SINGLE_FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
 
 
 def _file_key(cell):
-    """``(path, (size, mtime_ns))`` of a single-file image path cell, else None."""
+    """``(path, stamp)`` of a single-file image path cell, else None.
+
+    The stamp (device, inode, size, modification and status-change times)
+    changes when the file is written to or replaced.
+    """
     if not isinstance(cell, (str, os.PathLike)):
         return None
     path = os.fspath(cell)
@@ -60,7 +64,8 @@ def _file_key(cell):
         return None  # the full read names what is wrong
     if not stat.S_ISREG(info.st_mode):
         return None
-    return path, (info.st_size, info.st_mtime_ns)
+    return path, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
+                  info.st_ctime_ns)
 
 
 @contextlib.contextmanager
@@ -195,7 +200,7 @@ class SubjectTableDataset(Dataset):
         self.cells = list(X[columns].itertuples(index=False, name=None))
         self.targets = None if targets is None else np.asarray(targets)
         # files read and checked through this dataset (shared by its subsets):
-        # path -> (size, mtime_ns) when checked
+        # path -> its stamp (_file_key) when checked
         self._checked = {}
 
     def __len__(self):
@@ -275,10 +280,10 @@ class SubjectTableDataset(Dataset):
         file against its header, non-finite voxels that ITK zeroes put back,
         errors naming row, column and file). A queue reads every training
         subject again each epoch: a NIfTI, NRRD or MHA file already checked,
-        unchanged since (same size and modification time) and holding only
-        finite voxels is then read as TorchIO reads it (one
-        ``SimpleITK.ReadImage``), which gives the same image without decoding
-        the file twice more.
+        unchanged since (same inode, size, modification and status-change
+        times) and holding only finite voxels is then read as TorchIO reads it
+        (one ``SimpleITK.ReadImage``), which gives the same image without
+        decoding the file twice more.
         """
         import torchio as tio
 
