@@ -79,7 +79,12 @@ def _device_seed(device, seed):
     """
     import torch
 
-    if seed is None or device is None or torch.device(device).type != "cuda":
+    if (
+        seed is None
+        or device is None
+        or torch.device(device).type != "cuda"
+        or not torch.cuda.is_available()  # skorch says so when it moves the module
+    ):
         yield
         return
     device = torch.device(device)
