@@ -105,6 +105,30 @@ def check_patches(out):
     _positive([float(overhead)], "overhead ratio")
 
 
+def check_gpu(out):
+    two = "no CUDA device: CPU figures only" not in out
+    assert two == bool(re.search(r"^(CUDA device|dry run):", out, re.M)), out[-2000:]
+    rows = [line for line in out.splitlines() if line.startswith("TorchIO ")]
+    assert len(rows) == 7, out[-2000:]
+    for row in rows:
+        values = _numbers(row)
+        if "fails on CUDA tensors" in row:
+            assert two
+            values = values[:1]
+        # cpu; or cpu, cuda, cuda / cpu
+        assert len(values) == (3 if two and "fails on" not in row else 1), row
+        _positive(values, row)
+    for label in ("patch training (fit)", "sliding-window inference"):
+        (row,) = [line for line in out.splitlines() if line.startswith(label)]
+        values = _numbers(row)
+        assert len(values) == (3 if two else 1), row
+        _positive(values, label)
+    if two:  # the same computation on both devices agrees
+        diffs = [float(d) for d in re.findall(r"max \|cuda - cpu\| (?:probability )?"
+                                              + NUM, out)]
+        assert len(diffs) >= 1 and max(diffs) <= 1e-3, diffs
+
+
 def check_radiomics(out):
     count, goal = map(int, re.search(r"extractions with memory: (\d+) \(goal (\d+)\)",
                                      out).groups())
@@ -230,6 +254,7 @@ CHECKS = {
     "bench_cache.py": check_cache,
     "bench_import.py": check_import,
     "bench_combat.py": check_combat,
+    "bench_gpu.py": check_gpu,
     "bench_patches.py": check_patches,
     "bench_proxy.py": check_proxy,
     "bench_radiomics.py": check_radiomics,
@@ -256,3 +281,21 @@ def test_benchmark_quick_run(script):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     CHECKS[script](result.stdout)
+
+
+@pytest.mark.slow
+def test_bench_gpu_two_device_path_runs_on_the_cpu():
+    # no GPU in CI: the CPU stands in for CUDA, so that the GPU branch runs
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_gpu.py"), "--quick", "--dry-gpu",
+         "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(BENCHMARKS.parent)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    check_gpu(result.stdout)
+    # identical devices: identical deterministic transforms and probabilities
+    assert set(re.findall(r"max \|cuda - cpu\| (?:probability )?(\S+)",
+                          result.stdout)) == {"0.00e+00"}

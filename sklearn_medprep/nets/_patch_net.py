@@ -46,9 +46,11 @@ from ..images._walk import as_transform, clone_with_transforms, find_random_tran
 from ..table._checks import check_fit_rows, check_subject_table
 from ..utils._random import local_seed, seed_sequence, spawn_seeds
 from ..utils._tags import subject_table_input_tags
+from ._patch_doc import _SHARED_DOC
 from ._patches import (
     PatchCollate,
     SubjectTableDataset,
+    _device_seed,
     grid_patch_outputs,
     make_patch_queue,
     make_sampler,
@@ -245,7 +247,8 @@ class _PatchNetMixin:
         """
         check_fit_rows(X, estimator=self)
         warm = self.warm_start and self.initialized_
-        with local_seed(self._seed(len(self.history_) if warm else 0)):
+        seed = self._seed(len(self.history_) if warm else 0)
+        with local_seed(seed), _device_seed(self.device, seed):
             if not warm:
                 self.initialize()
             # skorch's own partial_fit: the seed context is already set
@@ -270,7 +273,8 @@ class _PatchNetMixin:
         -------
         self
         """
-        with local_seed(self._seed(len(self.history_ or ()))):
+        seed = self._seed(len(self.history_ or ()))
+        with local_seed(seed), _device_seed(self.device, seed):
             return super().partial_fit(X, y, classes=classes, **fit_params)
 
     def get_dataset(self, X, y=None):
@@ -346,55 +350,6 @@ class _PatchNetMixin:
         return predict
 
 
-_SHARED_DOC = """
-    Parameters
-    ----------
-    module : torch.nn.Module class or instance
-        The network, taking ``(B, C, w, h, d)`` patches (``C`` = number of
-        ``image`` columns), as for any skorch net.
-    image : str or list of str, default="image"
-        Image column(s) of the subject table, stacked as input channels: paths
-        (read when the queue samples the subject) or in-memory images.
-    patch_size : int or tuple of 3 int, default=32
-        Patch shape in voxels (TorchIO's ``W, H, D`` order).
-    samples_per_volume : int, default=8
-        Patches drawn from each training subject per epoch.
-    queue_length : int, default=64
-        Patches the :class:`torchio.Queue` holds at most (its ``max_length``):
-        with the subjects being sampled, what bounds training memory.
-    sampler : {"uniform", "weighted", "label"}, default="uniform"
-        :class:`torchio.UniformSampler`, :class:`torchio.WeightedSampler`
-        (probability map in column ``sampling_map``) or
-        :class:`torchio.LabelSampler` (label map in ``sampling_map``%(label)s).
-    sampling_map : str or None, default=None
-        Column of the maps the weighted or label sampler draws from; read at
-        training time only.
-    label_probabilities : dict or None, default=None
-        Probability of each label as a patch centre (label sampler).
-    preprocessing : torchio.Transform, list of torchio.Transform or None, \
-default=None
-        Deterministic transform applied to every subject when it is read
-        (training, validation and prediction), e.g. ``tio.ZNormalization()``
-        or ``tio.Resample(1)``: preprocessing that stays lazy, where a
-        :class:`~sklearn_medprep.TorchIOPreprocessor` before the net would hold
-        the whole preprocessed cohort in memory. Nothing is learned from the
-        data in it (use the preprocessor for that).
-    augmentation : torchio.Transform, list of torchio.Transform or None, \
-default=None
-        Applied to each training subject before its patches are drawn, fresh
-        every epoch; never to validation patches or at predict time.
-    patch_overlap : int or tuple of 3 int, default=0
-        Overlap of neighbouring grid patches at predict time.
-    padding_mode : str, float or None, default=None
-        Padding of each volume before the grid (TorchIO's ``padding_mode``).
-    queue_num_workers : int, default=0
-        Processes of the queue that read and augment subjects.
-    random_state : int, RandomState instance or None, default=None
-        Seed of every draw of ``fit``; the same seed gives the same net. The
-        caller's global torch and numpy random states are left untouched.
-"""
-
-
 class PatchNeuralNetClassifier(_PatchNetMixin, NeuralNetClassifier):
     __doc__ = """Classify whole volumes with a skorch net trained on TorchIO patches.
 
@@ -430,7 +385,7 @@ class PatchNeuralNetClassifier(_PatchNetMixin, NeuralNetClassifier):
     **kwargs : dict
         Any other :class:`skorch.NeuralNetClassifier` parameter (``lr``,
         ``max_epochs``, ``batch_size``, ``optimizer``, ``callbacks``,
-        ``iterator_train__*``, ``device``, ...).
+        ``iterator_train__*``, ...).
 
     Attributes
     ----------

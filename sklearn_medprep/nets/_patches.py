@@ -17,14 +17,17 @@ own:
 torch and TorchIO are imported inside the functions that use them.
 """
 
+import contextlib
 import numbers
+import os
+import stat
 
 import numpy as np
+import SimpleITK as sitk
 from sklearn.utils import _safe_indexing
 from skorch.dataset import Dataset
 
 from ..exceptions import SubjectTableError
-from ..images._subject import row_to_subject
 from ..io._read import describe_cell, to_torchio
 
 __all__ = [
@@ -38,6 +41,62 @@ __all__ = [
 
 #: Key of the per-row target (class index) inside each subject and patch.
 TARGET_KEY = "medprep_target"
+
+#: Single-file formats whose content a (size, mtime) pair stands for; a
+#: detached header (.nhdr, .mhd) names a data file whose changes it would miss.
+_SINGLE_FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
+
+
+def _file_key(cell):
+    """``(path, stamp)`` of a single-file image path cell, else None.
+
+    The stamp (device, inode, size, modification and status-change times)
+    changes when the file is written to or replaced.
+    """
+    if not isinstance(cell, (str, os.PathLike)):
+        return None
+    path = os.fspath(cell)
+    if not path.lower().endswith(_SINGLE_FILE_SUFFIXES):
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None  # the full read names what is wrong
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return path, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
+                  info.st_ctime_ns)
+
+
+@contextlib.contextmanager
+def _device_seed(device, seed):
+    """Seed the CUDA generator of ``device`` too (dropout on the GPU); restore it.
+
+    :func:`~sklearn_medprep.utils._random.local_seed` seeds the CPU generator
+    (weights, patch locations, augmentation), which is what a CPU net draws
+    from; a net on a CUDA device draws its dropout masks from that device's
+    generator.
+    """
+    import torch
+
+    if (
+        seed is None
+        or device is None
+        or torch.device(device).type != "cuda"
+        or not torch.cuda.is_available()  # skorch says so when it moves the module
+    ):
+        yield
+        return
+    device = torch.device(device)
+    index = torch.cuda.current_device() if device.index is None else device.index
+    with torch.random.fork_rng(devices=[index]):
+        with torch.cuda.device(index):
+            torch.cuda.manual_seed(seed)
+        yield
+
+
+def _all_finite(tensor):
+    return not tensor.is_floating_point() or bool(tensor.isfinite().all())
 
 
 def patch_shape(patch_size):
@@ -145,6 +204,9 @@ class SubjectTableDataset(Dataset):
             columns.append(sampling_map)
         self.cells = list(X[columns].itertuples(index=False, name=None))
         self.targets = None if targets is None else np.asarray(targets)
+        # files read and checked through this dataset (shared by its subsets):
+        # path -> its stamp (_file_key) when checked
+        self._checked = {}
 
     def __len__(self):
         return len(self.rows)
@@ -184,13 +246,21 @@ class SubjectTableDataset(Dataset):
 
         row = self.rows[i]
         cells = self.cells[i]
-        n = len(self.images) + (self.label is not None)
-        subject = row_to_subject(cells[:n], self.images, self.label, row=row)
-        if self.sampling_map is not None:
-            subject.add_image(
-                to_torchio(cells[n], row=row, column=self.sampling_map),
-                self.sampling_map,
+        content = {
+            column: self._read(cell, label=False, row=row, column=column)
+            for column, cell in zip(self.images, cells)
+        }
+        n = len(self.images)
+        if self.label is not None:
+            content[self.label] = self._read(
+                cells[n], label=True, row=row, column=self.label
             )
+            n += 1
+        if self.sampling_map is not None:
+            content[self.sampling_map] = self._read(
+                cells[n], label=False, row=row, column=self.sampling_map
+            )
+        subject = tio.Subject(content)
         self._check_one_grid(subject, i)
         if self.min_shape is not None:
             shape = tuple(int(s) for s in subject.spatial_shape)
@@ -206,6 +276,35 @@ class SubjectTableDataset(Dataset):
             # a key given after construction is not copied into patches
             subject = tio.Subject({**subject, TARGET_KEY: int(self.targets[i])})
         return subject
+
+    def _read(self, cell, *, label, row, column):
+        """One cell as a TorchIO image; each file checked once per dataset.
+
+        The first read of a file goes through the library's reader
+        (:func:`~sklearn_medprep.io._read.to_torchio`: integrity check of the
+        file against its header, non-finite voxels that ITK zeroes put back,
+        errors naming row, column and file). A queue reads every training
+        subject again each epoch: a NIfTI, NRRD or MHA file already checked,
+        unchanged since (same inode, size, modification and status-change
+        times) and holding only finite voxels is then read as TorchIO reads it
+        (one ``SimpleITK.ReadImage``), which gives the same image without
+        decoding the file twice more.
+        """
+        import torchio as tio
+
+        key = _file_key(cell)
+        if key is not None and self._checked.get(key[0]) == key[1]:
+            try:
+                image = sitk.ReadImage(key[0])
+            except RuntimeError:
+                del self._checked[key[0]]  # the full read below names the fault
+            else:
+                cls = tio.LabelMap if label else tio.ScalarImage
+                return cls.from_sitk(image)
+        image = to_torchio(cell, label=label, row=row, column=column)
+        if key is not None and _all_finite(image.data):
+            self._checked[key[0]] = key[1]
+        return image
 
     def _check_one_grid(self, subject, i):
         """Every image of row ``i`` on its first image's grid, or an error naming it.

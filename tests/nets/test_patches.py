@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import SimpleITK as sitk
 import torch
 import torchio as tio
 from sklearn.base import clone
@@ -24,8 +25,8 @@ from sklearn_medprep import (
     TorchIOPreprocessor,
 )
 from sklearn_medprep.datasets import make_texture_cohort
-from sklearn_medprep.exceptions import SubjectTableError
-from sklearn_medprep.io._read import read_geometry
+from sklearn_medprep.exceptions import ImageReadError, SubjectTableError
+from sklearn_medprep.io._read import read_geometry, to_torchio
 from sklearn_medprep.model_selection import SiteStratifiedKFold
 from sklearn_medprep.nets._patches import SubjectTableDataset, sliding_window
 
@@ -512,3 +513,108 @@ def test_segmenter_label_on_another_grid_names_row_column_file(cohort, tmp_path,
     err = info.value
     assert (err.row, err.column, err.file) == ("sub-002", "mask", str(path))
     assert f"image is not on the grid of the 'image' image ({what}" in str(err)
+
+
+# -- reading: each file checked once per fit ------------------------------------
+def _assert_same_image(image, reference):
+    assert type(image) is type(reference)
+    assert image.data.dtype == reference.data.dtype
+    np.testing.assert_array_equal(image.data.numpy(), reference.data.numpy())
+    np.testing.assert_array_equal(image.affine, reference.affine)
+
+
+def test_later_reads_equal_the_checked_reader_and_keep_non_finite_voxels(tmp_path):
+    import nibabel
+
+    rng = np.random.default_rng(0)
+    affine = np.diag([1.5, 0.8, 2.0, 1.0])
+    affine[:3, 3] = [4.0, -7.0, 11.0]
+    paths = []
+    for name, bad in (("finite", False), ("nan", True)):
+        data = rng.normal(size=(7, 8, 9)).astype(np.float32)
+        if bad:
+            data[1, 2, 3], data[4, 5, 6] = np.nan, np.inf
+        path = tmp_path / f"{name}.nii.gz"
+        nibabel.save(nibabel.Nifti1Image(data, affine), path)
+        paths.append(str(path))
+    table = pd.DataFrame({"image": paths}, index=["a", "b"])
+    dataset = SubjectTableDataset(table, ["image"])
+    first = [dataset[i]["image"] for i in range(2)]
+    later = [dataset.subset([0, 1])[i]["image"] for i in range(2)]  # next epoch
+    for i, path in enumerate(paths):
+        reference = to_torchio(path, row=table.index[i], column="image")
+        _assert_same_image(first[i], reference)
+        _assert_same_image(later[i], reference)
+    # the file with NaN/inf keeps going through the checked reader: ITK alone
+    # would turn those voxels into 0
+    assert set(dataset._checked) == {paths[0]}
+    raw = nibabel.load(paths[1]).get_fdata(dtype=np.float32)
+    bad = ~np.isfinite(raw)
+    assert bad.sum() == 2
+    np.testing.assert_array_equal(later[1].data[0].numpy()[bad], raw[bad])
+
+
+def test_a_label_map_read_again_is_still_a_label_map(cohort):
+    dataset = SubjectTableDataset(cohort.iloc[:2], ["image"], label="mask")
+    for _ in range(2):  # first read checked, second read from the memo
+        subject = dataset[1]
+    assert cohort["mask"].iloc[1] in dataset._checked
+    reference = to_torchio(cohort["mask"].iloc[1], label=True)
+    _assert_same_image(subject["mask"], reference)
+    _assert_same_image(subject["image"], to_torchio(cohort["image"].iloc[1]))
+
+
+def test_a_file_changed_after_its_check_is_checked_again(tmp_path):
+    path = tmp_path / "image.nii"
+    sitk.WriteImage(sitk.Image(7, 8, 9, sitk.sitkFloat32), str(path))
+    table = pd.DataFrame({"image": [str(path)]}, index=["sub-7"])
+    dataset = SubjectTableDataset(table, ["image"])
+    assert dataset[0]["image"].shape == (1, 7, 8, 9)
+    assert str(path) in dataset._checked
+    with open(path, "r+b") as handle:  # truncated between two epochs
+        handle.truncate(1000)
+    with pytest.raises(ImageReadError, match="truncated") as info:
+        dataset[0]
+    message = str(info.value)
+    assert "sub-7" in message and "'image'" in message and "image.nii" in message
+
+
+# -- device= (skorch's): runs where a CUDA device is ----------------------------
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_cuda_trains_on_the_gpu_seeded_and_predicts_like_the_cpu(cohort):
+    import copy
+
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv3d(1, 4, 3, padding=1), nn.Dropout3d(0.3), nn.ReLU(), nn.Conv3d(4, 2, 1)
+    )
+    params = dict(
+        label="mask", patch_size=8, samples_per_volume=2, queue_length=8,
+        max_epochs=2, batch_size=4, lr=0.1, train_split=None, verbose=0,
+        random_state=0, patch_overlap=2,
+    )
+    table = cohort.iloc[:4]
+    caller = torch.cuda.get_rng_state()
+    gpu = PatchNeuralNetSegmenter(copy.deepcopy(module), device="cuda", **params)
+    gpu.fit(table)
+    assert torch.equal(torch.cuda.get_rng_state(), caller)
+    assert {p.device.type for p in gpu.module_.parameters()} == {"cuda"}
+    # the same seed draws the same dropout masks on the GPU: the same net (up
+    # to cuDNN's non-deterministic sums); another seed, another net
+    same = PatchNeuralNetSegmenter(copy.deepcopy(module), device="cuda", **params)
+    other = PatchNeuralNetSegmenter(
+        copy.deepcopy(module), device="cuda", **{**params, "random_state": 1}
+    )
+    weights = [p.detach().cpu() for p in gpu.module_.parameters()]
+    for net, close in ((same.fit(table), True), (other.fit(table), False)):
+        pairs = zip(weights, (p.detach().cpu() for p in net.module_.parameters()))
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in pairs) is close
+    # grid inference on the GPU = on the CPU with the same weights
+    cpu = PatchNeuralNetSegmenter(copy.deepcopy(module), **params).fit(table)
+    cpu.module_.load_state_dict(
+        {k: v.cpu() for k, v in gpu.module_.state_dict().items()}
+    )
+    for a, b in zip(gpu.predict_proba(table)["mask_proba"],
+                    cpu.predict_proba(table)["mask_proba"]):
+        assert a.data.device.type == "cpu"
+        np.testing.assert_allclose(a.data.numpy(), b.data.numpy(), atol=1e-5)
