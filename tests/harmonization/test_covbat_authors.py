@@ -154,7 +154,7 @@ def test_covbat_equals_authors_python_up_to_the_prior_variance_ddof(
 @pytest.mark.shared_data
 @pytest.mark.slow
 def test_covbat_vs_authors_python_on_fcon1000(authors, shared_data):
-    """Real cortical thickness (FCON1000, 148 features, 22 sites of >= 5 subjects)."""
+    """Real cortical thickness (FCON1000, 150 features, 22 sites of >= 5 subjects)."""
     table = pd.read_csv(shared_data / "multisite" / "pcn_fcon1000.csv")
     table = table[table["site"].map(table["site"].value_counts()) >= 5]
     table = table.reset_index(drop=True)
