@@ -1,4 +1,4 @@
-"""CovBat reference for the tests: the authors' algorithm, restated in numpy.
+"""CovBat reference for the tests: the algorithm (ddof=1 prior), restated in numpy.
 
 Written from Chen et al. (2022) and the authors' Python reference
 (github.com/andy1764/CovBat_Harmonization, Python/covbat.py, Artistic-2.0;
