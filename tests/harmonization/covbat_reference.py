@@ -1,4 +1,4 @@
-"""CovBat reference for the tests: the authors' algorithm, restated in numpy.
+"""CovBat reference for the tests: the algorithm (ddof=1 prior), restated in numpy.
 
 Written from Chen et al. (2022) and the authors' Python reference
 (github.com/andy1764/CovBat_Harmonization, Python/covbat.py, Artistic-2.0;
@@ -10,6 +10,11 @@ rounded to 4 decimals) exceeds ``pct_var`` (or ``n_pc`` of them), are
 harmonized by ComBat without empirical Bayes; every score is projected back,
 un-standardized, and the modelled mean added. Dense, per-site loops: small
 tables only. Plain ComBat with the site one-hot design and numeric covariates.
+The empirical-Bayes prior variance ``t2`` is ``ddof=1`` (as the authors' R
+package and neuroHarmonize; their Python uses ``ddof=0``): this is the
+library's definition, not their Python as published. The comparison with their
+own code, run as it stands and with that line at ``ddof=1``, is
+``test_covbat_authors.py``.
 """
 
 import numpy as np

@@ -1,4 +1,7 @@
-"""CovBatHarmonizer: equal to the authors' algorithm, removes covariance effects."""
+"""CovBatHarmonizer: equal to our restatement (ddof=1), removes covariance effects.
+
+Against the authors' own covbat.py: test_covbat_authors.py.
+"""
 
 import numpy as np
 import pandas as pd
