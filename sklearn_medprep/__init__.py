@@ -58,6 +58,7 @@ _LAZY = {
     "find_target_proxies": ".table",
     "validate_table": ".table",
     "write_manifest": ".table",
+    "write_images": ".io",
 }
 
 __all__ = [
@@ -102,6 +103,7 @@ __all__ = [
     "find_target_proxies",
     "validate_table",
     "write_manifest",
+    "write_images",
     "__version__",
 ]
 
