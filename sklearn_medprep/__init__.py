@@ -31,6 +31,8 @@ _LAZY = {
     "VoxelComBatHarmonizer": ".harmonization",
     # skorch bridge
     "TorchIOCollate": ".nets",
+    # plain PyTorch
+    "SubjectTableDataset": ".nets",
     # quality control
     "plot_harmonization": ".qc",
     "site_effect_report": ".qc",
@@ -76,6 +78,8 @@ __all__ = [
     "VoxelComBatHarmonizer",
     # skorch bridge
     "TorchIOCollate",
+    # plain PyTorch
+    "SubjectTableDataset",
     # quality control
     "plot_harmonization",
     "site_effect_report",
