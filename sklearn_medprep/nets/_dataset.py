@@ -186,6 +186,19 @@ default=None
             content[self.target_key] = value.item() if hasattr(value, "item") else value
         return tio.Subject(content)
 
+    def dry_iter(self):
+        """Stand-ins for the subjects, none read (for :class:`torchio.Queue`).
+
+        A queue counts its patches per epoch from ``dry_iter()``; no row sets
+        its own ``num_samples``.
+
+        Returns
+        -------
+        list
+            The row labels.
+        """
+        return list(self.rows)
+
     def _read(self, cell, *, label, row, column):
         """One cell as a TorchIO image (the library's checked reader)."""
         return to_torchio(cell, label=label, row=row, column=column)

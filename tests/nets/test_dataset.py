@@ -113,3 +113,21 @@ def test_errors_name_the_row_column_and_file(files):
         SubjectTableDataset(files, "t1")
     with pytest.raises(TypeError, match="must be a torchio Transform"):
         SubjectTableDataset(files, transform=lambda s: s)
+
+
+def test_a_torchio_queue_of_patches_over_the_dataset(files):
+    _write(files, range(4))
+    dataset = SubjectTableDataset(files, "image", label="mask", targets=files["y"])
+    queue = tio.Queue(dataset, max_length=8, samples_per_volume=2,
+                      sampler=tio.UniformSampler((4, 4, 4)), num_workers=0,
+                      shuffle_subjects=False, shuffle_patches=False)
+    assert len(queue) == 8
+    patches = [queue[k] for k in range(len(queue))]
+    assert [p["row"] for p in patches] == [r for r in files.index for _ in range(2)]
+    for patch in patches:
+        assert patch["image"].shape == (1, 4, 4, 4)
+        # the patch is the image's voxels at its location
+        i, j, k = (int(v) for v in patch[tio.LOCATION][:3])
+        full = dataset[dataset.rows.index(patch["row"])]["image"].data
+        np.testing.assert_array_equal(patch["image"].data,
+                                      full[:, i:i + 4, j:j + 4, k:k + 4])
