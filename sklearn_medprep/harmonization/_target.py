@@ -170,6 +170,14 @@ def _protected_part(y, protect_target):
             "'classes'); its censored time is not a value a design can protect. "
             "Use protect_target='none' to protect nothing."
         )
+    if event.size and (event.all() or not event.any()):
+        what = "an event" if event.all() else "no event (all censored)"
+        raise ValueError(
+            f"protect_target: every training row has {what} ({event_name!r} is "
+            "constant), so the survival target's event indicator has nothing to "
+            "protect; use protect_target='none', or a splitter that stratifies "
+            "on the event (stratify_y=True)."
+        )
     return event
 
 

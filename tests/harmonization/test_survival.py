@@ -65,6 +65,14 @@ def test_numeric_protection_of_a_censored_time_is_refused(mode):
         ComBatHarmonizer(covariates=["age"], protect_target=mode).fit(X, y)
 
 
+def test_a_constant_event_indicator_is_refused_with_the_way_out():
+    X, y = survival_table()
+    y["event"] = True
+    with pytest.raises(ValueError, match="every training row has an event"):
+        ComBatHarmonizer(covariates=["age"]).fit(X, y)
+    ComBatHarmonizer(covariates=["age"], protect_target="none").fit(X, y)
+
+
 def test_a_structured_y_that_is_not_event_and_time_is_refused_by_its_fields():
     X, _ = survival_table()
     y = np.zeros(len(X), dtype=[("a", float), ("b", float)])
