@@ -124,3 +124,29 @@ def test_deterministic_monai_in_lambda_is_applied_by_the_preprocessor(table):
                                    atol=1e-6)
         np.testing.assert_array_equal(_array(out.loc[row, "mask"]),
                                       _array(table.loc[row, "mask"]))
+
+
+def test_torchio_collate_seeds_random_monai_per_sample():
+    import torch
+
+    from sklearn_medprep import TorchIOCollate
+
+    rng = np.random.default_rng(1)
+    batch = [(torch.as_tensor(rng.normal(size=(1, 5, 6, 7)), dtype=torch.float32), 0)
+             for _ in range(3)]
+
+    def augmented(seed):
+        noise = monai_transforms.RandGaussianNoise(prob=1.0, std=0.5)
+        before = noise.R.get_state()[1].copy()
+        collate = TorchIOCollate(tio.Lambda(noise), random_state=seed)
+        out = collate(batch)[0]
+        # the caller's transform is not reseeded (the collate seeds a copy)
+        np.testing.assert_array_equal(noise.R.get_state()[1], before)
+        return out
+
+    first, again = augmented(0), augmented(0)
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    assert not torch.allclose(first, augmented(1))
+    originals = torch.stack([x for x, _ in batch])
+    added = first - originals
+    assert added.std() > 0.01 and not torch.allclose(added[0], added[1])
