@@ -64,6 +64,21 @@ def test_random_monai_in_lambda_follows_random_state(table):
     assert not np.allclose(noise[0], noise[1])
 
 
+def test_the_sampler_draws_what_the_augmenter_draws(table):
+    from sklearn_medprep import TorchIOAugmentSampler
+
+    def lam():
+        return tio.Lambda(monai_transforms.RandGaussianNoise(prob=1.0, std=0.5),
+                          types_to_apply=[tio.INTENSITY])
+
+    out = TorchIOAugmenter(lam(), random_state=5).fit_transform(table)
+    X_res, _ = TorchIOAugmentSampler(lam(), random_state=5).fit_resample(
+        table, np.zeros(len(table)))
+    for row in table.index:
+        np.testing.assert_array_equal(_array(X_res.loc[f"{row}|aug1", "image"]),
+                                      _array(out.loc[row, "image"]))
+
+
 def test_image_and_mask_of_a_row_get_the_same_monai_flip(table):
     flip = monai_transforms.RandFlip(prob=0.5, spatial_axis=0)
     out = TorchIOAugmenter(tio.Lambda(flip), random_state=0).fit_transform(table)
