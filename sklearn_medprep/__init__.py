@@ -49,6 +49,10 @@ _LAZY = {
     # leakage audit
     "LeakageAudit": ".qc",
     "audit_leakage": ".qc",
+    # visual QC
+    "plot_subjects": ".qc",
+    "plot_preprocessing": ".qc",
+    "plot_augmentations": ".qc",
     # subject table
     "expand_labels": ".radiomics",
     "expand_lesions": ".radiomics",
@@ -96,6 +100,10 @@ __all__ = [
     # leakage audit
     "LeakageAudit",
     "audit_leakage",
+    # visual QC
+    "plot_subjects",
+    "plot_preprocessing",
+    "plot_augmentations",
     # subject table
     "expand_labels",
     "expand_lesions",

@@ -33,6 +33,7 @@ MAIN_API_PAGES = [
     "sklearn_medprep.plot_site_features",
     "sklearn_medprep.plot_site_effects",
     "sklearn_medprep.plot_pca_by_site",
+    "sklearn_medprep.plot_subjects",
 ]
 
 

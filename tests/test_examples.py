@@ -19,6 +19,16 @@ EXPECTED = {
         ],
         "files": ["cohort_audit.png"],
     },
+    "plot_dicom_to_table.py": {
+        "lines": [
+            "series found: 6",
+            "original ids left: 0",
+            "manifest verified: True",
+            "after a change: changed [",
+            "figure saved",
+        ],
+        "files": ["dicom_to_table.png", "nifti/manifest-sha256.csv"],
+    },
     "plot_harmonize_feature_table.py": {
         "lines": ["site predictability", "mean R^2 of age", "figure saved"],
         "files": ["harmonize_feature_table.png"],
@@ -71,6 +81,18 @@ EXPECTED = {
             "reloaded predict_proba identical: True",
         ],
         "files": ["cnn_pipeline.joblib"],
+    },
+    "plot_visual_qc.py": {
+        "lines": [
+            "grey window shared by all 8 subjects: percentiles 1 to 99",
+            "one window per stage, shared by the 4 subjects: True",
+            "same random_state, same draws: True",
+        ],
+        "files": [
+            "visual_qc_subjects.png",
+            "visual_qc_preprocessing.png",
+            "visual_qc_augmentations.png",
+        ],
     },
     "plot_voxel_harmonization.py": {
         "lines": [

@@ -8,6 +8,7 @@ level or inside a function. The layers, lowest first::
                docstrings, random, lazy exports, memos)
     1 io       reading image cells, integrity, the deferred-image interface
     2 table    the subject table's pure-pandas rules, validation, manifests
+      dicom    DICOM folder trees to tables, de-identification, lossless NIfTI
     3 concepts images, harmonization, radiomics, model_selection, datasets
     4 users    nets (tensors and patch nets over images), qc
     5 top      the package __init__, demo, _cli, utils.discovery,
@@ -33,6 +34,7 @@ LAYERS = {
     "core": 0,
     "io": 1,
     "table": 2,
+    "dicom": 2,
     "images": 3,
     "harmonization": 3,
     "radiomics": 3,

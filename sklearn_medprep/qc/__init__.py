@@ -16,6 +16,9 @@ _LAZY = {
     "cohort_report": "._cohort_report",
     "LeakageAudit": "._leakage",
     "audit_leakage": "._leakage",
+    "plot_subjects": "._montage",
+    "plot_preprocessing": "._montage",
+    "plot_augmentations": "._montage",
 }
 
 __all__ = [
@@ -32,6 +35,9 @@ __all__ = [
     "site_effect_report",
     "site_predictability",
     "voxel_site_effect_maps",
+    "plot_subjects",
+    "plot_preprocessing",
+    "plot_augmentations",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -1,7 +1,7 @@
 """Import an optional dependency, or say which extra installs it.
 
 The optional pieces of sklearn-medprep are pip extras (``plot``, ``skorch``,
-``dask``, ``lbp``, ``neuroharmonize``); a feature that needs one calls
+``dask``, ``lbp``, ``neuroharmonize``, ``dicom``); a feature that needs one calls
 :func:`import_optional` at the point of use, so the error names the feature and
 the exact command that fixes it.
 """
@@ -18,6 +18,8 @@ OPTIONAL = {
     "distributed": ("dask[distributed]", "dask"),
     "skimage": ("scikit-image", "lbp"),
     "neuroHarmonize": ("neuroHarmonize", "neuroharmonize"),
+    "pydicom": ("pydicom", "dicom"),
+    "dicognito": ("dicognito", "dicom"),
 }
 
 

@@ -9,6 +9,7 @@ __all__ = ["PUBLIC_SUBPACKAGES", "all_estimators"]
 #: The subpackages whose ``__all__`` holds public names (CONTRIBUTING.md's map).
 PUBLIC_SUBPACKAGES = (
     "datasets",
+    "dicom",
     "harmonization",
     "images",
     "io",
