@@ -31,6 +31,8 @@ _LAZY = {
     "VoxelComBatHarmonizer": ".harmonization",
     # skorch bridge
     "TorchIOCollate": ".nets",
+    # plain PyTorch
+    "SubjectTableDataset": ".nets",
     # quality control
     "plot_harmonization": ".qc",
     "site_effect_report": ".qc",
@@ -62,6 +64,7 @@ _LAZY = {
     "find_target_proxies": ".table",
     "validate_table": ".table",
     "write_manifest": ".table",
+    "write_images": ".io",
 }
 
 __all__ = [
@@ -79,6 +82,8 @@ __all__ = [
     "VoxelComBatHarmonizer",
     # skorch bridge
     "TorchIOCollate",
+    # plain PyTorch
+    "SubjectTableDataset",
     # quality control
     "plot_harmonization",
     "site_effect_report",
@@ -110,6 +115,7 @@ __all__ = [
     "find_target_proxies",
     "validate_table",
     "write_manifest",
+    "write_images",
     "__version__",
 ]
 

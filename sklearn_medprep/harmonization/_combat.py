@@ -102,7 +102,11 @@ default="auto"
         training rows: ``"classes"`` one-hot (first class dropped),
         ``"linear"`` a numeric slope, ``"smooth"`` a ComBat-GAM spline;
         ``"auto"`` takes classes for strings, booleans, categories and
-        integers with at most 10 distinct values, otherwise linear.
+        integers with at most 10 distinct values, otherwise linear. A
+        survival ``y`` (scikit-survival's structured array of event and time)
+        is protected through its event indicator, as two classes (``"auto"``
+        or ``"classes"``; ``"linear"`` and ``"smooth"`` are refused), its
+        censored time not at all (user guide, "Survival targets").
         ``transform`` never reads ``y``: every row gets the target's term at
         its training centre (the mean of its design columns), so that a row's
         output cannot depend on its label. With ``mean_only=True`` the term

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import SubjectTableError, plain
+from ..utils._survival import survival_fields
 from ._apply import batch_tables
 from ._design import is_numeric_dtypes
 from ._gam import spline_basis
@@ -129,7 +130,7 @@ def fit_target_term(y, index, protect_target):
     The centre is filled in by :func:`fit_design` once the design (and, for a
     smooth term, its knots) is known.
     """
-    y_arr = _target_array(y, len(index), index)
+    y_arr = _target_array(_protected_part(y, protect_target), len(index), index)
     kind = resolve_kind(y_arr, protect_target)
     levels = None
     if kind == "classes":
@@ -145,6 +146,39 @@ def fit_target_term(y, index, protect_target):
         raise ValueError("protect_target: the training target is constant.")
     raw = _raw_columns(y_arr, kind, levels)
     return TargetTerm(kind, levels, np.empty(0), 0), raw
+
+
+def _protected_part(y, protect_target):
+    """The part of ``y`` the design protects: the event of a survival target.
+
+    A survival target (scikit-survival's structured array of event indicator
+    and time) is protected through its event indicator, as two classes. Its
+    time is not: a censored row's time is its follow-up, set by when the site
+    recruited and stopped following it (a property of the site's study, which
+    ComBat is meant to remove), not its survival time, and an event's time has
+    no counterpart for censored rows.
+    """
+    fields = survival_fields(y)
+    if fields is None:
+        return y
+    event, _, event_name, time_name = fields
+    if protect_target not in ("auto", "classes"):
+        raise ValueError(
+            f"protect_target={protect_target!r} with a survival target "
+            f"(fields {event_name!r}, {time_name!r}): only the event indicator "
+            "is protected, as two classes (protect_target='auto' or "
+            "'classes'); its censored time is not a value a design can protect. "
+            "Use protect_target='none' to protect nothing."
+        )
+    if event.size and (event.all() or not event.any()):
+        what = "an event" if event.all() else "no event (all censored)"
+        raise ValueError(
+            f"protect_target: every training row has {what} ({event_name!r} is "
+            "constant), so the survival target's event indicator has nothing to "
+            "protect; use protect_target='none', or a splitter that stratifies "
+            "on the event (stratify_y=True)."
+        )
+    return event
 
 
 def _refuse_continuous_classes(y_arr, n_levels):
@@ -267,8 +301,14 @@ def check_target_not_covariate(cov, y):
     """Refuse a covariate equal to the target up to relabelling or change of unit.
 
     ``"neg"``/``"pos"`` against 0/1, booleans, months against years: such a
-    column is the label, unknown at transform time for new subjects.
+    column is the label, unknown at transform time for new subjects. Each
+    field of a survival target (event indicator, time) is checked on its own.
     """
+    fields = survival_fields(y)
+    if fields is not None:  # each field on its own (event, time)
+        for part in fields[:2]:
+            check_target_not_covariate(cov, part)
+        return
     y_arr = np.asarray(y)
     if y_arr.ndim == 2 and y_arr.shape[1] == 1:
         y_arr = y_arr[:, 0]

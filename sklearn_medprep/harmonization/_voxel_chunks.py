@@ -9,9 +9,7 @@ for their callers; the estimator now runs ComBat's own fit steps
 (:class:`~._steps.ComBatFitSteps`).
 """
 
-import gzip
 import os
-import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +19,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..exceptions import OutputWriteError, SubjectTableError
-from ..io._integrity import check_file
 from ..io._read import describe_cell
+from ..io._save import stage_image
 from ..io._targets import output_names, refuse_inputs
-from ..io._write import full_suffix, stage_file
 from . import _core as core
 from . import _voxel_store as vs
 from ._apply import apply_combat
@@ -244,63 +241,10 @@ def harmonize_rows(
 def write_image(image, path, *, row, tag=""):
     """Stage ``image`` as ``path``: written, read back and checked, not yet renamed.
 
-    ITK reports a full disk on stderr only and returns normally; the written
-    file is therefore read back: its header must give the image's size, pixel
-    type and spacing, and the file must hold every byte the header announces
-    (a ``.nii.gz`` decompressed in full, its CRC and length checked; other
-    formats by :func:`~sklearn_medprep.io._integrity.check_file`).
+    :func:`sklearn_medprep.io._save.stage_image`, the library's one checked
+    image write.
     """
-
-    def check(tmp):
-        if tmp.lower().endswith((".nii", ".nii.gz")):
-            voxel_bytes = sitk.GetArrayViewFromImage(image).nbytes
-            held, announced = _nifti_bytes(tmp, voxel_bytes)
-            if held < announced:
-                return (f"it holds {held} bytes of header and voxels, its header "
-                        f"announces {announced}")
-        else:
-            check_file(tmp)
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(tmp)
-        reader.ReadImageInformation()
-        got = (reader.GetSize(), reader.GetPixelID(), reader.GetSpacing())
-        want = (image.GetSize(), image.GetPixelID(), image.GetSpacing())
-        if got[:2] != want[:2] or not np.allclose(got[2], want[2]):
-            return (f"its header gives size, pixel type, spacing {got}, not the "
-                    f"image's {want}")
-        return None
-
-    return stage_file(
-        path,
-        lambda tmp: sitk.WriteImage(image, tmp),
-        check=check,
-        row=row,
-        suffix=full_suffix(path),
-        tag=tag,
-    )
-
-
-def _nifti_bytes(path, voxel_bytes):
-    """Bytes a NIfTI file holds and bytes it should hold (header + voxels).
-
-    Read in small pieces without nibabel (transform's memory stays that of a
-    few images); ``gzip`` checks the CRC and length of a ``.nii.gz``.
-    """
-    opener = gzip.open if path.lower().endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        head = handle.read(540)
-        held = len(head)
-        while piece := handle.read(1 << 16):
-            held += len(piece)
-    if len(head) < 348:
-        return held, 348 + voxel_bytes
-    for order in "<>":
-        size = struct.unpack(order + "i", head[:4])[0]
-        if size == 348:
-            return held, int(struct.unpack(order + "f", head[108:112])[0]) + voxel_bytes
-        if size == 540 and len(head) >= 176:
-            return held, struct.unpack(order + "q", head[168:176])[0] + voxel_bytes
-    raise ValueError("not a NIfTI header")
+    return stage_image(image, path, row=row, tag=tag)
 
 
 def output_files(output_dir, index, cells, suffix):

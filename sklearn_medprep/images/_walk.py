@@ -10,6 +10,8 @@ parts (:mod:`sklearn_medprep.images._trainable`) all go through it.
 
 import copy
 
+from ._monai import monai_random_parts, seed_monai_lambdas
+
 __all__ = [
     "as_transform",
     "clone_with_transforms",
@@ -99,18 +101,48 @@ def as_transform(transform, name="transform"):
     Returns
     -------
     torchio.Transform
-        A copy; the caller's object is never modified.
+        A copy; the caller's object is never modified. A ``tio.Lambda``
+        holding a random MONAI transform becomes a
+        :class:`~sklearn_medprep.images._monai.SeededLambda` (its draws
+        follow ``random_state``).
+
+    Raises
+    ------
+    TypeError
+        A part is not a TorchIO transform (a MONAI transform passed directly:
+        the message says to wrap it in ``tio.Lambda``).
     """
     import torchio as tio
 
     if isinstance(transform, (list, tuple)):
+        for position, part in enumerate(transform):
+            _check_is_torchio(part, f"{name}[{position}]", name)
         transform = tio.Compose(list(transform))
-    if not isinstance(transform, tio.Transform):
-        raise TypeError(
-            f"{name} must be a torchio Transform, Compose or list of transforms, "
-            f"got {type(transform).__name__}"
+    _check_is_torchio(transform, name, name)
+    for part in walk(transform):
+        for child in _children(part, branches=True):
+            _check_is_torchio(child, f"every step of {name}", name)
+    return seed_monai_lambdas(copy.deepcopy(transform))
+
+
+def _check_is_torchio(part, name, top=None):
+    import torchio as tio
+
+    if isinstance(part, tio.Transform):
+        return
+    hint = ""
+    if callable(getattr(part, "set_random_state", None)) or "monai" in (
+        type(part).__module__ or ""
+    ):
+        hint = (
+            ": a MONAI array transform goes inside tio.Lambda (e.g. "
+            f"tio.Lambda({type(part).__name__}(...), "
+            "types_to_apply=[tio.INTENSITY])), where its random draws are "
+            "seeded from random_state"
         )
-    return copy.deepcopy(transform)
+    what = ("a torchio Transform, Compose or list of transforms"
+            if name == top else "a torchio Transform")
+    raise TypeError(f"{name} must be {what}, got {type(part).__name__}{hint}")
 
 
 def clone_with_transforms(estimator, transform_params=("transforms",)):
@@ -153,7 +185,9 @@ def find_random_transforms(transform):
     """Return descriptions of the random parts of ``transform`` (empty if none).
 
     A part is random if it is a :class:`torchio.RandomTransform` (including
-    ``OneOf``) or is applied with probability ``p < 1``.
+    ``OneOf``), is applied with probability ``p < 1``, or is a
+    :class:`torchio.Lambda` holding a random MONAI transform
+    (:func:`~sklearn_medprep.images._monai.monai_random_parts`).
 
     Parameters
     ----------
@@ -164,6 +198,7 @@ def find_random_transforms(transform):
     -------
     list of str
     """
+    import torchio as tio
     from torchio.transforms.augmentation import RandomTransform
 
     found = []
@@ -172,4 +207,9 @@ def find_random_transforms(transform):
             found.append(f"{part.name} (random transform)")
         elif getattr(part, "probability", 1) < 1:
             found.append(f"{part.name} (applied with p={part.probability})")
+        elif hasattr(part, "function") and isinstance(part, tio.Lambda):
+            names = [type(p).__name__ for p in monai_random_parts(part.function)]
+            if names:
+                found.append(f"Lambda({', '.join(names)}) (random MONAI "
+                             "transform)")
     return found

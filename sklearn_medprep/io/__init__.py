@@ -18,6 +18,9 @@ _LAZY = {
     "refuse_inputs": "._targets",
     "stage_file": "._write",
     "write_atomically": "._write",
+    "file_sha256": "._save",
+    "stage_image": "._save",
+    "write_images": "._save",
 }
 
 __all__ = [
@@ -32,6 +35,9 @@ __all__ = [
     "refuse_inputs",
     "stage_file",
     "write_atomically",
+    "file_sha256",
+    "stage_image",
+    "write_images",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

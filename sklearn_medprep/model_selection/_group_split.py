@@ -2,12 +2,18 @@
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, indexable
 
 from ..exceptions import SubjectTableError
 from ..utils._docstrings import fill_doc
-from ._split import _SiteSplitter, check_n_splits, check_site_sizes, deal_sites
+from ._split import (
+    _SiteSplitter,
+    _stratify_on,
+    check_n_splits,
+    check_site_sizes,
+    deal_sites,
+)
 from ._subjects import site_of_rows, subject_of_rows
 
 __all__ = ["SiteStratifiedGroupKFold"]
@@ -35,7 +41,8 @@ class SiteStratifiedGroupKFold(_SiteSplitter):
         ``sites`` under metadata routing, the name
         :class:`~sklearn_medprep.ComBatHarmonizer` reads) take precedence.
     stratify_y : bool, default=False
-        Also balance the classes of ``y`` within each site. A subject counts for
+        Also balance the classes of ``y`` (the event indicator of a survival
+        ``y``) within each site. A subject counts for
         its most frequent class (ties: the smallest), so subjects whose rows
         have several classes (lesions) balance only approximately.
     shuffle : bool, default=False
@@ -171,7 +178,7 @@ class SiteStratifiedGroupKFold(_SiteSplitter):
         if self.stratify_y:
             if y is None:
                 raise ValueError("stratify_y=True needs y.")
-            y = check_array(y, input_name="y", ensure_2d=False, dtype=None)
+            y = _stratify_on(y)
             _, y_codes = np.unique(y, return_inverse=True)
             per_class = np.zeros((rows.shape[0], y_codes.max() + 1), dtype=int)
             np.add.at(per_class, (subject_codes, y_codes), 1)

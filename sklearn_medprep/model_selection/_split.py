@@ -12,6 +12,7 @@ from sklearn.utils.validation import indexable
 
 from ..exceptions import SubjectOverlapWarning, SubjectTableError, plain
 from ..utils._docstrings import fill_doc
+from ..utils._survival import stratification_labels
 from ._subjects import (
     site_of_rows,
     straddlers,
@@ -46,7 +47,8 @@ class SiteStratifiedKFold(_SiteSplitter):
         Used when ``groups`` is None; ``groups`` (routed under metadata routing)
         takes precedence.
     stratify_y : bool, default=False
-        Also balance the classes of ``y`` within each site.
+        Also balance the classes of ``y`` within each site (the event
+        indicator of a survival ``y``, scikit-survival's structured array).
     shuffle : bool, default=False
         Shuffle each site's rows before dealing them.
     random_state : int, RandomState instance or None, default=None
@@ -145,7 +147,7 @@ class SiteStratifiedKFold(_SiteSplitter):
         if self.stratify_y:
             if y is None:
                 raise ValueError("stratify_y=True needs y.")
-            y = check_array(y, input_name="y", ensure_2d=False, dtype=None)
+            y = _stratify_on(y)
         rng = check_random_state(self.random_state) if self.shuffle else None
         labels, codes, counts = np.unique(
             sites, return_inverse=True, return_counts=True
@@ -161,6 +163,19 @@ class SiteStratifiedKFold(_SiteSplitter):
             warn_subject_overlap(type(self).__name__, fold_of, ids, source)
         for fold in range(k):
             yield np.flatnonzero(fold_of == fold)
+
+
+def _stratify_on(y):
+    """Classes ``stratify_y`` balances: ``y``, or the event of a survival ``y``.
+
+    A survival target (scikit-survival's structured array of event indicator
+    and time) is stratified on its event indicator: every fold gets the
+    site's share of events and of censored rows.
+    """
+    event = stratification_labels(y)
+    if event is not None:
+        return event
+    return check_array(y, input_name="y", ensure_2d=False, dtype=None)
 
 
 def check_n_splits(cv):

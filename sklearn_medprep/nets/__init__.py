@@ -7,6 +7,7 @@ _LAZY = {
     "TorchIOCollate": "._collate",
     "PatchNeuralNetClassifier": "._patch_net",
     "PatchNeuralNetSegmenter": "._patch_segmenter",
+    "SubjectTableDataset": "._dataset",
 }
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "PatchNeuralNetClassifier",
     "PatchNeuralNetSegmenter",
     "TorchIOCollate",
+    "SubjectTableDataset",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

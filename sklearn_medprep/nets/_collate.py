@@ -22,6 +22,8 @@ import torch
 import torchio as tio
 from torch.utils.data import default_collate, get_worker_info
 
+from ..images._monai import SeededLambda, seed_monai_lambdas
+from ..images._walk import walk
 from ..utils._random import local_seed, seed_sequence, spawn_seeds
 
 __all__ = ["TorchIOCollate"]
@@ -51,6 +53,10 @@ def _label_indices(label_channels, n_channels):
             f"{n_channels} channels"
         )
     return sorted({i % n_channels for i in indices})
+
+
+def _has_seeded_part(transform):
+    return any(isinstance(part, SeededLambda) for part in walk(transform))
 
 
 def _transform_volume(transform, x, labels):
@@ -234,17 +240,38 @@ class TorchIOCollate:
             labels = _label_indices(self.label_channels, X.shape[1])
         seeds = self._batch_seeds(len(X))
         self.n_batches += 1
+        transform = self._seeded_transform()
         samples = []
         for x, seed in zip(X, seeds):
             with local_seed(seed):
                 # clone: x is a view of the whole batch, and TorchIO's copies of
                 # a view copy its base (measured 5x slower per sample at 32)
-                sample = _augment_sample(self.transforms, x.clone(), labels)
+                sample = _augment_sample(transform, x.clone(), labels)
                 samples.append(sample.to(X.dtype))
         X = torch.stack(samples)
         if pair:
             return type(collated)([X, *collated[1:]])
         return X
+
+    def _seeded_transform(self):
+        """``transforms``, with a ``tio.Lambda`` of random MONAI parts seeded.
+
+        A random MONAI transform in a ``tio.Lambda`` draws from its own
+        generator, not the one seeded per sample: a copy of ``transforms``
+        whose such ``Lambda`` objects follow the sample's seed
+        (:func:`~sklearn_medprep.images._monai.seed_monai_lambdas`) is made
+        once; without MONAI parts ``transforms`` is used as it is.
+        """
+        cached = self.__dict__.get("_seeded")
+        if cached is None or cached[0] is not self.transforms:
+            transform = self.transforms
+            if isinstance(transform, tio.Transform):
+                seeded = seed_monai_lambdas(copy.deepcopy(transform))
+                if _has_seeded_part(seeded):
+                    transform = seeded
+            cached = (self.transforms, transform)
+            self.__dict__["_seeded"] = cached
+        return cached[1]
 
     def __repr__(self):
         return (

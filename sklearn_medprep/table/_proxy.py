@@ -115,7 +115,11 @@ def _as_frame(X):
 
 def _outputs(y, n, index):
     """``[(label, values)]``: one 1-D target per output of ``y``."""
-    if isinstance(y, pd.DataFrame):
+    if isinstance(y, np.ndarray) and y.dtype.names is not None:
+        # a structured target (scikit-survival's event and time): each field
+        outputs = [(f"y[{name!r}]", np.asarray(y[name]).ravel())
+                   for name in y.dtype.names]
+    elif isinstance(y, pd.DataFrame):
         outputs = [(f"y[{plain(c)!r}]", _series_values(y[c])) for c in y.columns]
     elif isinstance(y, pd.Series):
         outputs = [("y", _series_values(y))]
@@ -358,7 +362,8 @@ def find_target_proxies(X, y, *, columns=None, near=0.99):
         an array are named by their position.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         The target, row-aligned with ``X``: numbers or class labels (text).
-        Each output of a 2-D ``y`` is checked on its own.
+        Each output of a 2-D ``y`` is checked on its own, and so is each field
+        of a structured array (scikit-survival's event indicator and time).
     columns : list of hashable, default=None
         Scan only these columns (all when None).
     near : float in (0, 1] or None, default=0.99
