@@ -25,12 +25,12 @@ hospital, the demo
 import argparse
 import textwrap
 import time
-import uuid
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ._demo_search import _FoldFits, _roc_auc
 
 RADIOMICS_SETTINGS = {
     "setting": {"binCount": 32, "label": 1},
@@ -64,117 +64,6 @@ class _Stage:
     def __exit__(self, *exc):
         if exc[0] is None:
             print(f"    done in {time.perf_counter() - self.start:.1f} s", flush=True)
-
-
-#: Fitted feature steps of the latest searches: token -> {rows key: result}.
-_FITS = OrderedDict()
-_MAX_SEARCHES = 4
-
-
-class _FoldFits:
-    """``Pipeline(memory=...)`` fitting each fold's feature steps once per search.
-
-    ``GridSearchCV`` fits every candidate on every fold, and the demo's
-    candidates differ only in the classifier's ``C``: without this, each fold's
-    steps before the classifier (preprocessing, radiomics from the cache,
-    ComBat, scaler) are fitted three times on the same rows with the same
-    parameters. As ``Pipeline(memory=joblib.Memory(...))`` (the fitted steps
-    and their output are shared, unchanged), but kept in the process's memory:
-    writing them to disk costs more than refitting these small steps. Rows are
-    identified by their (unique) index labels, which is valid within one
-    search's ``fit``, where every table is a subset of the rows passed to it:
-    each search gets a new object (token), and the fits of only the latest
-    few searches are kept. Copies (``clone``, pickling to joblib workers) share
-    the token; each worker process keeps its own fits.
-    """
-
-    def __init__(self, token=None):
-        self.token = uuid.uuid4().hex if token is None else token
-
-    def __repr__(self):
-        return f"_FoldFits({self.token!r})"
-
-    def cache(self, func, ignore=None):
-        import joblib
-
-        ignore = set(ignore or ())
-
-        def cached(transformer, X, y=None, *args, **kwargs):
-            index = getattr(X, "index", None)
-            if (
-                index is None
-                or not index.is_unique
-                or _has_metadata(kwargs.get("params"))  # not part of the key
-                or (y is not None and len(y) != len(X))
-            ):
-                return func(transformer, X, y, *args, **kwargs)
-            key = (
-                joblib.hash(transformer),  # the unfitted steps and parameters
-                tuple(index),
-                tuple(X.columns),
-                None if y is None else tuple(np.asarray(y).tolist()),
-            )
-            fits = _FITS.setdefault(self.token, {})
-            _FITS.move_to_end(self.token)
-            while len(_FITS) > _MAX_SEARCHES:
-                _FITS.popitem(last=False)
-            if key not in fits:
-                fits[key] = func(transformer, X, y, *args, **kwargs)
-            return fits[key]
-
-        return cached
-
-    def transform(self, fitted, X):
-        """``fitted.transform(X)``, once per fitted step and rows in the search.
-
-        ``fitted`` is a step this object fitted (kept in its fits, so its
-        ``id`` is not reused while the result is kept).
-        """
-        fits = _FITS.get(self.token)
-        index = getattr(X, "index", None)
-        if fits is None or index is None or not index.is_unique:
-            return fitted.transform(X)
-        key = ("transform", id(fitted), tuple(index), tuple(X.columns))
-        if key not in fits:
-            fits[key] = fitted.transform(X)
-        return fits[key]
-
-
-def _roc_auc(estimator, X, y):
-    """The ``"roc_auc"`` scorer of a two-step search candidate (see :func:`_search`).
-
-    The candidates of a fold share their fitted ``prepare`` step, so the
-    held-out rows are prepared once for all of them; the classifier's decision
-    function is scored as ``"roc_auc"`` scores it, by the rank formula (the
-    Mann-Whitney U over the product of the class sizes: the same value as
-    :func:`sklearn.metrics.roc_auc_score`, without its input checks, which
-    cost more than the rest of the score on these few rows).
-    """
-    from scipy.stats import rankdata
-
-    prepare, classify = estimator[0], estimator[-1]
-    if isinstance(estimator.memory, _FoldFits):
-        prepared = estimator.memory.transform(prepare, X)
-    else:
-        prepared = prepare.transform(X)
-    positive = np.asarray(y) == classify.classes_[-1]
-    n_pos = int(positive.sum())
-    n_neg = positive.size - n_pos
-    if not (n_pos and n_neg):
-        raise ValueError(
-            "Only one class present in y_true. ROC AUC score is not defined "
-            "in that case."
-        )
-    ranks = rankdata(classify.decision_function(prepared))  # ties: mean rank
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _has_metadata(params):
-    """Whether routed parameters (a dict of dicts, e.g. a ``Bunch``) hold any."""
-    return any(
-        _has_metadata(v) if isinstance(v, dict) else True
-        for v in (params or {}).values()
-    )
 
 
 def _pipelines(cache, n_jobs, verbose):
@@ -351,6 +240,45 @@ def _explain_site_predictability(before, after):
         )
 
 
+def _site_effect_report(before, after, out):
+    """Print and save the site effect per feature, adjusted for the diagnosis.
+
+    ``before`` holds the features, ``site`` and ``diagnosis``; ``after`` the
+    same rows after ComBat. Returns the :func:`~sklearn_medprep.site_effect_report`.
+    """
+    from sklearn_medprep import site_effect_report
+
+    report = site_effect_report(before, after, "site", covariates=["diagnosis"])
+    report.to_csv(out / "site_effect_report.csv")
+    print(report.sort_values("F_before", ascending=False).head(8).to_string())
+    n_before = int((report["p_before"] < 0.05).sum())
+    n_after = int((report["p_after"] < 0.05).sum())
+    print(
+        f"    features with a site effect (ANOVA p < 0.05) adjusted for the "
+        f"diagnosis: {n_before} before, {n_after} after, of {len(report)}"
+    )
+    return report
+
+
+def _qc_figure(before, after, predictability, out):
+    """Draw and save the QC figure, its tests adjusted as the printed report.
+
+    Returns the figure (also written to ``out / "qc_harmonization.png"``).
+    """
+    from sklearn_medprep import plot_harmonization
+
+    fig = plot_harmonization(
+        before,
+        after,
+        "site",
+        covariates=["diagnosis"],  # as _site_effect_report: the same counts
+        predictability=predictability,
+    )
+    fig.savefig(out / "qc_harmonization.png", dpi=100)
+    print(f"    QC plots written to {out / 'qc_harmonization.png'}")
+    return fig
+
+
 def _on_features(model, protect_target):
     """The model on extracted features: ComBat first (or the metadata dropped)."""
     from sklearn.compose import ColumnTransformer
@@ -489,8 +417,6 @@ def main(argv=None):
 
     from sklearn_medprep import (
         ComBatHarmonizer,
-        plot_harmonization,
-        site_effect_report,
         site_predictability,
         write_manifest,
     )
@@ -603,25 +529,13 @@ def main(argv=None):
         after = best["prepare"][:-1].transform(train)
         # ComBat keeps the diagnosis (protected), whose prevalence differs by
         # hospital: the site effect is reported adjusted for it
-        before = raw[after.columns.tolist() + ["site"]].assign(y=y)
-        report = site_effect_report(before, after, "site", covariates=["y"])
-        report.to_csv(out / "site_effect_report.csv")
-        p_cols = [c for c in report.columns if c.startswith("p_")]
-        print(
-            report.sort_values(report.columns[0], ascending=False).head(8).to_string()
-        )
-        if len(p_cols) == 2:
-            n_before = int((report[p_cols[0]] < 0.05).sum())
-            n_after = int((report[p_cols[1]] < 0.05).sum())
-            print(
-                f"    features with a site effect (ANOVA p < 0.05) adjusted for the "
-                f"diagnosis: {n_before} before, {n_after} after, of {len(report)}"
-            )
+        before = raw[after.columns.tolist() + ["site"]].assign(diagnosis=y)
+        _site_effect_report(before, after, out)
         # adjusted for the protected diagnosis (kept out of ComBat's input);
         # after: ComBat refitted per outer fold, held-out rows scored
-        diagnosis = before[["y"]]
+        diagnosis = before[["diagnosis"]]
         acc_before = site_predictability(
-            before.drop(columns="y"), "site", covariates=diagnosis
+            before.drop(columns="diagnosis"), "site", covariates=diagnosis
         )
         acc_after = site_predictability(
             raw,
@@ -638,14 +552,7 @@ def main(argv=None):
                 '(pip install "sklearn-medprep[plot]")'
             )
         else:
-            fig = plot_harmonization(
-                before.drop(columns="y"),
-                after,
-                "site",
-                predictability={"before": acc_before, "after": acc_after},
-            )
-            fig.savefig(out / "qc_harmonization.png", dpi=100)
-            print(f"    QC plots written to {out / 'qc_harmonization.png'}")
+            _qc_figure(before, after, {"before": acc_before, "after": acc_after}, out)
 
     with stage("Persist, reload, predict new subjects"):
         model_file = out / "pipeline.joblib"
