@@ -16,8 +16,8 @@ hospital, the demo
 4. audits the recommended pipeline and the common mistake for leaks
    (``audit_leakage``: target proxies, subject overlap, transductive steps,
    whole-cohort preparation, the site shortcut) and prints what it found;
-5. prints the site-effect report before/after harmonization and writes the QC
-   plots;
+5. prints the site-effect report before/after harmonization, adjusted for
+   the diagnosis, and writes the QC figure, adjusted as the report;
 6. persists the fitted pipeline with joblib, reloads it and predicts new
    subjects, checking the predictions are identical.
 """
