@@ -66,6 +66,8 @@ def test_figure_counts_are_the_printed_counts(demo_tables, tmp_path, capsys):
 
 
 def _people(value):
+    if 0 < value < 0.005:
+        return "< 0.01"
     return f"{value:,.0f}" if value >= 10 else (
         f"{value:.1f}" if value >= 1 else f"{value:.2f}")
 
@@ -89,3 +91,14 @@ def test_legend_beside_the_site_panels_not_the_feature_panel(demo_tables, tmp_pa
     assert tuple(effect.collections[0].get_facecolor()[0][:3]) == (0.0, 0.0, 0.0)
     assert all(c[:3] != (0.0, 0.0, 0.0) for c in site_colours)
     plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [(1234.4, "1,234"), (57.6, "58"), (3.46, "3.5"), (0.421, "0.42"),
+     (0.001, "< 0.01"), (0.0, "0.00"), (float("nan"), "n/a")],
+)
+def test_statistics_rounded_for_people(value, text):
+    from sklearn_medprep.qc._plot_style import _people
+
+    assert _people(value) == text

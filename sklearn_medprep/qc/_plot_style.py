@@ -61,10 +61,12 @@ def _site_styles(labels):
 
 
 def _people(value):
-    """A statistic rounded for people: 1,234 / 58 / 3.5 / 0.42."""
+    """A statistic rounded for people: 1,234 / 58 / 3.5 / 0.42 / < 0.01."""
     value = float(value)
     if not np.isfinite(value):
         return "n/a"
+    if 0 < value < 0.005:
+        return "< 0.01"
     if abs(value) >= 10:
         return f"{value:,.0f}"
     return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2f}"
