@@ -16,8 +16,8 @@ hospital, the demo
 4. audits the recommended pipeline and the common mistake for leaks
    (``audit_leakage``: target proxies, subject overlap, transductive steps,
    whole-cohort preparation, the site shortcut) and prints what it found;
-5. prints the site-effect report before/after harmonization and writes the QC
-   plots;
+5. prints the site-effect report before/after harmonization, adjusted for
+   the diagnosis, and writes the QC figure, adjusted as the report;
 6. persists the fitted pipeline with joblib, reloads it and predicts new
    subjects, checking the predictions are identical.
 """
@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ._demo_search import _FoldFits, _roc_auc
 
 RADIOMICS_SETTINGS = {
     "setting": {"binCount": 32, "label": 1},
@@ -69,7 +71,10 @@ def _pipelines(cache, n_jobs, verbose):
 
     The feature pipeline extracts with ``n_jobs`` workers and a progress bar; in
     the full pipeline, which the cross-validation refits many times, extraction
-    is served from the cache, and parallelism goes to the search instead.
+    is served from the cache, and parallelism goes to the search instead. The
+    full pipeline is ``prepare`` (preprocessing, radiomics, ComBat, scaler)
+    then ``classify``: the search tunes the classifier only, so each fold's
+    ``prepare`` is fitted once for all candidates (see :func:`_search`).
     """
     import torchio as tio
     from sklearn.linear_model import LogisticRegression
@@ -107,27 +112,40 @@ def _pipelines(cache, n_jobs, verbose):
     ]
     features = Pipeline(feature_steps(n_jobs, verbose))
     model = Pipeline(model_steps)
-    full = Pipeline(
+    prepare = Pipeline(
         [
             *feature_steps(1, False),
             ("combat", ComBatHarmonizer(site="site", covariates=["age", "sex"])),
-            *model_steps,
+            *model_steps[:-1],
         ]
     )
+    full = Pipeline([("prepare", prepare), model_steps[-1]])
     return features, model, full
 
 
 def _search(pipeline, n_jobs, random_state):
+    """GridSearchCV over the classifier's ``C``, site-stratified inner folds.
+
+    In a pipeline of two steps (``prepare``, ``classify``), ``prepare`` is
+    fitted once per fold and shared by the candidates (:class:`_FoldFits`, a
+    new one per search: see :func:`_outer_scores`), which also prepare each
+    fold's held-out rows once (:func:`_roc_auc`); the scores are those of
+    separate fits.
+    """
     from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV
 
     from sklearn_medprep.model_selection import SiteStratifiedKFold
 
+    pipeline, scoring = clone(pipeline), "roc_auc"
+    if len(pipeline.steps) == 2:  # one step before the classifier: no chain
+        pipeline.set_params(memory=_FoldFits())
+        scoring = _roc_auc
     return GridSearchCV(
-        clone(pipeline),
+        pipeline,
         {"classify__C": [0.01, 0.1, 1.0]},
         cv=SiteStratifiedKFold(3, site="site", shuffle=True, random_state=random_state),
-        scoring="roc_auc",
+        scoring=scoring,
         n_jobs=n_jobs,
     )
 
@@ -139,7 +157,10 @@ def _outer_scores(search, X, y, cv, name, verbose=True):
 
     scores = []
     for k, (train, test) in enumerate(cv.split(X, y), start=1):
-        fitted = clone(search).fit(X.iloc[train], y.iloc[train])
+        fitted = clone(search)
+        if isinstance(fitted.estimator.memory, _FoldFits):  # a new one per search
+            fitted.set_params(estimator__memory=_FoldFits())
+        fitted.fit(X.iloc[train], y.iloc[train])
         proba = fitted.predict_proba(X.iloc[test])[:, 1]
         scores.append(roc_auc_score(y.iloc[test], proba))
         if verbose:
@@ -217,6 +238,45 @@ def _explain_site_predictability(before, after):
             f"    {after:.2f} after is above the interval: some site signal remains "
             "(see the site-effect report and the QC figure)."
         )
+
+
+def _site_effect_report(before, after, out):
+    """Print and save the site effect per feature, adjusted for the diagnosis.
+
+    ``before`` holds the features, ``site`` and ``diagnosis``; ``after`` the
+    same rows after ComBat. Returns the :func:`~sklearn_medprep.site_effect_report`.
+    """
+    from sklearn_medprep import site_effect_report
+
+    report = site_effect_report(before, after, "site", covariates=["diagnosis"])
+    report.to_csv(out / "site_effect_report.csv")
+    print(report.sort_values("F_before", ascending=False).head(8).to_string())
+    n_before = int((report["p_before"] < 0.05).sum())
+    n_after = int((report["p_after"] < 0.05).sum())
+    print(
+        f"    features with a site effect (ANOVA p < 0.05) adjusted for the "
+        f"diagnosis: {n_before} before, {n_after} after, of {len(report)}"
+    )
+    return report
+
+
+def _qc_figure(before, after, predictability, out):
+    """Draw and save the QC figure, its tests adjusted as the printed report.
+
+    Returns the figure (also written to ``out / "qc_harmonization.png"``).
+    """
+    from sklearn_medprep import plot_harmonization
+
+    fig = plot_harmonization(
+        before,
+        after,
+        "site",
+        covariates=["diagnosis"],  # as _site_effect_report: the same counts
+        predictability=predictability,
+    )
+    fig.savefig(out / "qc_harmonization.png", dpi=100)
+    print(f"    QC plots written to {out / 'qc_harmonization.png'}")
+    return fig
 
 
 def _on_features(model, protect_target):
@@ -357,8 +417,6 @@ def main(argv=None):
 
     from sklearn_medprep import (
         ComBatHarmonizer,
-        plot_harmonization,
-        site_effect_report,
         site_predictability,
         write_manifest,
     )
@@ -464,38 +522,26 @@ def main(argv=None):
 
     with stage("Fit the tuned pipeline on the whole training cohort"):
         search = _search(full, args.n_jobs, args.random_state).fit(train, y)
-        best = search.best_estimator_
+        best = search.best_estimator_.set_params(memory=None)  # fits not kept
         print(f"    best C = {search.best_params_['classify__C']}")
 
     with stage("Site-effect report: radiomic features before/after ComBat"):
-        after = best[:-2].transform(train)
+        after = best["prepare"][:-1].transform(train)
         # ComBat keeps the diagnosis (protected), whose prevalence differs by
         # hospital: the site effect is reported adjusted for it
-        before = raw[after.columns.tolist() + ["site"]].assign(y=y)
-        report = site_effect_report(before, after, "site", covariates=["y"])
-        report.to_csv(out / "site_effect_report.csv")
-        p_cols = [c for c in report.columns if c.startswith("p_")]
-        print(
-            report.sort_values(report.columns[0], ascending=False).head(8).to_string()
-        )
-        if len(p_cols) == 2:
-            n_before = int((report[p_cols[0]] < 0.05).sum())
-            n_after = int((report[p_cols[1]] < 0.05).sum())
-            print(
-                f"    features with a site effect (ANOVA p < 0.05) adjusted for the "
-                f"diagnosis: {n_before} before, {n_after} after, of {len(report)}"
-            )
+        before = raw[after.columns.tolist() + ["site"]].assign(diagnosis=y)
+        _site_effect_report(before, after, out)
         # adjusted for the protected diagnosis (kept out of ComBat's input);
         # after: ComBat refitted per outer fold, held-out rows scored
-        diagnosis = before[["y"]]
+        diagnosis = before[["diagnosis"]]
         acc_before = site_predictability(
-            before.drop(columns="y"), "site", covariates=diagnosis
+            before.drop(columns="diagnosis"), "site", covariates=diagnosis
         )
         acc_after = site_predictability(
             raw,
             "site",
             after.columns.tolist(),
-            harmonizer=best.named_steps["combat"],
+            harmonizer=best["prepare"].named_steps["combat"],
             y=y,
             covariates=diagnosis,
         )
@@ -506,14 +552,7 @@ def main(argv=None):
                 '(pip install "sklearn-medprep[plot]")'
             )
         else:
-            fig = plot_harmonization(
-                before.drop(columns="y"),
-                after,
-                "site",
-                predictability={"before": acc_before, "after": acc_after},
-            )
-            fig.savefig(out / "qc_harmonization.png", dpi=100)
-            print(f"    QC plots written to {out / 'qc_harmonization.png'}")
+            _qc_figure(before, after, {"before": acc_before, "after": acc_after}, out)
 
     with stage("Persist, reload, predict new subjects"):
         model_file = out / "pipeline.joblib"

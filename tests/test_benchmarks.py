@@ -48,7 +48,15 @@ def check_cache(out):
     ratios = re.search(r"warm / cold, whole nested CV: " + NUM + r" .*steps only: "
                        + NUM, out).groups()
     _positive([float(r) for r in ratios], "warm / cold")  # times: no bound
-    assert re.search(r"ComBat +" + NUM + r"s \(50 fits", out), out[-2000:]
+    # the demo's search fits each fold's ComBat once (5 x (3 + 1)), the
+    # previous one once per candidate (5 x (3 x 3 + 1)); the same scores
+    fits = sorted(int(n) for _, n in re.findall(r"ComBat +" + NUM + r"s \((\d+) "
+                                                r"fits", out))
+    assert fits == [20, 20, 20, 50], out[-2000:]
+    assert "identical outer scores in every run: True" in out
+    (ratio,) = re.search(r"the demo's warm / the previous search's warm: " + NUM,
+                         out).groups()
+    _positive([float(ratio)], "demo / previous warm")
     # the same in CPU time, the warm run in the same process, and the groups
     cpu = re.search(r"in CPU time .*: warm / cold " + NUM + r"; warm in the same "
                     r"process / cold " + NUM, out)

@@ -28,7 +28,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "sklearn_medprep"
 
 CORE = {"exceptions", "_version", "_legacy", "utils"}
-TOP = {"", "demo", "_cli", "utils.discovery", "utils.estimator_checks",
+TOP = {"", "demo", "_demo_search", "_cli", "utils.discovery", "utils.estimator_checks",
        "utils._test_common"}
 LAYERS = {
     "core": 0,

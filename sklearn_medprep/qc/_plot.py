@@ -15,13 +15,26 @@ Sites are shown in natural order (``site_2`` before ``site_10``), each with one
 colour and marker kept across panels, and one legend per figure.
 """
 
-import re
 
 import numpy as np
 import pandas as pd
 
 from ..table._checks import align_rows
 from ..utils._optional import import_optional
+from ._plot_style import (
+    LABEL_SIZE,
+    TICK_SIZE,
+    TITLE_SIZE,
+    _adjusted,
+    _box_by_site,
+    _legend_columns,
+    _people,
+    _predictability_text,
+    _site_styles,
+    _site_ticks,
+    _wrap_name,
+    natural_order,
+)
 from ._site_effects import _site_and_features, site_effect_report
 
 __all__ = [
@@ -31,61 +44,6 @@ __all__ = [
     "plot_site_effects",
     "plot_site_features",
 ]
-
-#: Font sizes (points) used by every QC figure: readable at 100% zoom.
-TITLE_SIZE = 11
-LABEL_SIZE = 10
-TICK_SIZE = 9
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
-
-
-def natural_order(labels):
-    """Unique labels sorted in natural order: ``site_2`` before ``site_10``.
-
-    Parameters
-    ----------
-    labels : array-like
-        Labels (any type; compared through ``str``, runs of digits as integers).
-
-    Returns
-    -------
-    ordered : list
-        The unique labels, in natural order.
-
-    Examples
-    --------
-    >>> from sklearn_medprep.qc._plot import natural_order
-    >>> natural_order(["site_10", "site_2", "site_1", "site_2"])
-    ['site_1', 'site_2', 'site_10']
-    """
-
-    def key(label):
-        parts = re.split(r"(\d+)", str(label))
-        return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts]
-
-    return sorted(pd.unique(pd.Series(np.asarray(labels, dtype=object))), key=key)
-
-
-def _site_styles(labels):
-    """One (colour, marker) per site, distinct for up to 100 sites."""
-    mpl = import_optional("matplotlib", "QC figures")
-
-    n = len(labels)
-    if n <= 10:
-        colours = [mpl.colormaps["tab10"](i) for i in range(n)]
-        markers = ["o"] * n
-    else:
-        # 10 colours x 10 markers: two sites share a colour only with a
-        # different marker (pale colours of tab20 are hard to see).
-        colours = [mpl.colormaps["tab10"](i % 10) for i in range(n)]
-        markers = [_MARKERS[(i // 10) % len(_MARKERS)] for i in range(n)]
-    return {label: (c, m) for label, c, m in zip(labels, colours, markers)}
-
-
-def _legend_columns(n_sites):
-    """Legend columns so that a column holds at most 20 sites."""
-    return max(1, int(np.ceil(n_sites / 20)))
-
 
 def _sites_of(table, site):
     if isinstance(site, str):
@@ -114,20 +72,6 @@ def _new_axes(ax, figsize):
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax.figure, ax
-
-
-def _site_ticks(ax, labels, axis="x"):
-    """Site names as tick labels, rotated and thinned out when there are many."""
-    n = len(labels)
-    positions = np.arange(1, n + 1)
-    step = 1 if n <= 40 else int(np.ceil(n / 40))
-    shown = [str(s) if i % step == 0 else "" for i, s in enumerate(labels)]
-    rotation = 0 if n <= 4 and max(len(s) for s in shown) <= 10 else 90
-    if axis == "x":
-        ax.set_xticks(positions, shown, rotation=rotation, fontsize=TICK_SIZE)
-        ax.set_xlim(0.4, n + 0.6)
-    else:
-        ax.set_yticks(positions, shown, fontsize=TICK_SIZE)
 
 
 def plot_pca_by_site(
@@ -161,7 +105,8 @@ def plot_pca_by_site(
     ax : matplotlib.axes.Axes or None, default=None
         Axes to draw on; a new figure when None.
     title : str, default="PCA of the features, by site"
-        Axes title.
+        Axes title (the PCA is of the features as they are, whatever
+        ``covariates``).
     legend : bool, default=True
         Draw a legend of the sites (on the right of the axes).
     figsize : tuple, default=(6.0, 5.0)
@@ -261,7 +206,8 @@ def plot_site_effects(
     features : list of str or None, default=None
         Features to show (see :func:`site_effect_report`).
     covariates : list of str or None, default=None
-        Covariates to adjust for (see :func:`site_effect_report`).
+        Covariates to adjust for (see :func:`site_effect_report`); the title
+        says which. With ``report``, those it was computed with.
     report : pandas.DataFrame or None, default=None
         A :func:`site_effect_report` already computed (skips the computation).
     n_labels : int, default=4
@@ -290,7 +236,8 @@ def plot_site_effects(
     finite = np.isfinite(f_b) & np.isfinite(f_a)
     floor = 1e-3
     x, y = np.maximum(f_b, floor), np.maximum(f_a, floor)
-    ax.scatter(x[finite], y[finite], s=18, color="tab:blue", alpha=0.7, linewidths=0)
+    # black, not a site colour: one point per feature, not per subject
+    ax.scatter(x[finite], y[finite], s=18, color="black", alpha=0.6, linewidths=0)
     lo = min(x[finite].min(initial=1.0), y[finite].min(initial=1.0)) / 2
     hi = max(x[finite].max(initial=10.0), y[finite].max(initial=10.0)) * 2
     ax.plot([lo, hi], [lo, hi], color="0.4", lw=1, label="no change (after = before)")
@@ -321,40 +268,13 @@ def plot_site_effects(
     n_before = int((report["p_before"] < 0.05).sum())
     n_after = int((report["p_after"] < 0.05).sum())
     ax.set_title(
-        f"Site effect per feature: p < 0.05 in {n_before} before, "
-        f"{n_after} after, of {len(report)}",
+        f"Site effect per feature, ANOVA {_adjusted(covariates)}:\n"
+        f"p < 0.05 in {n_before} before, {n_after} after, of {len(report)}",
         fontsize=TITLE_SIZE,
     )
     ax.tick_params(labelsize=TICK_SIZE)
     ax.legend(fontsize=TICK_SIZE, loc="upper left", frameon=False)
     return fig
-
-
-def _wrap_name(name, width=36):
-    """Break a long feature name after underscores into lines of ``width``."""
-    lines, line = [], ""
-    for part in re.split(r"(?<=_)", str(name)):
-        if line and len(line) + len(part) > width:
-            lines.append(line)
-            line = ""
-        line += part
-    return "\n".join([*lines, line])
-
-
-def _box_by_site(ax, values, sites, labels, styles):
-    groups = [values[(sites == s) & ~np.isnan(values)] for s in labels]
-    parts = ax.boxplot(
-        groups,
-        positions=np.arange(1, len(labels) + 1),
-        widths=0.6,
-        patch_artist=True,
-        showfliers=len(labels) <= 15,
-        flierprops={"markersize": 3},
-        medianprops={"color": "black"},
-    )
-    for patch, s in zip(parts["boxes"], labels):
-        patch.set_facecolor(styles[s][0])
-        patch.set_alpha(0.75)
 
 
 def plot_site_features(
@@ -386,8 +306,9 @@ def plot_site_features(
     n_features : int, default=3
         Number of features shown.
     covariates : list of str or None, default=None
-        Covariates adjusted for in the ranking (see :func:`site_effect_report`);
-        the boxes show the features as they are.
+        Covariates adjusted for in the ranking and the F values of the titles
+        (see :func:`site_effect_report`); the boxes show the features as they
+        are. With ``report``, those it was computed with.
     report : pandas.DataFrame or None, default=None
         A :func:`site_effect_report` already computed.
     axes : array of matplotlib.axes.Axes of shape (2, n_features) or None
@@ -434,9 +355,10 @@ def plot_site_features(
             ax = axes[row, j]
             _box_by_site(ax, values, sites, labels, styles)
             _site_ticks(ax, labels)
-            f = float(report.loc[feat, stat])
+            f = _people(report.loc[feat, stat])
             ax.set_title(
-                f"{_wrap_name(feat)}\n{name} (F = {f:.3g})", fontsize=TITLE_SIZE
+                f"{_wrap_name(feat)}\n{name} (F = {f}, {_adjusted(covariates)})",
+                fontsize=TITLE_SIZE,
             )
             ax.set_ylabel(f"value {name}", fontsize=LABEL_SIZE)
             ax.tick_params(axis="y", labelsize=TICK_SIZE)
@@ -467,7 +389,8 @@ def plot_harmonization(
     one y scale, see :func:`plot_site_features`); the PCA scores by site before
     and after, each with its explained variance (:func:`plot_pca_by_site`); and
     the site effect of every feature, before against after
-    (:func:`plot_site_effects`). One legend names the sites, in natural order.
+    (:func:`plot_site_effects`). Each title says what its test is adjusted
+    for; one legend, beside the PCA panels, names the sites in natural order.
 
     Parameters
     ----------
@@ -481,8 +404,11 @@ def plot_harmonization(
     n_features : int, default=3
         Number of most site-affected features with a box-plot panel.
     covariates : list of str or None, default=None
-        Covariates to adjust the site-effect ranking for (see
-        :func:`site_effect_report`); left out of the PCA.
+        Covariates (columns of ``before``) to adjust the site-effect tests
+        for: the box-plot ranking and F values and the per-feature panel (see
+        :func:`site_effect_report`); left out of the PCA, which is of the
+        features as they are. Pass those of the report you print beside the
+        figure, so that both give the same counts.
     predictability : dict or None, default=None
         Site-predictability scores to print under the legend, e.g.
         ``{"before": site_predictability(...), "after":
@@ -498,8 +424,8 @@ def plot_harmonization(
     fig : matplotlib.figure.Figure
         Top: the box plots (up to 15 sites, one column per feature, before
         on top of after; with more sites, one row per feature, before left
-        of after). Bottom: the PCA (before, after), the per-feature site
-        effect and the legend of sites.
+        of after). Bottom: the per-feature site effect, the PCA (before,
+        after) and the legend of sites.
 
     Examples
     --------
@@ -512,7 +438,7 @@ def plot_harmonization(
     >>> fig = plot_harmonization(df, after, "site", n_features=2)
     >>> print(fig.axes[0].get_title())
     f005
-    before (F = 57.5)
+    before (F = 58, unadjusted)
     """
     plt = import_optional("matplotlib.pyplot", "QC figures")
     sites = _sites_of(before, site)
@@ -528,7 +454,7 @@ def plot_harmonization(
     # effect and the legend of sites. Widths grow with the number of sites.
     box_width = max(3.6, 0.26 * len(labels) + 1.2)
     legend_width = 1.7 * _legend_columns(len(labels))
-    bottom_widths = [4.2, 4.2, 4.6, legend_width]
+    bottom_widths = [4.6, 4.2, 4.2, legend_width]
     # Up to 15 sites the features sit side by side (before on top, after
     # below); with more sites each feature gets a row (before | after), so the
     # figure stays about 16 inches wide.
@@ -553,19 +479,31 @@ def plot_harmonization(
             sites,
             features,
             n_features=n_shown,
+            covariates=covariates,
             report=report,
             axes=box_axes,
         )
     else:
         bottom = fig
-    axes = bottom.subplots(1, 4, width_ratios=bottom_widths)
-    pca_axes = axes[:2]
+    # the per-feature panel (one colour) left, the site legend right of the
+    # PCA panels it belongs to; created in the order PCA, PCA, per-feature
+    grid = bottom.add_gridspec(1, 4, width_ratios=bottom_widths)
+    pca_axes = [bottom.add_subplot(grid[0, 1]), bottom.add_subplot(grid[0, 2])]
+    not_adjusted = " (not adjusted)" if covariates else ""
     for ax, (name, table) in zip(pca_axes, [("before", before), ("after", after)]):
         plot_pca_by_site(
-            table, sites, features, ax=ax, title=f"PCA by site, {name}", legend=False
+            table,
+            sites,
+            features,
+            ax=ax,
+            title=f"PCA by site, {name}{not_adjusted}",
+            legend=False,
         )
-    plot_site_effects(before, after, sites, report=report, ax=axes[2])
-    legend_ax = axes[3]
+    effect_ax = bottom.add_subplot(grid[0, 0])
+    plot_site_effects(
+        before, after, sites, covariates=covariates, report=report, ax=effect_ax
+    )
+    legend_ax = bottom.add_subplot(grid[0, 3])
     legend_ax.axis("off")
     handles, names = pca_axes[0].get_legend_handles_labels()
     legend_ax.legend(
@@ -588,31 +526,3 @@ def plot_harmonization(
         fontsize=TITLE_SIZE + 1,
     )
     return fig
-
-
-def _predictability_text(ax, scores):
-    """Site predictability with chance, interval and verdict, under the legend."""
-    lines, over = ["site predictability", "(balanced accuracy)"], False
-    for name, score in scores.items():
-        line = f"{name}: {float(score):.2f}"
-        chance = getattr(score, "chance", None)
-        if chance is not None:
-            line += f", chance {chance:.2f}"
-        interval = getattr(score, "null_interval", None)
-        if interval is not None:
-            line += f"\n  permuted {interval[0]:.2f}-{interval[1]:.2f}: "
-            verdict = score.verdict
-            if verdict.startswith("below chance"):
-                verdict, over = "OVER-CORRECTION", True
-            line += verdict
-        lines.append(line)
-    ax.text(
-        0.0,
-        0.0,
-        "\n".join(lines),
-        transform=ax.transAxes,
-        va="bottom",
-        ha="left",
-        fontsize=TICK_SIZE,
-        color="tab:red" if over else "black",
-    )

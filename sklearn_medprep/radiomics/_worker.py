@@ -71,16 +71,23 @@ def _source_key(cache, cell):
     return _content_key(cache, cell, to_sitk(cell), identity)
 
 
-def _known_source_key(cache, cell):
+def _known_source_key(cache, cell, checked=None):
     """Content key of a cell if it is known without reading any image, else None.
 
     In-memory images and files not hashed before are left to the worker that
     reads them (hashing them here would read every image twice, serially).
+    ``checked``: a set of the ids of deferred rows whose sources were found
+    known in this look-up (the image and mask of a preprocessed row share
+    them: checked once).
     """
     reader = deferred_reader(cell)
     if reader is not None:
-        if any(_known_source_key(cache, c) is None for c in reader.row.cells):
-            return None
+        row = reader.row
+        if checked is None or id(row) not in checked:
+            if any(_known_source_key(cache, c) is None for c in row.cells):
+                return None
+            if checked is not None:
+                checked.add(id(row))
         return reader.content_key(lambda source, _: _source_key(cache, source))
     if isinstance(cell, (str, os.PathLike)) and not _is_missing(cell):
         return cache.known_key(file_identity(cell))
@@ -189,9 +196,10 @@ def lookup_row(image_cell, mask_cell, label, key, *, memory, image_column="image
     lesion, bad = _lesion(lesion, connectivity, voxels, mask_column, None)
     if failed is not None or bad is not None:
         return None
+    checked = set()
     try:
-        keys = {column: _known_source_key(memory, cell) for column, cell in
-                ((image_column, image_cell), (mask_column, mask_cell))}
+        keys = {column: _known_source_key(memory, cell, checked) for column, cell
+                in ((image_column, image_cell), (mask_column, mask_cell))}
     except (ImageReadError, OSError):
         return None
     if not (keys[image_column] and keys[mask_column]):

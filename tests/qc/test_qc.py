@@ -142,7 +142,7 @@ def test_harmonization_figure_structure(n_sites):
     values = (values - values.mean(axis=0)) / values.std(axis=0)
     ratio = PCA(2).fit(values).explained_variance_ratio_
     pca_before = axes[6]
-    assert pca_before.get_title() == "PCA by site, before"
+    assert pca_before.get_title() == "PCA by site, before (not adjusted)"
     assert pca_before.get_xlabel() == f"PC1 ({100 * ratio[0]:.1f}% of variance)"
     assert pca_before.get_ylabel() == f"PC2 ({100 * ratio[1]:.1f}% of variance)"
     # a distinct (colour, marker) per site
