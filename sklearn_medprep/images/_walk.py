@@ -10,6 +10,8 @@ parts (:mod:`sklearn_medprep.images._trainable`) all go through it.
 
 import copy
 
+from ..utils._optional import import_optional
+
 __all__ = [
     "as_transform",
     "clone_with_transforms",
@@ -101,7 +103,7 @@ def as_transform(transform, name="transform"):
     torchio.Transform
         A copy; the caller's object is never modified.
     """
-    import torchio as tio
+    tio = import_optional("torchio", "the TorchIO estimators")
 
     if isinstance(transform, (list, tuple)):
         transform = tio.Compose(list(transform))

@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..exceptions import ImageReadError
+from ..utils._optional import import_optional
 from ._deferred_source import deferred_reader
 from ._integrity import check_dicom_series, check_file, restore_nifti_nonfinite
 
@@ -33,9 +34,7 @@ _2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def _torchio():
-    import torchio
-
-    return torchio
+    return import_optional("torchio", "TorchIO images")
 
 
 def _is_torchio_image(cell, cls="Image"):

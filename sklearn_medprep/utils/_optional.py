@@ -1,7 +1,7 @@
 """Import an optional dependency, or say which extra installs it.
 
-The optional pieces of sklearn-medprep are pip extras (``plot``, ``skorch``,
-``dask``, ``lbp``, ``neuroharmonize``); a feature that needs one calls
+The optional pieces of sklearn-medprep are pip extras (``torchio``, ``plot``,
+``skorch``, ``dask``, ``lbp``, ``parquet``, ``neuroharmonize``); a feature that needs one calls
 :func:`import_optional` at the point of use, so the error names the feature and
 the exact command that fixes it.
 """
@@ -12,12 +12,15 @@ __all__ = ["import_optional"]
 
 # import name -> (distribution, extra)
 OPTIONAL = {
+    "torch": ("torch", "torchio"),
+    "torchio": ("torchio", "torchio"),
     "matplotlib": ("matplotlib", "plot"),
     "skorch": ("skorch", "skorch"),
     "dask": ("dask[distributed]", "dask"),
     "distributed": ("dask[distributed]", "dask"),
     "skimage": ("scikit-image", "lbp"),
     "neuroHarmonize": ("neuroHarmonize", "neuroharmonize"),
+    "pyarrow": ("pyarrow", "parquet"),
 }
 
 
