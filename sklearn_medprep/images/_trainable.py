@@ -138,7 +138,7 @@ def train_transform(part, subjects):
     if not subjects:
         raise ValueError(f"cannot train {type(part).__name__} on zero rows")
     trained = find_trainable(part).train(part, subjects)
-    tio = import_optional("torchio", "the TorchIO estimators")
+    tio = import_optional("torchio", "a TorchIO transform")
     if not isinstance(trained, tio.Transform):
         raise TypeError(
             f"the train function registered for {type(part).__name__} returned "
@@ -222,7 +222,7 @@ def _register_builtin():
     does not import torchio (and torch); an entry registered for it by the user
     is kept.
     """
-    tio = import_optional("torchio", "the TorchIO estimators")
+    tio = import_optional("torchio", "a TorchIO transform")
     _TRAINABLE.setdefault(
         tio.HistogramStandardization,
         _Trainable(_train_histogram_standardization, _histogram_needs_training),

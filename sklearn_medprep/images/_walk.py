@@ -103,7 +103,7 @@ def as_transform(transform, name="transform"):
     torchio.Transform
         A copy; the caller's object is never modified.
     """
-    tio = import_optional("torchio", "the TorchIO estimators")
+    tio = import_optional("torchio", "a TorchIO transform")
 
     if isinstance(transform, (list, tuple)):
         transform = tio.Compose(list(transform))

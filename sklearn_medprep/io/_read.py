@@ -34,7 +34,7 @@ _2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def _torchio():
-    return import_optional("torchio", "TorchIO images")
+    return import_optional("torchio", "a TorchIO image")
 
 
 def _is_torchio_image(cell, cls="Image"):

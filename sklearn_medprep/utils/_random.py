@@ -104,7 +104,7 @@ def preserve_rng():
     >>> torch.equal(before, torch.get_rng_state())
     True
     """
-    torch = import_optional("torch", "TorchIO's random transforms")
+    torch = import_optional("torch", "seeding TorchIO's random transforms")
     numpy_state = np.random.get_state()  # noqa: NPY002
     with torch.random.fork_rng(devices=[]):
         try:
