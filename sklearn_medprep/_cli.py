@@ -439,8 +439,10 @@ def _extract(args, parser):
 
 
 def _third_party_deprecation(warning):
-    """A deprecation notice about another package's code (e.g. pykwalify's
-    ``load_module``): nothing the user of this command can act on."""
+    """Whether ``warning`` is a deprecation notice about another package's code.
+
+    E.g. pykwalify's ``load_module``: nothing the user of this command can act on.
+    """
     if not issubclass(warning.category, (DeprecationWarning,
                                          PendingDeprecationWarning)):
         return False

@@ -33,7 +33,8 @@ assert out.shape == (8, 3) and out.index.equals(table.index), out.shape
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchio"))
 print("LOADED", loaded)
 from sklearn_medprep import ImageTensorizer, TorchIOAugmenter, TorchIOPreprocessor
-print("NAMES", sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchio")))
+heavy = ("torch", "torchio")
+print("NAMES", sorted(m for m in sys.modules if m.split(".")[0] in heavy))
 import torchio as tio
 TorchIOPreprocessor(tio.RescaleIntensity()).fit_transform(table.head(2))
 print("AFTER", "torch" in sys.modules)

@@ -1,9 +1,9 @@
 """Import an optional dependency, or say which extra installs it.
 
 The optional pieces of sklearn-medprep are pip extras (``torchio``, ``plot``,
-``skorch``, ``dask``, ``lbp``, ``parquet``, ``neuroharmonize``); a feature that needs one calls
-:func:`import_optional` at the point of use, so the error names the feature and
-the exact command that fixes it.
+``skorch``, ``dask``, ``lbp``, ``parquet``, ``neuroharmonize``); a feature that
+needs one calls :func:`import_optional` at the point of use, so the error names
+the feature and the exact command that fixes it.
 """
 
 import importlib
