@@ -160,7 +160,7 @@ extension: use .csv, .parquet or .json, or --format
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise ValueError(
             "--format parquet needs the pyarrow package, which is not installed "
-            "(pip install pyarrow); or write csv or json"
+            '(pip install "sklearn-medprep[parquet]"); or write csv or json'
         )
     return fmt
 

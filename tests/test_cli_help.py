@@ -38,3 +38,18 @@ def test_extract_hides_third_party_deprecations(tmp_path):
         assert "load_module" not in result.stderr, result.stderr
         assert "DeprecationWarning" not in result.stderr, result.stderr
         assert f"wrote 2 rows x 107 features to {out}" in result.stderr
+
+
+def test_parquet_without_pyarrow_names_the_extra(monkeypatch):
+    import importlib.util
+
+    import pytest
+
+    from sklearn_medprep._cli import output_format
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    with pytest.raises(ValueError, match=r'pip install "sklearn-medprep\[parquet\]"'):
+        output_format("features.parquet")
+    assert output_format("features.csv") == "csv"
