@@ -37,6 +37,7 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx-mathjax-offline",  # MathJax 3 shipped in the package: math offline
     "sphinx_gallery.gen_gallery",
+    "matplotlib.sphinxext.plot_directive",  # the landing page's example and figure
     "numpydoc",
     "offline_xref",
 ]
@@ -76,6 +77,12 @@ for name, url in DOCS_URLS.items():
     elif os.environ.get("SKLEARN_MEDPREP_DOCS_INTERSPHINX") == "1":
         intersphinx_mapping[name] = (url, None)
 intersphinx_disabled_reftypes = ["*"]  # only explicit references use intersphinx
+
+# --- the landing page's figure: its code runs at build time ----------------
+plot_include_source = True
+plot_html_show_source_link = False
+plot_html_show_formats = False
+plot_formats = [("png", 80)]
 
 # --- example gallery --------------------------------------------------------
 sphinx_gallery_conf = {

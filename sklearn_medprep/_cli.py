@@ -160,7 +160,7 @@ extension: use .csv, .parquet or .json, or --format
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise ValueError(
             "--format parquet needs the pyarrow package, which is not installed "
-            "(pip install pyarrow); or write csv or json"
+            '(pip install "sklearn-medprep[parquet]"); or write csv or json'
         )
     return fmt
 
@@ -438,9 +438,23 @@ def _extract(args, parser):
     return 0
 
 
+def _third_party_deprecation(warning):
+    """Whether ``warning`` is a deprecation notice about another package's code.
+
+    E.g. pykwalify's ``load_module``: nothing the user of this command can act on.
+    """
+    if not issubclass(warning.category, (DeprecationWarning,
+                                         PendingDeprecationWarning)):
+        return False
+    return Path(__file__).resolve().parent not in Path(
+        str(warning.filename)).resolve().parents
+
+
 def _show(caught):
     seen = set()
     for warning in caught or ():
+        if _third_party_deprecation(warning):
+            continue
         text = f"{warning.category.__name__}: {warning.message}"
         if text not in seen:
             seen.add(text)
@@ -467,6 +481,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="sklearn-medprep",
         description="Prepare medical images for machine learning.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version",
                         version=f"sklearn-medprep {__version__}"

@@ -118,3 +118,47 @@ def _fill_disk(folder, leave=0):
             except OSError:
                 break
     return filler
+
+
+# -- reporting: how long a run takes, what the x marks of a test run are ---------
+def pytest_report_header(config):
+    return [
+        "the whole suite takes about 13-15 min per stack on a quiet 2-core machine "
+        "and about 40 min on a loaded one; x marks are expected failures, "
+        "summarised at the end"
+    ]
+
+
+_CHECKS_TEST = "tests/test_common.py::test_sklearn_compatible_estimator"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say what the expected failures are and where their reasons are listed.
+
+    Most of a full run's ``x`` marks are scikit-learn's estimator checks that
+    the subject-table estimators fail by design (they read named columns of a
+    subject table, not anonymous numeric arrays); each has its reason in the one
+    table ``EXPECTED_FAILED_CHECKS``.
+    """
+    xfailed = terminalreporter.stats.get("xfailed", [])
+    if not xfailed:
+        return
+    checks = [r for r in xfailed if r.nodeid.startswith(_CHECKS_TEST)]
+    per_estimator = {}
+    for report in checks:
+        name = report.nodeid.split("[", 1)[-1].split("(", 1)[0]
+        per_estimator[name] = per_estimator.get(name, 0) + 1
+    others = len(xfailed) - len(checks)
+    write = terminalreporter.write_line
+    terminalreporter.section("expected failures (x)")
+    write(f"{len(xfailed)} expected failures (x), as planned:")
+    if checks:
+        listed = ", ".join(f"{n} {k}" for k, n in sorted(per_estimator.items()))
+        write(f"  {len(checks)} scikit-learn estimator checks that the subject-table "
+              "estimators fail by design (they read named table columns, not "
+              f"numeric arrays): {listed};")
+        write("  each check's reason and the check replacing it: "
+              "EXPECTED_FAILED_CHECKS in sklearn_medprep/utils/_test_common.py")
+    if others:
+        write(f"  {others} other tests marked xfail, each with its reason "
+              "(pytest -rx lists them)")

@@ -32,7 +32,11 @@ out = ComBatHarmonizer(site="site", covariates=["age"]).fit_transform(features)
 assert out.shape == (8, 3) and out.index.equals(table.index), out.shape
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchio"))
 print("LOADED", loaded)
-from sklearn_medprep import TorchIOPreprocessor
+from sklearn_medprep import ImageTensorizer, TorchIOAugmenter, TorchIOPreprocessor
+heavy = ("torch", "torchio")
+print("NAMES", sorted(m for m in sys.modules if m.split(".")[0] in heavy))
+import torchio as tio
+TorchIOPreprocessor(tio.RescaleIntensity()).fit_transform(table.head(2))
 print("AFTER", "torch" in sys.modules)
 """
 
@@ -43,8 +47,63 @@ def test_import_and_radiomics_combat_load_no_torch():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LOADED []" in result.stdout, result.stdout
-    # a TorchIO estimator does load it
+    # importing the names of the TorchIO estimators does not load it either
+    assert "NAMES []" in result.stdout, result.stdout
+    # using one does
     assert "AFTER True" in result.stdout, result.stdout
+
+
+WITHOUT_TORCH = """
+import sys
+
+
+class NoTorch:  # as if the `torchio` extra were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchio"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, NoTorch())
+from sklearn_medprep import (
+    ComBatHarmonizer, ImageTensorizer, RadiomicsExtractor, TorchIOPreprocessor,
+)
+from sklearn_medprep.datasets import make_multisite_cohort
+
+table = make_multisite_cohort(6, 2, shape=(16, 18, 14), random_state=0)
+features = RadiomicsExtractor(
+    settings={"featureClass": {"firstorder": ["Mean", "Energy"]}},
+    passthrough=["site", "age"],
+).fit_transform(table)
+print("COMBAT", ComBatHarmonizer(site="site", covariates=["age"]).fit_transform(
+    features).shape)
+for name, use in [
+    ("TorchIOPreprocessor", lambda: TorchIOPreprocessor([]).fit(table)),
+    ("ImageTensorizer", lambda: ImageTensorizer().fit_transform(table)),
+    ("TorchIOCollate", lambda: __import__("sklearn_medprep").TorchIOCollate),
+]:
+    try:
+        use()
+    except ImportError as exc:
+        print(name, "->", exc)
+    else:
+        print(name, "-> no error")
+"""
+
+
+def test_without_torch_the_torchio_estimators_name_the_extra():
+    # the lean install (no `torchio` extra): radiomics and ComBat work, the TorchIO
+    # estimators and the nets say what to install
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH], capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "COMBAT (6, 2)" in out, out
+    for name in ("TorchIOPreprocessor", "ImageTensorizer", "TorchIOCollate"):
+        line = next(li for li in out.splitlines() if li.startswith(name + " ->"))
+        assert 'pip install "sklearn-medprep[torchio]"' in line, line
+        assert "needs torch" in line, line
 
 
 def test_lazy_names_resolve_and_are_listed():

@@ -18,7 +18,10 @@ from sklearn_medprep.utils._test_common import TEST_CASES
 from sklearn_medprep.utils.discovery import PUBLIC_SUBPACKAGES
 
 ROOT = Path(__file__).resolve().parents[1]
-API = (ROOT / "docs" / "api.rst").read_text()
+# the user-facing API page and the developer page (estimator checks, discovery)
+API = "\n".join(
+    (ROOT / "docs" / page).read_text() for page in ("api.rst", "developer.rst")
+)
 CONTRIBUTING = (ROOT / "CONTRIBUTING.md").read_text()
 # subpackages whose names users import from the subpackage itself, as in
 # scikit-learn (sklearn.model_selection.KFold); the rest are re-exported at the top

@@ -14,9 +14,12 @@
 #         index: TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu bash tools/install.sh
 #     A wheel already in pip's configured find-links (e.g. a local CPU wheel) is used
 #     as is. TORCH_VERSION (default 2.13.0) pins the version.
-#  2. this package in editable mode with the `dev` extra (every optional feature,
-#     tests, docs, build). PyRadiomics comes from `pyradiomics-bhklab` (import name
-#     `radiomics`), which builds with plain pip on Python 3.10-3.13; see README.
+#  2. this package in editable mode with the `dev` extra: every optional feature
+#     (`all`: torchio, plot, skorch, dask, lbp, parquet), tests, docs, build, twine.
+#     PyRadiomics comes from `pyradiomics-bhklab` (import name `radiomics`), which
+#     PyPI holds as source only: pip compiles it, so a C compiler and the Python
+#     headers are needed (gcc/python3-dev on Linux, the Xcode command line tools on
+#     macOS, Microsoft C++ Build Tools on Windows); see README.
 #  3. the reference ComBat, neuroHarmonize 2.5.2, whose metadata pins numpy<2 and
 #     pandas<3: with STACK=numpy1 through the `neuroharmonize` extra (pins obeyed);
 #     with the default STACK=latest it is not installed (its parity tests then skip:
@@ -32,7 +35,7 @@ TORCH_INDEX_URL="${TORCH_INDEX_URL:-}"
 step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 case "$STACK" in
-    latest) EXTRAS="dev" ;;
+    latest) EXTRAS="dev,survival" ;;
     numpy1) EXTRAS="dev,neuroharmonize" ;;
     *) echo "STACK must be 'latest' or 'numpy1', got '$STACK'" >&2; exit 2 ;;
 esac
@@ -58,7 +61,7 @@ step "installing sklearn-medprep in editable mode with extras [$EXTRAS] (stack: 
 "$VENV/bin/python" - <<'PY'
 import importlib.util
 
-import numpy, pandas, radiomics, sklearn, skorch, torch, torchio
+import numpy, pandas, pyarrow, radiomics, sklearn, skorch, torch, torchio
 
 nh = importlib.util.find_spec("neuroHarmonize") is not None
 print(

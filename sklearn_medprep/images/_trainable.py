@@ -17,7 +17,8 @@ import copy
 from dataclasses import dataclass
 
 import numpy as np
-import torchio as tio
+
+from ..utils._optional import import_optional
 
 __all__ = [
     "find_trainable",
@@ -83,6 +84,7 @@ def register_trainable(transform_class, train, *, needs_training=None):
     >>> register_trainable(MeanShift, train_mean,
     ...                    needs_training=lambda part: part.mean is None)
     """
+    tio = import_optional("torchio", "register_trainable")
     if not (isinstance(transform_class, type)
             and issubclass(transform_class, tio.Transform)):
         raise TypeError(
@@ -111,6 +113,7 @@ def find_trainable(part):
         The entry (``train``, ``needs_training``) of the nearest registered
         class of ``part``, when ``needs_training(part)`` is true.
     """
+    _register_builtin()
     for cls in type(part).__mro__:
         entry = _TRAINABLE.get(cls)
         if entry is not None:
@@ -135,6 +138,7 @@ def train_transform(part, subjects):
     if not subjects:
         raise ValueError(f"cannot train {type(part).__name__} on zero rows")
     trained = find_trainable(part).train(part, subjects)
+    tio = import_optional("torchio", "a TorchIO transform")
     if not isinstance(trained, tio.Transform):
         raise TypeError(
             f"the train function registered for {type(part).__name__} returned "
@@ -211,8 +215,15 @@ def _train_histogram_standardization(hs, subjects):
     return new
 
 
-register_trainable(
-    tio.HistogramStandardization,
-    _train_histogram_standardization,
-    needs_training=_histogram_needs_training,
-)
+def _register_builtin():
+    """Register HistogramStandardization when torchio is first needed.
+
+    Done on use rather than at import, so that importing ``TorchIOPreprocessor``
+    does not import torchio (and torch); an entry registered for it by the user
+    is kept.
+    """
+    tio = import_optional("torchio", "a TorchIO transform")
+    _TRAINABLE.setdefault(
+        tio.HistogramStandardization,
+        _Trainable(_train_histogram_standardization, _histogram_needs_training),
+    )

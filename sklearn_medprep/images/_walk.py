@@ -10,6 +10,7 @@ parts (:mod:`sklearn_medprep.images._trainable`) all go through it.
 
 import copy
 
+from ..utils._optional import import_optional
 from ._monai import monai_random_parts, seed_monai_lambdas
 
 __all__ = [
@@ -112,7 +113,7 @@ def as_transform(transform, name="transform"):
         A part is not a TorchIO transform (a MONAI transform passed directly:
         the message says to wrap it in ``tio.Lambda``).
     """
-    import torchio as tio
+    tio = import_optional("torchio", "a TorchIO transform")
 
     if isinstance(transform, (list, tuple)):
         for position, part in enumerate(transform):

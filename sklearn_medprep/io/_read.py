@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..exceptions import ImageReadError
+from ..utils._optional import import_optional
 from ._deferred_source import deferred_reader
 from ._integrity import check_dicom_series, check_file
 from ._nibabel import is_mgh_path, nibabel_to_sitk, read_mgh
@@ -36,9 +37,7 @@ _2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def _torchio():
-    import torchio
-
-    return torchio
+    return import_optional("torchio", "a TorchIO image")
 
 
 def _is_torchio_image(cell, cls="Image"):

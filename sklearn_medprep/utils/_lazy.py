@@ -2,10 +2,14 @@
 
 Each subpackage's public names are imported on first access, so that importing
 one concept (``from sklearn_medprep import ComBatHarmonizer``) never imports the
-heavy dependencies of another (SimpleITK, torch, matplotlib).
+heavy dependencies of another (SimpleITK, torch, matplotlib). A name whose
+module needs a missing optional dependency raises an ImportError naming the
+extra that installs it.
 """
 
 import importlib
+
+from ._optional import OPTIONAL
 
 __all__ = ["lazy_exports"]
 
@@ -42,7 +46,18 @@ def lazy_exports(package, names):
         module = names.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module, package), name)
+        try:
+            value = getattr(importlib.import_module(module, package), name)
+        except ModuleNotFoundError as exc:
+            # an optional dependency (torch for the nets): name the extra
+            top = (exc.name or "").split(".")[0]
+            if top not in OPTIONAL:
+                raise
+            distribution, extra = OPTIONAL[top]
+            raise ImportError(
+                f"{name} needs {distribution}, which is not installed: "
+                f'pip install "sklearn-medprep[{extra}]"'
+            ) from exc
         namespace[name] = value  # later look-ups skip __getattr__
         return value
 

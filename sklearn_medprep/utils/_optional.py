@@ -1,9 +1,9 @@
 """Import an optional dependency, or say which extra installs it.
 
-The optional pieces of sklearn-medprep are pip extras (``plot``, ``skorch``,
-``dask``, ``lbp``, ``neuroharmonize``, ``dicom``); a feature that needs one calls
-:func:`import_optional` at the point of use, so the error names the feature and
-the exact command that fixes it.
+The optional pieces of sklearn-medprep are pip extras (``torchio``, ``plot``,
+``skorch``, ``dask``, ``lbp``, ``parquet``, ``dicom``, ``neuroharmonize``); a
+feature that needs one calls :func:`import_optional` at the point of use, so the
+error names the feature and the exact command that fixes it.
 """
 
 import importlib
@@ -12,6 +12,8 @@ __all__ = ["import_optional"]
 
 # import name -> (distribution, extra)
 OPTIONAL = {
+    "torch": ("torch", "torchio"),
+    "torchio": ("torchio", "torchio"),
     "matplotlib": ("matplotlib", "plot"),
     "skorch": ("skorch", "skorch"),
     "dask": ("dask[distributed]", "dask"),
@@ -20,6 +22,7 @@ OPTIONAL = {
     "neuroHarmonize": ("neuroHarmonize", "neuroharmonize"),
     "pydicom": ("pydicom", "dicom"),
     "dicognito": ("dicognito", "dicom"),
+    "pyarrow": ("pyarrow", "parquet"),
 }
 
 

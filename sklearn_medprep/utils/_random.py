@@ -5,14 +5,17 @@ transform call draws once to decide whether to apply itself). To make results
 depend on ``random_state`` only, whatever ``n_jobs`` is, one seed is derived per
 unit of work (an output row, a training batch) up front, and each unit runs
 inside :func:`local_seed`, which seeds torch (and numpy) locally and restores the
-caller's global states afterwards.
+caller's global states afterwards. torch is imported on first use (it is the
+``torchio`` extra).
 """
 
 import contextlib
 import numbers
+import sys
 
 import numpy as np
-import torch
+
+from ._optional import import_optional
 
 __all__ = ["local_seed", "preserve_rng", "seed_sequence", "spawn_seeds"]
 
@@ -101,6 +104,7 @@ def preserve_rng():
     >>> torch.equal(before, torch.get_rng_state())
     True
     """
+    torch = import_optional("torch", "seeding TorchIO's random transforms")
     numpy_state = np.random.get_state()  # noqa: NPY002
     with torch.random.fork_rng(devices=[]):
         try:
@@ -131,6 +135,7 @@ def local_seed(seed):
     True
     """
     with preserve_rng():
+        torch = sys.modules["torch"]  # imported by preserve_rng
         if seed is not None:
             # the CPU generator TorchIO draws from (torch.manual_seed would also
             # seed every accelerator backend, 50x slower)
