@@ -175,3 +175,14 @@ def test_subpackage_lazy_names_resolve_and_are_listed(package):
             assert getattr(sklearn_medprep, name) is value
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         module.Nope  # noqa: B018
+
+
+def test_monai_seeding_module_loads_no_torch():
+    # the seeded tio.Lambda class is built on first use, not at import
+    code = (
+        "import sys; import sklearn_medprep.images._monai, "
+        "sklearn_medprep.images._walk; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == "False"

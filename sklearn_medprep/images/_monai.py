@@ -26,10 +26,10 @@ import functools
 import inspect
 
 import numpy as np
-import torch
-import torchio as tio
 
-__all__ = ["SeededLambda", "is_monai_random", "monai_random_parts",
+from ..utils._optional import import_optional
+
+__all__ = ["is_monai_random", "monai_random_parts",
            "seed_monai_lambdas"]
 
 _MAX_SEED = 2**32
@@ -112,33 +112,58 @@ def _as_plain_tensor(result):
     return as_tensor() if callable(as_tensor) else result
 
 
-class SeededLambda(tio.Lambda):
-    """A :class:`torchio.Lambda` whose random MONAI parts follow torch's generator.
+def _seeded_lambda_class():
+    """Build :class:`SeededLambda` on first use (``torchio`` imported then).
 
-    Per subject, one seed is drawn from torch's global generator (which the
-    estimators seed per row from ``random_state``); before the function is
-    applied to each image of the subject, every random MONAI part found by
-    :func:`monai_random_parts` gets a random state derived from that seed, so
-    all images of one subject get the same draw. Parameters are those of
-    :class:`torchio.Lambda`.
+    Importing this module (and so the names of the TorchIO estimators) loads
+    neither torch nor TorchIO; the class is made once, registered as this
+    module's ``SeededLambda`` so that pickles find it.
     """
+    cls = globals().get("_SEEDED_LAMBDA")
+    if cls is not None:
+        return cls
+    torch = import_optional("torch", "a MONAI transform inside tio.Lambda")
+    tio = import_optional("torchio", "a MONAI transform inside tio.Lambda")
 
-    def apply_transform(self, subject):
-        """Apply the function to the subject's images, MONAI parts seeded."""
-        seed = int(torch.randint(0, 2**62, (1,)).item())
-        parts = monai_random_parts(self.function)
-        states = [int(s) for s in np.random.SeedSequence(seed).generate_state(
-            max(len(parts), 1))]
-        function = self.function
+    class SeededLambda(tio.Lambda):
+        """A :class:`torchio.Lambda` whose random MONAI parts follow torch's generator.
 
-        def seeded(data):
-            for part, state in zip(parts, states):
-                part.set_random_state(seed=state % _MAX_SEED)
-            return _as_plain_tensor(function(data))
+        Per subject, one seed is drawn from torch's global generator (which the
+        estimators seed per row from ``random_state``); before the function is
+        applied to each image of the subject, every random MONAI part found by
+        :func:`monai_random_parts` gets a random state derived from that seed, so
+        all images of one subject get the same draw. Parameters are those of
+        :class:`torchio.Lambda`.
+        """
 
-        view = copy.copy(self)  # the transform may be shared by threads
-        view.function = seeded
-        return tio.Lambda.apply_transform(view, subject)
+        def apply_transform(self, subject):
+            """Apply the function to the subject's images, MONAI parts seeded."""
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+            parts = monai_random_parts(self.function)
+            states = [int(s) for s in np.random.SeedSequence(seed).generate_state(
+                max(len(parts), 1))]
+            function = self.function
+
+            def seeded(data):
+                for part, state in zip(parts, states):
+                    part.set_random_state(seed=state % _MAX_SEED)
+                return _as_plain_tensor(function(data))
+
+            view = copy.copy(self)  # the transform may be shared by threads
+            view.function = seeded
+            return tio.Lambda.apply_transform(view, subject)
+
+    SeededLambda.__module__ = __name__
+    SeededLambda.__qualname__ = "SeededLambda"
+    globals()["_SEEDED_LAMBDA"] = SeededLambda
+    return SeededLambda
+
+
+def __getattr__(name):
+    # ``SeededLambda`` (pickles refer to it by name) is built on first use
+    if name == "SeededLambda":
+        return _seeded_lambda_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def seed_monai_lambdas(transform):
@@ -155,6 +180,8 @@ def seed_monai_lambdas(transform):
     torchio.Transform
         The root (itself replaced if it is such a ``Lambda``).
     """
+    tio = import_optional("torchio", "a TorchIO transform")
+    seeded_lambda = _seeded_lambda_class()
     if isinstance(transform, tio.Compose):
         transform.transforms = [seed_monai_lambdas(t) for t in transform.transforms]
         return transform
@@ -165,10 +192,10 @@ def seed_monai_lambdas(transform):
         return transform
     if (
         isinstance(transform, tio.Lambda)
-        and not isinstance(transform, SeededLambda)
+        and not isinstance(transform, seeded_lambda)
         and monai_random_parts(transform.function)
     ):
-        seeded = object.__new__(SeededLambda)
+        seeded = object.__new__(seeded_lambda)
         seeded.__dict__.update(transform.__dict__)
         return seeded
     return transform

@@ -22,7 +22,7 @@ import torch
 import torchio as tio
 from torch.utils.data import default_collate, get_worker_info
 
-from ..images._monai import SeededLambda, seed_monai_lambdas
+from ..images._monai import _seeded_lambda_class, seed_monai_lambdas
 from ..images._walk import walk
 from ..utils._random import local_seed, seed_sequence, spawn_seeds
 
@@ -56,7 +56,8 @@ def _label_indices(label_channels, n_channels):
 
 
 def _has_seeded_part(transform):
-    return any(isinstance(part, SeededLambda) for part in walk(transform))
+    seeded_lambda = _seeded_lambda_class()
+    return any(isinstance(part, seeded_lambda) for part in walk(transform))
 
 
 def _transform_volume(transform, x, labels):
