@@ -5,8 +5,12 @@ PyTorch training loop, a :class:`torchio.Queue` of patches, or any library
 that takes a :class:`torch.utils.data.Dataset`.
 """
 
+import os
+import stat
+
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 import torch
 
 from ..exceptions import SubjectTableError
@@ -14,6 +18,35 @@ from ..images._walk import as_transform
 from ..io._read import describe_cell, to_torchio
 
 __all__ = ["SubjectTableDataset"]
+
+#: Single-file formats whose content a file stamp stands for; a detached header
+#: (.nhdr, .mhd) names a data file whose changes it would miss.
+_SINGLE_FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
+
+
+def _file_key(cell):
+    """``(path, stamp)`` of a single-file image path cell, else None.
+
+    The stamp (device, inode, size, modification and status-change times)
+    changes when the file is written to or replaced.
+    """
+    if not isinstance(cell, (str, os.PathLike)):
+        return None
+    path = os.fspath(cell)
+    if not path.lower().endswith(_SINGLE_FILE_SUFFIXES):
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None  # the full read names what is wrong
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return path, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
+                  info.st_ctime_ns)
+
+
+def _all_finite(tensor):
+    return not tensor.is_floating_point() or bool(tensor.isfinite().all())
 
 
 class SubjectTableDataset(torch.utils.data.Dataset):
@@ -38,6 +71,9 @@ class SubjectTableDataset(torch.utils.data.Dataset):
     label : str or None, default=None
         Label-map column (a segmentation target or a mask), read as a
         :class:`torchio.LabelMap`.
+    sampling_map : str or None, default=None
+        Probability-map column (where a :class:`torchio.WeightedSampler`
+        draws patch centres), read as a :class:`torchio.ScalarImage`.
     targets : array-like of shape (n_rows,) or None, default=None
         One target per row (a class index, a number), in the subject under
         ``"target"``. A column of ``X``: ``targets=X["y"]``.
@@ -88,6 +124,9 @@ default=None
 
     #: Subject key of the row's target.
     target_key = "target"
+    #: What ``min_shape`` is, and the advice, in the error of a smaller image.
+    _min_shape_name = "the smallest shape accepted"
+    _min_shape_hint = ""
     #: Subject key of the row's index label.
     row_key = "row"
 
@@ -97,6 +136,7 @@ default=None
         images="image",
         *,
         label=None,
+        sampling_map=None,
         targets=None,
         transform=None,
         min_shape=None,
@@ -111,7 +151,8 @@ default=None
         if not self.images:
             raise ValueError("images must name at least one image column")
         self.label = label
-        columns = [*self.images, *([label] if label is not None else [])]
+        self.sampling_map = sampling_map
+        columns = self._columns()
         missing = [c for c in columns if c not in X.columns]
         if missing:
             raise SubjectTableError(
@@ -133,6 +174,14 @@ default=None
                     f"targets has {self.targets.shape[0] if self.targets.ndim else 0}"
                     f" entries, the table {len(self.rows)} rows"
                 )
+        # files read and checked through this dataset (shared by its subsets):
+        # path -> its stamp (_file_key) when checked
+        self._checked = {}
+
+    def _columns(self):
+        """The image columns, then the label and sampling-map columns given."""
+        extra = [c for c in (self.label, self.sampling_map) if c is not None]
+        return [*self.images, *extra]
 
     def __len__(self):
         return len(self.rows)
@@ -164,17 +213,24 @@ default=None
             column: self._read(cell, label=False, row=row, column=column)
             for column, cell in zip(self.images, cells)
         }
+        n = len(self.images)
         if self.label is not None:
             content[self.label] = self._read(
-                cells[len(self.images)], label=True, row=row, column=self.label
+                cells[n], label=True, row=row, column=self.label
+            )
+            n += 1
+        if self.sampling_map is not None:
+            content[self.sampling_map] = self._read(
+                cells[n], label=False, row=row, column=self.sampling_map
             )
         self._check_one_grid(content, i)
         if self.min_shape is not None:
             shape = tuple(int(s) for s in content[self.images[0]].spatial_shape)
             if any(s < p for s, p in zip(shape, self.min_shape)):
                 raise SubjectTableError(
-                    f"image shape {shape} is smaller than the smallest shape "
-                    f"accepted {self.min_shape}; pad it (tio.CropOrPad)",
+                    f"image shape {shape} is smaller than {self._min_shape_name} "
+                    f"{self.min_shape}; pad it (tio.CropOrPad)"
+                    f"{self._min_shape_hint}",
                     row=row,
                     column=self.images[0],
                     file=describe_cell(cells[0]),
@@ -200,12 +256,42 @@ default=None
         return list(self.rows)
 
     def _read(self, cell, *, label, row, column):
-        """One cell as a TorchIO image (the library's checked reader)."""
-        return to_torchio(cell, label=label, row=row, column=column)
+        """One cell as a TorchIO image; each file checked once per dataset.
+
+        The first read of a file goes through the library's reader
+        (:func:`~sklearn_medprep.io._read.to_torchio`: integrity check of the
+        file against its header, non-finite voxels that ITK zeroes put back,
+        errors naming row, column and file). A loop or a queue reads every
+        training subject again each epoch: a NIfTI, NRRD or MHA file already
+        checked, unchanged since (same inode, size, modification and
+        status-change times) and holding only finite voxels is then read as
+        TorchIO reads it (one ``SimpleITK.ReadImage``), which gives the same
+        image without decoding the file twice more.
+        """
+        import torchio as tio
+
+        key = _file_key(cell)
+        if key is not None and self._checked.get(key[0]) == key[1]:
+            try:
+                image = sitk.ReadImage(key[0])
+            except RuntimeError:
+                del self._checked[key[0]]  # the full read below names the fault
+            else:
+                cls = tio.LabelMap if label else tio.ScalarImage
+                return cls.from_sitk(image)
+        image = to_torchio(cell, label=label, row=row, column=column)
+        if key is not None and _all_finite(image.data):
+            self._checked[key[0]] = key[1]
+        return image
 
     def _check_one_grid(self, content, i):
-        """Every image of row ``i`` on its first image's grid, or an error naming it."""
-        columns = [*self.images, *([self.label] if self.label is not None else [])]
+        """Every image of row ``i`` on its first image's grid, or an error naming it.
+
+        Shape and affine are compared as TorchIO compares them, so that the
+        error names the row, column and file before TorchIO's sampler raises
+        a message naming none of them.
+        """
+        columns = self._columns()
         first = columns[0]
         reference = content[first]
         ref_shape = tuple(int(n) for n in reference.spatial_shape)
@@ -247,4 +333,22 @@ default=None
         new.X = self.X.iloc[indices]
         if self.targets is not None:
             new.targets = self.targets[indices]
+        return new
+
+    def with_transform(self, transform):
+        """Return the same rows with another ``transform`` (files checked once).
+
+        Parameters
+        ----------
+        transform : torchio.Transform or list of torchio.Transform or None
+
+        Returns
+        -------
+        SubjectTableDataset
+        """
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.transform = (
+            None if transform is None else as_transform(transform, "transform")
+        )
         return new

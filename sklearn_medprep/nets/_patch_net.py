@@ -49,7 +49,7 @@ from ..utils._tags import subject_table_input_tags
 from ._patch_doc import _SHARED_DOC
 from ._patches import (
     PatchCollate,
-    SubjectTableDataset,
+    PatchTableDataset,
     _device_seed,
     grid_patch_outputs,
     make_patch_queue,
@@ -174,7 +174,7 @@ class _PatchNetMixin:
                 "while skorch's scoring callbacks (EpochScoring) score whole "
                 "validation subjects through predict"
             )
-        return SubjectTableDataset(
+        return PatchTableDataset(
             X,
             images,
             label=self._label_column(),
@@ -187,7 +187,7 @@ class _PatchNetMixin:
     def _predict_dataset(self, X):
         check_is_fitted(self, "n_features_in_")
         images = self._check_table(X, reset=False, training=False)
-        return SubjectTableDataset(
+        return PatchTableDataset(
             X,
             images,
             transform=self._subject_transform(training=False),
@@ -278,8 +278,8 @@ class _PatchNetMixin:
             return super().partial_fit(X, y, classes=classes, **fit_params)
 
     def get_dataset(self, X, y=None):
-        """Return the lazy :class:`SubjectTableDataset` of the rows of ``X``."""
-        if isinstance(X, SubjectTableDataset):
+        """Return the lazy :class:`PatchTableDataset` of the rows of ``X``."""
+        if isinstance(X, PatchTableDataset):
             return X
         return self._training_dataset(X, self._encode_target(X, y), y)
 
@@ -297,7 +297,7 @@ class _PatchNetMixin:
         """
         if isinstance(dataset, torch.utils.data.Subset):
             dataset = dataset.dataset.subset(np.asarray(dataset.indices))
-        if not isinstance(dataset, SubjectTableDataset):
+        if not isinstance(dataset, PatchTableDataset):
             raise TypeError(
                 f"{type(self).__name__} trains on a subject table; got a "
                 f"{type(dataset).__name__}"

@@ -4,9 +4,11 @@ The pieces that :class:`~sklearn_medprep.PatchNeuralNetClassifier` and
 :class:`~sklearn_medprep.PatchNeuralNetSegmenter` put together, usable on their
 own:
 
-- :class:`SubjectTableDataset`: row ``i`` of a subject table as a
-  :class:`torchio.Subject`, its images read only when the row is asked for, so
-  that a :class:`torchio.Queue` over it holds a few volumes at a time;
+- :class:`PatchTableDataset`: the public
+  :class:`~sklearn_medprep.nets.SubjectTableDataset` (row ``i`` of a subject
+  table as a :class:`torchio.Subject`, its images read only when the row is
+  asked for, so that a :class:`torchio.Queue` over it holds a few volumes at
+  a time) as skorch's nets expect it;
 - :func:`make_patch_queue`: that dataset behind a ``Queue`` with a uniform,
   weighted or label sampler;
 - :class:`PatchCollate`: a batch of patch subjects as ``(X, y)`` tensors;
@@ -19,20 +21,15 @@ torch and TorchIO are imported inside the functions that use them.
 
 import contextlib
 import numbers
-import os
-import stat
 
-import numpy as np
-import SimpleITK as sitk
 from sklearn.utils import _safe_indexing
 from skorch.dataset import Dataset
 
-from ..exceptions import SubjectTableError
-from ..io._read import describe_cell, to_torchio
+from ._dataset import SubjectTableDataset
 
 __all__ = [
     "PatchCollate",
-    "SubjectTableDataset",
+    "PatchTableDataset",
     "grid_patch_outputs",
     "make_patch_queue",
     "patch_shape",
@@ -41,32 +38,6 @@ __all__ = [
 
 #: Key of the per-row target (class index) inside each subject and patch.
 TARGET_KEY = "medprep_target"
-
-#: Single-file formats whose content a (size, mtime) pair stands for; a
-#: detached header (.nhdr, .mhd) names a data file whose changes it would miss.
-_SINGLE_FILE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
-
-
-def _file_key(cell):
-    """``(path, stamp)`` of a single-file image path cell, else None.
-
-    The stamp (device, inode, size, modification and status-change times)
-    changes when the file is written to or replaced.
-    """
-    if not isinstance(cell, (str, os.PathLike)):
-        return None
-    path = os.fspath(cell)
-    if not path.lower().endswith(_SINGLE_FILE_SUFFIXES):
-        return None
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None  # the full read names what is wrong
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    return path, (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns,
-                  info.st_ctime_ns)
-
 
 @contextlib.contextmanager
 def _device_seed(device, seed):
@@ -93,10 +64,6 @@ def _device_seed(device, seed):
         with torch.cuda.device(index):
             torch.cuda.manual_seed(seed)
         yield
-
-
-def _all_finite(tensor):
-    return not tensor.is_floating_point() or bool(tensor.isfinite().all())
 
 
 def patch_shape(patch_size):
@@ -134,37 +101,20 @@ def patch_shape(patch_size):
     return sides
 
 
-class SubjectTableDataset(Dataset):
-    """Rows of a subject table as TorchIO subjects, read when asked for.
+class PatchTableDataset(SubjectTableDataset, Dataset):
+    """:class:`~sklearn_medprep.nets.SubjectTableDataset` for the patch nets.
 
-    Holds the cells (paths or in-memory images) of the image columns, not the
-    images: item ``i`` reads the images of row ``i`` (with the library's
-    readers, errors naming row, column and file), applies ``transform`` and
-    returns a :class:`torchio.Subject`. A :class:`torchio.Queue` over this
-    dataset therefore keeps in memory the patches it queues and the few
-    subjects it is sampling from, never the cohort.
+    The public dataset (rows read when asked for, each file checked once),
+    also a :class:`skorch.dataset.Dataset`, as skorch's ``fit`` and scoring
+    callbacks expect: the class index of each row under
+    ``"medprep_target"`` (copied into every patch), no row key, and ``y``,
+    the target as given to ``fit``.
 
     Parameters
     ----------
-    X : pandas.DataFrame
-        The subject table.
-    images : list of str
-        Image columns (the input channels, in this order).
-    label : str or None, default=None
-        Label-map column (segmentation target, or where a label sampler draws
-        patch centres), read as a :class:`torchio.LabelMap`.
-    sampling_map : str or None, default=None
-        Probability-map column of a weighted sampler, read as a
-        :class:`torchio.ScalarImage`.
-    targets : array-like of int or None, default=None
-        Class index of each row (classification), stored in each subject (and
-        patch) under ``"medprep_target"``.
-    transform : torchio.Transform or None, default=None
-        Applied to each subject when it is read (augmentation of training
-        subjects).
-    min_shape : tuple of int or None, default=None
-        Smallest spatial shape accepted (the patch size): a smaller image
-        raises an error naming its row.
+    X, images, label, sampling_map, targets, transform, min_shape
+        As :class:`~sklearn_medprep.nets.SubjectTableDataset`; ``min_shape``
+        is the patch size.
     y : array-like or None, default=None
         The target as given to ``fit`` (class labels), kept with the table.
 
@@ -177,6 +127,11 @@ class SubjectTableDataset(Dataset):
         their target from a subset of this dataset, and score them through
         the net's ``predict`` on whole subjects.
     """
+
+    target_key = TARGET_KEY
+    row_key = None
+    _min_shape_name = "the patch size"
+    _min_shape_hint = " or take smaller patches"
 
     def __init__(
         self,
@@ -191,158 +146,24 @@ class SubjectTableDataset(Dataset):
         y=None,
     ):
         # skorch's Dataset.__init__ is not called: this one reads lazily
-        self.X = X
+        SubjectTableDataset.__init__(
+            self,
+            X,
+            images,
+            label=label,
+            sampling_map=sampling_map,
+            targets=targets,
+            transform=transform,
+            min_shape=min_shape,
+        )
         self.y = y
-        self.images = list(images)
-        self.label = label
-        self.sampling_map = sampling_map
-        self.transform = transform
-        self.min_shape = min_shape
-        self.rows = list(X.index)
-        columns = [*self.images, *([label] if label is not None else [])]
-        if sampling_map is not None:
-            columns.append(sampling_map)
-        self.cells = list(X[columns].itertuples(index=False, name=None))
-        self.targets = None if targets is None else np.asarray(targets)
-        # files read and checked through this dataset (shared by its subsets):
-        # path -> its stamp (_file_key) when checked
-        self._checked = {}
-
-    def __len__(self):
-        return len(self.rows)
 
     def subset(self, indices):
         """Return the dataset of rows ``indices`` (positions), same settings."""
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        indices = [int(i) for i in indices]
-        new.rows = [self.rows[i] for i in indices]
-        new.cells = [self.cells[i] for i in indices]
-        new.X = _safe_indexing(self.X, indices)
+        new = SubjectTableDataset.subset(self, indices)
         if self.y is not None:
-            new.y = _safe_indexing(self.y, indices)
-        if self.targets is not None:
-            new.targets = self.targets[indices]
+            new.y = _safe_indexing(self.y, [int(i) for i in indices])
         return new
-
-    def with_transform(self, transform):
-        """Return the same rows with another ``transform``."""
-        new = object.__new__(type(self))
-        new.__dict__.update(self.__dict__)
-        new.transform = transform
-        return new
-
-    def dry_iter(self):
-        """Stand-ins for the subjects, without reading them (for ``Queue``).
-
-        :class:`torchio.Queue` counts its patches per epoch from
-        ``dry_iter()``; no row here sets its own ``num_samples``.
-        """
-        return list(self.rows)
-
-    def subject(self, i):
-        """Read row ``i`` as a :class:`torchio.Subject`, before ``transform``."""
-        import torchio as tio
-
-        row = self.rows[i]
-        cells = self.cells[i]
-        content = {
-            column: self._read(cell, label=False, row=row, column=column)
-            for column, cell in zip(self.images, cells)
-        }
-        n = len(self.images)
-        if self.label is not None:
-            content[self.label] = self._read(
-                cells[n], label=True, row=row, column=self.label
-            )
-            n += 1
-        if self.sampling_map is not None:
-            content[self.sampling_map] = self._read(
-                cells[n], label=False, row=row, column=self.sampling_map
-            )
-        subject = tio.Subject(content)
-        self._check_one_grid(subject, i)
-        if self.min_shape is not None:
-            shape = tuple(int(s) for s in subject.spatial_shape)
-            if any(s < p for s, p in zip(shape, self.min_shape)):
-                raise SubjectTableError(
-                    f"image shape {shape} is smaller than the patch size "
-                    f"{tuple(self.min_shape)}; pad it (tio.CropOrPad) or take "
-                    "smaller patches",
-                    row=row,
-                    column=self.images[0],
-                )
-        if self.targets is not None:
-            # a key given after construction is not copied into patches
-            subject = tio.Subject({**subject, TARGET_KEY: int(self.targets[i])})
-        return subject
-
-    def _read(self, cell, *, label, row, column):
-        """One cell as a TorchIO image; each file checked once per dataset.
-
-        The first read of a file goes through the library's reader
-        (:func:`~sklearn_medprep.io._read.to_torchio`: integrity check of the
-        file against its header, non-finite voxels that ITK zeroes put back,
-        errors naming row, column and file). A queue reads every training
-        subject again each epoch: a NIfTI, NRRD or MHA file already checked,
-        unchanged since (same inode, size, modification and status-change
-        times) and holding only finite voxels is then read as TorchIO reads it
-        (one ``SimpleITK.ReadImage``), which gives the same image without
-        decoding the file twice more.
-        """
-        import torchio as tio
-
-        key = _file_key(cell)
-        if key is not None and self._checked.get(key[0]) == key[1]:
-            try:
-                image = sitk.ReadImage(key[0])
-            except RuntimeError:
-                del self._checked[key[0]]  # the full read below names the fault
-            else:
-                cls = tio.LabelMap if label else tio.ScalarImage
-                return cls.from_sitk(image)
-        image = to_torchio(cell, label=label, row=row, column=column)
-        if key is not None and _all_finite(image.data):
-            self._checked[key[0]] = key[1]
-        return image
-
-    def _check_one_grid(self, subject, i):
-        """Every image of row ``i`` on its first image's grid, or an error naming it.
-
-        Shape and affine are compared as TorchIO compares them, so that the
-        error names the row, column and file before TorchIO's sampler raises
-        a message naming none of them.
-        """
-        first = self.images[0]
-        reference = subject[first]
-        ref_shape = tuple(int(n) for n in reference.spatial_shape)
-        columns = [*self.images, *([self.label] if self.label is not None else [])]
-        if self.sampling_map is not None:
-            columns.append(self.sampling_map)
-        for position, column in enumerate(columns[1:], start=1):
-            image = subject[column]
-            shape = tuple(int(n) for n in image.spatial_shape)
-            if shape != ref_shape:
-                what = f"shape {shape}, not {ref_shape}"
-            elif not np.allclose(image.affine, reference.affine):
-                what = "same shape, another affine: origin, spacing or direction"
-            else:
-                continue
-            raise SubjectTableError(
-                f"image is not on the grid of the {first!r} image ({what}): "
-                "every image of a row must share one grid. Resample it onto "
-                f"the {first!r} image before this net (e.g. "
-                f"tio.Resample({first!r}) on the subject)",
-                row=self.rows[i],
-                column=column,
-                file=describe_cell(self.cells[i][position]),
-            )
-
-    def __getitem__(self, i):
-        subject = self.subject(int(i))
-        if self.transform is not None:
-            subject = self.transform(subject)
-        return subject
 
 
 def make_sampler(kind, patch_size, *, label=None, sampling_map=None,
@@ -390,7 +211,7 @@ def make_patch_queue(dataset, sampler, *, queue_length, samples_per_volume,
 
     Parameters
     ----------
-    dataset : SubjectTableDataset
+    dataset : PatchTableDataset
         The subjects (read lazily by the queue's subject loader).
     sampler : torchio.data.PatchSampler
         Where patches are drawn.

@@ -28,7 +28,7 @@ from sklearn_medprep.datasets import make_texture_cohort
 from sklearn_medprep.exceptions import ImageReadError, SubjectTableError
 from sklearn_medprep.io._read import read_geometry, to_torchio
 from sklearn_medprep.model_selection import SiteStratifiedKFold
-from sklearn_medprep.nets._patches import SubjectTableDataset, sliding_window
+from sklearn_medprep.nets._patches import PatchTableDataset, sliding_window
 
 
 def _classifier_module():
@@ -225,7 +225,7 @@ def test_augmentation_reaches_training_subjects_only_once_per_epoch(cohort):
         return tensor
 
     reads = []
-    original = SubjectTableDataset.subject
+    original = PatchTableDataset.subject
 
     def counting(self, i):
         reads.append(self.rows[i])
@@ -237,7 +237,7 @@ def test_augmentation_reaches_training_subjects_only_once_per_epoch(cohort):
         max_epochs=3,
     )
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(SubjectTableDataset, "subject", counting)
+        mp.setattr(PatchTableDataset, "subject", counting)
         net.fit(cohort, cohort["y"])
         # training subjects augmented once per epoch, validation ones never
         assert len(seen) == 12 * 3
@@ -411,7 +411,7 @@ def test_weighted_sampler_draws_inside_the_probability_map(cohort):
 
 
 def test_dataset_is_lazy_and_subsets_keep_rows(cohort):
-    dataset = SubjectTableDataset(cohort, ["image"], targets=cohort["y"])
+    dataset = PatchTableDataset(cohort, ["image"], targets=cohort["y"])
     assert all(isinstance(cell[0], str) for cell in dataset.cells)
     sub = dataset.subset([3, 1])
     assert sub.rows == ["sub-003", "sub-001"]
@@ -538,7 +538,7 @@ def test_later_reads_equal_the_checked_reader_and_keep_non_finite_voxels(tmp_pat
         nibabel.save(nibabel.Nifti1Image(data, affine), path)
         paths.append(str(path))
     table = pd.DataFrame({"image": paths}, index=["a", "b"])
-    dataset = SubjectTableDataset(table, ["image"])
+    dataset = PatchTableDataset(table, ["image"])
     first = [dataset[i]["image"] for i in range(2)]
     later = [dataset.subset([0, 1])[i]["image"] for i in range(2)]  # next epoch
     for i, path in enumerate(paths):
@@ -555,7 +555,7 @@ def test_later_reads_equal_the_checked_reader_and_keep_non_finite_voxels(tmp_pat
 
 
 def test_a_label_map_read_again_is_still_a_label_map(cohort):
-    dataset = SubjectTableDataset(cohort.iloc[:2], ["image"], label="mask")
+    dataset = PatchTableDataset(cohort.iloc[:2], ["image"], label="mask")
     for _ in range(2):  # first read checked, second read from the memo
         subject = dataset[1]
     assert cohort["mask"].iloc[1] in dataset._checked
@@ -568,7 +568,7 @@ def test_a_file_changed_after_its_check_is_checked_again(tmp_path):
     path = tmp_path / "image.nii"
     sitk.WriteImage(sitk.Image(7, 8, 9, sitk.sitkFloat32), str(path))
     table = pd.DataFrame({"image": [str(path)]}, index=["sub-7"])
-    dataset = SubjectTableDataset(table, ["image"])
+    dataset = PatchTableDataset(table, ["image"])
     assert dataset[0]["image"].shape == (1, 7, 8, 9)
     assert str(path) in dataset._checked
     with open(path, "r+b") as handle:  # truncated between two epochs
