@@ -78,11 +78,16 @@ default=None
     reference_site : str, int or None, default=None
         Site whose data are kept unchanged and towards which the others are
         harmonized.
-    unseen_site : {"error", "estimate", "passthrough"}, default="error"
+    unseen_site : {"error", "estimate", "estimate_outside_target", \
+"passthrough"}, default="error"
         Rows of a site absent at ``fit``: ``"error"`` raises naming the site;
         ``"estimate"`` estimates the new site's location and scale from its rows
         in the batch (at least ``MIN_NEW_SITE_SUBJECTS`` = 5), the fitted model
-        held fixed; ``"passthrough"`` returns them unchanged with a warning.
+        held fixed; ``"estimate_outside_target"`` (needs a protected target)
+        does the same outside the span of the target's coefficients, so that
+        a shift or spread of the new site's target distribution is kept, not
+        removed with the site (user guide, "New sites"); ``"passthrough"``
+        returns them unchanged with a warning.
     features : list of str or None, default=None
         Columns to harmonize; ``None`` takes every numeric column that is neither
         the site nor a covariate.
@@ -244,7 +249,11 @@ default="auto"
         "parametric": ["boolean"],
         "mean_only": ["boolean"],
         "reference_site": [str, numbers.Integral, None],
-        "unseen_site": [StrOptions({"error", "estimate", "passthrough"})],
+        "unseen_site": [
+            StrOptions(
+                {"error", "estimate", "estimate_outside_target", "passthrough"}
+            )
+        ],
         "features": [list, tuple, None],
         "keep_covariates": ["boolean"],
         "random_state": ["random_state"],
@@ -332,6 +341,8 @@ default="auto"
             warnings.warn(message, MedprepWarning, stacklevel=3)  # < wrapper < caller
         self.features_ = np.asarray(batch.feats, dtype=object)
         self._set_model(model)
+        if self.unseen_site == "estimate_outside_target":  # refused now, not later
+            target.target_basis(model, self.target_columns_, self.target_term_)
         self._output_columns = np.asarray(self._handed_on(X, batch), dtype=object)
         self._feature_index = pd.Index(self.features_)
         frame = isinstance(X, pd.DataFrame)
@@ -478,6 +489,11 @@ default="auto"
 
     def _estimate_new_site(self, batch, rows):
         """Location/scale of a new site from its ``rows``, the model held fixed."""
+        basis = None
+        if self.unseen_site == "estimate_outside_target":
+            basis = target.target_basis(
+                self.model_, self.target_columns_, self.target_term_
+            )
         return estimate_new_site(
             inputs.rows_getter(batch.get, rows),
             batch.n_features,
@@ -486,6 +502,7 @@ default="auto"
             eb=self.eb_,
             parametric=self.parametric,
             mean_only=self.mean_only,
+            target_basis=basis,
         )
 
     def _adjust(self, batch):

@@ -21,7 +21,13 @@ from ._blocks import column_blocks
 from ._core import SITE_VAR_TINY, _constant_within_sites, _site_stats, standardize
 from ._eb import EBInput, EBOptions, adjustments
 
-__all__ = ["BatchSites", "NewSite", "estimate_new_site", "resolve_unseen"]
+__all__ = [
+    "BatchSites",
+    "NewSite",
+    "estimate_new_site",
+    "outside_target_moments",
+    "resolve_unseen",
+]
 
 
 @dataclass
@@ -115,7 +121,7 @@ def resolve_unseen(
     ----------
     sites : BatchSites
         The batch's sites; new sites are appended to ``sites.new_sites``.
-    policy : {"error", "estimate", "passthrough"}
+    policy : {"error", "estimate", "estimate_outside_target", "passthrough"}
         The estimator's ``unseen_site``.
     site_values : ndarray of shape (n_samples,)
         Site of each row.
@@ -153,7 +159,7 @@ def resolve_unseen(
             stacklevel=4,
         )
         return sites
-    if protected:
+    if protected and policy == "estimate":
         warnings.warn(
             f"new sites {plain(new_labels)} are estimated with the protected "
             "target at its training centre: a new site's location cannot be "
@@ -172,7 +178,15 @@ def resolve_unseen(
 
 
 def estimate_new_site(
-    get, n_features, covariate_design, params, *, eb, parametric, mean_only
+    get,
+    n_features,
+    covariate_design,
+    params,
+    *,
+    eb,
+    parametric,
+    mean_only,
+    target_basis=None,
 ):
     """Estimate the adjustments of one new site from its rows, model held fixed.
 
@@ -180,10 +194,27 @@ def estimate_new_site(
     fitted one; the new site's location/scale and its priors across features are
     estimated from its own rows, as neuroHarmonize does for new sites.
 
+    With ``target_basis`` (``unseen_site="estimate_outside_target"``), the
+    location and scale are estimated outside the span of the protected
+    target's standardized coefficients (:func:`outside_target_moments`).
+
     Returns
     -------
     gamma_star, delta_star : ndarray of shape (n_features,)
     """
+    if target_basis is None:
+        moments = _new_site_moments(get, n_features, covariate_design, params)
+    else:
+        moments = outside_target_moments(
+            get, n_features, covariate_design, params, target_basis
+        )
+    return _new_site_adjustments(
+        *moments, params["ok"], eb=eb, parametric=parametric, mean_only=mean_only
+    )
+
+
+def _new_site_moments(get, n_features, covariate_design, params):
+    """Mean, ddof=1 variance, non-NaN counts and constancy of the rows, per feature."""
     n_samples = covariate_design.shape[0]
     mean = np.empty(n_features)
     var = np.empty(n_features)
@@ -195,18 +226,68 @@ def estimate_new_site(
         cols = slice(start, stop)
         block = get(start, stop)
         constant[cols] = _constant_within_sites(block, every_row)[0]
-        s = standardize(
-            block,
-            covariate_design,
-            params["coef_cov"][:, cols],
-            params["grand_mean"][cols],
-            params["var_pooled"][cols],
-        )
+        s = _standardized(block, covariate_design, params, cols)
         cnt = (~np.isnan(s)).sum(axis=0)[None].astype(float)
         counts[cols] = cnt[0]
         m, v = _site_stats(s, onehot, cnt)
         mean[cols], var[cols] = m[0], v[0]
-    ok = params["ok"] & np.isfinite(mean)
+    return mean, var, counts, constant
+
+
+def _standardized(block, covariate_design, params, cols):
+    return standardize(
+        block,
+        covariate_design,
+        params["coef_cov"][:, cols],
+        params["grand_mean"][cols],
+        params["var_pooled"][cols],
+    )
+
+
+def outside_target_moments(get, n_features, covariate_design, params, basis):
+    """The new site's moments with its rows' target component left out.
+
+    A new site's rows, standardized with the target at its training centre,
+    hold ``gamma + (t - t_bar) B + noise`` per row, ``B`` the protected
+    target's coefficients over the pooled standard deviations
+    (``basis``, ``(k, n_features)``, zero where a feature is not
+    harmonized). Every row's deviation from the site mean is split into its
+    least-squares component in the span of ``B`` (the row's target effect as
+    its own features estimate it) and the rest; the site mean likewise. The
+    location is the mean's part outside the span, the scale the ddof=1
+    variance of the rows' parts outside it: whatever a shift or a spread of
+    the new site's target distribution moves along ``B`` is kept, whatever
+    the site moves elsewhere is removed. The site's own effect along ``B``
+    (``k`` directions of ``n_features``) is kept with it.
+
+    The new site's rows are standardized whole (``n_rows x n_features``):
+    new sites are small batches. NaN cells count as on the mean in the
+    projections and are left out of every mean and variance.
+    """
+    s = _standardized(get(0, n_features), covariate_design, params,
+                      slice(0, n_features))
+    finite = ~np.isnan(s)
+    counts = finite.sum(axis=0).astype(float)
+    constant = _constant_within_sites(get(0, n_features),
+                                      [np.arange(s.shape[0])])[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(finite, s, 0.0).sum(axis=0) / counts
+    basis = np.where(np.isfinite(mean), basis, 0.0)
+    gram_inv = np.linalg.pinv(basis @ basis.T)
+    along = basis.T @ (gram_inv @ (basis @ np.nan_to_num(mean)))
+    centred = np.where(finite, s - mean, 0.0)
+    rows_along = (centred @ basis.T @ gram_inv) @ basis
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(finite, centred - rows_along, 0.0)
+        var = (var**2).sum(axis=0) / (counts - 1)
+    return mean - along, var, counts, constant
+
+
+def _new_site_adjustments(mean, var, counts, constant, ok, *, eb, parametric,
+                          mean_only):
+    """Empirical-Bayes adjustments of one new site from its moments."""
+    n_features = mean.shape[0]
+    ok = ok & np.isfinite(mean)
     if mean_only:
         degenerate = np.zeros(n_features, dtype=bool)
     else:

@@ -42,6 +42,7 @@ __all__ = [
     "check_target_not_covariate",
     "keep_target_direction",
     "keep_batch_target_direction",
+    "target_basis",
 ]
 
 #: Cells of one block of rows of :func:`keep_target_direction` (16 MB of float64).
@@ -396,6 +397,33 @@ def keep_target_direction(out, covariate_design, model, target_mask, row_scale):
         # c @ theta: the rows' estimated target effects, in data units
         out[np.ix_(rows, cols)] += (1.0 - a) * (c @ theta)
     return out
+
+
+def target_basis(model, target_mask, term):
+    """The protected target's coefficients over the pooled standard deviations.
+
+    ``(k, n_features)``: the directions in which the target moves a row's
+    standardized features (zero where a feature is not harmonized), for
+    ``unseen_site="estimate_outside_target"``.
+
+    Raises
+    ------
+    ValueError
+        Without a protected target (``fit`` without ``y``, or
+        ``protect_target="none"``): there is no direction to keep.
+    """
+    if term is None:
+        raise ValueError(
+            "unseen_site='estimate_outside_target' keeps the protected target's "
+            "direction out of a new site's estimate, but no target is protected: "
+            "fit with y and protect_target other than 'none', or use "
+            "unseen_site='estimate'"
+        )
+    ok = np.asarray(model["ok"], dtype=bool)
+    theta = np.asarray(model["coef_cov"])[np.asarray(target_mask, dtype=bool)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        basis = theta / np.sqrt(model["var_pooled"])
+    return np.where(ok & np.isfinite(basis), basis, 0.0)
 
 
 def keep_batch_target_direction(out, batch, model, target_mask):

@@ -1,0 +1,157 @@
+"""A site unseen in ``fit``: does harmonizing it keep the signal? FCON1000, LOSO.
+
+Ridge regression (standardized features, penalty by RidgeCV) predicts age from
+the 150 cortical-thickness features of FCON1000
+(../shared/data/multisite/pcn_fcon1000.csv, 1075 subjects of the 22 sites with
+at least 5 subjects; the table stays outside the repository) under
+``LeaveOneSiteOut``: in every fold the test site is new to the harmonizer,
+which is fitted on the other 21 sites with age protected
+(``ComBatHarmonizer(covariates=["sex"])``, ``fit(X, y)``), and the ridge model
+is fitted on the harmonized training rows. The options for the new site's
+rows, side by side:
+
+- raw features (no harmonization at all);
+- ``unseen_site="passthrough"``: training sites harmonized, the new site not;
+- ``unseen_site="estimate"``: the new site's location and scale from its own
+  rows, the target at its training centre (the former recommendation);
+- ``unseen_site="estimate_outside_target"``: the same outside the span of the
+  protected target's coefficients;
+- each of the two estimates with ``mean_only=True`` and with
+  ``target_scale="project"``; with ``--smooth``, also with
+  ``protect_target="smooth"`` (a ComBat-GAM spline of age: its span has the
+  spline's dimension; slower, the penalty is cross-validated in every fold).
+
+For each: R2 and MAE of the out-of-fold age predictions, R2 minus the raw
+features', and how predictable the sites stay: the held-out rows of all folds
+(each harmonized by a harmonizer that never saw its site) pooled, and a linear
+site classifier cross-validated within them
+(:func:`sklearn_medprep.site_predictability`, balanced accuracy, chance 1/22),
+the features first adjusted for age and sex by least squares so that the
+sites' different age ranges do not count as site signal.
+
+``--quick`` runs the same table on a small synthetic cohort whose sites differ
+in mean age (``make_multisite_features``), so that it works without the data.
+
+Usage::
+
+    python benchmarks/bench_new_sites.py            # FCON1000, a few minutes
+    python benchmarks/bench_new_sites.py --smooth   # + the spline options
+    python benchmarks/bench_new_sites.py --quick    # synthetic, seconds
+"""
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_target_protection import (  # noqa: E402
+    DATA,
+    evaluate,
+    load_fcon1000,
+    load_quick,
+)
+
+
+def options(smooth):
+    from sklearn_medprep import ComBatHarmonizer
+
+    def combat(**kwargs):
+        return ComBatHarmonizer(covariates=["sex"], **kwargs)
+
+    out = {"raw features": None}
+    out["passthrough"] = combat(unseen_site="passthrough")
+    for policy in ("estimate", "estimate_outside_target"):
+        out[policy] = combat(unseen_site=policy)
+        out[f"{policy}, mean_only"] = combat(unseen_site=policy, mean_only=True)
+        out[f"{policy}, target_scale='project'"] = combat(
+            unseen_site=policy, target_scale="project"
+        )
+        if smooth:
+            out[f"{policy}, smooth age"] = combat(
+                unseen_site=policy, protect_target="smooth", random_state=0
+            )
+            out[f"{policy}, smooth age, mean_only"] = combat(
+                unseen_site=policy,
+                protect_target="smooth",
+                mean_only=True,
+                random_state=0,
+            )
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="synthetic, seconds")
+    parser.add_argument("--smooth", action="store_true", help="+ spline options")
+    parser.add_argument("--data", type=Path, default=DATA, help="pcn_fcon1000.csv")
+    args = parser.parse_args(argv)
+
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    from sklearn_medprep import site_predictability
+    from sklearn_medprep.model_selection import LeaveOneSiteOut
+
+    warnings.simplefilter("ignore")  # the new-site warnings of LeaveOneSiteOut
+    if args.quick:
+        X, y, feats = load_quick()
+        name = "synthetic stand-in (make_multisite_features, sites differ in age)"
+    elif not args.data.is_file():
+        print(
+            f"skipped: {args.data} is absent (give --data, or run with --quick for "
+            "a synthetic table)"
+        )
+        return 0
+    else:
+        X, y, feats = load_fcon1000(args.data)
+        name = "FCON1000 cortical thickness"
+    n_sites = X["site"].nunique()
+    print(
+        f"{name}: {len(X)} subjects, {len(feats)} features, {n_sites} sites; "
+        f"LeaveOneSiteOut ({n_sites} folds), age prediction by ridge; site "
+        f"predictability of the pooled held-out rows, chance {1 / n_sites:.3f}, "
+        "features adjusted for age and sex"
+    )
+    covs = pd.DataFrame({"age": y, "sex": X["sex"]}, index=X.index)
+    header = (
+        f"{'new site':44s} {'R2':>7s} {'dR2':>7s} {'MAE':>6s} "
+        f"{'site acc':>8s} {'perm. 95%':>13s} {'time s':>7s}"
+    )
+    print(header)
+    print("-" * len(header))
+    raw_r2 = None
+    for label, harmonizer in options(args.smooth).items():
+        start = time.perf_counter()
+        pred, tests = evaluate(X, y, feats, LeaveOneSiteOut(), harmonizer=harmonizer)
+        seconds = time.perf_counter() - start
+        r2 = r2_score(y, pred)
+        raw_r2 = r2 if raw_r2 is None else raw_r2
+        table = tests[feats].assign(site=X["site"])
+        score = site_predictability(
+            table, "site", feats, covariates=covs, n_permutations=20
+        )
+        low, high = score.null_interval
+        print(
+            f"{label:44s} {r2:7.3f} {r2 - raw_r2:+7.3f} "
+            f"{mean_absolute_error(y, pred):6.2f} {float(score):8.3f} "
+            f"[{low:.3f},{high:.3f}] {seconds:7.1f}",
+            flush=True,
+        )
+    print(
+        "R2, MAE: out-of-fold age predictions pooled over the folds; dR2: minus "
+        "the raw features'; site acc: cross-validated balanced accuracy of a "
+        "linear site classifier within the pooled held-out rows (the interval: "
+        "the same with the site labels permuted); time: the LOSO loop."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
