@@ -258,14 +258,40 @@ def check_proxy(out):
     assert "planted age_months found: True" in out
 
 
+def check_read(out):
+    if "absent: nothing to measure" in out:
+        return
+    rows = re.findall(r"^  (\S+) +" + NUM + r"s +" + NUM + r"s +" + NUM + r"s +"
+                      + NUM + " +" + NUM + " +" + NUM + r" +(True|False)$", out, re.M)
+    assert len(rows) >= 5, out[-2000:]
+    for row in rows:
+        _positive([float(v) for v in row[1:7]], "read times / ratios")
+        assert row[7] == "True", row  # our read equals SimpleITK's
+
+
+def check_new_sites(out):
+    rows = dict(re.findall(
+        r"^(raw features|passthrough|estimate[a-z_]*(?:, [^\n]*?)?)\s+(-?\d+\.\d+) ",
+        out, re.M))
+    for name in ("raw features", "passthrough", "estimate",
+                 "estimate_outside_target", "estimate_outside_target, mean_only"):
+        assert name in rows, (name, out[-2000:])
+    accuracies = re.findall(r" (\d\.\d{3}) \[(\d\.\d{3}),(\d\.\d{3})\]", out)
+    assert len(accuracies) == len(rows), out[-2000:]
+    for values in accuracies:
+        assert all(0.0 <= float(v) <= 1.0 for v in values), values
+
+
 CHECKS = {
     "bench_cache.py": check_cache,
     "bench_import.py": check_import,
+    "bench_new_sites.py": check_new_sites,
     "bench_combat.py": check_combat,
     "bench_gpu.py": check_gpu,
     "bench_patches.py": check_patches,
     "bench_proxy.py": check_proxy,
     "bench_radiomics.py": check_radiomics,
+    "bench_read.py": check_read,
     "bench_target_protection.py": check_target_protection,
     "bench_torchio.py": check_torchio,
     "bench_voxel.py": check_voxel,
