@@ -2,8 +2,13 @@
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
-from sklearn.base import _fit_context
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+from sklearn.base import (
+    BaseEstimator,
+    OneToOneFeatureMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import (
     _check_feature_names,
@@ -193,9 +198,8 @@ class LongitudinalComBatHarmonizer(
                     "every cell (impute or drop it first)."
                 )
         for column in feats:
-            if not pd.api.types.is_numeric_dtype(X[column]) or pd.api.types.is_bool_dtype(
-                X[column]
-            ):
+            kind = X[column].dtype
+            if not is_numeric_dtype(kind) or is_bool_dtype(kind):
                 raise SubjectTableError(
                     f"feature column {plain(column)!r} is not numeric; name the "
                     "harmonized columns with features=."
@@ -238,8 +242,12 @@ class LongitudinalComBatHarmonizer(
         """
         values, cov = self._read(X, reset=True)
         if len(X) == 0:
-            raise SubjectTableError("X has 0 rows: nothing to fit.")
-        self.sites_, site_codes = np.unique(X[self.site].to_numpy(), return_inverse=True)
+            raise SubjectTableError(
+                "LongitudinalComBatHarmonizer: X has 0 rows, nothing to fit."
+            )
+        self.sites_, site_codes = np.unique(
+            X[self.site].to_numpy(), return_inverse=True
+        )
         self.subjects_, subj_codes = np.unique(
             X[self.subject].to_numpy(), return_inverse=True
         )
@@ -247,8 +255,8 @@ class LongitudinalComBatHarmonizer(
         if self.sites_.size < 2 or counts.min() < 2:
             few = [plain(s) for s, n in zip(self.sites_, counts) if n < 2]
             raise SubjectTableError(
-                "longitudinal ComBat needs at least 2 sites and at least 2 rows "
-                f"per site; got sites {plain(list(self.sites_))} (sites with "
+                "LongitudinalComBatHarmonizer needs at least 2 sites and at least "
+                f"2 rows per site; got sites {plain(list(self.sites_))} (sites with "
                 f"fewer than 2 rows: {few})."
             )
         cov_design = self._cov_design(cov, X.index, reset=True)

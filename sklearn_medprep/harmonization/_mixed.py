@@ -85,16 +85,20 @@ def fit_mixed_models(values, site_codes, n_sites, cov_design, subject_codes,
     subject_effect = np.empty((n_subjects, n_features))
     for j in range(n_features):
         model = MixedLM(values[:, j], exog, groups=subject_codes)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = model.fit(reml=True)
+        result, caught = _fit(model, {})
+        if not result.converged:
+            # the gradient optimizers stall when the random-intercept variance
+            # is on the boundary (0); Powell's derivative-free method does not
+            result, caught = _fit(model, {"method": "powell"})
         # a random-intercept variance of 0 (on the boundary) is a valid fit
-        # (lme4's "singular fit"): the model is then ComBat's for that feature
-        caught = [w for w in caught if "boundary" not in str(w.message)]
-        if caught:
+        # (lme4's "singular fit"): the model is then ComBat's for that feature;
+        # the Hessian gives only standard errors, which are not used
+        caught = [w for w in caught if not _benign(w)]
+        if caught or not result.converged:
+            why = caught[0].message if caught else "no convergence"
             warnings.warn(
-                f"longitudinal ComBat: the mixed model of feature "
-                f"{plain(feature_names[j])!r} warned: {caught[0].message}",
+                f"LongitudinalComBatHarmonizer: the mixed model of feature "
+                f"{plain(feature_names[j])!r} warned: {why}",
                 MedprepWarning,
                 stacklevel=3,
             )
@@ -109,3 +113,16 @@ def fit_mixed_models(values, site_codes, n_sites, cov_design, subject_codes,
             float(np.asarray(effects[s])[0]) for s in range(n_subjects)
         ]
     return MixedFit(intercept, site_effect, coef_cov, sigma2, tau2, subject_effect)
+
+
+def _fit(model, options):
+    """REML fit of one mixed model, with the warnings it raised."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model.fit(reml=True, **options)
+    return result, caught
+
+
+def _benign(caught):
+    text = str(caught.message)
+    return "boundary" in text or "Hessian" in text
