@@ -85,15 +85,15 @@ def fit_mixed_models(values, site_codes, n_sites, cov_design, subject_codes,
     subject_effect = np.empty((n_subjects, n_features))
     for j in range(n_features):
         model = MixedLM(values[:, j], exog, groups=subject_codes)
-        result, caught = _fit(model, {})
-        if not result.converged:
-            # the gradient optimizers stall when the random-intercept variance
-            # is on the boundary (0); Powell's derivative-free method does not
-            result, caught = _fit(model, {"method": "powell"})
         # a random-intercept variance of 0 (on the boundary) is a valid fit
         # (lme4's "singular fit"): the model is then ComBat's for that feature;
         # the Hessian gives only standard errors, which are not used
-        caught = [w for w in caught if not _benign(w)]
+        result, caught = _fit(model, {})
+        if caught or not result.converged:
+            # the gradient optimizers (statsmodels' default, then its retries)
+            # stall when the random-intercept variance is near the boundary;
+            # Powell's derivative-free method does not
+            result, caught = _fit(model, {"method": "powell"})
         if caught or not result.converged:
             why = caught[0].message if caught else "no convergence"
             warnings.warn(
@@ -120,7 +120,7 @@ def _fit(model, options):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = model.fit(reml=True, **options)
-    return result, caught
+    return result, [w for w in caught if not _benign(w)]
 
 
 def _benign(caught):
