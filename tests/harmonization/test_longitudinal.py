@@ -8,7 +8,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import cross_validate
 from sklearn.pipeline import make_pipeline
 
-from sklearn_medprep import LongitudinalComBatHarmonizer
+from sklearn_medprep import ComBatHarmonizer, LongitudinalComBatHarmonizer
 from sklearn_medprep.exceptions import SubjectTableError
 from sklearn_medprep.model_selection import SiteStratifiedGroupKFold
 
@@ -133,6 +133,26 @@ def test_removes_site_effects_and_keeps_within_subject_change():
         r_in = np.corrcoef(lvl_true[f], lvl_in[f])[0, 1]
         r_out = np.corrcoef(lvl_true[f], lvl_out[f])[0, 1]
         assert r_out > max(r_in, 0.9), (f, r_in, r_out)
+
+
+def _within_ratio(frame, table):
+    """sd of the within-subject deviations per site: max / min, per feature."""
+    dev = frame[FEATURES] - frame[FEATURES].groupby(table["subject"]).transform("mean")
+    sd = dev.groupby(table["site"]).std()
+    return (sd.max() / sd.min()).to_numpy()
+
+
+def test_within_subject_scale_equalized_unlike_combat():
+    table, _ = _cohort(n_subjects=36, seed=1)
+    out = LongitudinalComBatHarmonizer(
+        covariates=["time"], features=FEATURES
+    ).fit_transform(table)
+    combat = ComBatHarmonizer(covariates=["time"], features=FEATURES).fit_transform(
+        table
+    )
+    raw, comb, lon = (_within_ratio(f, table) for f in (table, combat, out))
+    # ComBat's scale comes from a spread dominated by the subject levels
+    assert lon.mean() < 0.85 * min(raw.mean(), comb.mean()), (raw, comb, lon)
 
 
 def test_new_visits_known_and_unknown_subjects():
