@@ -5,13 +5,13 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from sklearn.base import (
     BaseEstimator,
-    OneToOneFeatureMixin,
     TransformerMixin,
     _fit_context,
 )
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import (
     _check_feature_names,
+    _check_feature_names_in,
     _check_n_features,
     check_is_fitted,
 )
@@ -25,9 +25,7 @@ from ._mixed import fit_mixed_models
 __all__ = ["LongitudinalComBatHarmonizer"]
 
 
-class LongitudinalComBatHarmonizer(
-    OneToOneFeatureMixin, TransformerMixin, BaseEstimator
-):
+class LongitudinalComBatHarmonizer(TransformerMixin, BaseEstimator):
     """Remove site effects from repeated visits with longitudinal ComBat.
 
     ComBat treats every row as an independent subject: with repeated visits
@@ -358,13 +356,14 @@ class LongitudinalComBatHarmonizer(
         Parameters
         ----------
         input_features : array-like of str or None, default=None
-            Ignored beyond the fitted check.
+            Checked against ``feature_names_in_``.
 
         Returns
         -------
         feature_names_out : ndarray of str
         """
         check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
         return np.asarray(self.features_, dtype=object)
 
     def __sklearn_tags__(self):
