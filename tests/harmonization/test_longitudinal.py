@@ -187,6 +187,20 @@ def test_new_visits_known_and_unknown_subjects():
     np.testing.assert_allclose(
         pred, formula(shrink * (new[FEATURES].to_numpy() - fixed)), rtol=1e-10
     )
+    # two visits of one unknown subject: its intercept from both, shrunk as n=2
+    pair = table[table["subject"] == "s03"].iloc[:2].assign(subject="newcomer")
+    got = lc.transform(pair).to_numpy()
+    p_site = lc.sites_.searchsorted(pair["site"])
+    p_mean = lc.grand_mean_ + pair[["time"]].to_numpy() @ m.coef_cov
+    p_fixed = m.intercept + pair[["time"]].to_numpy() @ m.coef_cov + m.site_effect[
+        p_site]
+    u = m.tau2 / (m.tau2 + m.sigma2 / 2) * (pair[FEATURES].to_numpy() - p_fixed).mean(
+        axis=0)
+    s_pair = (pair[FEATURES].to_numpy() - p_mean - u) / sd
+    want = sd * (s_pair - lc.gamma_star_[p_site]) / np.sqrt(
+        lc.delta_star_[p_site]) + p_mean + u
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert not np.allclose(got[0], lc.transform(pair.iloc[[0]]).to_numpy()[0])
 
 
 def test_in_a_pipeline_with_subject_group_folds():
