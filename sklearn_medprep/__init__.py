@@ -20,6 +20,7 @@ _LAZY = {
     # estimators
     "ComBatHarmonizer": ".harmonization",
     "CovBatHarmonizer": ".harmonization",
+    "LongitudinalComBatHarmonizer": ".harmonization",
     "ImageTensorizer": ".nets",
     "PatchNeuralNetClassifier": ".nets",
     "PatchNeuralNetSegmenter": ".nets",
@@ -71,6 +72,7 @@ __all__ = [
     # estimators
     "ComBatHarmonizer",
     "CovBatHarmonizer",
+    "LongitudinalComBatHarmonizer",
     "ImageTensorizer",
     "PatchNeuralNetClassifier",
     "PatchNeuralNetSegmenter",

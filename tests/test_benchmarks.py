@@ -282,6 +282,18 @@ def check_new_sites(out):
         assert all(0.0 <= float(v) <= 1.0 for v in values), values
 
 
+def check_longitudinal(out):
+    (diff,) = re.search(r"max \|ours - reference\| (\S+)", out).groups()
+    assert float(diff) <= 1e-6, "longitudinal ComBat differs from its reference"
+    (ratio,) = re.search(r"time ours / reference: median " + NUM, out).groups()
+    _positive([float(ratio)], "time ratio")
+    rows = re.findall(r"(raw|ComBat|longitudinal): site-mean spread left " + NUM
+                      + r"; within-subject sd max/min over sites " + NUM
+                      + r"; slope RMS error " + NUM, out)
+    assert [r[0] for r in rows] == ["raw", "ComBat", "longitudinal"], out[-2000:]
+    _positive([float(v) for r in rows for v in r[1:]], "cohort figures")
+
+
 CHECKS = {
     "bench_cache.py": check_cache,
     "bench_import.py": check_import,
@@ -295,6 +307,7 @@ CHECKS = {
     "bench_target_protection.py": check_target_protection,
     "bench_torchio.py": check_torchio,
     "bench_voxel.py": check_voxel,
+    "bench_longitudinal.py": check_longitudinal,
 }
 
 

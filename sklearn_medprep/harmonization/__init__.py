@@ -5,12 +5,14 @@ from ..utils._lazy import lazy_exports
 _LAZY = {
     "ComBatHarmonizer": "._combat",
     "CovBatHarmonizer": "._covbat",
+    "LongitudinalComBatHarmonizer": "._longitudinal",
     "VoxelComBatHarmonizer": "._voxel_combat",
 }
 
 __all__ = [
     "ComBatHarmonizer",
     "CovBatHarmonizer",
+    "LongitudinalComBatHarmonizer",
     "VoxelComBatHarmonizer",
 ]
 

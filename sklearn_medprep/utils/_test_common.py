@@ -45,6 +45,12 @@ def _features():
     return make_multisite_features(40, 6, 3, random_state=0)
 
 
+def _longitudinal_features():
+    # two visits per subject (rows sorted by site: one subject travels)
+    table = _features()
+    return table.assign(subject=[f"p{i // 2:02d}" for i in range(len(table))])
+
+
 def _one_site_cohort():
     return _cohort(n_sites=1)
 
@@ -115,6 +121,10 @@ TEST_CASES = {
     "CovBatHarmonizer": (
         lambda: dict(site="site", covariates=["age", "sex"], n_components=2),
         _features,
+    ),
+    "LongitudinalComBatHarmonizer": (
+        lambda: dict(covariates=["age", "sex"]),
+        _longitudinal_features,
     ),
     "VoxelComBatHarmonizer": (
         lambda: dict(site="site", covariates=["age"], chunk_size=97),
@@ -499,6 +509,64 @@ def _patch_checks(estimator):
     return table
 
 
+# LongitudinalComBatHarmonizer (harmonization/_longitudinal.py): it reads the
+# subject and site columns of a DataFrame (a plain array is refused by name);
+# scikit-learn's checks pass anonymous arrays. Every check_subject_table_* check
+# passes on its test table (two visits per subject).
+_LONG_TESTS = "tests/harmonization/test_longitudinal.py"
+_LONG_TABLE = (
+    "sklearn's check passes a plain array; LongitudinalComBatHarmonizer reads "
+    "the subject and site columns of a DataFrame and refuses an array by name"
+)
+_LONG_DOMAIN = {
+    "check_estimators_pickle": "check_subject_table_pickle",
+    "check_estimators_pickle(readonly_memmap=True)": "check_subject_table_pickle",
+    "check_methods_sample_order_invariance": "check_subject_table_row_alignment",
+    "check_methods_subset_invariance": "check_subject_table_one_row_transform",
+    "check_transformer_general": "check_subject_table_index_preserved and "
+    f"{_LONG_TESTS}::test_new_visits_known_and_unknown_subjects",
+    "check_transformer_general(readonly_memmap=True)": "check_subject_table_"
+    "index_preserved",
+    "check_transformer_data_not_an_array": "check_subject_table_index_preserved",
+    "check_fit_idempotent": f"{_LONG_TESTS}::test_new_visits_known_and_unknown_"
+    "subjects (transform equals fit_transform)",
+    "check_pipeline_consistency": f"{_LONG_TESTS}::test_in_a_pipeline_with_"
+    "subject_group_folds",
+    "check_estimators_overwrite_params": "check_subject_table_clone",
+    "check_dont_overwrite_parameters": "check_subject_table_clone",
+    "check_dict_unchanged": "check_subject_table_does_not_modify_input",
+    "check_fit_check_is_fitted": "check_subject_table_clone",
+    "check_estimators_fit_returns_self": "check_subject_table_clone",
+    "check_readonly_memmap_input": "check_subject_table_pickle",
+    "check_estimators_empty_data_messages": "check_subject_table_empty_fit",
+    "check_fit2d_1sample": "check_subject_table_one_row_fit",
+    "check_estimators_nan_inf": f"{_LONG_TESTS}::test_clear_errors (NaN cell "
+    "named by row and column)",
+}
+_LONG_CHECKS = {
+    name: f"{_LONG_TABLE} (replaced by {domain})"
+    for name, domain in _LONG_DOMAIN.items()
+}
+_LONG_CHECKS.update({
+    name: f"{_LONG_TABLE} (tables: {_LONG_TESTS})"
+    for name in [
+        "check_fit_score_takes_y",
+        "check_n_features_in_after_fitting",
+        "check_positive_only_tag_during_fit",
+        "check_estimators_dtypes",
+        "check_complex_data",
+        "check_dtype_object",
+        "check_estimator_sparse_tag",
+        "check_estimator_sparse_array",
+        "check_estimator_sparse_matrix",
+        "check_f_contiguous_array_estimator",
+        "check_transformer_preserve_dtypes",
+        "check_fit2d_1feature",
+        "check_n_features_in",
+        "check_fit2d_predict1d",
+    ]
+})
+
 # The library's own checks (check_subject_table_* in
 # sklearn_medprep.utils.estimator_checks: empty and one-row tables, row alignment,
 # pickling...) that an estimator does not pass yet, {"Name": {"check": "reason"}}.
@@ -532,6 +600,7 @@ EXPECTED_FAILED_CHECKS = {
     "PatchNeuralNetClassifier": _patch_checks("PatchNeuralNetClassifier"),
     "PatchNeuralNetSegmenter": _patch_checks("PatchNeuralNetSegmenter"),
     "VoxelComBatHarmonizer": _VOXEL_CHECKS,
+    "LongitudinalComBatHarmonizer": _LONG_CHECKS,
 }
 # the library's own checks, in the same table (names check_subject_table_*)
 EXPECTED_FAILED_CHECKS = {
