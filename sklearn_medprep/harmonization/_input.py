@@ -329,7 +329,9 @@ def _select_features(table, features, features_seen, from_table, *, reset):
         for k in np.flatnonzero(candidate & ~numeric & objects):
             is_numeric_column(table.iloc[:, k], name=table.columns[k])
         positions = np.flatnonzero(numeric & candidate)
-        feats = list(table.columns[positions])
+        # tolist, not list(): iterating pandas 3's Arrow-backed column labels
+        # costs a microsecond per label (0.1 s at 50,000 features)
+        feats = table.columns[positions].tolist()
     else:
         feats = list(features_seen)
         positions = _positions(table, feats)
