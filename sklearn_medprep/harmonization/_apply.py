@@ -16,7 +16,8 @@ from ._core import ComBatModel, site_tables
 
 __all__ = ["BatchTables", "apply_combat", "batch_tables", "output_layout"]
 
-_APPLY_CELLS = 1 << 16  # cells per block of apply_combat (512 KB: in cache)
+_APPLY_CELLS = 1 << 16  # cells per column block of apply_combat (512 KB: in cache)
+_ROW_CELLS = 1 << 18  # cells per row block (2 MB)
 
 
 def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
@@ -48,15 +49,18 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
         with blas_one_thread(out.size):
             _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov)
         return out
-    if isinstance(params, ComBatModel) and not sites.new_sites:
-        scale_f, shift_f, coef_f = params.feature_tables
-    else:
-        scale_f, shift_f, coef_f = (
-            np.ascontiguousarray(t.T) for t in (scale, shift, coef_cov)
-        )
     with blas_one_thread(out.size):
-        _apply_by_columns(
-            get, out, idx, covariate_design, scale_f, shift_f, coef_f, exact=finite
+        if finite:
+            _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov)
+            return out
+        if isinstance(params, ComBatModel) and not sites.new_sites:
+            scale_f, shift_f, coef_f = params.feature_tables
+        else:
+            scale_f, shift_f, coef_f = (
+                np.ascontiguousarray(t.T) for t in (scale, shift, coef_cov)
+            )
+        _apply_by_columns_take(
+            get, out, idx, covariate_design, scale_f, shift_f, coef_f
         )
     return out
 
@@ -115,7 +119,7 @@ def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
     n_samples, n_features = out.shape
     raw, limit = _unchecked(get)
     data = raw(0, n_features)
-    height = max(1, _APPLY_CELLS // max(n_features, 1))
+    height = max(1, _ROW_CELLS // max(n_features, 1))
     a_buf = np.empty((min(height, n_samples), n_features))
     mod_buf = np.empty_like(a_buf)
     has_cov = covariate_design.shape[1] > 0
@@ -141,41 +145,40 @@ def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
         target += np.take(shift, idx[rows], axis=0, out=a)
 
 
-def _apply_by_columns(
-    get, out, idx, covariate_design, scale, shift, coef_t, *, exact
-):
-    """:func:`apply_combat` for column-major data: blocks of columns.
+def _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov):
+    """:func:`apply_combat` for column-major data and finite tables.
 
-    ``scale``/``shift`` are ``(n_features, n_tables)``. With finite tables,
-    ``out = a x + c`` with ``c = e - (a - 1) m`` of each row's site and
-    covariates: ``a`` and ``c`` are each one product of the rows' design
-    (site indicators, and site indicators times covariates) by a per-feature
-    table, so that a block costs two products, a multiply and an add (the
-    gather by a product is exact, ``x * 1 + 0``, and several times faster
-    than ``np.take``). A row of the identity table gets ``a = 1``, ``c = 0``:
-    its values exactly.
+    ``scale``/``shift`` are ``(n_tables, n_features)``, ``coef_cov``
+    ``(n_cov, n_features)``. ``out = a x + c`` with ``c = e - (a - 1) m`` of
+    each row's site and covariates: ``a`` and ``c`` are each one product of
+    the rows' design (site indicators; site indicators times covariates, then
+    site indicators) by a table with a column per feature, so that a block of
+    columns costs two products, a multiply and an add. The gather by a
+    product is exact (``x * 1 + 0``) and several times faster than
+    ``np.take``; a row of the identity table gets ``a = 1``, ``c = 0``: its
+    values exactly.
     """
     n_samples, n_features = out.shape
-    n_tables = scale.shape[1]
+    n_tables = scale.shape[0]
     onehot = np.zeros((n_samples, n_tables))
     onehot[np.arange(n_samples), idx] = 1.0
-    has_cov = covariate_design.shape[1] > 0
-    if not exact:
-        return _apply_by_columns_take(
-            get, out, idx, covariate_design, scale, shift, coef_t
-        )
-    if has_cov:
-        # c = sum_k cov_k (-(a - 1) coef_k) + e: the design is each row's site
-        # indicators times its covariates, then its site indicators
+    if covariate_design.shape[1] > 0:
+        # c = sum_k cov_k (-(a - 1) coef_k) + e
         rows = np.hstack(
-            [(onehot[:, :, None] * covariate_design[:, None, :]).reshape(
-                n_samples, -1
-            ), onehot]
+            [
+                (onehot[:, :, None] * covariate_design[:, None, :]).reshape(
+                    n_samples, -1
+                ),
+                onehot,
+            ]
         )
-        table = np.hstack(
-            [(-(scale - 1.0)[:, :, None] * coef_t[:, None, :]).reshape(
-                n_features, -1
-            ), shift]
+        table = np.vstack(
+            [
+                (-(scale - 1.0)[:, None, :] * coef_cov[None, :, :]).reshape(
+                    -1, n_features
+                ),
+                shift,
+            ]
         )
     else:
         rows, table = onehot, shift
@@ -188,8 +191,8 @@ def _apply_by_columns(
         stop = min(start + width, n_features)
         cols = slice(start, stop)
         x = get(start, stop)
-        a = np.matmul(onehot, scale[cols].T, out=a_buf[:, : stop - start])
-        c = np.matmul(rows, table[cols].T, out=c_buf[:, : stop - start])
+        a = np.matmul(onehot, scale[:, cols], out=a_buf[:, : stop - start])
+        c = np.matmul(rows, table[:, cols], out=c_buf[:, : stop - start])
         np.multiply(x, a, out=a)
         np.add(a, c, out=out[:, cols])
 
