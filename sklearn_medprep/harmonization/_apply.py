@@ -47,7 +47,10 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
     coef_cov = np.ascontiguousarray(params["coef_cov"])
     if block_layout(out) == "C":
         with blas_one_thread(out.size):
-            _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov)
+            _apply_by_rows(
+                get, out, idx, covariate_design, scale, shift, coef_cov,
+                exact=finite,
+            )
         return out
     with blas_one_thread(out.size):
         if finite:
@@ -110,11 +113,15 @@ def batch_tables(params, sites, *, ref_level=None):
     return BatchTables(scale, shift, finite, sites.table_rows(n_sites))
 
 
-def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
+def _apply_by_rows(
+    get, out, idx, covariate_design, scale, shift, coef_cov, *, exact=False
+):
     """:func:`apply_combat` for row-major data: blocks of whole rows.
 
     ``scale``/``shift`` are ``(n_tables, n_features)``: a row's entries are
-    one contiguous row of the table.
+    one contiguous row of the table. With finite tables (``exact``),
+    ``out = a x + c`` as in :func:`_apply_by_columns`, ``c`` one product per
+    block; otherwise ``a x + e - (a - 1) m`` step by step.
     """
     n_samples, n_features = out.shape
     raw, limit = _unchecked(get)
@@ -123,6 +130,10 @@ def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
     a_buf = np.empty((min(height, n_samples), n_features))
     mod_buf = np.empty_like(a_buf)
     has_cov = covariate_design.shape[1] > 0
+    if exact and has_cov:
+        _, design, table = _affine_design(
+            idx, covariate_design, scale, shift, coef_cov
+        )
     for r0 in range(0, n_samples, height):
         rows = slice(r0, min(r0 + height, n_samples))
         x = data[rows]
@@ -133,6 +144,11 @@ def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
             get(0, n_features)  # raises, naming the row and column
         a = np.take(scale, idx[rows], axis=0, out=a_buf[: x.shape[0]])
         target = out[rows]
+        if exact and has_cov:
+            c = np.matmul(design[rows], table, out=mod_buf[: x.shape[0]])
+            np.multiply(x, a, out=a)
+            np.add(a, c, out=target)
+            continue
         np.multiply(x, a, out=target)
         if has_cov:
             # out = a x + e - (a - 1) mod, mod the covariate effects
@@ -143,6 +159,37 @@ def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
             a *= mod
             target -= a
         target += np.take(shift, idx[rows], axis=0, out=a)
+
+
+def _affine_design(idx, covariate_design, scale, shift, coef_cov):
+    """``(onehot, design, table)`` of ``out = a x + c``: ``c = design @ table``.
+
+    ``onehot`` holds each row's table indicator; ``design`` is it times each
+    covariate, then itself; ``table`` holds ``-(a - 1) coef_k`` per table and
+    covariate, then the shifts ``e``: ``c = e - (a - 1) m`` of each row.
+    """
+    n_samples, n_features = idx.shape[0], scale.shape[1]
+    onehot = np.zeros((n_samples, scale.shape[0]))
+    onehot[np.arange(n_samples), idx] = 1.0
+    if covariate_design.shape[1] == 0:
+        return onehot, onehot, shift
+    design = np.hstack(
+        [
+            (onehot[:, :, None] * covariate_design[:, None, :]).reshape(
+                n_samples, -1
+            ),
+            onehot,
+        ]
+    )
+    table = np.vstack(
+        [
+            (-(scale - 1.0)[:, None, :] * coef_cov[None, :, :]).reshape(
+                -1, n_features
+            ),
+            shift,
+        ]
+    )
+    return onehot, design, table
 
 
 def _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov):
@@ -159,29 +206,9 @@ def _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov):
     values exactly.
     """
     n_samples, n_features = out.shape
-    n_tables = scale.shape[0]
-    onehot = np.zeros((n_samples, n_tables))
-    onehot[np.arange(n_samples), idx] = 1.0
-    if covariate_design.shape[1] > 0:
-        # c = sum_k cov_k (-(a - 1) coef_k) + e
-        rows = np.hstack(
-            [
-                (onehot[:, :, None] * covariate_design[:, None, :]).reshape(
-                    n_samples, -1
-                ),
-                onehot,
-            ]
-        )
-        table = np.vstack(
-            [
-                (-(scale - 1.0)[:, None, :] * coef_cov[None, :, :]).reshape(
-                    -1, n_features
-                ),
-                shift,
-            ]
-        )
-    else:
-        rows, table = onehot, shift
+    onehot, rows, table = _affine_design(
+        idx, covariate_design, scale, shift, coef_cov
+    )
     # blocks small enough to stay in cache; buffers in the output's layout,
     # so that every elementwise operation runs along contiguous memory
     width = max(1, _APPLY_CELLS // max(n_samples, 1))

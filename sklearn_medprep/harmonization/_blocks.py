@@ -70,18 +70,28 @@ class SiteProbe:
 
     def constant(self, block):
         """``(n_sites, n_columns)`` bool: the column is constant in the site."""
-        probed = block[self.rows]
+        return self.decide(block[self.rows], lambda cols: block[:, cols])
+
+    def decide(self, probed, read):
+        """:meth:`constant` from the probed rows ``block[self.rows]``.
+
+        ``read(cols)`` returns every row of the columns ``cols``, read only
+        for the columns the probe leaves in doubt.
+        """
         with np.errstate(invalid="ignore"):
             high = np.fmax.reduceat(probed, self.offsets, axis=0)
             low = np.fmin.reduceat(probed, self.offsets, axis=0)
             out = high == low
             doubt = ~(high > low) & ~self.covered[:, None]
-            for i in np.flatnonzero(doubt.any(axis=1)):
-                cols = np.flatnonzero(doubt[i])
-                sub = block[np.ix_(self.rows_by_site[i], cols)]
-                out[i, cols] = np.fmax.reduce(sub, axis=0) == np.fmin.reduce(
-                    sub, axis=0
-                )
+            cols = np.flatnonzero(doubt.any(axis=0))
+            if cols.size:
+                full = read(cols)
+                for i in np.flatnonzero(doubt.any(axis=1)):
+                    here = np.flatnonzero(doubt[i, cols])
+                    sub = full[np.ix_(self.rows_by_site[i], here)]
+                    out[i, cols[here]] = np.fmax.reduce(
+                        sub, axis=0
+                    ) == np.fmin.reduce(sub, axis=0)
         return out
 
 

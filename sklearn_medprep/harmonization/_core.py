@@ -172,6 +172,17 @@ def _site_onehot(codes, n_sites):
     return onehot
 
 
+def _columns(raw, cols, n_samples):
+    """Every row of the columns ``cols`` (sorted) of the getter ``raw``."""
+    out = np.empty((n_samples, cols.size))
+    blocks = dict(column_blocks(n_samples, int(cols[-1]) + 1))
+    width = next(iter(blocks.values()))
+    for start in np.unique(cols // width * width).tolist():
+        here = (cols >= start) & (cols < blocks[start])
+        out[:, here] = raw(start, blocks[start])[:, cols[here] - start]
+    return out
+
+
 def _constant_within_sites(block, rows_by_site):
     """``(n_sites, n_columns)``: the column takes one value (NaN aside) in the site."""
     out = np.empty((len(rows_by_site), block.shape[1]), dtype=bool)
@@ -328,7 +339,6 @@ def site_statistics(
         if np.linalg.matrix_rank(gram) < gram.shape[0]:
             raise ValueError(singular_design_message(design, design_names))
         gram_inv = np.linalg.inv(gram)
-    constant = np.empty((n_sites, n_features), dtype=bool)
     # per-site sums of the residuals and of their squares, from which every
     # statistic of a column without NaN follows (s = (R + site offset) / sd, as
     # neuroCombat standardizes)
@@ -337,6 +347,7 @@ def site_statistics(
     site_sizes = onehot.sum(axis=0)
     rows_by_site = [np.flatnonzero(site_codes == i) for i in range(n_sites)]
     probe = SiteProbe(rows_by_site)
+    probed = np.empty((probe.rows.size, n_features))
     raw, limit = _unchecked(get)
     onehot_t = np.ascontiguousarray(onehot.T)
     design_t = np.ascontiguousarray(design.T)
@@ -364,8 +375,11 @@ def site_statistics(
             s1[:, cols] = onehot_t @ resid
             np.multiply(resid, resid, out=resid)
             ss[:, cols] = onehot_t @ resid
-            constant[:, cols] = probe.constant(block)
+            np.take(block, probe.rows, axis=0, out=probed[:, cols])
     del buf
+    # features constant within a site: decided from the probed rows, the
+    # columns they leave in doubt read again in full
+    constant = probe.decide(probed, lambda cols: _columns(raw, cols, n_samples))
 
     sizes = site_sizes[:, None]
     # design row of each site, to recover the per-site offsets from the coefficients
