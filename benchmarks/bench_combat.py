@@ -228,7 +228,7 @@ def _worker(method, n, p, rounds):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def speed(sizes, rounds=3):
+def speed(sizes, rounds=3, only=None):
     print(
         f"numpy {np.__version__}, pandas {pd.__version__}; each method in its own "
         f"process, threads pinned to 1 (BLAS and OpenMP); {rounds} rounds "
@@ -241,7 +241,7 @@ def speed(sizes, rounds=3):
     )
     methods = ["ours"] + [
         m for m in ("neuroHarmonize", "combatlearn")
-        if importlib.util.find_spec(m) is not None
+        if importlib.util.find_spec(m) is not None and (only is None or m in only)
     ]
     if len(methods) == 1:
         print(
@@ -461,6 +461,10 @@ def main():
     parser.add_argument(
         "--rounds", type=int, default=3, help="timed rounds per method and size"
     )
+    parser.add_argument(
+        "--references", nargs="*", default=None,
+        help="references to time (default: every one installed; none: ours only)",
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -477,7 +481,7 @@ def main():
     sizes = [(300, 2000)] if args.quick else [(1000, 10_000), (2000, 50_000)]
     if args.sizes:
         sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes]
-    speed(sizes, args.rounds)
+    speed(sizes, args.rounds, args.references)
     if args.speed:
         return
     accuracy()

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._blocks import _unchecked, blas_one_thread, block_layout
-from ._core import ComBatModel, site_tables
+from ._core import ComBatModel, affine_table, site_tables
 
 __all__ = ["BatchTables", "apply_combat", "batch_tables", "output_layout"]
 
@@ -45,16 +45,22 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
     """
     scale, shift, finite, idx = batch_tables(params, sites, ref_level=ref_level)
     coef_cov = np.ascontiguousarray(params["coef_cov"])
+    table = None  # of c = e - (a - 1) m: the model's own, computed once
+    if finite and covariate_design.shape[1] > 0:
+        if isinstance(params, ComBatModel) and not sites.new_sites:
+            table = params.affine_table
     if block_layout(out) == "C":
         with blas_one_thread(out.size):
             _apply_by_rows(
                 get, out, idx, covariate_design, scale, shift, coef_cov,
-                exact=finite,
+                exact=finite, table=table,
             )
         return out
     with blas_one_thread(out.size):
         if finite:
-            _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov)
+            _apply_by_columns(
+                get, out, idx, covariate_design, scale, shift, coef_cov, table
+            )
             return out
         if isinstance(params, ComBatModel) and not sites.new_sites:
             scale_f, shift_f, coef_f = params.feature_tables
@@ -114,7 +120,8 @@ def batch_tables(params, sites, *, ref_level=None):
 
 
 def _apply_by_rows(
-    get, out, idx, covariate_design, scale, shift, coef_cov, *, exact=False
+    get, out, idx, covariate_design, scale, shift, coef_cov, *, exact=False,
+    table=None,
 ):
     """:func:`apply_combat` for row-major data: blocks of whole rows.
 
@@ -132,7 +139,7 @@ def _apply_by_rows(
     has_cov = covariate_design.shape[1] > 0
     if exact and has_cov:
         _, design, table = _affine_design(
-            idx, covariate_design, scale, shift, coef_cov
+            idx, covariate_design, scale, shift, coef_cov, table
         )
     for r0 in range(0, n_samples, height):
         rows = slice(r0, min(r0 + height, n_samples))
@@ -161,14 +168,15 @@ def _apply_by_rows(
         target += np.take(shift, idx[rows], axis=0, out=a)
 
 
-def _affine_design(idx, covariate_design, scale, shift, coef_cov):
+def _affine_design(idx, covariate_design, scale, shift, coef_cov, table=None):
     """``(onehot, design, table)`` of ``out = a x + c``: ``c = design @ table``.
 
     ``onehot`` holds each row's table indicator; ``design`` is it times each
-    covariate, then itself; ``table`` holds ``-(a - 1) coef_k`` per table and
-    covariate, then the shifts ``e``: ``c = e - (a - 1) m`` of each row.
+    covariate, then itself; ``table`` (:func:`~._core.affine_table`, passed
+    when computed before) holds ``-(a - 1) coef_k`` per table and covariate,
+    then the shifts ``e``: ``c = e - (a - 1) m`` of each row.
     """
-    n_samples, n_features = idx.shape[0], scale.shape[1]
+    n_samples = idx.shape[0]
     onehot = np.zeros((n_samples, scale.shape[0]))
     onehot[np.arange(n_samples), idx] = 1.0
     if covariate_design.shape[1] == 0:
@@ -181,18 +189,14 @@ def _affine_design(idx, covariate_design, scale, shift, coef_cov):
             onehot,
         ]
     )
-    table = np.vstack(
-        [
-            (-(scale - 1.0)[:, None, :] * coef_cov[None, :, :]).reshape(
-                -1, n_features
-            ),
-            shift,
-        ]
-    )
+    if table is None:
+        table = affine_table(scale, shift, coef_cov)
     return onehot, design, table
 
 
-def _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov):
+def _apply_by_columns(
+    get, out, idx, covariate_design, scale, shift, coef_cov, table=None
+):
     """:func:`apply_combat` for column-major data and finite tables.
 
     ``scale``/``shift`` are ``(n_tables, n_features)``, ``coef_cov``
@@ -207,7 +211,7 @@ def _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov):
     """
     n_samples, n_features = out.shape
     onehot, rows, table = _affine_design(
-        idx, covariate_design, scale, shift, coef_cov
+        idx, covariate_design, scale, shift, coef_cov, table
     )
     # blocks small enough to stay in cache; buffers in the output's layout,
     # so that every elementwise operation runs along contiguous memory
