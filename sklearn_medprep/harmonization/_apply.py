@@ -213,6 +213,8 @@ def _apply_by_columns(
     onehot, rows, table = _affine_design(
         idx, covariate_design, scale, shift, coef_cov, table
     )
+    onehot_t = np.ascontiguousarray(onehot.T)
+    rows_t = onehot_t if rows is onehot else np.ascontiguousarray(rows.T)
     # blocks small enough to stay in cache; buffers in the output's layout,
     # so that every elementwise operation runs along contiguous memory
     width = max(1, _APPLY_CELLS // max(n_samples, 1))
@@ -222,8 +224,12 @@ def _apply_by_columns(
         stop = min(start + width, n_features)
         cols = slice(start, stop)
         x = get(start, stop)
-        a = np.matmul(onehot, scale[:, cols], out=a_buf[:, : stop - start])
-        c = np.matmul(rows, table[:, cols], out=c_buf[:, : stop - start])
+        # the transposed products write contiguous memory (the buffers are
+        # column-major): BLAS under numpy 1.26 too
+        a = a_buf[:, : stop - start]
+        np.matmul(scale[:, cols].T, onehot_t, out=a.T)
+        c = c_buf[:, : stop - start]
+        np.matmul(table[:, cols].T, rows_t, out=c.T)
         np.multiply(x, a, out=a)
         np.add(a, c, out=out[:, cols])
 
