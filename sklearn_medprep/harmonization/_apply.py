@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._blocks import _unchecked, blas_one_thread, block_layout
-from ._core import ComBatModel, affine_table, site_tables
+from ._core import ComBatModel, site_tables
 
 __all__ = ["BatchTables", "apply_combat", "batch_tables", "output_layout"]
 
@@ -45,22 +45,13 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
     """
     scale, shift, finite, idx = batch_tables(params, sites, ref_level=ref_level)
     coef_cov = np.ascontiguousarray(params["coef_cov"])
-    table = None  # of c = e - (a - 1) m: the model's own, computed once
-    if finite and covariate_design.shape[1] > 0:
-        if isinstance(params, ComBatModel) and not sites.new_sites:
-            table = params.affine_table
     if block_layout(out) == "C":
         with blas_one_thread(out.size):
-            _apply_by_rows(
-                get, out, idx, covariate_design, scale, shift, coef_cov,
-                exact=finite, table=table,
-            )
+            _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov)
         return out
     with blas_one_thread(out.size):
         if finite:
-            _apply_by_columns(
-                get, out, idx, covariate_design, scale, shift, coef_cov, table
-            )
+            _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov)
             return out
         if isinstance(params, ComBatModel) and not sites.new_sites:
             scale_f, shift_f, coef_f = params.feature_tables
@@ -119,16 +110,11 @@ def batch_tables(params, sites, *, ref_level=None):
     return BatchTables(scale, shift, finite, sites.table_rows(n_sites))
 
 
-def _apply_by_rows(
-    get, out, idx, covariate_design, scale, shift, coef_cov, *, exact=False,
-    table=None,
-):
+def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
     """:func:`apply_combat` for row-major data: blocks of whole rows.
 
     ``scale``/``shift`` are ``(n_tables, n_features)``: a row's entries are
-    one contiguous row of the table. With finite tables (``exact``),
-    ``out = a x + c`` as in :func:`_apply_by_columns`, ``c`` one product per
-    block; otherwise ``a x + e - (a - 1) m`` step by step.
+    one contiguous row of the table.
     """
     n_samples, n_features = out.shape
     raw, limit = _unchecked(get)
@@ -137,10 +123,6 @@ def _apply_by_rows(
     a_buf = np.empty((min(height, n_samples), n_features))
     mod_buf = np.empty_like(a_buf)
     has_cov = covariate_design.shape[1] > 0
-    if exact and has_cov:
-        _, design, table = _affine_design(
-            idx, covariate_design, scale, shift, coef_cov, table
-        )
     for r0 in range(0, n_samples, height):
         rows = slice(r0, min(r0 + height, n_samples))
         x = data[rows]
@@ -151,11 +133,6 @@ def _apply_by_rows(
             get(0, n_features)  # raises, naming the row and column
         a = np.take(scale, idx[rows], axis=0, out=a_buf[: x.shape[0]])
         target = out[rows]
-        if exact and has_cov:
-            c = np.matmul(design[rows], table, out=mod_buf[: x.shape[0]])
-            np.multiply(x, a, out=a)
-            np.add(a, c, out=target)
-            continue
         np.multiply(x, a, out=target)
         if has_cov:
             # out = a x + e - (a - 1) mod, mod the covariate effects
@@ -168,70 +145,43 @@ def _apply_by_rows(
         target += np.take(shift, idx[rows], axis=0, out=a)
 
 
-def _affine_design(idx, covariate_design, scale, shift, coef_cov, table=None):
-    """``(onehot, design, table)`` of ``out = a x + c``: ``c = design @ table``.
-
-    ``onehot`` holds each row's table indicator; ``design`` is it times each
-    covariate, then itself; ``table`` (:func:`~._core.affine_table`, passed
-    when computed before) holds ``-(a - 1) coef_k`` per table and covariate,
-    then the shifts ``e``: ``c = e - (a - 1) m`` of each row.
-    """
-    n_samples = idx.shape[0]
-    onehot = np.zeros((n_samples, scale.shape[0]))
-    onehot[np.arange(n_samples), idx] = 1.0
-    if covariate_design.shape[1] == 0:
-        return onehot, onehot, shift
-    design = np.hstack(
-        [
-            (onehot[:, :, None] * covariate_design[:, None, :]).reshape(
-                n_samples, -1
-            ),
-            onehot,
-        ]
-    )
-    if table is None:
-        table = affine_table(scale, shift, coef_cov)
-    return onehot, design, table
-
-
-def _apply_by_columns(
-    get, out, idx, covariate_design, scale, shift, coef_cov, table=None
-):
+def _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov):
     """:func:`apply_combat` for column-major data and finite tables.
 
     ``scale``/``shift`` are ``(n_tables, n_features)``, ``coef_cov``
-    ``(n_cov, n_features)``. ``out = a x + c`` with ``c = e - (a - 1) m`` of
-    each row's site and covariates: ``a`` and ``c`` are each one product of
-    the rows' design (site indicators; site indicators times covariates, then
-    site indicators) by a table with a column per feature, so that a block of
-    columns costs two products, a multiply and an add. The gather by a
-    product is exact (``x * 1 + 0``) and several times faster than
-    ``np.take``; a row of the identity table gets ``a = 1``, ``c = 0``: its
-    values exactly.
+    ``(n_cov, n_features)``. ``out = a x + e - (a - 1) m`` in that order of
+    operations (so that the outputs are those of earlier versions bit for
+    bit), in blocks of columns that stay in cache; ``a`` and ``e`` are
+    gathered by a product with the rows' one-hot table indicators (exact,
+    ``x * 1 + 0``, several times faster than ``np.take``), computed through
+    the row-major transposes so that the product writes contiguous memory
+    (BLAS under numpy 1.26 too).
     """
     n_samples, n_features = out.shape
-    onehot, rows, table = _affine_design(
-        idx, covariate_design, scale, shift, coef_cov, table
-    )
-    onehot_t = np.ascontiguousarray(onehot.T)
-    rows_t = onehot_t if rows is onehot else np.ascontiguousarray(rows.T)
-    # blocks small enough to stay in cache; buffers in the output's layout,
-    # so that every elementwise operation runs along contiguous memory
+    onehot_t = np.zeros((scale.shape[0], n_samples))
+    onehot_t[idx, np.arange(n_samples)] = 1.0
+    coef_t = np.ascontiguousarray(coef_cov.T)
+    has_cov = covariate_design.shape[1] > 0
     width = max(1, _APPLY_CELLS // max(n_samples, 1))
     a_buf = np.empty((n_samples, min(width, n_features)), order="F")
-    c_buf = np.empty_like(a_buf)
+    mod_buf = np.empty_like(a_buf)
     for start in range(0, n_features, width):
         stop = min(start + width, n_features)
         cols = slice(start, stop)
         x = get(start, stop)
-        # the transposed products write contiguous memory (the buffers are
-        # column-major): BLAS under numpy 1.26 too
         a = a_buf[:, : stop - start]
         np.matmul(scale[:, cols].T, onehot_t, out=a.T)
-        c = c_buf[:, : stop - start]
-        np.matmul(table[:, cols].T, rows_t, out=c.T)
-        np.multiply(x, a, out=a)
-        np.add(a, c, out=out[:, cols])
+        target = out[:, cols]
+        np.multiply(x, a, out=target)
+        if has_cov:
+            mod = np.matmul(
+                covariate_design, coef_t[cols].T, out=mod_buf[:, : stop - start]
+            )
+            a -= 1.0
+            a *= mod
+            target -= a
+        np.matmul(shift[:, cols].T, onehot_t, out=a.T)
+        target += a
 
 
 def _apply_by_columns_take(get, out, idx, covariate_design, scale, shift, coef_t):

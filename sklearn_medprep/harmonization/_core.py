@@ -94,7 +94,6 @@ class ComBatModel:
     _tables: tuple = field(default=None, repr=False, compare=False)
     _feature_tables: tuple = field(default=None, repr=False, compare=False)
     _finite_tables: bool = field(default=None, repr=False, compare=False)
-    _affine_table: np.ndarray = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, key):
         return getattr(self, key)
@@ -102,9 +101,7 @@ class ComBatModel:
     def __getstate__(self):
         # the cached tables are recomputed on demand, not pickled
         state = self.__dict__.copy()
-        state.update(
-            _tables=None, _feature_tables=None, _finite_tables=None, _affine_table=None
-        )
+        state.update(_tables=None, _feature_tables=None, _finite_tables=None)
         return state
 
     def degenerate_report(self, names, labels, rows=None):
@@ -167,19 +164,6 @@ class ComBatModel:
                 np.isfinite(scale).all() and np.isfinite(shift).all()
             )
         return self._finite_tables
-
-    @property
-    def affine_table(self):
-        """The covariate table of ``c = e - (a - 1) m``, computed once.
-
-        ``(n_sites + 1) * (n_cov + 1)`` rows: ``-(a - 1) coef_k`` per site
-        (and identity) row of :attr:`tables` and covariate ``k``, then the
-        shifts ``e`` (see :func:`~._apply.affine_table`).
-        """
-        if self._affine_table is None:
-            scale, shift = self.tables
-            self._affine_table = affine_table(scale, shift, self.coef_cov)
-        return self._affine_table
 
 
 def _site_onehot(codes, n_sites):
@@ -648,24 +632,6 @@ def standardize(block, covariate_design, coef_cov, grand_mean, var_pooled):
     """Standardized data ``(X - grand mean - covariate effects) / sqrt(var)``."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return (block - grand_mean - covariate_design @ coef_cov) / np.sqrt(var_pooled)
-
-
-def affine_table(scale, shift, coef_cov):
-    """``c = design @ table`` with ``c = e - (a - 1) m`` of each row.
-
-    ``scale``/``shift`` (``a``, ``e``) are ``(n_tables, n_features)``,
-    ``coef_cov`` ``(n_cov, n_features)``; the rows' design is their table
-    indicator times each covariate, then the indicator itself.
-    """
-    n_features = scale.shape[1]
-    return np.vstack(
-        [
-            (-(scale - 1.0)[:, None, :] * coef_cov[None, :, :]).reshape(
-                -1, n_features
-            ),
-            shift,
-        ]
-    )
 
 
 def site_tables(params, ref_level=None):
