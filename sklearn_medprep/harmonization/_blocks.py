@@ -105,9 +105,8 @@ def blas_one_thread(n_cells):
 
     Their products are skinny (inner dimension: the design's columns) and
     memory-bound; a second thread gains little, and waiting for it stalls on
-    a loaded machine: one row of 50,000 features took 36 ms instead of 0.2
-    ms (a threaded product of 1 x 15 by 15 x 50,000). The switch costs about
-    0.2 ms with the controller made once; tables under
+    a loaded machine (even the products of a one-row transform). The switch
+    is cheap with the controller made once; tables under
     ``_ONE_THREAD_CELLS`` skip it.
     """
     if n_cells < _ONE_THREAD_CELLS:

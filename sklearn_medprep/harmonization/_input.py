@@ -331,7 +331,7 @@ def _select_features(table, features, features_seen, from_table, *, reset):
                 is_numeric_column(table.iloc[:, k], name=table.columns[k])
         positions = np.flatnonzero(numeric & candidate)
         # tolist, not list(): iterating pandas 3's Arrow-backed column labels
-        # costs a microsecond per label (0.1 s at 50,000 features)
+        # one by one is slow for wide tables
         feats = table.columns[positions].tolist()
     else:
         feats = list(features_seen)
@@ -426,10 +426,9 @@ def read_table(estimator, X, sites, covariates, spec, y=None):
 def _object_labels(X):
     """``X`` with its column labels as an object Index (a shallow copy).
 
-    scikit-learn reads the feature names label by label; pandas 3's
-    Arrow-backed string labels cost about a microsecond each that way (0.1 s
-    at 50,000 features), object labels a few nanoseconds. The data are not
-    copied and the names are the same.
+    scikit-learn reads the feature names label by label, which is slow for
+    pandas 3's Arrow-backed string labels of a wide table and fast for object
+    labels. The data are not copied and the names are the same.
     """
     if X.columns.dtype == object:
         return X
