@@ -27,6 +27,7 @@ Usage::
     python benchmarks/bench_combat.py --quick      # small size, seconds
     python benchmarks/bench_combat.py              # 1000x10000 and 2000x50000
     python benchmarks/bench_combat.py --sizes 1000x10000
+    python benchmarks/bench_combat.py --speed --rounds 5  # the speed table only
     python benchmarks/bench_combat.py --site-qc    # site QC only (~1-2 min)
 """
 
@@ -66,60 +67,139 @@ def make_data(n, p, seed=0):
     return data, np.array([f"s{k}" for k in site], dtype=object), age, sex
 
 
-def run_one(method, n, p, warm_up=True):
-    if warm_up:  # first-call imports and caches out of the timing
-        run_one(method, 40, 30, warm_up=False)
-        tracemalloc.stop()
-    data, site, age, sex = make_data(n, p)
-    if method == "ours":
-        sys.path.insert(0, str(REPO))
-        from sklearn_medprep import ComBatHarmonizer
+def _ours_call(data, site, age, sex):
+    """The documented input: a DataFrame of features, site and covariates."""
+    sys.path.insert(0, str(REPO))
+    from sklearn_medprep import ComBatHarmonizer
 
-        cols = [f"f{j}" for j in range(p)]
-        table = pd.DataFrame(data, columns=cols)
-        table["site"] = site
-        table["age"] = age
-        table["sex"] = sex
-        del data
-        input_bytes = n * p * 8
-        tracemalloc.start()
-        t0 = time.perf_counter()
-        combat = ComBatHarmonizer(covariates=["age", "sex"])
-        out = combat.fit_transform(table)
-        elapsed = time.perf_counter() - t0
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        result = out.iloc[:3, :3].to_numpy()
+    p = data.shape[1]
+    # the feature block is ``data`` itself (no copy), so that `X * 2.0` below
+    # reads the same memory as the harmonizer; column-major, the layout of a
+    # table read from a file (and of ``pd.DataFrame(array)`` under pandas 3,
+    # which copies)
+    data = np.asfortranarray(data)
+    table = pd.DataFrame(data, columns=[f"f{j}" for j in range(p)], copy=False)
+    table["site"] = site
+    table["age"] = age
+    table["sex"] = sex
+    if data.size > 1000 and not np.shares_memory(table["f0"].to_numpy(), data):
+        raise RuntimeError("the DataFrame copied the feature matrix")
+    state = {}
+
+    def call():
+        state["model"] = ComBatHarmonizer(covariates=["age", "sex"])
+        return state["model"].fit_transform(table)
+
+    def one_row():
         row = table.iloc[[7]]
-        one = _median_time(lambda: combat.transform(row))
-        one_out = combat.transform(row).iloc[0, :3].to_numpy()
-    else:
-        from neuroHarmonize import harmonizationLearn
+        return (
+            lambda: state["model"].transform(row),
+            lambda out: out.iloc[0, :3].to_numpy(),
+        )
 
-        covars = pd.DataFrame({"SITE": site, "age": age, "sex": sex})
-        input_bytes = data.nbytes
-        tracemalloc.start()
-        t0 = time.perf_counter()
+    return call, lambda out: out.iloc[:3, :3].to_numpy(), one_row
+
+
+def _neuroharmonize_call(data, site, age, sex):
+    from neuroHarmonize import harmonizationLearn
+    from neuroHarmonize.harmonizationApply import applyModelOne
+
+    covars = pd.DataFrame({"SITE": site, "age": age, "sex": sex})
+    state = {}
+
+    def call():
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model, out = harmonizationLearn(data, covars)
-        elapsed = time.perf_counter() - t0
+            state["model"], out = harmonizationLearn(data, covars)
+        return out
+
+    def one_row():
+        row, cov_row = data[7:8], covars.iloc[[7]]
+
+        def apply():
+            with contextlib.redirect_stdout(io.StringIO()):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return applyModelOne(row, cov_row, state["model"])
+
+        return apply, lambda out: out[0, :3]
+
+    return call, lambda out: out[:3, :3], one_row
+
+
+def _combatlearn_call(data, site, age, sex):
+    from combatlearn import ComBat
+
+    covars = pd.DataFrame({"age": age, "sex": sex})
+    batch = pd.Series(site)
+    frame = pd.DataFrame(data)
+
+    def call():
+        model = ComBat(
+            batch=batch, continuous_covariates=covars, method="fortin"
+        )
+        return np.asarray(model.fit_transform(frame))
+
+    return call, lambda out: out[:3, :3], None
+
+
+CALLS = {
+    "ours": _ours_call,
+    "neuroHarmonize": _neuroharmonize_call,
+    "combatlearn": _combatlearn_call,
+}
+
+
+def run_one(method, n, p, rounds=3):
+    """Time ``method``'s fit+transform against ``X * 2.0``, alternating rounds.
+
+    Every round times ``X * 2.0`` on the feature matrix (one read and one
+    write of it: the unit of "passes"), then fit+transform of the same data
+    (held in the same memory); passes = fit+transform time / that round's
+    ``X * 2.0`` time. Then one traced call for the peak memory, and the
+    transform of one row.
+    """
+    from threadpoolctl import threadpool_limits
+
+    small = make_data(40, 30)
+    warm, _, _ = CALLS[method](*small)
+    warm()  # first-call imports and caches out of the timing
+    del warm, small
+    data, site, age, sex = make_data(n, p)
+    data = np.asfortranarray(data)  # every method gets the same array
+    call, head, one_row = CALLS[method](data, site, age, sex)
+    base, times = [], []
+    with threadpool_limits(1):
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            doubled = data * 2.0
+            base.append(time.perf_counter() - t0)
+            del doubled
+            t0 = time.perf_counter()
+            out = call()
+            times.append(time.perf_counter() - t0)
+            del out
+        tracemalloc.start()
+        out = call()
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        result = out[:3, :3]
-        from neuroHarmonize.harmonizationApply import applyModelOne
-
-        row, cov_row = data[7:8], covars.iloc[[7]]
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            one = _median_time(lambda: applyModelOne(row, cov_row, model))
-            one_out = applyModelOne(row, cov_row, model)[0, :3]
+        result = np.asarray(head(out))
+        del out
+        one, one_out = float("nan"), [float("nan")] * 3
+        if one_row is not None:
+            apply, one_head = one_row()
+            one = _median_time(apply)
+            one_out = np.asarray(one_head(apply())).tolist()
+    passes = [t / b for t, b in zip(times, base)]
     return {
-        "time": elapsed,
-        "peak_ratio": peak / input_bytes,
+        "time": float(np.median(times)),
+        "base": float(np.median(base)),
+        "passes": float(np.median(passes)),
+        "passes_range": [min(passes), max(passes)],
+        "peak_ratio": peak / data.nbytes,
         "head": result.tolist(),
         "one_row": one,
-        "one_head": np.asarray(one_out).tolist(),
+        "one_head": one_out,
     }
 
 
@@ -133,55 +213,63 @@ def _median_time(call, repeat=15):
     return float(np.median(times))
 
 
-def _worker(method, n, p):
+def _worker(method, n, p, rounds):
     """Run one method in a fresh process (clean imports and peak memory)."""
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[name] = "1"  # threads pinned: BLAS on one thread, as X * 2.0 runs
     proc = subprocess.run(
-        [sys.executable, __file__, "--worker", method, str(n), str(p)],
+        [sys.executable, __file__, "--worker", method, str(n), str(p), str(rounds)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def speed(sizes):
+def speed(sizes, rounds=3, only=None):
     print(
-        "mem = peak memory traced during fit+transform / input matrix size "
-        "(the input itself, allocated before, not counted)"
+        f"numpy {np.__version__}, pandas {pd.__version__}; each method in its own "
+        f"process, threads pinned to 1 (BLAS and OpenMP); {rounds} rounds "
+        "alternating `X * 2.0` on the feature matrix (float64, fresh output) "
+        "with fit+transform of the same data; passes = fit+transform time / "
+        "that round's `X * 2.0` time (median of the rounds, [range]); "
+        "mem = peak memory traced (tracemalloc) during one fit+transform / "
+        "feature matrix size (output included, input not); ours gets a "
+        "DataFrame of features, site and covariates"
     )
-    if importlib.util.find_spec("neuroHarmonize") is None:
-        # the reference is an optional extra; time ours alone rather than crash
+    methods = ["ours"] + [
+        m for m in ("neuroHarmonize", "combatlearn")
+        if importlib.util.find_spec(m) is not None and (only is None or m in only)
+    ]
+    if len(methods) == 1:
         print(
             "neuroHarmonize is not installed: no reference to compare with "
-            '(pip install "sklearn-medprep[neuroharmonize]"); ours alone'
+            '(pip install "sklearn-medprep[neuroharmonize]", numpy 1.26); '
+            "ours alone"
         )
-        print(f"{'size':>14} {'ours s':>8} {'ours mem':>9} {'1 row ms':>9}")
-        for n, p in sizes:
-            a = _worker("ours", n, p)
-            print(
-                f"{f'{n}x{p}':>14} {a['time']:8.2f} {a['peak_ratio']:8.2f}x "
-                f"{a['one_row'] * 1e3:9.2f}"
-            )
-        return
     print(
-        f"{'size':>14} {'ours s':>8} {'nH s':>8} {'speedup':>8} "
-        f"{'ours mem':>9} {'nH mem':>8} {'max|diff|':>10} "
-        f"{'1 row ms':>9} {'nH 1 row':>9} {'1-row x':>8}"
+        f"{'size':>12} {'method':>15} {'time s':>8} {'X*2.0 s':>8} "
+        f"{'passes':>18} {'mem':>7} {'1 row ms':>9} {'max|diff|':>10}"
     )
     for n, p in sizes:
-        res = {}
-        for method in ("ours", "neuroHarmonize"):
-            res[method] = _worker(method, n, p)
-        a, b = res["ours"], res["neuroHarmonize"]
-        diff = np.abs(np.array(a["head"]) - np.array(b["head"])).max()
-        diff = max(diff, np.abs(np.array(a["one_head"]) - b["one_head"]).max())
-        print(
-            f"{f'{n}x{p}':>14} {a['time']:8.2f} {b['time']:8.2f} "
-            f"{b['time'] / a['time']:7.1f}x {a['peak_ratio']:8.2f}x "
-            f"{b['peak_ratio']:7.2f}x {diff:10.1e} "
-            f"{a['one_row'] * 1e3:9.2f} {b['one_row'] * 1e3:9.2f} "
-            f"{b['one_row'] / a['one_row']:7.1f}x"
-        )
+        res = {m: _worker(m, n, p, rounds) for m in methods}
+        ours = res["ours"]
+        for method, r in res.items():
+            diff = np.abs(np.array(r["head"]) - np.array(ours["head"])).max()
+            if not np.isnan(r["one_row"]):
+                diff = max(
+                    diff, np.abs(np.array(r["one_head"]) - ours["one_head"]).max()
+                )
+            low, high = r["passes_range"]
+            ratio = "" if method == "ours" else f"  (x{r['time'] / ours['time']:.1f})"
+            print(
+                f"{f'{n}x{p}':>12} {method:>15} {r['time']:8.2f} {r['base']:8.4f} "
+                f"{r['passes']:6.2f} [{low:4.1f}-{high:4.1f}] "
+                f"{r['peak_ratio']:6.2f}x {r['one_row'] * 1e3:9.2f} "
+                f"{diff:10.1e}{ratio}"
+            )
 
 
 def accuracy():
@@ -367,11 +455,21 @@ def main():
         "--sizes", nargs="+", help="sizes as ROWSxFEATURES, e.g. 1000x10000"
     )
     parser.add_argument("--site-qc", action="store_true", help="site QC only")
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--speed", action="store_true", help="the time/passes/memory table only"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="timed rounds per method and size"
+    )
+    parser.add_argument(
+        "--references", nargs="*", default=None,
+        help="references to time (default: every one installed; none: ours only)",
+    )
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        method, n, p = args.worker
-        print(json.dumps(run_one(method, int(n), int(p))))
+        method, n, p, rounds = args.worker
+        print(json.dumps(run_one(method, int(n), int(p), int(rounds))))
         return
     if args.site_qc and args.quick:
         site_qc_quick()
@@ -383,7 +481,9 @@ def main():
     sizes = [(300, 2000)] if args.quick else [(1000, 10_000), (2000, 50_000)]
     if args.sizes:
         sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes]
-    speed(sizes)
+    speed(sizes, args.rounds, args.references)
+    if args.speed:
+        return
     accuracy()
     real_data()
     if args.quick:

@@ -8,7 +8,8 @@ each timing its import and one ``fit_transform`` of the same table (FCON1000's
 table of the same shape), BLAS on one thread. Ours gets the DataFrame a user
 passes; neuroHarmonize gets what it takes (a numpy array and a covariate
 DataFrame). Also printed: the modules each import loads, and whether ours loads
-an image library (SimpleITK, torch, TorchIO, PyRadiomics, nibabel).
+an image library (SimpleITK, torch, TorchIO, PyRadiomics, nibabel), and the
+resident-memory high-water mark of each process (``ru_maxrss``).
 
     python benchmarks/bench_import.py [--quick] [--rounds N]
 
@@ -31,7 +32,7 @@ FCON = SHARED / "multisite" / "pcn_fcon1000.csv"
 HEAVY = ("SimpleITK", "torch", "torchio", "radiomics", "nibabel", "matplotlib")
 
 COMMON = """
-import json, sys, time
+import json, resource, sys, time
 start = time.perf_counter()
 {imports}
 imported = time.perf_counter()
@@ -43,6 +44,7 @@ heavy = {heavy!r}
 print(json.dumps({{
     "import": imported - start, "total": done - start,
     "modules": len(sys.modules),
+    "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "heavy": sorted({{m.split(".")[0] for m in sys.modules}} & set(heavy)),
     "check": float(np.asarray(out, dtype=float)[:, :3].sum()),
 }}))
@@ -135,14 +137,17 @@ def main():
     print(f"table: {source}; {rounds} rounds, fresh interpreter each, alternating, "
           "BLAS on one thread; median of rounds")
     print(f"ours: import {med(ours, 'import'):.3f} s, import + first fit_transform "
-          f"{med(ours, 'total'):.3f} s, {ours[0]['modules']} modules loaded; image "
+          f"{med(ours, 'total'):.3f} s, resident high-water "
+          f"{med(ours, 'rss'):.0f} MiB, "
+          f"{ours[0]['modules']} modules loaded; image "
           f"libraries loaded: {ours[0]['heavy'] or 'none'}")
     if not have_reference:
         print("neuroHarmonize is not installed (run with .venv-numpy1/bin/python "
               "for the ratio)")
         return
     print(f"neuroHarmonize: import {med(theirs, 'import'):.3f} s, import + first "
-          f"harmonizationLearn {med(theirs, 'total'):.3f} s, {theirs[0]['modules']} "
+          f"harmonizationLearn {med(theirs, 'total'):.3f} s, resident high-water "
+          f"{med(theirs, 'rss'):.0f} MiB, {theirs[0]['modules']} "
           "modules loaded")
     ratios = [a["total"] / b["total"] for a, b in zip(ours, theirs)]
     print("import + first fit, ours / neuroHarmonize: median "

@@ -16,7 +16,8 @@ from ._core import ComBatModel, site_tables
 
 __all__ = ["BatchTables", "apply_combat", "batch_tables", "output_layout"]
 
-_APPLY_CELLS = 1 << 18  # cells per block of apply_combat (2 MB: in cache)
+_APPLY_CELLS = 1 << 16  # cells per column block of apply_combat (512 KB: in cache)
+_ROW_CELLS = 1 << 18  # cells per row block (2 MB)
 
 
 def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
@@ -48,15 +49,18 @@ def apply_combat(get, out, sites, covariate_design, params, *, ref_level=None):
         with blas_one_thread(out.size):
             _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov)
         return out
-    if isinstance(params, ComBatModel) and not sites.new_sites:
-        scale_f, shift_f, coef_f = params.feature_tables
-    else:
-        scale_f, shift_f, coef_f = (
-            np.ascontiguousarray(t.T) for t in (scale, shift, coef_cov)
-        )
     with blas_one_thread(out.size):
-        _apply_by_columns(
-            get, out, idx, covariate_design, scale_f, shift_f, coef_f, exact=finite
+        if finite:
+            _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov)
+            return out
+        if isinstance(params, ComBatModel) and not sites.new_sites:
+            scale_f, shift_f, coef_f = params.feature_tables
+        else:
+            scale_f, shift_f, coef_f = (
+                np.ascontiguousarray(t.T) for t in (scale, shift, coef_cov)
+            )
+        _apply_by_columns_take(
+            get, out, idx, covariate_design, scale_f, shift_f, coef_f
         )
     return out
 
@@ -115,7 +119,7 @@ def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
     n_samples, n_features = out.shape
     raw, limit = _unchecked(get)
     data = raw(0, n_features)
-    height = max(1, _APPLY_CELLS // max(n_features, 1))
+    height = max(1, _ROW_CELLS // max(n_features, 1))
     a_buf = np.empty((min(height, n_samples), n_features))
     mod_buf = np.empty_like(a_buf)
     has_cov = covariate_design.shape[1] > 0
@@ -141,21 +145,23 @@ def _apply_by_rows(get, out, idx, covariate_design, scale, shift, coef_cov):
         target += np.take(shift, idx[rows], axis=0, out=a)
 
 
-def _apply_by_columns(
-    get, out, idx, covariate_design, scale, shift, coef_t, *, exact
-):
-    """:func:`apply_combat` for column-major data: blocks of columns.
+def _apply_by_columns(get, out, idx, covariate_design, scale, shift, coef_cov):
+    """:func:`apply_combat` for column-major data and finite tables.
 
-    ``scale``/``shift`` are ``(n_features, n_tables)``, gathered with a
-    product by the rows' one-hot site indicators (exact, ``x * 1 + 0``, for
-    finite tables, and several times faster than ``np.take``).
+    ``scale``/``shift`` are ``(n_tables, n_features)``, ``coef_cov``
+    ``(n_cov, n_features)``. ``out = a x + e - (a - 1) m`` in that order of
+    operations (so that the outputs are those of earlier versions bit for
+    bit), in blocks of columns that stay in cache; ``a`` and ``e`` are
+    gathered by a product with the rows' one-hot table indicators (exact,
+    ``x * 1 + 0``, several times faster than ``np.take``), computed through
+    the row-major transposes so that the product writes contiguous memory
+    (BLAS under numpy 1.26 too).
     """
     n_samples, n_features = out.shape
-    onehot = np.zeros((n_samples, scale.shape[1]))
-    onehot[np.arange(n_samples), idx] = 1.0
+    onehot_t = np.zeros((scale.shape[0], n_samples))
+    onehot_t[idx, np.arange(n_samples)] = 1.0
+    coef_t = np.ascontiguousarray(coef_cov.T)
     has_cov = covariate_design.shape[1] > 0
-    # blocks small enough to stay in cache; buffers in the output's layout,
-    # so that every elementwise operation runs along contiguous memory
     width = max(1, _APPLY_CELLS // max(n_samples, 1))
     a_buf = np.empty((n_samples, min(width, n_features)), order="F")
     mod_buf = np.empty_like(a_buf)
@@ -163,7 +169,8 @@ def _apply_by_columns(
         stop = min(start + width, n_features)
         cols = slice(start, stop)
         x = get(start, stop)
-        a = _gather(scale[cols], idx, onehot, exact, a_buf[:, : stop - start])
+        a = a_buf[:, : stop - start]
+        np.matmul(scale[:, cols].T, onehot_t, out=a.T)
         target = out[:, cols]
         np.multiply(x, a, out=target)
         if has_cov:
@@ -173,17 +180,36 @@ def _apply_by_columns(
             a -= 1.0
             a *= mod
             target -= a
-        target += _gather(shift[cols], idx, onehot, exact, a)
+        np.matmul(shift[:, cols].T, onehot_t, out=a.T)
+        target += a
+
+
+def _apply_by_columns_take(get, out, idx, covariate_design, scale, shift, coef_t):
+    """:func:`_apply_by_columns` for tables with non-finite entries (``np.take``)."""
+    n_samples, n_features = out.shape
+    has_cov = covariate_design.shape[1] > 0
+    width = max(1, _APPLY_CELLS // max(n_samples, 1))
+    a_buf = np.empty((n_samples, min(width, n_features)), order="F")
+    mod_buf = np.empty_like(a_buf)
+    for start in range(0, n_features, width):
+        stop = min(start + width, n_features)
+        cols = slice(start, stop)
+        x = get(start, stop)
+        a = a_buf[:, : stop - start]
+        a[...] = np.take(scale[cols], idx, axis=1).T
+        target = out[:, cols]
+        np.multiply(x, a, out=target)
+        if has_cov:
+            mod = np.matmul(
+                covariate_design, coef_t[cols].T, out=mod_buf[:, : stop - start]
+            )
+            a -= 1.0
+            a *= mod
+            target -= a
+        a[...] = np.take(shift[cols], idx, axis=1).T
+        target += a
 
 
 def output_layout(get, n_features):
     """Layout (``"C"``/``"F"``) of the data read by ``get``, for the output."""
     return block_layout(get(0, min(2, n_features)))
-
-
-def _gather(table, idx, onehot, exact, out):
-    """``table[:, idx].T`` into ``out``: a product with the one-hot rows if exact."""
-    if exact and out.shape[0] >= 8:
-        return np.matmul(onehot, table.T, out=out)
-    out[...] = np.take(table, idx, axis=1).T
-    return out

@@ -398,8 +398,11 @@ default="auto"
         """
         if not isinstance(X, pd.DataFrame):
             return list(batch.feats)
-        dropped = set() if self.keep_covariates else set(batch.from_table)
-        return [c for c in batch.table.columns if c not in dropped]
+        columns = batch.table.columns
+        if self.keep_covariates or not batch.from_table:
+            return columns.tolist()
+        # vectorized: iterating pandas 3's Arrow-backed labels is slow
+        return columns[~columns.isin(list(batch.from_table))].tolist()
 
     def _validate_fit_input(self, X, y, sites, covariates):
         """Fit step 1: read the training rows; refuse the target as an input.

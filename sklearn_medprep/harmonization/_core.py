@@ -18,7 +18,14 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ._blocks import _unchecked, blas_one_thread, column_blocks
+from ._blocks import (
+    SiteProbe,
+    _unchecked,
+    blas_one_thread,
+    block_layout,
+    cache_blocks,
+    column_blocks,
+)
 from ._degenerate import degenerate_messages
 from ._design import singular_design_message
 from ._eb import EBInput, EBOptions, adjustments
@@ -163,6 +170,47 @@ def _site_onehot(codes, n_sites):
     onehot = np.zeros((codes.shape[0], n_sites))
     onehot[np.arange(codes.shape[0]), codes] = 1.0
     return onehot
+
+
+def _residual_sums(block, bcoef, buf, design, gram_inv=None):
+    """Per-site sums of the residuals of ``block`` and of their squares.
+
+    ``bcoef`` (a view of the coefficients of the block's columns) is filled
+    first when ``gram_inv`` is given; ``design`` is ``(design, design.T,
+    onehot, onehot.T)`` (C-contiguous); ``buf`` is a work buffer in the
+    block's layout. Column-major blocks are handled through their
+    (row-major) transposes, so that every product writes contiguous memory:
+    BLAS is then used throughout (numpy 1.26 falls back to a slow loop for
+    some other layouts).
+    """
+    design, design_t, onehot, onehot_t = design
+    if block_layout(block) == "F":
+        block_t, resid_t = block.T, buf.T
+        if gram_inv is not None:
+            bcoef[...] = ((block_t @ design) @ gram_inv.T).T
+        np.matmul(bcoef.T, design_t, out=resid_t)
+        np.subtract(block_t, resid_t, out=resid_t)
+        s1 = (resid_t @ onehot).T
+        np.multiply(resid_t, resid_t, out=resid_t)
+        return s1, (resid_t @ onehot).T
+    if gram_inv is not None:
+        bcoef[...] = gram_inv @ (design_t @ block)
+    resid = np.matmul(design, bcoef, out=buf)
+    np.subtract(block, resid, out=resid)
+    s1 = onehot_t @ resid
+    np.multiply(resid, resid, out=resid)
+    return s1, onehot_t @ resid
+
+
+def _columns(raw, cols, n_samples):
+    """Every row of the columns ``cols`` (sorted) of the getter ``raw``."""
+    out = np.empty((n_samples, cols.size))
+    blocks = dict(column_blocks(n_samples, int(cols[-1]) + 1))
+    width = next(iter(blocks.values()))
+    for start in np.unique(cols // width * width).tolist():
+        here = (cols >= start) & (cols < blocks[start])
+        out[:, here] = raw(start, blocks[start])[:, cols[here] - start]
+    return out
 
 
 def _constant_within_sites(block, rows_by_site):
@@ -321,28 +369,24 @@ def site_statistics(
         if np.linalg.matrix_rank(gram) < gram.shape[0]:
             raise ValueError(singular_design_message(design, design_names))
         gram_inv = np.linalg.inv(gram)
-    grand_mean = np.empty(n_features)
-    var_pooled = np.empty(n_features)
-    site_mean = np.empty((n_sites, n_features))
-    site_var = np.empty((n_sites, n_features))
-    counts = np.empty((n_sites, n_features))
-    constant = np.empty((n_sites, n_features), dtype=bool)
-    ref_rows = None if ref_level is None else site_codes == ref_level
+    # per-site sums of the residuals and of their squares, from which every
+    # statistic of a column without NaN follows (s = (R + site offset) / sd, as
+    # neuroCombat standardizes)
+    s1 = np.empty((n_sites, n_features))
+    ss = np.empty((n_sites, n_features))
     site_sizes = onehot.sum(axis=0)
     rows_by_site = [np.flatnonzero(site_codes == i) for i in range(n_sites)]
-    firsts = np.array([rows[0] for rows in rows_by_site])
+    probe = SiteProbe(rows_by_site)
+    probed = np.empty((probe.rows.size, n_features))
     raw, limit = _unchecked(get)
-    regression = _Design(
-        design, onehot, site_sizes, covariate_design, n_sites, ref_level, ref_rows
-    )
-
-    # design row of each site, to recover the per-site offsets from the coefficients
-    site_rows = np.eye(n_sites)
-    if ref_level is not None:
-        site_rows[:, ref_level] = 1.0
-    sizes = site_sizes[:, None]
+    onehot_t = np.ascontiguousarray(onehot.T)
+    design_t = np.ascontiguousarray(design.T)
+    blocks = list(cache_blocks(n_samples, n_features))
+    # one buffer, in the data's layout, small enough to stay in cache: only
+    # the first read of a block goes to memory
+    buf = None
     with blas_one_thread(n_samples * n_features):
-        for start, stop in column_blocks(n_samples, n_features):
+        for start, stop in blocks:
             cols = slice(start, stop)
             block = raw(start, stop)
             if limit is not None and block.size:
@@ -352,60 +396,62 @@ def site_statistics(
                         or np.fmin.reduce(block, axis=None) < -limit
                     ):
                         get(start, stop)  # raises, naming the row and column
-            if compute_coef:
-                coef[:, cols] = gram_inv @ (design.T @ block)
-            bcoef = coef[:, cols]
-            # constant within a site: every value equals the site's first one
-            # (exactly: differences are summed as absolute values); the rows'
-            # first values are gathered by a product with the site indicators
-            buf = np.empty_like(block)  # in the block's layout: contiguous ops
-            first = block[firsts]
-            if np.isfinite(first).all():  # the product is exact: x * 1 + 0
-                np.matmul(onehot, first, out=buf)
-            else:
-                buf[...] = first[site_codes]
-            np.subtract(block, buf, out=buf)
-            np.abs(buf, out=buf)
-            spread = onehot.T @ buf
-            maybe = ~(spread > 0).all(axis=0)  # zero somewhere, or NaN
-            constant[:, cols] = False
-            if maybe.any():
-                constant[:, start + np.flatnonzero(maybe)] = _constant_within_sites(
-                    block[:, maybe], rows_by_site
-                )
-            # Fast path (columns without NaN): everything from per-site sums of the
-            # residuals R; s = (R + site offset) / sd, as neuroCombat standardizes.
-            resid = np.matmul(design, bcoef, out=buf)
-            np.subtract(block, resid, out=resid)
-            s1 = onehot.T @ resid
-            resid *= resid
-            ss = onehot.T @ resid
-            del resid
-            if ref_level is None:
-                gm = (site_sizes @ bcoef[:n_sites]) / n_samples
-                var = ss.sum(axis=0) / n_samples
-            else:
-                gm = bcoef[ref_level]
-                var = ss[ref_level] / site_sizes[ref_level]
-            mean_r = s1 / sizes
-            with np.errstate(invalid="ignore", divide="ignore"):
-                sd = np.sqrt(var)
-                site_mean[:, cols] = (mean_r + site_rows @ bcoef[:n_sites] - gm) / sd
-                site_var[:, cols] = (ss - sizes * mean_r**2) / (sizes - 1) / var
-            grand_mean[cols] = gm
-            var_pooled[cols] = var
-            counts[:, cols] = sizes
-            slow = ~(np.isfinite(s1).all(axis=0) & np.isfinite(ss).all(axis=0))
-            if slow.any():
-                idx = start + np.flatnonzero(slow)
-                sub = np.ascontiguousarray(block[:, slow])
-                est = _fit_block_nan(sub, coef[:, idx], regression, compute_coef)
-                coef[:, idx] = est.coef
-                grand_mean[idx] = est.grand_mean
-                var_pooled[idx] = est.var_pooled
-                site_mean[:, idx] = est.site_mean
-                site_var[:, idx] = est.site_var
-                counts[:, idx] = est.counts
+            if buf is None or buf.shape[1] != stop - start:
+                buf = np.empty_like(block, order=block_layout(block))
+            s1[:, cols], ss[:, cols] = _residual_sums(
+                block,
+                coef[:, cols],
+                buf,
+                (design, design_t, onehot, onehot_t),
+                gram_inv if compute_coef else None,
+            )
+            probed[:, cols] = block[probe.rows]
+    del buf
+    # features constant within a site: decided from the probed rows, the
+    # columns they leave in doubt read again in full
+    constant = probe.decide(probed, lambda cols: _columns(raw, cols, n_samples))
+
+    sizes = site_sizes[:, None]
+    # design row of each site, to recover the per-site offsets from the coefficients
+    site_rows = np.eye(n_sites)
+    if ref_level is not None:
+        site_rows[:, ref_level] = 1.0
+    if ref_level is None:
+        grand_mean = (site_sizes @ coef[:n_sites]) / n_samples
+        var_pooled = ss.sum(axis=0) / n_samples
+    else:
+        grand_mean = coef[ref_level].copy()
+        var_pooled = ss[ref_level] / site_sizes[ref_level]
+    mean_r = s1 / sizes
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(var_pooled)
+        site_mean = (mean_r + site_rows @ coef[:n_sites] - grand_mean) / sd
+        site_var = (ss - sizes * mean_r**2) / (sizes - 1) / var_pooled
+    counts = np.repeat(sizes, n_features, axis=1)
+    # columns with NaN: estimated apart, NaN cells left out of every sum
+    slow = np.flatnonzero(~(np.isfinite(s1).all(axis=0) & np.isfinite(ss).all(axis=0)))
+    if slow.size:
+        regression = _Design(
+            design,
+            onehot,
+            site_sizes,
+            covariate_design,
+            n_sites,
+            ref_level,
+            None if ref_level is None else site_codes == ref_level,
+        )
+        for start, stop in column_blocks(n_samples, n_features):
+            idx = slow[(slow >= start) & (slow < stop)]
+            if not idx.size:
+                continue
+            sub = np.ascontiguousarray(raw(start, stop)[:, idx - start])
+            est = _fit_block_nan(sub, coef[:, idx], regression, compute_coef)
+            coef[:, idx] = est.coef
+            grand_mean[idx] = est.grand_mean
+            var_pooled[idx] = est.var_pooled
+            site_mean[:, idx] = est.site_mean
+            site_var[:, idx] = est.site_var
+            counts[:, idx] = est.counts
 
     return SiteStatistics(
         coef=coef,

@@ -325,11 +325,14 @@ def _select_features(table, features, features_seen, from_table, *, reset):
         candidate = ~table.columns.isin(from_table)
         # an object column of numbers is refused by name (the one rule), never
         # silently left out of the features
-        objects = (table.dtypes == np.dtype("O")).to_numpy()
-        for k in np.flatnonzero(candidate & ~numeric & objects):
-            is_numeric_column(table.iloc[:, k], name=table.columns[k])
+        dtypes = table.dtypes
+        for k in np.flatnonzero(candidate & ~numeric):
+            if dtypes.iloc[k] == np.dtype("O"):
+                is_numeric_column(table.iloc[:, k], name=table.columns[k])
         positions = np.flatnonzero(numeric & candidate)
-        feats = list(table.columns[positions])
+        # tolist, not list(): iterating pandas 3's Arrow-backed column labels
+        # one by one is slow for wide tables
+        feats = table.columns[positions].tolist()
     else:
         feats = list(features_seen)
         positions = _positions(table, feats)
@@ -387,7 +390,7 @@ def read_table(estimator, X, sites, covariates, spec, y=None):
     if same:
         table = X
     elif isinstance(X, pd.DataFrame):
-        validate_data(estimator, X, skip_check_array=True, reset=reset)
+        validate_data(estimator, _object_labels(X), skip_check_array=True, reset=reset)
         if reset:
             check_fit_rows(X, estimator=estimator)
         table = X
@@ -418,6 +421,20 @@ def read_table(estimator, X, sites, covariates, spec, y=None):
     return Batch(
         table, feats, positions, site_values, cov, from_table, get, extra=extra, y=y
     )
+
+
+def _object_labels(X):
+    """``X`` with its column labels as an object Index (a shallow copy).
+
+    scikit-learn reads the feature names label by label, which is slow for
+    pandas 3's Arrow-backed string labels of a wide table and fast for object
+    labels. The data are not copied and the names are the same.
+    """
+    if X.columns.dtype == object:
+        return X
+    view = X.copy(deep=False)
+    view.columns = pd.Index(X.columns.to_numpy(dtype=object), dtype=object)
+    return view
 
 
 def _read_extra(table, names, from_table):
