@@ -196,9 +196,7 @@ def chunked_site_effects(est, batch, coding, grid, flat_index):
         if n_smooth:
             rngs = chunk_generators(est.random_state, store, n_smooth)
             rows_only = batch.replace(table=table.iloc[:, :0], feats=None, get=None)
-            smooth = [
-                functools.partial(fit_chunk_smooth, est, rng) for rng in rngs
-            ]
+            smooth = [functools.partial(fit_chunk_smooth, est, rng) for rng in rngs]
         else:
             rows_only = inputs.Batch(
                 None, None, None, None, None, [], None, design_cov=batch.design_cov

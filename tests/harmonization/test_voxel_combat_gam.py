@@ -63,13 +63,23 @@ def _flat(table, index, columns):
     "kwargs",
     [
         # chunks of 10 voxels, in this process
-        {"covariates": ["age", "sex"], "smooth_terms": ["age"], "random_state": 0,
-         "chunk_size": 10},
+        {
+            "covariates": ["age", "sex"],
+            "smooth_terms": ["age"],
+            "random_state": 0,
+            "chunk_size": 10,
+        },
         # bounds, an interaction beside the smooth term, a RandomState, chunks
         # of 7 voxels fitted in 2 worker processes
-        {"covariates": ["age", "sex", "score"], "smooth_terms": ["age"],
-         "smooth_term_bounds": (0.0, 100.0), "interactions": [("sex", "score")],
-         "random_state": "RandomState(3)", "chunk_size": 7, "n_jobs": 2},
+        {
+            "covariates": ["age", "sex", "score"],
+            "smooth_terms": ["age"],
+            "smooth_term_bounds": (0.0, 100.0),
+            "interactions": [("sex", "score")],
+            "random_state": "RandomState(3)",
+            "chunk_size": 7,
+            "n_jobs": 2,
+        },
     ],
 )
 def test_smooth_terms_equal_feature_table_combat(cohort, kwargs):
@@ -103,7 +113,10 @@ def test_smooth_terms_equal_feature_table_combat(cohort, kwargs):
     )
     for name in MODEL:
         np.testing.assert_allclose(
-            getattr(voxel, name), getattr(tab, name), rtol=1e-9, atol=TOL,
+            getattr(voxel, name),
+            getattr(tab, name),
+            rtol=1e-9,
+            atol=TOL,
             err_msg=name,
         )
     # new rows (one of an age beyond the training range, inside the bounds)
@@ -117,7 +130,8 @@ def test_smooth_terms_equal_feature_table_combat(cohort, kwargs):
     assert np.abs(got - expected).max() <= TOL
     # the smooth term did something: a linear age gives another model
     linear = VoxelComBatHarmonizer(
-        mask=mask, covariates=kwargs["covariates"],
+        mask=mask,
+        covariates=kwargs["covariates"],
         interactions=kwargs.get("interactions"),
     )
     with warnings.catch_warnings():
@@ -152,7 +166,10 @@ def test_interactions_equal_feature_table_combat(tmp_path):
     assert tab.coef_.shape[0] == 2 + 3  # sites, age, sex, age x sex
     for name in MODEL:
         np.testing.assert_allclose(
-            getattr(voxel, name), getattr(tab, name), rtol=1e-9, atol=TOL,
+            getattr(voxel, name),
+            getattr(tab, name),
+            rtol=1e-9,
+            atol=TOL,
             err_msg=name,
         )
     out = voxel.transform(table.iloc[:5])
