@@ -187,3 +187,27 @@ def test_interactions_equal_feature_table_combat(tmp_path):
     old = VoxelComBatHarmonizer.__new__(VoxelComBatHarmonizer)
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     assert old.get_params()["smooth_terms"] is None
+
+
+def test_protected_target_with_smooth_term_equals_feature_table_combat(cohort):
+    # the target (a numeric score, here) protected beside the smooth age
+    train, test, mask, index = cohort
+    y = train["score"].to_numpy()
+    train, test = train.drop(columns="score"), test.drop(columns="score")
+    kwargs = {"covariates": ["age"], "smooth_terms": ["age"], "random_state": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        voxel = VoxelComBatHarmonizer(
+            mask=mask, chunk_size=6, dtype="float64", **kwargs
+        ).fit(train, y)
+        tab = ComBatHarmonizer(**kwargs).fit(_flat(train, index, ["site", "age"]), y)
+    assert voxel.target_term_.kind == "linear"
+    np.testing.assert_array_equal(voxel.target_columns_, tab.target_columns_)
+    for name in MODEL:
+        np.testing.assert_allclose(
+            getattr(voxel, name), getattr(tab, name), rtol=1e-9, atol=TOL
+        )
+    out = voxel.transform(test)
+    expected = tab.transform(_flat(test, index, ["site", "age"])).to_numpy()
+    got = np.stack([_array(c).reshape(-1)[index] for c in out["image"]])
+    assert np.abs(got - expected).max() <= TOL
