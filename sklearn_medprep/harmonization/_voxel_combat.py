@@ -98,7 +98,8 @@ default=None
         with ``smooth_terms``). Each chunk's draws are those the table
         estimator makes at the chunk's voxels, so the fit equals
         ``ComBatHarmonizer(random_state=...)`` on the flattened voxels,
-        whatever ``chunk_size`` and ``n_jobs``.
+        whatever ``chunk_size`` and ``n_jobs``. A ``RandomState`` instance is
+        copied, not drawn from (``ComBatHarmonizer`` draws from it).
     eb : bool, default=True
         Empirical-Bayes shrinkage, priors pooled over the voxels of each site.
     parametric : bool, default=True
