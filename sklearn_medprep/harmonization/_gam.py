@@ -38,6 +38,8 @@ def spline_basis(x, knots):
 def _rng(random_state):
     if random_state is None:
         return None
+    if isinstance(random_state, np.random.Generator):  # voxel ComBat's chunks
+        return random_state
     if isinstance(random_state, (int, np.integer)):
         return np.random.default_rng(random_state)
     return check_random_state(random_state)

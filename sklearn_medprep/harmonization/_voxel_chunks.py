@@ -39,11 +39,12 @@ __all__ = [
 ]
 
 
-def chunk_site_effects(step, store, k, batch, coding):
+def chunk_site_effects(step, store, k, batch, coding, smooth=None):
     """ComBat's site-effects ``step`` on chunk ``k`` of a voxel store.
 
     The chunk is read once (in the worker) and released on return, so that
-    only the chunks being estimated are in memory.
+    only the chunks being estimated are in memory. With ComBat-GAM smooth
+    terms, ``smooth`` fits the chunk's GAM coefficients first.
 
     Parameters
     ----------
@@ -57,6 +58,10 @@ def chunk_site_effects(step, store, k, batch, coding):
         The training rows' batch (its ``design_cov``; no table needed).
     coding : SiteCoding
         The training sites.
+    smooth : callable or None, default=None
+        ``smooth(chunk, coding)`` returning the chunk with its design and the
+        GAM coefficients of its voxels (:func:`~._voxel_fit.fit_chunk_smooth`),
+        or None (no smooth term: the step regresses).
 
     Returns
     -------
@@ -67,7 +72,10 @@ def chunk_site_effects(step, store, k, batch, coding):
     chunk = batch.replace(
         feats=range(*store.chunk(k)), get=lambda a, b: block[:, a:b]
     )
-    return step(chunk, coding, None)
+    coef = None
+    if smooth is not None:
+        chunk, coef = smooth(chunk, coding)
+    return step(chunk, coding, coef)
 
 
 @dataclass(frozen=True, eq=False)

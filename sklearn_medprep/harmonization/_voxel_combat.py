@@ -5,7 +5,6 @@ import shutil
 import uuid
 import warnings
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,6 @@ from ..table._proxy import check_target_proxies
 from ..utils._docstrings import fill_doc
 from ..utils._paths import absolute_cells, absolute_folder, on_worker
 from ..utils._tags import subject_table_input_tags
-from . import _core as core
 from . import _input as inputs
 from . import _target as target
 from . import _voxel_store as vs
@@ -35,24 +33,12 @@ from ._steps import ComBatFitSteps
 from ._voxel_chunks import (
     ImageLayout,
     VoxelModel,
-    chunk_site_effects,
     harmonize_rows,
     output_files,
 )
+from ._voxel_fit import chunked_site_effects, learn_mask
 
 __all__ = ["VoxelComBatHarmonizer"]
-
-
-class _Mask(NamedTuple):
-    """The mask of :meth:`VoxelComBatHarmonizer._mask`.
-
-    ``array`` (bool, C order of the SimpleITK array), its ``grid`` and the
-    ``template`` image whose geometry the mask image copies.
-    """
-
-    array: np.ndarray
-    grid: tuple
-    template: object
 
 
 @fill_doc
@@ -92,6 +78,28 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
     categorical : list of str or int, or None, default=None
         Covariates declared categorical whatever their dtype (numeric scanner
         codes), by name or position, as in :class:`ComBatHarmonizer`.
+    smooth_terms : list of str or None, default=None
+        Covariates modelled as smooth, non-linear terms (ComBat-GAM, as
+        :class:`~sklearn_medprep.ComBatHarmonizer`: cubic B-splines with 10
+        degrees of freedom, the penalty of each voxel chosen by 5-fold
+        cross-validation with statsmodels). The knots are fitted once on the
+        training rows; each chunk of voxels fits its voxels' GAMs (with
+        ``n_jobs``): 56 penalized fits per voxel (11 penalties x 5 folds, then
+        the chosen one), for small masks or many workers.
+    smooth_term_bounds : tuple of (float or None, float or None) or None, \
+default=None
+        Boundary knots ``(min, max)`` of a single smooth term, so that the
+        basis covers values outside the training range.
+    interactions : list of (str, str) or str, or None, default=None
+        Interaction terms between two linear covariates (``[("age", "sex")]``
+        or ``["age:sex"]``), as in :class:`~sklearn_medprep.ComBatHarmonizer`.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the cross-validated choice of the smoothing penalty (only used
+        with ``smooth_terms``). Each chunk's draws are those the table
+        estimator makes at the chunk's voxels, so the fit equals
+        ``ComBatHarmonizer(random_state=...)`` on the flattened voxels,
+        whatever ``chunk_size`` and ``n_jobs``. A ``RandomState`` instance is
+        copied, not drawn from (``ComBatHarmonizer`` draws from it).
     eb : bool, default=True
         Empirical-Bayes shrinkage, priors pooled over the voxels of each site.
     parametric : bool, default=True
@@ -158,6 +166,8 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
     site_counts_ : ndarray of shape (n_sites,)
     covariates_ : list of str
     covariate_levels_ : dict
+    spline_knots_ : list of ndarray
+        Knots of the smooth terms.
     coef_ : ndarray of shape (n_sites + n_design, n_voxels)
     grand_mean_, var_pooled_ : ndarray of shape (n_voxels,)
     gamma_hat_, delta_hat_, gamma_star_, delta_star_ : ndarray of shape \
@@ -211,14 +221,11 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         "n_jobs": [numbers.Integral, None],
         "categorical": [list, tuple, None],
         "protect_target": [StrOptions({"auto", "classes", "linear", "none"})],
+        "smooth_terms": [list, tuple, None],
+        "smooth_term_bounds": [tuple, None],
+        "interactions": [list, tuple, None],
+        "random_state": ["random_state"],
     }
-
-    # ComBat options that voxel ComBat does not offer, read by the fit steps
-    # it shares with ComBatHarmonizer (not parameters: class-level constants)
-    smooth_terms = None
-    smooth_term_bounds = None
-    interactions = None
-    random_state = None
 
     def __init__(
         self,
@@ -241,6 +248,10 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         n_jobs=None,
         categorical=None,
         protect_target="auto",
+        smooth_terms=None,
+        smooth_term_bounds=None,
+        interactions=None,
+        random_state=None,
     ):
         self.image = image
         self.mask = mask
@@ -261,6 +272,10 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.categorical = categorical
         self.protect_target = protect_target
+        self.smooth_terms = smooth_terms
+        self.smooth_term_bounds = smooth_term_bounds
+        self.interactions = interactions
+        self.random_state = random_state
 
     # ------------------------------------------------------------------ input
     def _read_batch(self, X, y, sites, covariates, *, reset):
@@ -297,31 +312,11 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         # fitted before the shared fit steps: no smooth term, no spline knots
         if "sites_" in state:
             state.setdefault("spline_knots_", [])
+        # pickled before smooth terms and interactions were parameters
+        for name in ("smooth_terms", "smooth_term_bounds", "interactions"):
+            state.setdefault(name, None)
+        state.setdefault("random_state", None)
         super().__setstate__(state)
-
-    def _mask(self, table):
-        """Mask array (bool, C order of the SimpleITK array) and its grid."""
-        cells = absolute_cells(table[self.image])  # workers' cwd differ
-        labels = table.index.tolist()
-        if self.mask is not None:
-            mask = vs.load_on_grid(self.mask, None, row=None, column="mask")
-            array = sitk.GetArrayFromImage(mask) != 0
-            return _Mask(array, vs.grid_of(mask), mask)
-        first = vs.load_on_grid(cells[0], None, row=labels[0], column=self.image)
-        grid = vs.grid_of(first)
-        n_grid = int(np.prod(grid[0]))
-        parts = Parallel(n_jobs=self.n_jobs, return_as="generator")(
-            delayed(vs.sum_images)(
-                [cells[i] for i in b], [labels[i] for i in b], self.image, grid
-            )
-            for b in vs.voxel_batches(len(cells), n_grid)
-        )
-        total = next(parts)
-        for part in parts:  # one partial sum in memory at a time, in row order
-            total += part
-        mean = total / len(cells)
-        array = (mean >= self.mask_threshold) & (mean > 0)
-        return _Mask(array, grid, first)
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -360,13 +355,14 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
             )
         # ComBat's fit steps (ComBatFitSteps), the site effects chunk by chunk
         coding = self._fit_sites(batch)
-        batch, _ = self._build_design(batch, coding)  # no smooth term: no coef
-        mask = self._mask(batch.table)
+        # the design (spline knots); the GAM coefficients are fitted per chunk
+        batch, _ = self._build_design(batch.replace(feats=range(0)), coding)
+        mask = learn_mask(self, batch.table)
         flat_index = np.flatnonzero(mask.array.reshape(-1))
         if flat_index.size == 0:
             raise ValueError("the mask is empty: no voxel to harmonize")
         p = flat_index.size
-        stats = self._chunked_site_effects(batch, coding, mask.grid, flat_index)
+        stats = chunked_site_effects(self, batch, coding, mask.grid, flat_index)
         model = self._shrink(stats, eb=bool(self.eb) and p > 1)
         if not model.ok.all():
             warnings.warn(
@@ -405,63 +401,6 @@ class VoxelComBatHarmonizer(ComBatFitSteps, TransformerMixin, BaseEstimator):
         self.priors_ = model.priors
         self.harmonized_ = model.ok
         return self
-
-    def _chunked_site_effects(self, batch, coding, grid, flat_index):
-        """ComBat's site-effects step on chunks of voxels, gathered.
-
-        The masked voxels are copied once into a chunk-major scratch file;
-        :meth:`_estimate_site_effects` runs on each chunk (in parallel); every
-        statistic is per voxel, so the chunks' side by side are those of the
-        whole mask (:meth:`~._core.SiteStatistics.concat`).
-        """
-        table = batch.table
-        parallel = Parallel(n_jobs=self.n_jobs)
-        n, p = table.shape[0], flat_index.size
-        width = self.chunk_size or max(1, vs.CHUNK_BYTES // (8 * n))
-        cells = absolute_cells(table[self.image])  # workers' cwd differ
-        rows = table.index.tolist()
-        scratch = vs.scratch_folder(absolute_folder(self.scratch_dir))
-        on_scratch = {"scratch_dir": str(scratch)}  # checked on each worker
-        try:
-            first = vs.store_dtype(cells[0], row=rows[0], column=self.image)
-            for dtype in (first, "float64")[: 2 if first == "float32" else 1]:
-                store = vs.VoxelStore(scratch, n, p, width, dtype)
-                exact = parallel(
-                    delayed(on_worker)(
-                        vs.fill_rows,
-                        on_scratch,
-                        store,
-                        b.start,
-                        [cells[i] for i in b],
-                        [rows[i] for i in b],
-                        self.image,
-                        grid,
-                        flat_index,
-                    )
-                    for b in vs.voxel_batches(n, p)
-                )
-                if all(exact):
-                    break
-                store.remove()
-            # what a chunk's step reads: the design and its voxels, no table
-            rows_only = inputs.Batch(
-                None, None, None, None, None, [], None, design_cov=batch.design_cov
-            )
-            parts = parallel(
-                delayed(on_worker)(
-                    chunk_site_effects,
-                    on_scratch,
-                    self._estimate_site_effects,
-                    store,
-                    k,
-                    rows_only,
-                    coding,
-                )
-                for k in range(store.n_chunks)
-            )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        return core.SiteStatistics.concat(parts)
 
     # -------------------------------------------------------------- transform
     def _params(self):
