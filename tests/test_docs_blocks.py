@@ -174,7 +174,8 @@ neuroHarmonize.saveHarmonizationModel(lab_model, "lab_model.pkl")
 classifier = LogisticRegression()
 """,
         6: """
-cohort = make_multisite_features(60, 5, n_sites=2, random_state=0)
+# features, site, age and sex of every subject (no target: not harmonized)
+cohort = make_multisite_features(60, 5, n_sites=2, random_state=0).drop(columns="y")
 train, test = cohort.iloc[::2], cohort.iloc[1::2]
 """,
         8: """
@@ -189,7 +190,22 @@ test, _ = make_voxel_cohort(12, 2, random_state=1)
 # block's comment states
 CHECK = {
     "user_guide/radiomics.rst": {
+        1: """
+import re
+assert features.index[0] == "sub-000|1|1", list(features.index[:3])
+assert all(re.fullmatch(r"sub-\\d{3}\\|1\\|\\d+", i) for i in features.index)
+assert {"subject", "label", "lesion", "voxels"} <= set(lesions.columns)
+""",
         3: 'assert count_extractions("cache/") == len(table)\n',
+    },
+    "user_guide/splitters.rst": {
+        2: 'assert (subject_overlap(cv, X_rows, y_rows)["n_overlap"] == 0).all()\n',
+    },
+    "user_guide/ibsi.rst": {
+        0: """
+assert "original_firstorder_ExcessKurtosis" in features
+assert "original_firstorder_Kurtosis" not in features
+""",
     },
 }
 
@@ -211,6 +227,15 @@ SHRINK = {
         ("queue_length=256", "queue_length=8"),
         ("max_epochs=50", "max_epochs=1"),
     ],
+}
+
+# per page: {(index of a block, warning class of ours): why the block shows it}
+_NEW_SITE = ('unseen_site="estimate" under LeaveOneSiteOut: the warning that a new '
+             "site is estimated with the target at its training centre "
+             "(harmonization.rst, New sites)")
+EXPECTED_WARNINGS = {
+    "user_guide/splitters.rst": {(0, "MedprepWarning"): _NEW_SITE,
+                                 (5, "MedprepWarning"): _NEW_SITE},
 }
 
 # the most blocks that may be marked no-run, over all pages
@@ -289,12 +314,18 @@ def _imports(code):
 
 
 _RUNNER = """
-import json, sys, traceback
+import json, sys, warnings
 chunks = json.load(open(sys.argv[1]))
 namespace = {"__name__": "__main__"}
 for name, code in chunks:
     print(f"@@@ {name}", flush=True)
-    exec(compile(code, name, "exec"), namespace)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(compile(code, name, "exec"), namespace)
+    for w in caught:
+        category = w.category
+        ours = category.__module__.startswith("sklearn_medprep")
+        print(f"@@@W {ours} {name} {category.__name__}: {w.message}", flush=True)
 """
 
 
@@ -360,5 +391,14 @@ def test_page_blocks_run(page, tmp_path):
     assert result.returncode == 0, (
         f"{page}: block failed (last started: "
         f"{re.findall(r'@@@ (.*)', result.stdout)[-1:]})\n{result.stderr[-4000:]}")
+    # warnings of our own are findings: a block that triggers one shows a
+    # misuse, unless the page documents that warning there
+    ours = re.findall(r"^@@@W True (\S+) (\w+): (.*)$", result.stdout, re.M)
+    index_of = {f"{page}:{line}": index for index, (line, _, _) in enumerate(blocks)}
+    expected = EXPECTED_WARNINGS.get(page, {})
+    unexpected = [w for w in ours if (index_of.get(w[0]), w[1]) not in expected]
+    assert not unexpected, f"{page}: our warnings: {unexpected[:3]}"
+    seen = {(index_of.get(w[0]), w[1]) for w in ours}
+    assert set(expected) <= seen, f"{page}: expected warnings not seen: {expected}"
     print(f"{page}: {len(chunks)} chunks ({ran} started) in {seconds:.0f} s;"
           f" left out on this stack: {left_out or 'none'}")
