@@ -6,7 +6,10 @@ this file defines for the names the prose introduces (``table``, ``pipe``,
 ...). A block that cannot run by nature (a cluster address, a user's own file)
 carries an rst comment ``.. no-run: <reason>`` just before it; the reason is
 required and the count is kept small. The README's python blocks other than
-the quickstart (run by ``tests/test_readme.py``) run the same way.
+the quickstart (run by ``tests/test_readme.py``) run the same way, a block
+that cannot run marked ``<!-- no-run: <reason> -->`` on the line before it.
+Warnings of our own that a block raises fail the test unless
+``EXPECTED_WARNINGS`` names them with the reason the page shows them.
 
 Where a block prints a realistic size (a 160 mm crop, 50 epochs), ``SHRINK``
 replaces it by a small one for the run; each replaced text must be in the block,
@@ -96,9 +99,7 @@ train, test = table.iloc[::2], table.iloc[1::2]
         1: "from sklearn.linear_model import LogisticRegression\n",
         2: "from sklearn_medprep import ComBatHarmonizer\n",
         3: _TINY_NET.format(name="Model", channels=1) + """
-from sklearn_medprep import SubjectTableDataset
 augmentation = tio.RandomFlip(axes=(0,))
-train = pre.transform(train)
 model = Model()
 loss_fn = torch.nn.CrossEntropyLoss()
 optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -348,6 +349,7 @@ def test_shrink_table_matches_the_blocks():
             assert old in code, f"{page}: {old!r} no longer in its blocks"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", sorted(set(SETUP)) + (
     ["README.md"] if _readme_blocks() else []))
 def test_page_blocks_run(page, tmp_path):
