@@ -98,13 +98,14 @@ train, test = table.iloc[::2], table.iloc[1::2]
 """,
         1: "from sklearn.linear_model import LogisticRegression\n",
         2: "from sklearn_medprep import ComBatHarmonizer\n",
-        3: _TINY_NET.format(name="Model", channels=1) + """
+        3: "from sklearn_medprep import TorchIOAugmenter\n",
+        4: _TINY_NET.format(name="Model", channels=1) + """
 augmentation = tio.RandomFlip(axes=(0,))
 model = Model()
 loss_fn = torch.nn.CrossEntropyLoss()
 optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 """,
-        4: _TINY_NET.format(name="CNN3D", channels=1),
+        5: _TINY_NET.format(name="CNN3D", channels=1),
     },
     "user_guide/radiomics.rst": {
         0: _COHORT + _PARAMS_YAML,
@@ -114,6 +115,16 @@ from sklearn_medprep.model_selection import SiteStratifiedKFold
 y = table["y"]
 search = GridSearchCV(pipe, {"logisticregression__C": [0.01, 0.1, 1.0, 10.0]},
                       cv=SiteStratifiedKFold(5))
+""",
+    },
+    "user_guide/subject_table.rst": {
+        0: """
+import torchio as tio
+from sklearn_medprep import TorchIOAugmenter
+from sklearn_medprep.datasets import make_multisite_cohort
+table = make_multisite_cohort(4, 2, shape=(16, 18, 14), random_state=0)
+augment = TorchIOAugmenter(tio.RandomFlip(axes=(0,)), random_state=0)
+augmented = augment.fit_transform(table)
 """,
     },
     "user_guide/scaling.rst": {
@@ -201,6 +212,20 @@ assert {"subject", "label", "lesion", "voxels"} <= set(lesions.columns)
     },
     "user_guide/splitters.rst": {
         2: 'assert (subject_overlap(cv, X_rows, y_rows)["n_overlap"] == 0).all()\n',
+    },
+    "user_guide/subject_table.rst": {
+        0: """
+from pathlib import Path
+import pandas as pd
+from sklearn_medprep import read_manifest
+back = read_manifest("out/augmented/manifest.csv", mask="mask", index_col="subject")
+assert list(back.index) == list(augmented.index)
+assert back["image"].map(lambda f: Path(f).is_file()).all()
+assert len(pd.read_csv("out/augmented/checksums.csv")) == 2 * len(augmented)
+""",
+    },
+    "user_guide/torchio.rst": {
+        3: "assert len(augmenter.fit_transform(train)) == len(train)\n",
     },
     "user_guide/ibsi.rst": {
         0: """
