@@ -358,13 +358,29 @@ for name, code in chunks:
 def test_every_page_with_python_blocks_is_run_here_or_elsewhere():
     pages = set(_pages_with_blocks())
     here = set(SETUP) | ({"README.md"} if _readme_blocks() else set())
-    assert pages - set(RUN_ELSEWHERE) == here
+    assert pages - set(RUN_ELSEWHERE) == here, (
+        "a page with python blocks needs an entry in SETUP (maybe empty)")
     no_run = [(page, line, reason) for page in here
               for line, _, reason in _blocks(page) if reason is not None]
     print(f"{len(no_run)} blocks marked no-run:")
     for page, line, reason in sorted(no_run):
         print(f"  {page}:{line}: {reason}")
     assert len(no_run) <= MAX_NO_RUN, "keep the blocks that do not run few"
+
+
+def test_python_is_in_code_blocks_not_literal_blocks():
+    # a "::" literal block is never run: python goes in ".. code-block:: python"
+    looks_like_python = re.compile(
+        r"^(import \w|from \w+ import |\w[\w, ]* = \w[\w.]*\()")
+    found = []
+    for path in sorted(DOCS.rglob("*.rst")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines[:-2]):
+            if line.rstrip().endswith("::") and not line.lstrip().startswith(".. "):
+                first = next((n.strip() for n in lines[i + 1:] if n.strip()), "")
+                if looks_like_python.match(first):
+                    found.append(f"{path.relative_to(DOCS)}:{i + 1}: {first}")
+    assert not found, found
 
 
 def test_shrink_table_matches_the_blocks():
