@@ -177,6 +177,25 @@ sklearn.set_config(enable_metadata_routing=False)
 model = LogisticRegression()
 """,
         5: """
+# visits of 30 subjects (3 each) at 3 sites, 4 features
+import numpy as np
+import pandas as pd
+rng = np.random.default_rng(0)
+subject = np.repeat(np.arange(30), 3)
+site = (np.arange(30) % 3)[subject]
+time = np.tile(np.arange(3.0), 30)
+age = rng.uniform(40, 80, 30)[subject] + time
+feature_columns = [f"f{j}" for j in range(4)]
+values = (rng.normal(0, 1, (30, 4))[subject] + 0.1 * time[:, None]
+          + np.array([0.0, 0.5, -0.5])[site][:, None]
+          + rng.normal(0, 0.5, (90, 4)))
+visits = pd.DataFrame(values, columns=feature_columns)
+visits["subject"] = [f"s{i:02d}" for i in subject]
+visits["site"] = np.array(["A", "B", "C"])[site]
+visits["time"], visits["age"] = time, age
+y = values[:, 0] + rng.normal(0, 0.1, 90)
+""",
+        6: """
 import neuroHarmonize
 table = make_multisite_features(60, 5, n_sites=2, random_state=0)
 feature_names = [c for c in table if c.startswith("f0")]
@@ -185,12 +204,12 @@ lab_model, _ = neuroHarmonize.harmonizationLearn(
 neuroHarmonize.saveHarmonizationModel(lab_model, "lab_model.pkl")
 classifier = LogisticRegression()
 """,
-        6: """
+        7: """
 # features, site, age and sex of every subject (no target: not harmonized)
 cohort = make_multisite_features(60, 5, n_sites=2, random_state=0).drop(columns="y")
 train, test = cohort.iloc[::2], cohort.iloc[1::2]
 """,
-        8: """
+        9: """
 from sklearn_medprep.datasets import make_voxel_cohort
 train, _ = make_voxel_cohort(24, 2, random_state=0)
 test, _ = make_voxel_cohort(12, 2, random_state=1)
