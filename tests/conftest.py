@@ -123,9 +123,9 @@ def _fill_disk(folder, leave=0):
 # -- reporting: how long a run takes, what the x marks of a test run are ---------
 def pytest_report_header(config):
     return [
-        "the whole suite takes about 13-15 min per stack on a quiet 2-core machine "
-        "and about 40 min on a loaded one; x marks are expected failures, "
-        "summarised at the end"
+        "the whole suite takes about 11 min per stack with 2 workers on a 2-core "
+        "machine also running other jobs, and up to about 40 min on a heavily "
+        "loaded one; x marks are expected failures, summarised at the end"
     ]
 
 
