@@ -11,7 +11,6 @@ _LAZY = {
     "convert_to_nifti": "._convert",
     "deidentify_dicom": "._deid",
     "scan_dicom": "._scan",
-    "sha256_file": "._checksums",
     "verify_manifest": "._checksums",
     "write_checksum_manifest": "._checksums",
 }
@@ -21,7 +20,6 @@ __all__ = [
     "convert_to_nifti",
     "deidentify_dicom",
     "scan_dicom",
-    "sha256_file",
     "verify_manifest",
     "write_checksum_manifest",
 ]

@@ -10,7 +10,6 @@ Not to be confused with :func:`sklearn_medprep.write_manifest`, which writes a
 subject table (rows and image paths) as CSV: a checksum manifest lists files.
 """
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,45 +17,17 @@ from pathlib import Path
 import pandas as pd
 
 from ..exceptions import SubjectTableError
+from ..io._save import file_sha256
 from ..io._write import write_atomically
 
 __all__ = [
     "ManifestCheck",
     "checksum_manifest",
-    "sha256_file",
     "verify_manifest",
     "write_checksum_manifest",
 ]
 
 _COLUMNS = ["file", "bytes", "sha256"]
-_CHUNK = 1 << 20
-
-
-def sha256_file(path):
-    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from sklearn_medprep.dicom import sha256_file
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.txt")
-    >>> _ = open(path, "w").write("abc")
-    >>> sha256_file(path)[:16]
-    'ba7816bf8f01cfea'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _files(folder, exclude=()):
@@ -91,7 +62,7 @@ def checksum_manifest(folder, *, exclude=()):
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no such folder: {str(folder)!r}")
-    rows = [(name, (folder / name).stat().st_size, sha256_file(folder / name))
+    rows = [(name, (folder / name).stat().st_size, file_sha256(folder / name))
             for name in _files(folder, exclude)]
     return pd.DataFrame(rows, columns=_COLUMNS).astype({"bytes": "int64"})
 
@@ -234,7 +205,7 @@ def verify_manifest(folder, manifest, *, errors="report"):
             check.missing.append(name)
             continue
         check.n_checked += 1
-        if path.stat().st_size != int(size) or sha256_file(path) != digest:
+        if path.stat().st_size != int(size) or file_sha256(path) != digest:
             check.changed.append(name)
     check.extra = sorted(present - set(expected["file"]))
     if errors == "raise":

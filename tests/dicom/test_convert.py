@@ -11,7 +11,6 @@ import SimpleITK as sitk
 from sklearn_medprep import load_image
 from sklearn_medprep.dicom import (
     convert_to_nifti,
-    sha256_file,
     verify_manifest,
     write_checksum_manifest,
 )
@@ -20,6 +19,7 @@ from sklearn_medprep.exceptions import (
     OutputWriteError,
     SubjectTableError,
 )
+from sklearn_medprep.io import file_sha256
 
 
 def _image():
@@ -74,7 +74,7 @@ def test_manifest_lists_every_file_and_verify_finds_changes(table, tmp_path):
     for name, size, digest in manifest.itertuples(index=False):
         data = (folder / name).read_bytes()
         assert size == len(data)
-        assert digest == hashlib.sha256(data).hexdigest() == sha256_file(folder / name)
+        assert digest == hashlib.sha256(data).hexdigest() == file_sha256(folder / name)
     check = verify_manifest(folder, folder / "manifest-sha256.csv")
     assert check.ok and check.n_checked == 3 and check.to_frame().empty
 
