@@ -51,12 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_target_protection import (  # noqa: E402
-    DATA,
-    evaluate,
-    load_fcon1000,
-    load_quick,
-)
+from bench_target_protection import DATA, evaluate, load_table  # noqa: E402
 
 
 def options(smooth):
@@ -99,18 +94,10 @@ def main(argv=None):
     from sklearn_medprep.model_selection import LeaveOneSiteOut
 
     warnings.simplefilter("ignore")  # the new-site warnings of LeaveOneSiteOut
-    if args.quick:
-        X, y, feats = load_quick()
-        name = "synthetic stand-in (make_multisite_features, sites differ in age)"
-    elif not args.data.is_file():
-        print(
-            f"skipped: {args.data} is absent (give --data, or run with --quick for "
-            "a synthetic table)"
-        )
+    loaded = load_table(args)
+    if loaded is None:
         return 0
-    else:
-        X, y, feats = load_fcon1000(args.data)
-        name = "FCON1000 cortical thickness"
+    X, y, feats, name = loaded
     n_sites = X["site"].nunique()
     print(
         f"{name}: {len(X)} subjects, {len(feats)} features, {n_sites} sites; "

@@ -76,6 +76,23 @@ def load_quick():
     return df[[*feats, "site", "sex"]], df["age"].to_numpy(), feats
 
 
+def load_table(args):
+    """``(X, y, features, name)`` of ``--quick`` or ``--data``; None if absent."""
+    if args.quick:
+        X, y, feats = load_quick()
+        return X, y, feats, (
+            "synthetic stand-in (make_multisite_features, sites differ in age)"
+        )
+    if not args.data.is_file():
+        print(
+            f"skipped: {args.data} is absent (give --data, or run with --quick for "
+            "a synthetic table)"
+        )
+        return None
+    X, y, feats = load_fcon1000(args.data)
+    return X, y, feats, "FCON1000 cortical thickness"
+
+
 def ridge():
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
@@ -160,18 +177,10 @@ def main(argv=None):
     from sklearn_medprep.model_selection import LeaveOneSiteOut, SiteStratifiedKFold
 
     warnings.simplefilter("ignore")  # the new-site warnings of LeaveOneSiteOut
-    if args.quick:
-        X, y, feats = load_quick()
-        name = "synthetic stand-in (make_multisite_features, sites differ in age)"
-    elif not args.data.is_file():
-        print(
-            f"skipped: {args.data} is absent (give --data, or run with --quick for "
-            "a synthetic table)"
-        )
+    loaded = load_table(args)
+    if loaded is None:
         return 0
-    else:
-        X, y, feats = load_fcon1000(args.data)
-        name = "FCON1000 cortical thickness"
+    X, y, feats, name = loaded
     n_sites = X["site"].nunique()
     print(
         f"{name}: {len(X)} subjects, {len(feats)} features, {n_sites} sites; "
