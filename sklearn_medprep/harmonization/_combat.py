@@ -347,7 +347,7 @@ default="auto"
         self._feature_index = pd.Index(self.features_)
         frame = isinstance(X, pd.DataFrame)
         self._layout = (batch.table.columns, batch.positions) if frame else None
-        self._fit_after_combat(X, sites, covariates)
+        self._fit_after_combat(X, sites, covariates, batch.design_cov)
         return self
 
     def _table_spec(self, *, reset):
@@ -430,8 +430,13 @@ default="auto"
         )
         return batch
 
-    def _fit_after_combat(self, X, sites, covariates):
-        """Last fit step: what a variant learns after ComBat (nothing here)."""
+    def _fit_after_combat(self, X, sites, covariates, fit_design):
+        """Last fit step: what a variant learns after ComBat (nothing here).
+
+        ``fit_design`` is the training rows' covariate design with the
+        protected target at each row's own value (``transform`` has it at its
+        training centre).
+        """
 
     def _set_model(self, model):
         """Keep the fitted :class:`~._core.ComBatModel` and its public views."""

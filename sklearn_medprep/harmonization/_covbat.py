@@ -172,9 +172,17 @@ random_state, protect_target, interactions, target_scale, categorical
         _refuse_nan(batch)
         return batch
 
-    def _fit_after_combat(self, X, sites, covariates):
-        """Fit step 5 (CovBat): components of the residuals, their site effects."""
+    def _fit_after_combat(self, X, sites, covariates, fit_design):
+        """Fit step 5 (CovBat): components of the residuals, their site effects.
+
+        The training residuals are taken around each row's own modelled mean,
+        its protected target included (``fit_design``): at the target's
+        centre they would still hold each row's target effect, which the
+        scores' site effects would then absorb wherever the sites differ in
+        target (FCON1000's age: R2 0.064 instead of ComBat's 0.589).
+        """
         batch = self._prepare_rows(X, sites, covariates)
+        batch = batch.replace(design_cov=fit_design)
         resid = super()._adjust(batch) - self._modelled_mean(batch)
         self.scaler_mean_ = resid.mean(axis=0)
         scale = resid.std(axis=0)
