@@ -34,9 +34,13 @@ TORCH_INDEX_URL="${TORCH_INDEX_URL:-}"
 
 step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
+# PINS: constraints of a stack that the extras cannot state. pyarrow 26 needs
+# numpy >= 2 at import time but does not say so in its metadata, so pip would
+# pair it with neuroHarmonize's numpy 1.26: the numpy 1 stack takes pyarrow < 26.
+PINS=()
 case "$STACK" in
     latest) EXTRAS="dev,survival" ;;
-    numpy1) EXTRAS="dev,neuroharmonize" ;;
+    numpy1) EXTRAS="dev,neuroharmonize"; PINS=("pyarrow<26") ;;
     *) echo "STACK must be 'latest' or 'numpy1', got '$STACK'" >&2; exit 2 ;;
 esac
 
@@ -56,7 +60,7 @@ else
 fi
 
 step "installing sklearn-medprep in editable mode with extras [$EXTRAS] (stack: $STACK)"
-"${INSTALL[@]}" -e ".[$EXTRAS]" "torch==${TORCH_VERSION}"
+"${INSTALL[@]}" -e ".[$EXTRAS]" "torch==${TORCH_VERSION}" ${PINS[@]+"${PINS[@]}"}
 
 "$VENV/bin/python" - <<'PY'
 import importlib.util
