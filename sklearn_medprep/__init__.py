@@ -58,6 +58,9 @@ _LAZY = {
     "expand_labels": ".radiomics",
     "expand_lesions": ".radiomics",
     "icc_3_1": ".radiomics",
+    # IBSI-2 filters
+    "filter_image": ".filters",
+    "ibsi2_phase1_table": ".filters",
     "load_image": ".io",
     "read_manifest": ".table",
     "TargetProxy": ".table",
@@ -110,6 +113,9 @@ __all__ = [
     "expand_labels",
     "expand_lesions",
     "icc_3_1",
+    # IBSI-2 filters
+    "filter_image",
+    "ibsi2_phase1_table",
     "load_image",
     "read_manifest",
     "TargetProxy",

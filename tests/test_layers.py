@@ -35,6 +35,7 @@ LAYERS = {
     "io": 1,
     "table": 2,
     "dicom": 2,
+    "filters": 2,
     "images": 3,
     "harmonization": 3,
     "radiomics": 3,

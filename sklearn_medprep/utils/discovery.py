@@ -10,6 +10,7 @@ __all__ = ["PUBLIC_SUBPACKAGES", "all_estimators"]
 PUBLIC_SUBPACKAGES = (
     "datasets",
     "dicom",
+    "filters",
     "harmonization",
     "images",
     "io",

@@ -1,0 +1,118 @@
+"""One entry point for every IBSI-2 filter family: :func:`filter_image`.
+
+A family is a function ``f(image, spacing, config) -> ndarray`` registered in
+:data:`FILTER_FAMILIES` under the name configurations.json gives it. The
+dispatcher checks the image, the spacing and the keys every family shares
+(``boundary``, ``by_slice``, ``rotation_invariance``, ``pooling``) and hands the
+family a float64 (z, y, x) array, a (z, y, x) spacing and a config whose shared
+keys are filled in. A family function may carry ``accepted_keys`` (a set of its
+own keys): any other key is then refused, so that a typo never passes silently.
+"""
+
+import numpy as np
+
+from ._boundary import check_boundary, check_image, get_param
+from ._log import log_response
+from ._mean import mean_response
+
+__all__ = ["FILTER_FAMILIES", "POOLING_METHODS", "filter_image"]
+
+#: family name (configurations.json's ``filter.family``) -> response function
+FILTER_FAMILIES = {
+    "mean": mean_response,
+    "laplacian_of_gaussian": log_response,
+}
+
+#: voxel-wise pooling over rotations / orientations
+POOLING_METHODS = ("max", "min", "mean")
+
+_COMMON_KEYS = frozenset({
+    "family", "boundary", "by_slice", "rotation_invariance", "pooling",
+    "dimensionality",
+})
+
+# descriptive keys of configurations.json's filter entries: derived from the
+# others (per-axis kernel letters, angles in radians, the orientation list, the
+# 2 mm values), accepted and not used
+_DESCRIPTIVE_KEYS = frozenset({
+    "derived_for_2mm_voxels", "kernel_per_axis", "kernels_normalised_to_unit_l2_norm",
+    "energy_window_voxels", "theta_rad", "theta_step_rad", "orientations_deg", "planes",
+    "kernel_dimensionality",
+})
+
+
+def filter_image(image, spacing, config):
+    """Filter a (z, y, x) image with an IBSI-2 filter; return the response map.
+
+    Parameters
+    ----------
+    image : array-like of shape (z, y, x)
+        Intensities, as SimpleITK's ``GetArrayFromImage`` orders them (IBSI's x is
+        the last axis). Cast to float64.
+    spacing : sequence of 3 floats
+        Voxel spacing in mm, ordered (z, y, x) (SimpleITK's ``GetSpacing()``
+        reversed).
+    config : dict
+        The ``filter`` entry of IBSI-2's configurations.json (``family`` and its
+        parameters: ``kernel_size_voxels``; ``sigma_mm``,
+        ``kernel_truncate_sigmas``; ``kernel``, ``energy_map``,
+        ``energy_distance_voxels``; ``sigma_mm``, ``lambda_mm``, ``gamma``,
+        ``theta_deg``, ``theta_step_deg``, ``response``) plus the shared keys
+        ``boundary`` (``"constant"``, ``"nearest"``, ``"wrap"`` or ``"reflect"``,
+        default ``"constant"``), ``by_slice`` (default False),
+        ``rotation_invariance`` (default False) and ``pooling`` (``"max"``,
+        ``"min"`` or ``"mean"``; required with rotation invariance).
+
+    Returns
+    -------
+    ndarray of float64, same shape as ``image``
+
+    Raises
+    ------
+    ValueError
+        Naming the key at fault (unknown family, unknown key, missing or bad
+        value), or the image or spacing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_medprep.filters import filter_image
+    >>> image = np.zeros((5, 6, 7))
+    >>> image[2, 3, 3] = 27.0
+    >>> out = filter_image(image, (2.0, 2.0, 2.0),
+    ...                    {"family": "mean", "kernel_size_voxels": 3,
+    ...                     "boundary": "constant"})
+    >>> out.shape, float(out[1, 2, 4]), float(out.sum())
+    ((5, 6, 7), 1.0, 27.0)
+    """
+    if not isinstance(config, dict):
+        raise ValueError(f"config: expected a dict, got {type(config).__name__}")
+    family = config.get("family")
+    if family not in FILTER_FAMILIES:
+        raise ValueError(
+            f"filter config key 'family': {family!r} is not one of "
+            f"{sorted(FILTER_FAMILIES)}")
+    function = FILTER_FAMILIES[family]
+    accepted = getattr(function, "accepted_keys", None)
+    if accepted is not None:
+        unknown = sorted(set(config) - _COMMON_KEYS - _DESCRIPTIVE_KEYS - set(accepted))
+        if unknown:
+            raise ValueError(
+                f"filter config key {unknown[0]!r} is not a parameter of family "
+                f"{family!r} (its keys: {sorted(accepted)}, and the shared keys "
+                f"{sorted(_COMMON_KEYS)})")
+    config = dict(config)
+    config["boundary"] = check_boundary(config.get("boundary") or "constant")
+    config["by_slice"] = bool(get_param(config, "by_slice", "bool", default=False))
+    config["rotation_invariance"] = bool(
+        get_param(config, "rotation_invariance", "bool", default=False))
+    pooling = config.get("pooling")
+    if pooling is not None or config["rotation_invariance"]:
+        config["pooling"] = get_param(config, "pooling", "str", choices=POOLING_METHODS)
+    image, spacing = check_image(image, spacing)
+    out = np.asarray(function(image, spacing, config), dtype=np.float64)
+    if out.shape != image.shape:  # pragma: no cover - a family's bug
+        raise RuntimeError(
+            f"filter family {family!r} returned shape {out.shape} for an image of "
+            f"shape {image.shape}")
+    return out
