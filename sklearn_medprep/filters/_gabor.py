@@ -137,12 +137,16 @@ def gabor_response(image, spacing, config):
         raise ValueError(
             f"filter config key 'pooling': {len(thetas)} orientations x {len(planes)} "
             "planes need a pooling method ('max', 'min' or 'mean')")
+    weights = _distinct_orientations(thetas, response)
     out, count = None, 0
     for plane in planes:
-        for resp in _plane_responses(image, spacing, plane, thetas,
-                                     (sigma, lambda_, gamma), config["boundary"],
-                                     response):
-            count += 1
+        for resp, weight in zip(
+                _plane_responses(image, spacing, plane, list(weights),
+                                 (sigma, lambda_, gamma), config["boundary"], response),
+                weights.values()):
+            count += weight
+            if pooling == "mean" and weight != 1:
+                resp *= weight
             if out is None:
                 out = resp
             elif pooling == "max":
@@ -154,6 +158,27 @@ def gabor_response(image, spacing, config):
     if pooling == "mean":
         out /= count
     return out
+
+
+def _distinct_orientations(thetas, response):
+    """Orientations to compute, with how many of ``thetas`` each stands for.
+
+    Turning the kernel by 180 degrees conjugates it (x', y' change sign), and
+    the convolution of a real image with the conjugate kernel is the conjugate
+    response: same modulus, same real part. For those responses an orientation
+    and its opposite are computed once.
+    """
+    weights = {}
+    if response not in ("modulus", "real"):
+        for theta in thetas:
+            weights[theta] = weights.get(theta, 0) + 1
+        return weights
+    keys = {}
+    for theta in thetas:
+        key = round(float(np.rad2deg(theta)) % 180.0, 9) % 180.0
+        first = keys.setdefault(key, theta)
+        weights[first] = weights.get(first, 0) + 1
+    return weights
 
 
 gabor_response.accepted_keys = frozenset(

@@ -302,3 +302,28 @@ def test_gabor_large_volume_is_done_in_slabs(monkeypatch):
     whole = filter_image(image, (1.0,) * 3, config)
     monkeypatch.setattr(_gabor, "_SLAB_VOXELS", 300)  # 2 slices of 16 x 16 per slab
     np.testing.assert_array_equal(filter_image(image, (1.0,) * 3, config), whole)
+
+
+def test_gabor_opposite_orientations_and_mean_pooling():
+    # 180 degrees apart: conjugate kernels, so same modulus and real part and the
+    # opposite imaginary part (the pooling computes one of each pair)
+    rng = np.random.default_rng(9)
+    image = rng.normal(size=(7, 8, 9))
+    base = {"family": "gabor", "sigma_mm": 2.0, "lambda_mm": 3.0, "gamma": 0.8,
+            "boundary": "reflect"}
+
+    def one(theta, response="modulus"):
+        return filter_image(image, (1.0,) * 3,
+                            {**base, "theta_deg": theta, "response": response})
+
+    np.testing.assert_allclose(one(210.0, "imaginary"), -one(30.0, "imaginary"),
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(one(210.0, "real"), one(30.0, "real"),
+                               rtol=0, atol=1e-12)
+    for response in ("modulus", "imaginary"):
+        pooled = filter_image(image, (1.0,) * 3, {
+            **base, "theta_deg": 30.0, "theta_step_deg": 60.0, "response": response,
+            "pooling": "mean"})
+        singles = [one(30.0 + 60.0 * k, response) for k in range(6)]
+        np.testing.assert_allclose(pooled, np.mean(singles, axis=0), rtol=0,
+                                   atol=1e-12)
