@@ -27,6 +27,9 @@ FILTER_FAMILIES = {
     "gabor": gabor_response,
 }
 
+# configurations.json's "dimensionality", checked against by_slice
+_DIMENSIONALITY = {True: ("2D",), False: ("3D", "2D kernel in a 3D volume")}
+
 #: voxel-wise pooling over rotations / orientations
 POOLING_METHODS = ("max", "min", "mean")
 
@@ -110,6 +113,13 @@ def filter_image(image, spacing, config):
     config["by_slice"] = bool(get_param(config, "by_slice", "bool", default=False))
     config["rotation_invariance"] = bool(
         get_param(config, "rotation_invariance", "bool", default=False))
+    dimensionality = config.get("dimensionality")
+    if dimensionality is not None and dimensionality not in _DIMENSIONALITY.get(
+            config["by_slice"], ()):
+        raise ValueError(
+            f"filter config key 'dimensionality': {dimensionality!r} contradicts "
+            f"by_slice={config['by_slice']} (by_slice True is '2D', False is '3D' or, "
+            "for Gabor, '2D kernel in a 3D volume')")
     pooling = config.get("pooling")
     if pooling is not None or config["rotation_invariance"]:
         config["pooling"] = get_param(config, "pooling", "str", choices=POOLING_METHODS)

@@ -109,6 +109,8 @@ def test_log_uses_spacing_per_axis_in_zyx_order():
      "pooling"),
     ({"family": "mean", "kernel_size_voxels": 3, "pooling": "median"}, "pooling"),
     ({"family": "laplacian_of_gaussian", "sigma_mm": -1.0}, "sigma_mm"),
+    ({"family": "mean", "kernel_size_voxels": 3, "dimensionality": "2D"},
+     "dimensionality"),
     ({"family": "laws", "kernel": "E5L5X5"}, "kernel"),
     ({"family": "laws", "kernel": "E5L5"}, "kernel"),
     ({"family": "laws", "kernel": "E5L5S5", "by_slice": True}, "kernel"),
