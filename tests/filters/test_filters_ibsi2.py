@@ -69,6 +69,17 @@ def test_mean_filter_matches_explicit_padding_per_mode(mode):
     np.testing.assert_allclose(out, windows.mean(axis=(3, 4, 5)), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", BOUNDARY_MODES)
+def test_padding_wider_than_the_image_extends_as_scipy_does(mode):
+    # Gabor pads a thin axis by more than its length: numpy's padding must
+    # continue the pattern as scipy.ndimage's modes do
+    line = np.array([1.0, 2.0, 5.0])
+    padded = pad(line, 6, mode)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 13).mean(axis=-1)
+    np.testing.assert_allclose(windows, ndimage.uniform_filter1d(line, 13, mode=mode),
+                               rtol=0, atol=1e-12)
+
+
 def test_by_slice_filters_each_xy_plane_alone():
     rng = np.random.default_rng(2)
     image = rng.normal(size=(7, 8, 9))
@@ -207,7 +218,7 @@ def _cube_rotations():
 
 
 @pytest.mark.parametrize("kernel", ["E5L5S5", "E3W5R5", "L5L5L5", "E5E3W5"])
-@pytest.mark.parametrize("pooling", ["max", "mean"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "min"])
 def test_laws_rotation_invariance_equals_rotating_the_image(kernel, pooling):
     # reference: rotate the image 24 ways, filter, rotate back, pool
     rng = np.random.default_rng(4)
@@ -217,7 +228,7 @@ def test_laws_rotation_invariance_equals_rotating_the_image(kernel, pooling):
     plain = {**config, "rotation_invariance": False}
     stack = np.stack([back(filter_image(rot(image), (1.0, 1.0, 1.0), plain))
                       for rot, back in _cube_rotations()])
-    expected = stack.max(axis=0) if pooling == "max" else stack.mean(axis=0)
+    expected = getattr(stack, pooling)(axis=0)
     out = filter_image(image, (1.0, 1.0, 1.0),
                        {**config, "rotation_invariance": True, "pooling": pooling})
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
