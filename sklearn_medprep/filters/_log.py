@@ -36,6 +36,11 @@ def log_response(image, spacing, config):
     Returns
     -------
     ndarray of float64, same shape as ``image``
+
+    Notes
+    -----
+    The kernel is unchanged by every right-angle rotation (on isotropic
+    voxels), so ``rotation_invariance`` with any pooling gives the same map.
     """
     sigma_mm = get_param(config, "sigma_mm", "positive")
     truncate = get_param(config, "kernel_truncate_sigmas", "positive", default=4.0)

@@ -22,6 +22,11 @@ def mean_response(image, spacing, config):
     Returns
     -------
     ndarray of float64, same shape as ``image``
+
+    Notes
+    -----
+    The kernel is unchanged by every right-angle rotation (on isotropic
+    voxels), so ``rotation_invariance`` with any pooling gives the same map.
     """
     size = get_param(config, "kernel_size_voxels", "positive_int")
     if size % 2 == 0:

@@ -340,3 +340,20 @@ def test_gabor_opposite_orientations_and_mean_pooling():
         singles = [one(30.0 + 60.0 * k, response) for k in range(6)]
         np.testing.assert_allclose(pooled, np.mean(singles, axis=0), rtol=0,
                                    atol=1e-12)
+
+
+@needs_data
+@pytest.mark.slow
+def test_benchmark_script_quick_run_passes_every_covered_map():
+    import re
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ibsi2_phantom.py"), "--quick"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = re.search(r"IBSI-2 phase 1: (\d+) of (\d+) covered", result.stdout)
+    assert found and found.group(1) == found.group(2) == str(len(COVERED))
+    assert "FAIL" not in result.stdout
