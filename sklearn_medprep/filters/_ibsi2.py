@@ -82,6 +82,36 @@ def ibsi2_phase1_table(folder, ids=None):
         (the configuration in short), ``covered`` (the library has the family),
         ``max_abs_diff``, ``tolerance`` (1% of the reference map's range),
         ``worst_over_tolerance`` and ``passed`` (NaN / False where not covered).
+
+    Examples
+    --------
+    A folder laid out as IBSI-2's, with one test whose reference map is
+    scipy's mean filter (IBSI's is ``../shared/data/ibsi2``):
+
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> from scipy import ndimage
+    >>> from sklearn_medprep.filters import ibsi2_phase1_table
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> phantom = np.random.default_rng(0).integers(0, 255, (9, 8, 7)).astype(float)
+    >>> reference = ndimage.uniform_filter(phantom, 3, mode="reflect")
+    >>> for name, array in [("phantom.nii.gz", phantom), ("ref.nii.gz", reference)]:
+    ...     nib.save(nib.Nifti1Image(array, np.diag([2.0, 2.0, 2.0, 1.0])),
+    ...              folder / name)
+    >>> test = {"image": "phantom.nii.gz", "reference_map": "ref.nii.gz",
+    ...         "filter": {"family": "mean", "kernel_size_voxels": 3},
+    ...         "boundary": "reflect", "by_slice": False,
+    ...         "rotation_invariance": False, "pooling": None}
+    >>> (folder / "configurations.json").write_text(
+    ...     json.dumps({"phase_1": {"tests": {"1_x": test}}})) > 0
+    True
+    >>> table = ibsi2_phase1_table(folder)
+    >>> bool(table.loc["1_x", "passed"]), bool(table.loc["1_x", "max_abs_diff"] < 1e-9)
+    (True, True)
+    >>> import shutil
+    >>> shutil.rmtree(folder)
     """
     import pandas as pd
 
