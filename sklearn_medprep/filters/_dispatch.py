@@ -38,12 +38,12 @@ _COMMON_KEYS = frozenset({
     "dimensionality",
 })
 
-# descriptive keys of configurations.json's filter entries: derived from the
-# others (per-axis kernel letters, angles in radians, the orientation list, the
-# 2 mm values), accepted and not used
+# descriptive keys of configurations.json's filter entries that restate the
+# others for a reader (values for 2 mm voxels, angles as text multiples of pi,
+# the plane names), accepted and not used; the restatements a family can check
+# (Laws' per-axis letters, Gabor's orientation list) are that family's keys
 _DESCRIPTIVE_KEYS = frozenset({
-    "derived_for_2mm_voxels", "kernel_per_axis", "kernels_normalised_to_unit_l2_norm",
-    "energy_window_voxels", "theta_rad", "theta_step_rad", "orientations_deg", "planes",
+    "derived_for_2mm_voxels", "theta_rad", "theta_step_rad", "planes",
     "kernel_dimensionality",
 })
 

@@ -127,6 +127,12 @@ def gabor_response(image, spacing, config):
     else:
         count = int(np.ceil(360.0 / step - 1e-9))
         thetas_deg = [theta + k * step for k in range(count)]
+    listed = config.get("orientations_deg")
+    if listed is not None and not (
+            len(listed) == len(thetas_deg) and np.allclose(listed, thetas_deg)):
+        raise ValueError(
+            f"filter config key 'orientations_deg': {listed!r} is not the "
+            f"orientations theta_deg and theta_step_deg give ({thetas_deg})")
     thetas = np.deg2rad(thetas_deg)
     if config["rotation_invariance"] and not config["by_slice"]:
         planes = [(1, 2), (0, 2), (0, 1)]
@@ -181,5 +187,8 @@ def _distinct_orientations(thetas, response):
     return weights
 
 
-gabor_response.accepted_keys = frozenset(
-    {"sigma_mm", "lambda_mm", "gamma", "theta_deg", "theta_step_deg", "response"})
+gabor_response.accepted_keys = frozenset({
+    "sigma_mm", "lambda_mm", "gamma", "theta_deg", "theta_step_deg", "response",
+    # configurations.json's list of the orientations, checked against the above
+    "orientations_deg",
+})

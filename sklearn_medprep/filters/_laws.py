@@ -113,6 +113,7 @@ def laws_response(image, spacing, config):
     parts = _parse_kernel(get_param(config, "kernel", "str"), by_slice)
     axes = (2, 1) if by_slice else (2, 1, 0)
     energy = get_param(config, "energy_map", "bool", default=False)
+    _check_descriptive(config, parts)
     mode = config["boundary"]
     if not config["rotation_invariance"]:
         response = _separable(image, parts, axes, mode)
@@ -135,6 +136,28 @@ def laws_response(image, spacing, config):
     return response
 
 
+def _check_descriptive(config, parts):
+    """configurations.json's restatements of the kernel must agree with it."""
+    per_axis = config.get("kernel_per_axis")
+    if per_axis is not None:
+        expected = dict(zip("xyz", parts))
+        if {k: str(v).upper() for k, v in dict(per_axis).items()} != expected:
+            raise ValueError(
+                f"filter config key 'kernel_per_axis': {per_axis!r} contradicts "
+                f"kernel {config['kernel']!r} ({expected})")
+    if config.get("kernels_normalised_to_unit_l2_norm") is False:
+        raise ValueError(
+            "filter config key 'kernels_normalised_to_unit_l2_norm': IBSI's Laws "
+            "kernels are normalised to unit L2 norm; False is not supported")
+    window = config.get("energy_window_voxels")
+    if window is not None:
+        distance = config.get("energy_distance_voxels")
+        if distance is None or window != 2 * distance + 1:
+            raise ValueError(
+                f"filter config key 'energy_window_voxels': {window!r} is not "
+                f"2 * energy_distance_voxels + 1 (energy_distance_voxels={distance!r})")
+
+
 def _pool(cache, responses, method):
     if method == "mean":
         out = sum(sign * cache[k] for k, sign in responses)
@@ -151,5 +174,8 @@ def _pool(cache, responses, method):
     return out
 
 
-laws_response.accepted_keys = frozenset(
-    {"kernel", "energy_map", "energy_distance_voxels"})
+laws_response.accepted_keys = frozenset({
+    "kernel", "energy_map", "energy_distance_voxels",
+    # configurations.json's restatements, checked against the above
+    "kernel_per_axis", "kernels_normalised_to_unit_l2_norm", "energy_window_voxels",
+})
