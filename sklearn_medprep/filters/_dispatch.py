@@ -27,8 +27,19 @@ FILTER_FAMILIES = {
     "gabor": gabor_response,
 }
 
-# configurations.json's "dimensionality", checked against by_slice
-_DIMENSIONALITY = {True: ("2D",), False: ("3D", "2D kernel in a 3D volume")}
+
+def _dimensionality_agrees(text, by_slice):
+    """configurations.json's "dimensionality" text against ``by_slice``.
+
+    By slice is ``"2D"``; otherwise ``"3D"`` or, for Gabor, a text starting with
+    ``"2D kernel in a 3D volume"``.
+    """
+    if not isinstance(text, str):
+        return False
+    if by_slice:
+        return text == "2D"
+    return text == "3D" or text.startswith("2D kernel in a 3D volume")
+
 
 #: voxel-wise pooling over rotations / orientations
 POOLING_METHODS = ("max", "min", "mean")
@@ -114,8 +125,8 @@ def filter_image(image, spacing, config):
     config["rotation_invariance"] = bool(
         get_param(config, "rotation_invariance", "bool", default=False))
     dimensionality = config.get("dimensionality")
-    if dimensionality is not None and dimensionality not in _DIMENSIONALITY.get(
-            config["by_slice"], ()):
+    if dimensionality is not None and not _dimensionality_agrees(
+            dimensionality, config["by_slice"]):
         raise ValueError(
             f"filter config key 'dimensionality': {dimensionality!r} contradicts "
             f"by_slice={config['by_slice']} (by_slice True is '2D', False is '3D' or, "

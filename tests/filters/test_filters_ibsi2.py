@@ -44,6 +44,31 @@ def test_phase1_map_within_ibsi_criterion(test_id):
     assert np.abs(response - reference).max() <= tolerance
 
 
+@needs_data
+def test_every_covered_configuration_is_accepted_as_written():
+    # phase 1 and phase 2 entries, with their descriptive keys and
+    # "dimensionality": a config copied from configurations.json just works, and
+    # gives the map of its parameters alone
+    data = json.loads(_CONFIG.read_text())
+    entries = [*data["phase_1"]["tests"].values(),
+               *data["phase_2"]["configurations"].values()]
+    image = np.random.default_rng(10).normal(size=(5, 6, 7))
+    done = 0
+    for entry in entries:
+        if not entry["filter"] or entry["filter"]["family"] not in FILTER_FAMILIES:
+            continue
+        config = {**test_config(entry), "dimensionality": entry["dimensionality"]}
+        bare = {k: v for k, v in config.items() if k not in {
+            "dimensionality", "derived_for_2mm_voxels", "kernel_per_axis",
+            "kernels_normalised_to_unit_l2_norm", "energy_window_voxels",
+            "theta_rad", "theta_step_rad", "orientations_deg", "planes",
+            "kernel_dimensionality"}}
+        np.testing.assert_array_equal(filter_image(image, (2.0,) * 3, config),
+                                      filter_image(image, (2.0,) * 3, bare))
+        done += 1
+    assert done >= len(COVERED)
+
+
 # ---------------------------------------------------------------- boundaries
 
 @pytest.mark.parametrize("mode, expected", [
