@@ -13,7 +13,9 @@ function, so the boundary is periodic.
 The frequency grid follows the reference implementation used for the IBSI-2
 reference maps (mirp): along an axis of ``n`` voxels the coordinate of the
 centred (fftshift) index ``i`` is ``(i - c) / c`` with ``c = (n - 1) / 2``,
-so that it runs from -1 to 1 over the axis.
+so that it runs from -1 to 1 over the axis. The zero frequency, which this
+grid puts half a bin off 0, always gets the value 0 (a wavelet has no mean;
+on the 64-voxel phantoms it is outside the band up to level 4 anyway).
 """
 
 import numpy as np
@@ -84,6 +86,9 @@ def simoncelli_transfer(shape, level):
     band = (radius >= r_max / 4.0) & (radius <= r_max)
     transfer = np.zeros(radius.shape)
     transfer[band] = np.cos(np.pi / 2.0 * np.log2(2.0 * radius[band] / r_max))
+    # the half-bin offset of the grid puts the zero frequency at a radius > 0,
+    # inside the band of a high level on a small grid; a wavelet has no mean
+    transfer.flat[0] = 0.0
     return transfer
 
 
