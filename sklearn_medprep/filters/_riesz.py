@@ -165,7 +165,7 @@ def riesz_log_response(image, spacing, config):
     # the kernel with its centre moved (circularly) to index 0: no shift
     placed = np.pad(kernel, [(0, n - k) for n, k in zip(shape, kernel.shape)])
     placed = np.roll(placed, [-r for r in radius], axis=tuple(range(len(axes))))
-    transfer = fft.fftn(placed, workers=1) * riesz_factor(shape, order)
+    transfer = fft.fftn(placed) * riesz_factor(shape, order)
     response = fourier_filter(padded, transfer, by_slice)
     crop = (slice(None),) * lead + tuple(
         slice(r, r + n) for r, n in zip(radius, image.shape[lead:]))

@@ -116,11 +116,22 @@ def fourier_filter(image, transfer, by_slice):
     """Real part of the periodic filtering of ``image`` by ``transfer`` (FFT order).
 
     With ``by_slice`` the 2D ``transfer`` filters every axial slice (axes 1, 2).
+    The real part of ``ifft(fft(image) * transfer)`` is the inverse transform
+    with the Hermitian part of ``transfer``, ``(H(w) + conj(H(-w))) / 2``, so
+    real-input transforms (half the spectrum) give it exactly.
     """
     axes = (1, 2) if by_slice else (0, 1, 2)
-    spectrum = fft.fftn(image, axes=axes, workers=1)
-    spectrum *= transfer
-    return np.ascontiguousarray(fft.ifftn(spectrum, axes=axes, workers=1).real)
+    shape = [image.shape[a] for a in axes]
+    mirrored = transfer
+    for axis in range(transfer.ndim):  # index k -> -k (mod n) on every axis
+        mirrored = np.roll(np.flip(mirrored, axis), 1, axis)
+    hermitian = 0.5 * (transfer + np.conj(mirrored))
+    half = hermitian[..., : shape[-1] // 2 + 1]
+    if not np.iscomplexobj(transfer):
+        half = half.real
+    spectrum = fft.rfftn(image, axes=axes)
+    spectrum *= half
+    return fft.irfftn(spectrum, s=shape, axes=axes)
 
 
 def simoncelli_response(image, spacing, config):
