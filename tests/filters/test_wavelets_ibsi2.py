@@ -284,6 +284,20 @@ def test_riesz_order_0_log_is_the_spatial_log_convolution(mode):
                                rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("order", [[0, 0], [0, 0, 0]])
+def test_riesz_log_by_slice_is_the_2d_log_of_each_slice(order):
+    image = _image()
+    config = {"family": "riesz_transformed_laplacian_of_gaussian", "sigma_mm": 2.0,
+              "riesz_order_xyz": order, "boundary": "reflect", "by_slice": True}
+    spacing = (5.0, 1.0, 0.8)
+    kernel = log_kernel([2.0 / 1.0, 2.0 / 0.8], 4.0, 2)
+    expected = np.stack([ndimage.convolve(s, kernel, mode="reflect") for s in image])
+    np.testing.assert_allclose(riesz_log_response(image, spacing, config), expected,
+                               rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="'riesz_order_xyz'"):
+        riesz_log_response(image, spacing, dict(config, riesz_order_xyz=[0, 0, 1]))
+
+
 def test_log_kernel_is_the_ibsi_formula():
     sigma = 1.5
     k = log_kernel((sigma,) * 3, 4.0, 3)
