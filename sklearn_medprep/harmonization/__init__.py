@@ -6,6 +6,7 @@ _LAZY = {
     "ComBatHarmonizer": "._combat",
     "CovBatHarmonizer": "._covbat",
     "LongitudinalComBatHarmonizer": "._longitudinal",
+    "SiteConstantComBatHarmonizer": "._site_constant",
     "VoxelComBatHarmonizer": "._voxel_combat",
 }
 
@@ -13,6 +14,7 @@ __all__ = [
     "ComBatHarmonizer",
     "CovBatHarmonizer",
     "LongitudinalComBatHarmonizer",
+    "SiteConstantComBatHarmonizer",
     "VoxelComBatHarmonizer",
 ]
 
