@@ -301,10 +301,11 @@ def check_residual_site(out):
     assert "method: harmonizer refitted" in out
     if importlib.util.find_spec("neuroHarmonize") is None:
         assert "neuroHarmonize is not installed" in out
-    floors = re.findall(r"^  floor: (.+?)\s+" + NUM + r" \[", out, re.M)
+    floors = re.findall(r"^  floor: (.+?)\s+" + NUM + r" \(\d seeds ", out, re.M)
     assert [f[0] for f in floors] == [
         "Gaussian noise, raw", "Gaussian noise, ComBat",
-        "sites permuted, raw", "sites permuted, ComBat"], out[-2000:]
+        "sites permuted, raw", "sites permuted, ComBat",
+        "sites permuted, SiteConstantComBat"], out[-2000:]
     rows = re.findall(r"^  (raw|ComBat|CovBat|neuroHarmonize|SiteConstantComBat "
                       r"\(ours\))\s+" + NUM + r" \(chance " + NUM, out, re.M)
     names = [r[0] for r in rows]
@@ -314,7 +315,9 @@ def check_residual_site(out):
         assert 0.0 <= float(value) <= 1.0 and 0.0 < float(chance) < 1.0
     assert re.search(r"ABIDE ours / ComBat: " + NUM + " / " + NUM, out)
     for label in ("site-constant metrics", "others"):
-        assert re.search(r"ComBat, the \d+ " + label + r"\s+" + NUM, out), label
+        assert re.search(r"ComBat, the \d+ " + label + r"\s+" + NUM
+                         + r" \(\d split seeds", out), label
+    assert re.search(r"ComBat, non-parametric EB, all metrics\s+" + NUM, out)
     r2 = re.findall(r"^  (\S.*?)\s+age R2 (-?[\d.]+)  site " + NUM, out, re.M)
     assert [r[0] for r in r2][:3] == ["raw", "ComBat", "CovBat"], out[-2000:]
     assert all(-1 <= float(v) <= 1 for _, v, _ in r2)
