@@ -25,7 +25,7 @@ the repository), no covariates. Printed:
 - raw, ComBat, CovBat, neuroHarmonize (when importable: in the numpy 1 venv
   only; wrapped as a transformer, fitted on the training rows,
   ``harmonizationApply`` on the held-out ones) and
-  ``SiteConstantComBatHarmonizer`` (ComBat with the metrics that are constant
+  ``QuantileComBatHarmonizer`` (ComBat with the metrics that are constant
   within some training site pooled);
 - the diagnosis: ComBat's score on the metrics constant within some site
   alone and on the others alone, and the best single metric.
@@ -172,7 +172,7 @@ def methods(feats, covariates=None):
     from sklearn_medprep import (
         ComBatHarmonizer,
         CovBatHarmonizer,
-        SiteConstantComBatHarmonizer,
+        QuantileComBatHarmonizer,
     )
 
     kw = dict(features=feats, covariates=covariates)
@@ -183,12 +183,12 @@ def methods(feats, covariates=None):
     }
     if neuroharmonize_available():
         out["neuroHarmonize"] = NeuroHarmonizer(feats, covariates or ())
-    out["SiteConstantComBat (ours)"] = SiteConstantComBatHarmonizer(**kw)
+    out["QuantileComBat (ours)"] = QuantileComBatHarmonizer(**kw)
     return out
 
 
 def abide_section(quick, n_perm):
-    from sklearn_medprep import ComBatHarmonizer, SiteConstantComBatHarmonizer
+    from sklearn_medprep import ComBatHarmonizer, QuantileComBatHarmonizer
 
     loaded = load_abide(quick)
     if loaded is None:
@@ -207,8 +207,8 @@ def abide_section(quick, n_perm):
         "floor: Gaussian noise, ComBat": ("noise", combat),
         "floor: sites permuted, raw": ("permuted", None),
         "floor: sites permuted, ComBat": ("permuted", combat),
-        "floor: sites permuted, SiteConstantComBat": (
-            "permuted", SiteConstantComBatHarmonizer(features=feats)),
+        "floor: sites permuted, QuantileComBat": (
+            "permuted", QuantileComBatHarmonizer(features=feats)),
     }
     tables = {}
     for seed in SPLIT_SEEDS:  # a fresh noise table and permutation per seed
@@ -258,8 +258,8 @@ def abide_section(quick, n_perm):
     best = max(singles, key=singles.get)
     print(f"  ComBat, best single metric ({best}): "
           f"{singles[best]:.3f} (chance {1 / n_sites:.3f})")
-    if "ComBat" in results and "SiteConstantComBat (ours)" in results:
-        print(f"ABIDE ours / ComBat: {results['SiteConstantComBat (ours)']:.3f} / "
+    if "ComBat" in results and "QuantileComBat (ours)" in results:
+        print(f"ABIDE ours / ComBat: {results['QuantileComBat (ours)']:.3f} / "
               f"{results['ComBat']:.3f} (goal <= {2 / n_sites:.3f} = 2x chance; "
               "means over the split seeds)")
     return results
@@ -296,9 +296,9 @@ def fcon_section(quick, n_perm):
         r2s[label] = r2_score(y, pred)
         print(f"  {label:<44} age R2 {r2s[label]:.3f}  site {s.summary()} "
               f"[{time.process_time() - start:.1f} CPU s]")
-    if "ComBat" in r2s and "SiteConstantComBat (ours)" in r2s:
+    if "ComBat" in r2s and "QuantileComBat (ours)" in r2s:
         print(f"FCON1000 age R2 ours - ComBat: "
-              f"{r2s['SiteConstantComBat (ours)'] - r2s['ComBat']:+.3f} "
+              f"{r2s['QuantileComBat (ours)'] - r2s['ComBat']:+.3f} "
               "(goal within 0.02)")
     return r2s
 

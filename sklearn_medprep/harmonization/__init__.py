@@ -6,7 +6,7 @@ _LAZY = {
     "ComBatHarmonizer": "._combat",
     "CovBatHarmonizer": "._covbat",
     "LongitudinalComBatHarmonizer": "._longitudinal",
-    "SiteConstantComBatHarmonizer": "._site_constant",
+    "QuantileComBatHarmonizer": "._quantile_combat",
     "VoxelComBatHarmonizer": "._voxel_combat",
 }
 
@@ -14,7 +14,7 @@ __all__ = [
     "ComBatHarmonizer",
     "CovBatHarmonizer",
     "LongitudinalComBatHarmonizer",
-    "SiteConstantComBatHarmonizer",
+    "QuantileComBatHarmonizer",
     "VoxelComBatHarmonizer",
 ]
 

@@ -122,7 +122,7 @@ TEST_CASES = {
         lambda: dict(site="site", covariates=["age", "sex"], n_components=2),
         _features,
     ),
-    "SiteConstantComBatHarmonizer": (
+    "QuantileComBatHarmonizer": (
         lambda: dict(site="site", covariates=["age", "sex"]),
         _features,
     ),
@@ -595,13 +595,13 @@ EXPECTED_FAILED_CHECKS = {
     },
     # the same input contract as its parent ComBatHarmonizer (site required),
     # its table contract redone with site-constant features in its own tests
-    "SiteConstantComBatHarmonizer": {
+    "QuantileComBatHarmonizer": {
         name: reason.replace(
             "test_combat.py::test_sklearn_contract_on_tables",
-            "test_site_constant.py::test_sklearn_contract_on_tables",
+            "test_quantile_combat.py::test_sklearn_contract_on_tables",
         ).replace(
             "test_combat.py::test_transform_subsets_and_single_rows",
-            "test_site_constant.py::test_transform_subsets_and_single_rows",
+            "test_quantile_combat.py::test_transform_subsets_and_single_rows",
         )
         for name, reason in _COMBAT_CHECKS.items()
     },
