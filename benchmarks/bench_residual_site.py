@@ -24,11 +24,16 @@ the repository), no covariates. Printed:
   to remove), each the mean over 3 seeds of noise, permutation and split;
 - raw, ComBat, CovBat, neuroHarmonize (when importable: in the numpy 1 venv
   only; wrapped as a transformer, fitted on the training rows,
-  ``harmonizationApply`` on the held-out ones) and
-  ``QuantileComBatHarmonizer`` (ComBat with the metrics that are constant
-  within some training site pooled);
+  ``harmonizationApply`` on the held-out ones),
+  ``QuantileComBatHarmonizer(n_quantiles=None)`` (ComBat with the metrics
+  that are constant within some training site pooled) and
+  ``QuantileComBatHarmonizer()`` (and the residuals' quantiles matched per
+  site, 21 quantiles);
+- the same methods scored by a nonlinear site classifier (a random forest,
+  split seed 0, no permutations): what a flexible downstream model finds;
 - the diagnosis: ComBat's score on the metrics constant within some site
-  alone and on the others alone, and the best single metric.
+  alone and on the others alone (linear and forest), with non-parametric
+  empirical Bayes, and the best single metric.
 
 FCON1000: 150 cortical-thickness features, 1075 subjects of the 22 sites with
 at least 5 (../shared/data/multisite/pcn_fcon1000.csv): site predictability
@@ -156,8 +161,15 @@ def load_fcon(quick):
                          f"{len(feats)} features, {X['site'].nunique()} sites)")
 
 
+def forest():
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=100, class_weight="balanced",
+                                  random_state=0, n_jobs=1)
+
+
 def score(table, feats, harmonizer, n_perm, covariates=None, y=None,
-          random_state=0):
+          random_state=0, classifier=None):
     from sklearn_medprep import site_predictability
 
     with warnings.catch_warnings():
@@ -165,6 +177,7 @@ def score(table, feats, harmonizer, n_perm, covariates=None, y=None,
         return site_predictability(
             table, "site", feats, harmonizer=harmonizer, n_permutations=n_perm,
             covariates=covariates, y=y, random_state=random_state,
+            classifier=classifier,
         )
 
 
@@ -183,11 +196,16 @@ def methods(feats, covariates=None):
     }
     if neuroharmonize_available():
         out["neuroHarmonize"] = NeuroHarmonizer(feats, covariates or ())
+    out["QuantileComBat, pooling only"] = QuantileComBatHarmonizer(
+        n_quantiles=None, **kw)
     out["QuantileComBat (ours)"] = QuantileComBatHarmonizer(**kw)
     return out
 
 
 def abide_section(quick, n_perm):
+    global SPLIT_SEEDS
+    if quick:  # one split in the smoke run
+        SPLIT_SEEDS = SPLIT_SEEDS[:1]
     from sklearn_medprep import ComBatHarmonizer, QuantileComBatHarmonizer
 
     loaded = load_abide(quick)
@@ -240,6 +258,19 @@ def abide_section(quick, n_perm):
               f"{len(values)} split seeds {min(values):.3f}-{max(values):.3f}) "
               f"seed 0: {seeds[0].summary()} "
               f"[{time.process_time() - start:.1f} CPU s]")
+    print("nonlinear site classifier (random forest, 100 trees, classes "
+          "balanced; split seed 0, no permutations):")
+    forest_scores = {}
+    for label, harmonizer in methods(feats).items():
+        start = time.process_time()
+        try:
+            value = float(score(df, feats, harmonizer, 0, classifier=forest()))
+        except Exception as exc:
+            print(f"  {label:<44} failed: {type(exc).__name__}: {exc}")
+            continue
+        forest_scores[label] = value
+        print(f"  forest, {label:<36} {value:.3f} "
+              f"[{time.process_time() - start:.1f} CPU s]")
     print(f"diagnosis: ComBat's score on {len(constant)} metrics constant within "
           "some site and on the others, and single metrics")
     for label, subset in ((f"the {len(constant)} site-constant metrics", constant),
@@ -248,6 +279,9 @@ def abide_section(quick, n_perm):
                               random_state=seed)) for seed in SPLIT_SEEDS]
         print(f"  ComBat, {label:<36} {np.mean(values):.3f} ({len(values)} split "
               f"seeds {min(values):.3f}-{max(values):.3f})")
+        value = float(score(df, subset, ComBatHarmonizer(features=subset), 0,
+                            classifier=forest()))
+        print(f"  forest, ComBat, {label:<28} {value:.3f} (split seed 0)")
     values = [float(score(df, feats, ComBatHarmonizer(features=feats,
                                                       parametric=False), 0,
                           random_state=seed)) for seed in SPLIT_SEEDS]
@@ -261,7 +295,9 @@ def abide_section(quick, n_perm):
     if "ComBat" in results and "QuantileComBat (ours)" in results:
         print(f"ABIDE ours / ComBat: {results['QuantileComBat (ours)']:.3f} / "
               f"{results['ComBat']:.3f} (goal <= {2 / n_sites:.3f} = 2x chance; "
-              "means over the split seeds)")
+              "means over the split seeds); forest "
+              f"{forest_scores.get('QuantileComBat (ours)', np.nan):.3f} / "
+              f"{forest_scores.get('ComBat', np.nan):.3f}")
     return results
 
 

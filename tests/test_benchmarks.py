@@ -306,14 +306,19 @@ def check_residual_site(out):
         "Gaussian noise, raw", "Gaussian noise, ComBat",
         "sites permuted, raw", "sites permuted, ComBat",
         "sites permuted, QuantileComBat"], out[-2000:]
-    rows = re.findall(r"^  (raw|ComBat|CovBat|neuroHarmonize|QuantileComBat "
-                      r"\(ours\))\s+" + NUM + r" \(chance " + NUM, out, re.M)
+    rows = re.findall(r"^  (raw|ComBat|CovBat|neuroHarmonize|QuantileComBat, "
+                      r"pooling only|QuantileComBat \(ours\))\s+" + NUM
+                      + r" \(chance " + NUM, out, re.M)
     names = [r[0] for r in rows]
     assert names[:3] == ["raw", "ComBat", "CovBat"], out[-2000:]
     assert names[-1] == "QuantileComBat (ours)", out[-2000:]
     for _, value, chance in rows + [(n, v, "0.5") for n, v in floors]:
         assert 0.0 <= float(value) <= 1.0 and 0.0 < float(chance) < 1.0
     assert re.search(r"ABIDE ours / ComBat: " + NUM + " / " + NUM, out)
+    forest = re.findall(r"^  forest, (.+?)\s+" + NUM + r" \[", out, re.M)
+    assert [f[0] for f in forest][:3] == ["raw", "ComBat", "CovBat"], out[-2000:]
+    assert forest[-1][0] == "QuantileComBat (ours)", out[-2000:]
+    assert all(0.0 <= float(v) <= 1.0 for _, v in forest)
     for label in ("site-constant metrics", "others"):
         assert re.search(r"ComBat, the \d+ " + label + r"\s+" + NUM
                          + r" \(\d split seeds", out), label
