@@ -297,6 +297,38 @@ def check_longitudinal(out):
     _positive([float(v) for r in rows for v in r[1:]], "cohort figures")
 
 
+def check_residual_site(out):
+    assert "method: harmonizer refitted" in out
+    if importlib.util.find_spec("neuroHarmonize") is None:
+        assert "neuroHarmonize is not installed" in out
+    floors = re.findall(r"^  floor: (.+?)\s+" + NUM + r" \(\d seeds ", out, re.M)
+    assert [f[0] for f in floors] == [
+        "Gaussian noise, raw", "Gaussian noise, ComBat",
+        "sites permuted, raw", "sites permuted, ComBat",
+        "sites permuted, QuantileComBat"], out[-2000:]
+    rows = re.findall(r"^  (raw|ComBat|CovBat|neuroHarmonize|QuantileComBat, "
+                      r"pooling only|QuantileComBat \(ours\))\s+" + NUM
+                      + r" \(chance " + NUM, out, re.M)
+    names = [r[0] for r in rows]
+    assert names[:3] == ["raw", "ComBat", "CovBat"], out[-2000:]
+    assert names[-1] == "QuantileComBat (ours)", out[-2000:]
+    for _, value, chance in rows + [(n, v, "0.5") for n, v in floors]:
+        assert 0.0 <= float(value) <= 1.0 and 0.0 < float(chance) < 1.0
+    assert re.search(r"ABIDE ours / ComBat: " + NUM + " / " + NUM, out)
+    forest = re.findall(r"^  forest, (.+?)\s+" + NUM + r" \[", out, re.M)
+    assert [f[0] for f in forest][:3] == ["raw", "ComBat", "CovBat"], out[-2000:]
+    assert forest[-1][0] == "QuantileComBat (ours)", out[-2000:]
+    assert all(0.0 <= float(v) <= 1.0 for _, v in forest)
+    for label in ("site-constant metrics", "others"):
+        assert re.search(r"ComBat, the \d+ " + label + r"\s+" + NUM
+                         + r" \(\d split seeds", out), label
+    assert re.search(r"ComBat, non-parametric EB, all metrics\s+" + NUM, out)
+    r2 = re.findall(r"^  (\S.*?)\s+age R2 (-?[\d.]+)  site " + NUM, out, re.M)
+    assert [r[0] for r in r2][:3] == ["raw", "ComBat", "CovBat"], out[-2000:]
+    assert all(-1 <= float(v) <= 1 for _, v, _ in r2)
+    assert re.search(r"age R2 ours - ComBat: [-+][\d.]+", out), out[-2000:]
+
+
 CHECKS = {
     "bench_cache.py": check_cache,
     "bench_import.py": check_import,
@@ -311,6 +343,7 @@ CHECKS = {
     "bench_torchio.py": check_torchio,
     "bench_voxel.py": check_voxel,
     "bench_longitudinal.py": check_longitudinal,
+    "bench_residual_site.py": check_residual_site,
 }
 
 

@@ -178,7 +178,7 @@ import sklearn
 sklearn.set_config(enable_metadata_routing=False)
 model = LogisticRegression()
 """,
-        5: """
+        6: """
 # visits of 30 subjects (3 each) at 3 sites, 4 features
 import numpy as np
 import pandas as pd
@@ -197,7 +197,7 @@ visits["site"] = np.array(["A", "B", "C"])[site]
 visits["time"], visits["age"] = time, age
 y = values[:, 0] + rng.normal(0, 0.1, 90)
 """,
-        6: """
+        7: """
 import neuroHarmonize
 table = make_multisite_features(60, 5, n_sites=2, random_state=0)
 feature_names = [c for c in table if c.startswith("f0")]
@@ -206,12 +206,12 @@ lab_model, _ = neuroHarmonize.harmonizationLearn(
 neuroHarmonize.saveHarmonizationModel(lab_model, "lab_model.pkl")
 classifier = LogisticRegression()
 """,
-        7: """
+        8: """
 # features, site, age and sex of every subject (no target: not harmonized)
 cohort = make_multisite_features(60, 5, n_sites=2, random_state=0).drop(columns="y")
 train, test = cohort.iloc[::2], cohort.iloc[1::2]
 """,
-        9: """
+        10: """
 from sklearn_medprep.datasets import make_voxel_cohort
 train, _ = make_voxel_cohort(24, 2, random_state=0)
 test, _ = make_voxel_cohort(12, 2, random_state=1)

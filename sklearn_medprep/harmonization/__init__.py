@@ -6,6 +6,7 @@ _LAZY = {
     "ComBatHarmonizer": "._combat",
     "CovBatHarmonizer": "._covbat",
     "LongitudinalComBatHarmonizer": "._longitudinal",
+    "QuantileComBatHarmonizer": "._quantile_combat",
     "VoxelComBatHarmonizer": "._voxel_combat",
 }
 
@@ -13,6 +14,7 @@ __all__ = [
     "ComBatHarmonizer",
     "CovBatHarmonizer",
     "LongitudinalComBatHarmonizer",
+    "QuantileComBatHarmonizer",
     "VoxelComBatHarmonizer",
 ]
 

@@ -122,6 +122,10 @@ TEST_CASES = {
         lambda: dict(site="site", covariates=["age", "sex"], n_components=2),
         _features,
     ),
+    "QuantileComBatHarmonizer": (
+        lambda: dict(site="site", covariates=["age", "sex"]),
+        _features,
+    ),
     "LongitudinalComBatHarmonizer": (
         lambda: dict(covariates=["age", "sex"]),
         _longitudinal_features,
@@ -588,6 +592,18 @@ EXPECTED_FAILED_CHECKS = {
             "named) is tested on a multi-site table by tests/harmonization/"
             "test_combat_faults.py::test_refused_by_name"
         ),
+    },
+    # the same input contract as its parent ComBatHarmonizer (site required),
+    # its table contract redone with site-constant features in its own tests
+    "QuantileComBatHarmonizer": {
+        name: reason.replace(
+            "test_combat.py::test_sklearn_contract_on_tables",
+            "test_quantile_combat.py::test_sklearn_contract_on_tables",
+        ).replace(
+            "test_combat.py::test_transform_subsets_and_single_rows",
+            "test_quantile_combat.py::test_transform_subsets_and_single_rows",
+        )
+        for name, reason in _COMBAT_CHECKS.items()
     },
     "TorchIOPreprocessor": _torchio_checks(
         "tests/images/test_torchio_preprocessor.py"
