@@ -481,16 +481,18 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         objects = {n: [None] * len(X) for n in diagnostics}
         errors = []
         mismatched = []
+        usual = []  # (position, values) of rows with the training names, in order
         for i, record in enumerate(results):
-            row = X.index[i]
             if not record.ok:
-                errors.append((row, record.column, record.file, record.message))
+                errors.append((X.index[i], record.column, record.file,
+                               record.message))
                 continue
             if not objects and len(record.values) == len(names):
                 got, row_values = zip(*record.values) if names else ((), ())
                 if got == expected:  # the usual case: the training names, in order
-                    values[i] = row_values
+                    usual.append((i, row_values))
                     continue
+            row = X.index[i]  # (a label of pandas 3's Arrow index: slow to get)
             seen = set()
             for name, value in record.values:
                 j = position.get(name)
@@ -504,6 +506,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
                     values[i, j] = value
             if len(seen) != len(names):
                 mismatched.append(row)
+        if usual:  # one conversion for all of them
+            positions, rows = zip(*usual)
+            values[list(positions)] = rows
         self.extraction_errors_ = (
             pd.DataFrame(errors, columns=_ERROR_COLUMNS) if errors
             else _NO_ERRORS.copy()  # 7 us instead of 250 for the usual case
