@@ -301,6 +301,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         A backend with ``extract_batch`` gets them all in one call, in this
         process; otherwise one joblib task per row (``local``: in this process).
         """
+        if not rows:  # every row served by the cache: nothing to prepare
+            return iter(())
         labels, lesions = self._labels(X), self._lesions(X)
         images = absolute_cells(X[self.image])  # workers' cwd are not ours
         masks = absolute_cells(X[self.mask])
@@ -308,8 +310,6 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         options = dict(image_column=self.image, mask_column=self.mask,
                        memory=self.memory_, verbose=int(self.verbose),
                        backend=engine, connectivity=self.connectivity)
-        if not rows:
-            return iter(())
         if engine.extract_batch is not None:
             return iter(extract_rows(
                 [(images[i], masks[i], labels[i], *lesions[i]) for i in rows],
