@@ -310,9 +310,18 @@ def _filter(settings, image_types, image, mask, box, full_size):
             continue
         generator = getattr(imageoperations, f"get{name}Image")
         for output, type_name, kwargs in generator(image, mask, **args):
-            output, roi = imageoperations.cropToTumorMask(output, mask, box)
+            if _covers(box, output.GetSize()):  # the region is the box (Original)
+                roi = mask  # cropToTumorMask would copy both unchanged
+            else:
+                output, roi = imageoperations.cropToTumorMask(output, mask, box)
             filtered.append((output, roi, type_name, kwargs))
     return filtered
+
+
+def _covers(box, size):
+    """Whether PyRadiomics' bounding ``box`` (lo, hi pairs) spans all of ``size``."""
+    return all(int(lo) == 0 and int(hi) == n - 1
+               for lo, hi, n in zip(box[0::2], box[1::2], size))
 
 
 def _filter_thread():
