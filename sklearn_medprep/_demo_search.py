@@ -60,8 +60,8 @@ class _FoldFits:
                 # the unfitted steps and their parameters (C pickle: several
                 # times faster than joblib.hash; equal steps, equal bytes)
                 hashlib.sha256(pickle.dumps(transformer, protocol=4)).digest(),
-                tuple(index),
-                tuple(X.columns),
+                _labels(index),
+                _labels(X.columns),
                 None if y is None else tuple(np.asarray(y).tolist()),
             )
             fits = _FITS.setdefault(self.token, {})
@@ -88,7 +88,7 @@ class _FoldFits:
             not index.is_unique
         ):
             return fitted.transform(X)
-        key = ("transform", id(fitted), tuple(index), tuple(X.columns))
+        key = ("transform", id(fitted), _labels(index), _labels(X.columns))
         if key not in fits:
             fits[key] = fitted.transform(X)
         return fits[key]
@@ -121,6 +121,13 @@ def _roc_auc(estimator, X, y):
         )
     ranks = rankdata(classify.decision_function(prepared))  # ties: mean rank
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _labels(index):
+    """The labels of ``index`` as a tuple (``tolist`` first: iterating pandas
+    3's Arrow-backed labels one by one is about 7x slower).
+    """
+    return tuple(index.tolist())
 
 
 def _has_metadata(params):

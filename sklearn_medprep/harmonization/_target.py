@@ -263,6 +263,11 @@ def fit_design(linear, spline, knots, term, raw):
 
 
 def _codes(values):
+    array = np.asarray(values)
+    if array.dtype.kind in "biuf" and not np.isnan(array.astype(np.float64)).any():
+        # numbers and booleans as floats, as _key has them (1 == 1.0 == True),
+        # without a Python call per value
+        return pd.factorize(array.astype(np.float64))[0]
     return pd.factorize(pd.Series(values, dtype=object).map(_key))[0]
 
 

@@ -14,7 +14,14 @@ itself records:
   bytes (NIfTI) plus the voxels ITK returned, in the file's byte order, with the
   recorded one after;
 - zlib streams (compressed MetaImage) end with the Adler-32 of the data,
-  compared in the same way.
+  compared in the same way;
+- gzip NRRD is not hashed again in Python: ITK's NRRD reader (teem's NrrdIO,
+  ``gzio.c``) checks the CRC-32 itself and fails the read on a mismatch, once
+  its inflate reaches the stream's end. It reads the stream in 16 KiB chunks
+  from its start and stops asking once the announced bytes are out, so the
+  end is reached in the same call unless a chunk boundary falls among the
+  stream's last bytes (the end-of-block code after the last voxel): for such
+  a stream (about one in 64) the CRC-32 is computed here as for NIfTI.
 
 When both agree, the voxels ITK returned are, bit for bit, the ones the file
 holds (so no NaN was turned into 0 and nothing is missing), and the image is
@@ -58,6 +65,15 @@ class _Stream(NamedTuple):
     prefix: int  # decompressed bytes before the voxels (the NIfTI header)
     voxels: int  # decompressed bytes of voxels the header announces
     byteorder: str  # of the voxels in the file: "<", ">" or "=" (one byte)
+    nrrd: bool = False  # read by ITK's NRRD reader (teem), which checks the CRC-32
+
+
+# ITK's NRRD reader (NrrdIO gzio.c) reads a gzip stream in chunks of this many
+# bytes from the stream's start; when a chunk ends within _TEEM_TAIL bytes of
+# the deflate data's end, the reader may stop before it sees the stream's end
+# (and checks no CRC-32): the stream is then checked here
+_TEEM_CHUNK = 16 * 1024
+_TEEM_TAIL = 256
 
 
 def _nifti_stream(path):
@@ -107,7 +123,7 @@ def _nrrd_stream(path):
         data, start = Path(path), offset
     endian = fields.get("endian", "").lower()
     order = {"big": ">", "little": "<"}.get(endian, "=")
-    return _Stream(data, start, 0, count * size, order)
+    return _Stream(data, start, 0, count * size, order, nrrd=True)
 
 
 def _meta_stream(path):
@@ -175,6 +191,22 @@ def _trailer(stream):
     return None
 
 
+def _itk_checks_crc(stream, kind):
+    """Whether ITK's reader compares the stream's CRC-32 itself (or raises).
+
+    True for a gzip NRRD stream when no chunk that ITK's NRRD reader reads ends
+    within the last ``_TEEM_TAIL`` bytes of the deflate data (so its inflate
+    surely reaches the stream's end, where it checks the CRC-32).
+    """
+    if kind != "gzip" or not stream.nrrd:
+        return False
+    try:
+        end = os.stat(stream.file).st_size - 8 - stream.start  # deflate data's end
+    except OSError:
+        return False
+    return end < _TEEM_CHUNK or end % _TEEM_CHUNK >= _TEEM_TAIL
+
+
 def _prefix_bytes(stream):
     """The first ``stream.prefix`` decompressed bytes (the NIfTI header)."""
     decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)
@@ -192,6 +224,13 @@ def _prefix_bytes(stream):
             if decoder.eof:
                 break
     return out
+
+
+def _sized(image, stream):
+    """Whether ITK returned as many voxel bytes as the header announces."""
+    bytes_per_pixel = image.GetSizeOfPixelComponent()
+    bytes_per_pixel *= image.GetNumberOfComponentsPerPixel()
+    return image.GetNumberOfPixels() * bytes_per_pixel == stream.voxels
 
 
 def _matches(image, stream, kind, checksum):
@@ -272,6 +311,8 @@ compressed data is truncated or corrupt (...)
     except RuntimeError:
         check_file(path)  # a truncated stream: say so with the byte counts
         raise
+    if _itk_checks_crc(stream, kind):  # ITK compared the CRC-32 (or raised)
+        return image if _sized(image, stream) else _slow(path, image)
     if not _matches(image, stream, kind, checksum):
         return _slow(path, image)
     return image

@@ -213,11 +213,16 @@ class CropPlan:
             index = _full(image) if margin is None else _region(
                 mask.GetSize(), bounds, margin, whole_axes=_wraps(image_types)
             )
-            index, part_image, part_mask = _part(image, mask, label, index,
-                                                 image_types)
+            if index == tight and not any(n in _SQUARE_FAMILY for n in image_types):
+                # margin 0 (Original): the region cut above, not cut again
+                part_image, part_mask = tight_image, tight_mask
+            else:
+                index, part_image, part_mask = _part(image, mask, label, index,
+                                                     image_types)
+                part_mask = _uint32(part_mask)
             # the ROI's bounding box in the region's voxel indices
             offset = np.repeat([t.start - r.start for t, r in zip(tight, index)], 2)
-            jobs.append((image_types, part_image, _uint32(part_mask), box + offset,
+            jobs.append((image_types, part_image, part_mask, box + offset,
                          image.GetSize()))
         out = extractor.computeShape(tight_image, tight_mask, box, **settings)
         parts = [None] * len(jobs)
@@ -305,9 +310,18 @@ def _filter(settings, image_types, image, mask, box, full_size):
             continue
         generator = getattr(imageoperations, f"get{name}Image")
         for output, type_name, kwargs in generator(image, mask, **args):
-            output, roi = imageoperations.cropToTumorMask(output, mask, box)
+            if _covers(box, output.GetSize()):  # the region is the box (Original)
+                roi = mask  # cropToTumorMask would copy both unchanged
+            else:
+                output, roi = imageoperations.cropToTumorMask(output, mask, box)
             filtered.append((output, roi, type_name, kwargs))
     return filtered
+
+
+def _covers(box, size):
+    """Whether PyRadiomics' bounding ``box`` (lo, hi pairs) spans all of ``size``."""
+    return all(int(lo) == 0 and int(hi) == n - 1
+               for lo, hi, n in zip(box[0::2], box[1::2], size))
 
 
 def _filter_thread():

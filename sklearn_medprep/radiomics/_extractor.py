@@ -301,6 +301,8 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         A backend with ``extract_batch`` gets them all in one call, in this
         process; otherwise one joblib task per row (``local``: in this process).
         """
+        if not rows:  # every row served by the cache: nothing to prepare
+            return iter(())
         labels, lesions = self._labels(X), self._lesions(X)
         images = absolute_cells(X[self.image])  # workers' cwd are not ours
         masks = absolute_cells(X[self.mask])
@@ -308,8 +310,6 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         options = dict(image_column=self.image, mask_column=self.mask,
                        memory=self.memory_, verbose=int(self.verbose),
                        backend=engine, connectivity=self.connectivity)
-        if not rows:
-            return iter(())
         if engine.extract_batch is not None:
             return iter(extract_rows(
                 [(images[i], masks[i], labels[i], *lesions[i]) for i in rows],
@@ -481,16 +481,18 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         objects = {n: [None] * len(X) for n in diagnostics}
         errors = []
         mismatched = []
+        usual = []  # (position, values) of rows with the training names, in order
         for i, record in enumerate(results):
-            row = X.index[i]
             if not record.ok:
-                errors.append((row, record.column, record.file, record.message))
+                errors.append((X.index[i], record.column, record.file,
+                               record.message))
                 continue
             if not objects and len(record.values) == len(names):
                 got, row_values = zip(*record.values) if names else ((), ())
                 if got == expected:  # the usual case: the training names, in order
-                    values[i] = row_values
+                    usual.append((i, row_values))
                     continue
+            row = X.index[i]  # (a label of pandas 3's Arrow index: slow to get)
             seen = set()
             for name, value in record.values:
                 j = position.get(name)
@@ -504,6 +506,9 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
                     values[i, j] = value
             if len(seen) != len(names):
                 mismatched.append(row)
+        if usual:  # one conversion for all of them
+            positions, rows = zip(*usual)
+            values[list(positions)] = rows
         self.extraction_errors_ = (
             pd.DataFrame(errors, columns=_ERROR_COLUMNS) if errors
             else _NO_ERRORS.copy()  # 7 us instead of 250 for the usual case

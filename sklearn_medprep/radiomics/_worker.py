@@ -83,12 +83,20 @@ def _known_source_key(cache, cell, checked=None):
     reader = deferred_reader(cell)
     if reader is not None:
         row = reader.row
+        known = {}  # the sources' keys found here serve the row's key too
         if checked is None or id(row) not in checked:
-            if any(_known_source_key(cache, c) is None for c in row.cells):
-                return None
+            for source in row.cells:
+                known[id(source)] = _known_source_key(cache, source)
+                if known[id(source)] is None:
+                    return None
             if checked is not None:
                 checked.add(id(row))
-        return reader.content_key(lambda source, _: _source_key(cache, source))
+
+        def key_of(source, _):
+            key = known.get(id(source))
+            return key if key is not None else _source_key(cache, source)
+
+        return reader.content_key(key_of)
     if isinstance(cell, (str, os.PathLike)) and not _is_missing(cell):
         return cache.known_key(file_identity(cell))
     return None

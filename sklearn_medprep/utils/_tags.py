@@ -1,6 +1,6 @@
 """Estimator tags for subject-table (image) input, the scikit-learn 1.6+ way."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from sklearn.utils import InputTags
 
@@ -44,6 +44,9 @@ def subject_table_input_tags(input_tags, *, image, **overrides):
     -------
     SubjectTableInputTags
     """
-    fields = asdict(input_tags)
-    fields.update(overrides)
-    return SubjectTableInputTags(**fields, subject_table=True, image=image)
+    # a shallow copy (the tags are flags): ``dataclasses.asdict`` deep-copies,
+    # and tags are asked for on every validate_data of every fit and transform
+    values = {f.name: getattr(input_tags, f.name) for f in fields(input_tags)}
+    values.update(overrides)
+    values.update(subject_table=True, image=image)
+    return SubjectTableInputTags(**values)

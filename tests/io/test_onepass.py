@@ -194,3 +194,72 @@ def test_zlib_stream_checked_by_adler32(tmp_path):
     voxels = sitk.GetArrayViewFromImage(image)
     assert (kind, length) == ("zlib", None)
     assert checksum == zlib.adler32(voxels)
+
+
+def _stored_nrrd(path, raw, crc_of=None):
+    """An NRRD of ``raw`` int16 voxels as a gzip stream of stored blocks (level
+    0, so a flipped voxel byte still inflates), with the CRC-32 of ``crc_of``.
+    """
+    stream = gzip.compress(raw, compresslevel=0, mtime=0)
+    if crc_of is not None:
+        stream = stream[:-8] + zlib.crc32(crc_of).to_bytes(4, "little") + stream[-4:]
+    header = (f"NRRD0004\ntype: short\ndimension: 3\nsizes: {len(raw) // 2} 1 1\n"
+              "endian: little\nencoding: gzip\n\n")
+    path.write_bytes(header.encode() + stream)
+    return path
+
+
+@pytest.mark.parametrize("where", [0, 5001, -1])
+def test_nrrd_voxel_byte_against_stale_crc_is_an_error(tmp_path, where):
+    # ITK's NRRD reader checks the CRC-32 (read_file does not hash NRRD again):
+    # a voxel byte changed under the original CRC-32 and length must fail
+    raw = np.random.default_rng(3).integers(-900, 900, 6000).astype("<i2").tobytes()
+    changed = bytearray(raw)
+    changed[where] ^= 0x01
+    path = _stored_nrrd(tmp_path / "stale.nrrd", bytes(changed), crc_of=raw)
+    assert zlib.crc32(changed) != zlib.crc32(raw)
+    with pytest.raises(ImageReadError, match=r"stale\.nrrd.*truncated or corrupt"):
+        to_sitk(str(path), row="s1", column="mask")
+
+
+def _hashed(monkeypatch):
+    """The streams whose checksum read_file computed in Python."""
+    seen = []
+    matches = _onepass._matches
+
+    def spy(image, stream, kind, checksum):
+        seen.append(stream.file.name)
+        return matches(image, stream, kind, checksum)
+
+    monkeypatch.setattr(_onepass, "_matches", spy)
+    return seen
+
+
+def test_nrrd_crc_left_to_itk_except_near_a_chunk_boundary(tmp_path, monkeypatch,
+                                                          slow_checks):
+    hashed = _hashed(monkeypatch)
+    rng = np.random.default_rng(4)
+    # incompressible voxels: the stream's length follows the voxel count; pick
+    # counts whose deflate data ends just after / well after a 16 KiB chunk
+    near = far = None
+    for n in range(8192, 12000):
+        raw = rng.integers(-30000, 30000, n).astype("<i2").tobytes()
+        end = len(gzip.compress(raw, compresslevel=0, mtime=0)) - 8
+        if near is None and end > _onepass._TEEM_CHUNK and end % (
+                _onepass._TEEM_CHUNK) < _onepass._TEEM_TAIL:
+            near = raw
+        if far is None and end % _onepass._TEEM_CHUNK > 4 * _onepass._TEEM_TAIL:
+            far = raw
+    for name, raw in (("near.nrrd", near), ("far.nrrd", far)):
+        path = _stored_nrrd(tmp_path / name, raw)
+        got = _onepass.read_file(path)
+        np.testing.assert_array_equal(sitk.GetArrayViewFromImage(got).ravel(),
+                                      np.frombuffer(raw, "<i2"))
+    assert hashed == ["near.nrrd"]  # the CRC-32 computed here only near a boundary
+    assert slow_checks == []
+    # near a boundary, a stale CRC-32 is caught (by ITK or here) all the same
+    changed = bytearray(near)
+    changed[-1] ^= 0x01
+    path = _stored_nrrd(tmp_path / "near-stale.nrrd", bytes(changed), crc_of=near)
+    with pytest.raises(ImageReadError, match="truncated or corrupt"):
+        _onepass.read_file(path)

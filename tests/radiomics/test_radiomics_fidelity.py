@@ -230,14 +230,24 @@ def test_brain1_default_settings_speedup_is_exact(shared_data):
 
 def test_default_extraction_hands_pyradiomics_a_cropped_image(monkeypatch):
     """The speed-up is real (a crop happens) where exact, and absent elsewhere."""
-    sizes = []
-    execute = RadiomicsFeatureExtractor.execute
+    sizes, depth = [], [0]
 
-    def spy(self, image, mask, *args, **kwargs):
-        sizes.append(image.GetSize())
-        return execute(self, image, mask, *args, **kwargs)
+    def spying(method):
+        def spy(self, image, mask, *args, **kwargs):
+            if depth[0] == 0:  # not execute's own computeShape
+                sizes.append(image.GetSize())
+            depth[0] += 1
+            try:
+                return method(self, image, mask, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+        return spy
 
-    monkeypatch.setattr(RadiomicsFeatureExtractor, "execute", spy)
+    # the image PyRadiomics' execute gets or (the per-image-type plan, default
+    # settings included) its computeShape, on the ROI's box
+    for name in ("execute", "computeShape"):
+        monkeypatch.setattr(RadiomicsFeatureExtractor, name,
+                            spying(getattr(RadiomicsFeatureExtractor, name)))
     image, mask = _large_case(0)
     table = _table([(image, mask)])
     RadiomicsExtractor(n_jobs=1).fit_transform(table)
