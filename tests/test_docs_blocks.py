@@ -135,7 +135,13 @@ assert main(["extract", "manifest.csv", "-p", "params.yaml", "-o", "features.csv
              "--index-col", "subject"]) == 0
 """,
     },
-    "user_guide/ibsi.rst": {0: _COHORT},
+    # the preset's "no discretisation" needs integer intensities >= 1
+    "user_guide/ibsi.rst": {0: _COHORT + """
+import SimpleITK as sitk
+for path in table["image"]:
+    sitk.WriteImage(sitk.Cast(sitk.Round(sitk.ReadImage(path)), sitk.sitkInt16),
+                    path)
+"""},
     "user_guide/patches.rst": {
         0: _COHORT + _TINY_NET.format(name="MyCNN", channels=1) + """
 table["diagnosis"] = table["y"]
