@@ -141,7 +141,7 @@ def check_intensities(image, mask, label):
     >>> check_intensities(image, mask, 1)
     Traceback (most recent call last):
     ...
-    sklearn_medprep.exceptions.SubjectTableError: column 'image': \
+    sklearn_medprep.exceptions.SubjectTableError: [column 'image'] \
 noDiscretization (IBSI 'no discretisation') needs integer intensities >= 1 \
 inside the ROI (label 1); 1 voxel(s) are not integers (e.g. 2.5): discretise \
 instead (binWidth/binCount) or round the image
