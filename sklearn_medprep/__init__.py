@@ -19,6 +19,7 @@ from .utils._lazy import lazy_exports
 _LAZY = {
     # estimators
     "ComBatHarmonizer": ".harmonization",
+    "CorrelationSelector": ".radiomics",
     "CovBatHarmonizer": ".harmonization",
     "LongitudinalComBatHarmonizer": ".harmonization",
     "ImageTensorizer": ".nets",
@@ -71,6 +72,7 @@ _LAZY = {
 __all__ = [
     # estimators
     "ComBatHarmonizer",
+    "CorrelationSelector",
     "CovBatHarmonizer",
     "LongitudinalComBatHarmonizer",
     "ImageTensorizer",
