@@ -252,6 +252,13 @@ assert len(pd.read_csv("out/augmented/checksums.csv")) == 2 * len(augmented)
     "user_guide/torchio.rst": {
         3: "assert len(augmenter.fit_transform(train)) == len(train)\n",
     },
+    "user_guide/robust_features.rst": {
+        1: """
+kept = selector.get_feature_names_out()
+assert 0 < len(kept) < selector.n_features_in_, (len(kept), selector.n_features_in_)
+assert set(selector.redundant_with_.values()) <= set(kept)
+""",
+    },
     "user_guide/ibsi.rst": {
         0: """
 assert "original_firstorder_ExcessKurtosis" in features

@@ -94,6 +94,8 @@ def test_fit_uses_only_the_training_rows():
                       "b": np.r_[a1 + rng.normal(scale=0.1, size=30), b2],
                       "c": rng.normal(size=60)})
     y = X["c"] + rng.normal(size=60)
+    assert abs(np.corrcoef(X["a"], X["b"])[0, 1]) > 0.9
+    assert abs(np.corrcoef(X["a"][30:], X["b"][30:])[0, 1]) < 0.5
     whole = CorrelationSelector(0.9, ranking="order").fit(X, y)
     assert whole.get_feature_names_out().tolist() == ["a", "c"]
     cv = KFold(2, shuffle=False)
@@ -118,7 +120,7 @@ def test_real_table_kept_features_below_threshold(shared_data):
     table = pd.read_csv(path, sep="\t")
     X = table.drop(columns=["subject_id", "site", "rater_1", "rater_2", "rater_3"])
     X = X.dropna()  # the quality metrics themselves have no NaN: no row lost
-    assert len(X) == len(table)
+    assert X.shape == (len(table), 68) == (1101, 68)  # as the user guide says
     for method in ("pearson", "spearman"):
         selector = CorrelationSelector(0.9, method=method).fit(X)
         kept = selector.get_feature_names_out()
