@@ -13,9 +13,10 @@ the ``"ibsi"`` preset sets it) computes the texture features with grey levels
 equal to the intensities, IBSI's "no discretisation": PyRadiomics builds its
 matrices on its own bins (bit-identical to ``binWidth: 1``; on integer
 intensities they are the exact shift ``b = x - (m - 1)``), and the grey-level
-vectors its feature classes compute with (``grayLevels`` and the largest grey
-level ``Ng`` of the GLCM, ``ivector`` of GLRLM, GLSZM, GLDM and NGTDM) are
-shifted back by ``m - 1``. Nothing else changes; first-order features use the
+values its feature classes compute with (GLCM: ``i``, ``j``, their means, the
+sums ``k = i + j`` and the largest grey level ``Ng``; ``ivector`` of GLRLM,
+GLSZM, GLDM and NGTDM) are shifted back by ``m - 1``: the cost is PyRadiomics'
+with ``binWidth: 1``. Nothing else changes; first-order features use the
 intensities already.
 
 Rules (each refused with an error naming the setting or the file):
@@ -210,12 +211,14 @@ def _feature_classes():
 
     class GLCM(_Intensities, classes["glcm"]):
         def _calculateCoefficients(self):
-            # i, j, their means, the sums i + j (and the sum values k) and the
-            # largest grey level Ng (normalised inverse differences) on intensities
-            self.coefficients["grayLevels"] = (
-                self.coefficients["grayLevels"] + self._offset)
-            self.coefficients["Ng"] = self.coefficients["Ng"] + self._offset
             super()._calculateCoefficients()
+            # on intensities: i, j and their means move by the offset, the sums
+            # i + j (the values k of p_{x+y}) by twice it, the differences not;
+            # Ng (normalised inverse differences) is the largest intensity
+            coefficients, offset = self.coefficients, self._offset
+            for key in ("i", "j", "ux", "uy", "grayLevels", "Ng"):
+                coefficients[key] = coefficients[key] + offset
+            coefficients["kValuesSum"] = coefficients["kValuesSum"] + 2 * offset
 
     def shifted(base):
         class Shifted(_Intensities, base):
