@@ -19,6 +19,7 @@ from .utils._lazy import lazy_exports
 _LAZY = {
     # estimators
     "ComBatHarmonizer": ".harmonization",
+    "CorrelationSelector": ".radiomics",
     "CovBatHarmonizer": ".harmonization",
     "LongitudinalComBatHarmonizer": ".harmonization",
     "QuantileComBatHarmonizer": ".harmonization",
@@ -75,6 +76,7 @@ _LAZY = {
 __all__ = [
     # estimators
     "ComBatHarmonizer",
+    "CorrelationSelector",
     "CovBatHarmonizer",
     "LongitudinalComBatHarmonizer",
     "QuantileComBatHarmonizer",

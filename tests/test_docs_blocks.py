@@ -135,7 +135,13 @@ assert main(["extract", "manifest.csv", "-p", "params.yaml", "-o", "features.csv
              "--index-col", "subject"]) == 0
 """,
     },
-    "user_guide/ibsi.rst": {0: _COHORT},
+    # the preset's "no discretisation" needs integer intensities >= 1
+    "user_guide/ibsi.rst": {0: _COHORT + """
+import SimpleITK as sitk
+for path in table["image"]:
+    sitk.WriteImage(sitk.Cast(sitk.Round(sitk.ReadImage(path)), sitk.sitkInt16),
+                    path)
+"""},
     # self-contained: the page builds its own array
     "user_guide/filters.rst": {},
     "user_guide/patches.rst": {
@@ -247,6 +253,13 @@ assert len(pd.read_csv("out/augmented/checksums.csv")) == 2 * len(augmented)
     },
     "user_guide/torchio.rst": {
         3: "assert len(augmenter.fit_transform(train)) == len(train)\n",
+    },
+    "user_guide/robust_features.rst": {
+        1: """
+kept = selector.get_feature_names_out()
+assert 0 < len(kept) < selector.n_features_in_, (len(kept), selector.n_features_in_)
+assert set(selector.redundant_with_.values()) <= set(kept)
+""",
     },
     "user_guide/ibsi.rst": {
         0: """

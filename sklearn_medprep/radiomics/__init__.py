@@ -1,10 +1,11 @@
-"""Radiomic features: the extractor, its backends and cache, robust selection."""
+"""Radiomic features: the extractor, its backends and cache, feature selection."""
 
 from ..utils._lazy import lazy_exports
 from . import _pyradiomics  # noqa: F401 - registers the default backend, in workers too
 
 _LAZY = {
     "BatchRow": "._backend",
+    "CorrelationSelector": "._redundancy",
     "RadiomicsBackend": "._backend",
     "RadiomicsExtractor": "._extractor",
     "RobustFeatureSelector": "._robust",
@@ -18,6 +19,7 @@ _LAZY = {
 
 __all__ = [
     "BatchRow",
+    "CorrelationSelector",
     "RadiomicsBackend",
     "RadiomicsExtractor",
     "RobustFeatureSelector",

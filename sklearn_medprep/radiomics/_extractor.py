@@ -112,10 +112,13 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
         (YAML or JSON): ``imageType`` (Original, Wavelet, LoG, Square,
         SquareRoot, Logarithm, Exponential, Gradient, LBP2D, LBP3D),
         ``featureClass``, ``setting`` (resampling, ``binWidth``/``binCount``,
-        normalisation, ``force2D``, ...). None gives PyRadiomics' defaults.
-        Validated in ``fit`` with PyRadiomics' own schema. ``"ibsi"`` is the
-        IBSI-1 preset (bin width 1, no resampling, 3D texture matrices,
-        GLCM/GLRLM averaged over directions; see :ref:`ibsi`) with IBSI's
+        normalisation, ``force2D``, ...; and this library's
+        ``noDiscretization``, see :ref:`ibsi-no-discretisation`). None gives
+        PyRadiomics' defaults. Validated in ``fit`` with PyRadiomics' own
+        schema. ``"ibsi"`` is the
+        IBSI-1 preset (no discretisation: grey levels are the intensities,
+        integers >= 1; no resampling, 3D texture matrices, GLCM/GLRLM
+        averaged over directions; see :ref:`ibsi`) with IBSI's
         definitions where PyRadiomics differs, under visible names:
         ``original_firstorder_ExcessKurtosis`` instead of ``..._Kurtosis`` and
         ``original_shape_MajorAxisLengthIBSI`` (Minor, Least likewise) instead

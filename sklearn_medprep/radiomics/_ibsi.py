@@ -45,10 +45,13 @@ IBSI_SETTINGS = {
         "ngtdm": [],
     },
     "setting": {
-        # fixed bin size 1 starting at the ROI minimum: on an image of integer
-        # grey levels (the phantom) each grey level is its own bin, i.e. IBSI's
-        # "no discretisation" of the phantom configuration
+        # IBSI's "no discretisation" of the phantom configuration: texture
+        # features with grey levels equal to the intensities (integers >= 1),
+        # not PyRadiomics' bins renumbered from the ROI minimum (see
+        # sklearn_medprep.radiomics._discretisation); with fixed bin size 1, so
+        # that each intensity is its own bin
         "binWidth": 1,
+        "noDiscretization": True,
         # no resampling, no normalisation, no re-segmentation (phantom config)
         "resampledPixelSpacing": None,
         "normalize": False,

@@ -5,7 +5,9 @@ Settings are PyRadiomics parameter files, validated with its own schema
 process); the geometry check follows its ``geometryTolerance`` and
 ``correctMask``; crops are exact per image type
 (:mod:`sklearn_medprep.radiomics._crop`); with ``settings="ibsi"``, IBSI's
-definitions where PyRadiomics differs (:mod:`sklearn_medprep.radiomics._ibsi`).
+definitions where PyRadiomics differs (:mod:`sklearn_medprep.radiomics._ibsi`);
+with ``setting: {noDiscretization: true}``, texture features whose grey levels
+are the intensities (:mod:`sklearn_medprep.radiomics._discretisation`).
 Registered as ``"pyradiomics"``, the default backend.
 """
 
@@ -24,6 +26,7 @@ from ._backend import (
     register_backend,
 )
 from ._crop import CropPlan, bounding_box, crop_plan
+from ._discretisation import check_intensities, intensity_extractor, split_option
 from ._ibsi import apply_ibsi_definitions
 from ._settings import (
     IBSI_PRESET,
@@ -88,10 +91,13 @@ def _get_extractor(key, verbose):
 
             radiomics.setVerbosity(logging.WARNING if verbose > 1 else logging.ERROR)
             spec = json.loads(key)
-            params = spec["params"]
+            params, keep_intensities = split_option(spec["params"])
             params.setdefault("setting", {})
             params["setting"]["additionalInfo"] = bool(spec["diagnostics"])
-            extractor = RadiomicsFeatureExtractor(params)
+            if keep_intensities:  # IBSI "no discretisation"
+                extractor = intensity_extractor(params)
+            else:
+                extractor = RadiomicsFeatureExtractor(params)
             _EXTRACTORS[key] = extractor
     return extractor
 
@@ -193,6 +199,11 @@ class PyRadiomicsBackend(RadiomicsBackend):
 
     def extract(self, image, mask, label, key, plan, verbose):
         extractor = _get_extractor(key, verbose)
+        spec = json.loads(key)
+        if split_option(spec["params"])[1] and mask.GetSize() == image.GetSize() \
+                and mask.GetNumberOfComponentsPerPixel() == 1:
+            # (other masks: checked by the feature classes, on PyRadiomics' grid)
+            check_intensities(image, mask, int(label))
         try:
             if isinstance(plan, CropPlan):  # filtered image types, each on its region
                 result = plan.execute(extractor, image, mask, int(label))
@@ -207,7 +218,7 @@ class PyRadiomicsBackend(RadiomicsBackend):
                 raise GeometryMismatchError(message) from exc
             raise
         values = [(name, _plain(value)) for name, value in result.items()]
-        if json.loads(key).get("definitions") == "ibsi":
+        if spec.get("definitions") == "ibsi":
             n_voxels = int((sitk.GetArrayViewFromImage(mask) == label).sum())
             values = apply_ibsi_definitions(values, n_voxels)
         return values

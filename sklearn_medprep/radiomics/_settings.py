@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from ..utils._optional import import_optional
+from ._discretisation import NO_DISCRETIZATION, split_option
 from ._ibsi import ibsi_settings
 
 __all__ = [
@@ -133,6 +134,14 @@ def validate_settings(settings):
         With every problem the schema found, e.g. an unknown setting or image
         type, or a value out of range.
 
+    Notes
+    -----
+    Besides PyRadiomics' parameters, ``setting`` may hold
+    ``noDiscretization: true``: IBSI's "no discretisation", texture features
+    whose grey levels are the intensities (see
+    :mod:`sklearn_medprep.radiomics._discretisation`; the ``"ibsi"`` preset sets
+    it). ``false`` is the same as leaving it out.
+
     Examples
     --------
     >>> from sklearn_medprep.radiomics._settings import validate_settings
@@ -148,7 +157,7 @@ Path: '/setting'
     from pykwalify.errors import PyKwalifyException
     from radiomics import getParameterValidationFiles
 
-    data = load_settings(settings)
+    data, keep_intensities = split_option(load_settings(settings))
     schema_file, schema_funcs = getParameterValidationFiles()
     log = logging.getLogger("pykwalify")
     with RADIOMICS_LOCK:
@@ -173,6 +182,8 @@ Path: '/setting'
     if "LBP2D" in ((data or {}).get("imageType") or {}):
         # PyRadiomics computes LBP2D with scikit-image, an optional dependency
         import_optional("skimage", "the LBP2D image type")
+    if keep_intensities:  # our option, unknown to PyRadiomics' schema
+        data.setdefault("setting", {})[NO_DISCRETIZATION] = True
     return data
 
 

@@ -118,6 +118,11 @@ TEST_CASES = {
         # 10 subjects: an ICC from fewer is warned of (MIN_ICC_SUBJECTS)
         lambda: _cohort(shape=(32, 34, 30), n_subjects=10),
     ),
+    "CorrelationSelector": (
+        lambda: dict(threshold=0.5, method="spearman"),
+        # numeric features only (site and sex are labels)
+        lambda: _features().drop(columns=["site", "sex"]),
+    ),
     "CovBatHarmonizer": (
         lambda: dict(site="site", covariates=["age", "sex"], n_components=2),
         _features,

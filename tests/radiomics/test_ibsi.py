@@ -9,6 +9,7 @@ import SimpleITK as sitk
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from sklearn_medprep import RadiomicsExtractor
+from sklearn_medprep.radiomics._discretisation import split_option
 from sklearn_medprep.radiomics._ibsi import (
     IBSI_FEATURE_MAP,
     apply_ibsi_definitions,
@@ -47,7 +48,8 @@ def test_ibsi_mode_applies_ibsi_definitions_hand_computed():
     image, mask, roi = _case()
     table = pd.DataFrame({"image": [image], "mask": [mask]}, index=["s0"])
     out = RadiomicsExtractor(settings="ibsi").fit_transform(table).iloc[0]
-    params = ibsi_settings()
+    # PyRadiomics' binWidth 1: the same bins as noDiscretization on levels 1..6
+    params, _ = split_option(ibsi_settings())
     ref = RadiomicsFeatureExtractor(params).execute(image, mask)
     ref = pd.Series({k: float(v) for k, v in ref.items()})
     # the renamed features, and nothing else renamed
