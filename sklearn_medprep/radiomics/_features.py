@@ -78,7 +78,12 @@ def compute_features(extractor, image, mask, image_type_name, **kwargs):
     collections.OrderedDict
     """
     from radiomics import getFeatureClasses
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
 
+    if type(extractor).computeFeatures is not RadiomicsFeatureExtractor.computeFeatures:
+        # an extractor with its own feature classes (IBSI "no discretisation",
+        # radiomics._discretisation): its own loop, as ``execute`` would call it
+        return extractor.computeFeatures(image, mask, image_type_name, **kwargs)
     classes = getFeatureClasses()
     shared = {}  # this image's discretisation, made by the first class
     out = collections.OrderedDict()
