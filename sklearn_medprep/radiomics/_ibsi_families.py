@@ -83,7 +83,7 @@ def discretise(intensities, mask, bin_width):
     >>> from sklearn_medprep.radiomics._ibsi_families import discretise
     >>> values = np.array([[[-3.0, 2.5, 7.0]]])
     >>> discretise(values, values > 0, 2.0)
-    array([[[-1.,  1.,  3.]]])
+    array([[[-2.,  1.,  3.]]])
     """
     values = np.asarray(intensities, float)
     low = math.floor(float(values[np.asarray(mask, bool)].min()) / bin_width)

@@ -126,10 +126,11 @@ def spatial_autocorrelation(values, mask, spacing):
     >>> import numpy as np
     >>> from sklearn_medprep.radiomics._ibsi_morphology import (
     ...     spatial_autocorrelation)
-    >>> values = np.array([[[1.0, 2.0, 4.0]]])
+    >>> values = np.array([[[1.0, 2.0, 4.0]]])  # d = (-4, -1, 5) / 3
     >>> moran, geary = spatial_autocorrelation(values, values > 0, (1, 1, 1))
+    >>> # I = 3 / 2.5 * (4/9 - 5/9 - 0.5 * 20/9) / (42/9) = -0.3142857...
     >>> round(moran, 6), round(geary, 6)
-    (-0.785714, 0.785714)
+    (-0.314286, 0.814286)
     """
     mask = np.asarray(mask, bool)
     n = int(mask.sum())
@@ -192,8 +193,10 @@ def morphology_features(intensities, mask, spacing):
     >>> mask[1:4, 1:5, 1:6] = True
     >>> values = np.arange(mask.size, dtype=float).reshape(mask.shape)
     >>> features = morphology_features(values, mask, (2.0, 1.0, 1.0))
-    >>> round(features["morph_integ_int"], 3)
-    10440.0
+    >>> round(features["morph_vol_dens_conv_hull"], 6)  # a box is convex
+    1.0
+    >>> round(features["morph_integ_int"], 3)  # mesh volume x mean intensity
+    11425.333
     """
     mask = np.asarray(mask, bool)
     spacing = np.asarray(spacing, float)
