@@ -104,8 +104,7 @@ def _check_input(grey, mask, spacing=None, box_mask=None):
             f"start at 1); smallest is {values.min():g}"
         )
     # crop to the bounding box plus one voxel, the margin outside the ROI
-    where = np.nonzero(mask if box_mask is None else box_mask)
-    box = tuple(slice(max(w.min() - 1, 0), w.max() + 2) for w in where)
+    box = _box(mask if box_mask is None else box_mask)
     grey, mask = grey[box], mask[box]
     pad = [(1, 1)] * 3
     grey = np.pad(grey, pad)
@@ -114,6 +113,16 @@ def _check_input(grey, mask, spacing=None, box_mask=None):
     index = np.full(grey.shape, -1, dtype=np.intp)
     index[mask] = inverse.ravel()
     return grey, mask, levels, index, box
+
+
+def _box(mask):
+    """Bounding box of ``mask`` with one voxel of margin (clipped to the image)."""
+    box = []
+    for axis in range(3):
+        other = tuple(a for a in range(3) if a != axis)
+        where = np.flatnonzero(mask.any(axis=other))
+        box.append(slice(max(where[0] - 1, 0), where[-1] + 2))
+    return tuple(box)
 
 
 def _shifted(array, offset):
@@ -197,6 +206,10 @@ def glcm_features(grey, mask, n_levels=None):
     0.4615
     """
     _, _, levels, index, _ = _check_input(grey, mask)
+    return _glcm(index, levels, n_levels)
+
+
+def _glcm(index, levels, n_levels=None):
     n = len(levels)
     if n_levels is None:
         n_levels = float(levels.max())
@@ -342,6 +355,10 @@ def ngldm_features(grey, mask):
     0.5
     """
     _, _, levels, index, _ = _check_input(grey, mask)
+    return _ngldm(index, levels)
+
+
+def _ngldm(index, levels):
     k, level_index = _dependence(index)
     return _zone_features("ngl", "_d1_a0.0_3d", levels[level_index], k,
                           len(k), _NGLDM_NAMES)
@@ -383,34 +400,40 @@ def gldzm_features(grey, mask, morphological_mask=None):
     (0.07407407407407407, 2.5)
     """
     grey = np.asarray(grey, dtype=float)
-    if morphological_mask is None:
-        morphological_mask = mask
-    morphological_mask = _as_mask(morphological_mask, grey.shape,
-                                  "morphological_mask")
-    if (_as_mask(mask, grey.shape, "mask") & ~morphological_mask).any():
-        raise ValueError("mask has voxels outside morphological_mask")
+    morph = _morphological(grey, mask, morphological_mask)
     # crop on the morphological mask's box, so that its whole edge stays
-    _, _, levels, index, box = _check_input(grey, mask, box_mask=morphological_mask)
-    return _gldzm(index, levels, np.pad(morphological_mask[box], 1))
+    _, _, levels, index, box = _check_input(grey, mask, box_mask=morph)
+    return _gldzm(index, levels, np.pad(morph[box], 1))
+
+
+def _morphological(grey, mask, morphological_mask):
+    if grey.ndim != 3:
+        raise ValueError(f"grey must be a 3D (z, y, x) array; got shape {grey.shape}")
+    mask = _as_mask(mask, grey.shape, "mask")
+    if morphological_mask is None:
+        return mask
+    morph = _as_mask(morphological_mask, grey.shape, "morphological_mask")
+    if (mask & ~morph).any():
+        raise ValueError("mask has voxels outside morphological_mask")
+    return morph
 
 
 def _gldzm(index, levels, morph):
     # taxicab distance to the nearest voxel outside the morphological mask;
     # the padding makes the image border count as outside
     distance = ndimage.distance_transform_cdt(morph, metric="taxicab")
-    zones = np.zeros(index.shape, dtype=np.intp)
-    zone_level = []
-    n_zones = 0
-    for level in range(len(levels)):
-        labels, n = ndimage.label(index == level, structure=_CONNECT_26)
-        zones[labels > 0] = labels[labels > 0] + n_zones
+    zone_level, zone_distance = [], []
+    # each grey level labelled within its own bounding box
+    for level, box in enumerate(ndimage.find_objects(index + 1)):
+        labels, n = ndimage.label(index[box] == level, structure=_CONNECT_26)
+        inside = labels > 0
+        nearest = np.full(n, np.iinfo(np.intp).max)
+        np.minimum.at(nearest, labels[inside] - 1, distance[box][inside])
         zone_level.append(np.full(n, levels[level]))
-        n_zones += n
-    zone_distance = ndimage.minimum(distance, zones, np.arange(1, n_zones + 1))
+        zone_distance.append(nearest)
     return _zone_features(
-        "dzm", "_3d", np.concatenate(zone_level),
-        np.asarray(zone_distance, dtype=np.intp), int((index >= 0).sum()),
-        _GLDZM_NAMES,
+        "dzm", "_3d", np.concatenate(zone_level), np.concatenate(zone_distance),
+        int((index >= 0).sum()), _GLDZM_NAMES,
     )
 
 
@@ -451,10 +474,12 @@ def texture_features(grey, mask, spacing, *, morphological_mask=None):
     >>> f["dzm_z_perc_3d"], round(f["ngl_dc_energy_d1_a0.0_3d"], 4)
     (0.03333333333333333, 0.1444)
     """
-    _check_input(grey, mask, spacing)
-    out = gldzm_features(grey, mask, morphological_mask)
-    cm = glcm_features(grey, mask)
-    ngl = ngldm_features(grey, mask)
+    grey = np.asarray(grey, dtype=float)
+    morph = _morphological(grey, mask, morphological_mask)
+    _, _, levels, index, box = _check_input(grey, mask, spacing, box_mask=morph)
+    out = _gldzm(index, levels, np.pad(morph[box], 1))
+    cm = _glcm(index, levels)
+    ngl = _ngldm(index, levels)
     out.update({name: cm[name] for name in TEXTURE_FEATURES if name in cm})
     out.update({name: ngl[name] for name in TEXTURE_FEATURES if name in ngl})
     return {name: out[name] for name in TEXTURE_FEATURES}
