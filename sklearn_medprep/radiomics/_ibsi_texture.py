@@ -194,7 +194,9 @@ def glcm_features(grey, mask, n_levels=None):
     Returns
     -------
     dict
-        ``{"cm_<feature>_d1_3d_avg": value}``.
+        ``{"cm_<feature>_d1_3d_avg": value}``; NaN where no two ROI voxels
+        are neighbours (a single voxel). Directions without a voxel pair are
+        left out of the average, as PyRadiomics does.
 
     Examples
     --------
@@ -209,14 +211,23 @@ def glcm_features(grey, mask, n_levels=None):
     return _glcm(index, levels, n_levels)
 
 
+_GLCM_NAMES = (
+    "joint_max", "joint_avg", "joint_var", "joint_entr", "diff_avg", "diff_var",
+    "diff_entr", "sum_avg", "sum_var", "sum_entr", "energy", "contrast",
+    "dissimilarity", "inv_diff", "inv_diff_norm", "inv_diff_mom",
+    "inv_diff_mom_norm", "inv_var", "corr", "auto_corr", "clust_tend",
+    "clust_shade", "clust_prom", "info_corr1", "info_corr2",
+)
+
+
 def _glcm(index, levels, n_levels=None):
     n = len(levels)
     if n_levels is None:
         n_levels = float(levels.max())
     p = _glcms(index, n)  # (13, n, n)
     p = p[~np.isnan(p[:, 0, 0])]
-    if not len(p):
-        raise ValueError("the ROI has no pair of neighbouring voxels")
+    if not len(p):  # no two ROI voxels are neighbours: no co-occurrence
+        return {f"cm_{name}_d1_3d_avg": float("nan") for name in _GLCM_NAMES}
     i = levels[:, None]
     j = levels[None, :]
     diff = np.abs(i - j)
@@ -263,7 +274,7 @@ def _glcm(index, levels, n_levels=None):
     # a single grey level (HX = 0): 0, as PyRadiomics
     f["info_corr1"] = np.divide(hxy - hxy1, hx, out=np.zeros_like(hx), where=hx > 0)
     f["info_corr2"] = np.sqrt(np.clip(1 - np.exp(-2 * (hxy2 - hxy)), 0, None))
-    return {f"cm_{name}_d1_3d_avg": float(np.mean(value)) for name, value in f.items()}
+    return {f"cm_{name}_d1_3d_avg": float(np.mean(f[name])) for name in _GLCM_NAMES}
 
 
 # ----------------------------------------------------------------------------

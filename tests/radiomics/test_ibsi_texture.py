@@ -349,3 +349,26 @@ def test_random_case_glcm_ngldm_agree_with_pyradiomics():
     mask = sitk.GetImageFromArray(roi.astype(np.uint8))
     mask.CopyInformation(image)
     _pyradiomics_agreement(image, mask)
+
+
+def test_degenerate_rois():
+    grey = np.full((3, 4, 5), 2.0)
+    # one grey level: no variance; correlation 1 and information correlation 0
+    # (PyRadiomics' conventions), one zone
+    mask = np.ones(grey.shape, bool)
+    got = {**glcm_features(grey, mask), **gldzm_features(grey, mask),
+           **ngldm_features(grey, mask)}
+    assert got["cm_corr_d1_3d_avg"] == 1.0
+    assert got["cm_info_corr1_d1_3d_avg"] == 0.0
+    assert got["cm_sum_var_d1_3d_avg"] == 0.0
+    assert got["dzm_z_perc_3d"] == 1 / grey.size
+    assert got["dzm_lde_3d"] == 1.0  # the zone reaches the edge: its smallest distance
+    assert got["ngl_dc_energy_d1_a0.0_3d"] == pytest.approx(
+        _matrix_features(*_naive_ngldm(grey, mask))["energy"])
+    # a single voxel: GLCM undefined (NaN), the zone features are defined
+    mask = np.zeros(grey.shape, bool)
+    mask[1, 2, 3] = True
+    got = texture_features(grey, mask, (1, 1, 1))
+    assert np.isnan(got["cm_sum_var_d1_3d_avg"])
+    assert np.isnan(got["cm_dissimilarity_d1_3d_avg"])
+    assert got["dzm_sde_3d"] == 1.0 and got["ngl_dc_perc_d1_a0.0_3d"] == 1.0
