@@ -185,6 +185,21 @@ def check_voxel(out):
     _positive([float(v) for v in peak.groups()], "voxel time and peak")
 
 
+def check_ibsi_texture(out):
+    assert "discretisation identical to PyRadiomics' binImage: True" in out, out
+    (rel,) = re.search(r"GLCM \+ GLDM features on this image: max rel diff (\S+)",
+                       out).groups()
+    assert float(rel) <= 1e-9, "our GLCM/NGLDM differ from PyRadiomics'"
+    ratios = re.search(r"CPU time ratio PyRadiomics/ours: median " + NUM
+                       + r"x \(rounds " + NUM + "-" + NUM + r"\); wall time ratio "
+                       + NUM + "x", out)
+    assert ratios, out[-2000:]
+    _positive([float(v) for v in ratios.groups()], "IBSI texture ratios")
+    families = re.search(r"ours per family \(CPU, median\): GLDZM " + NUM
+                         + " ms, GLCM " + NUM + " ms, NGLDM " + NUM + " ms", out)
+    assert families, out[-2000:]
+
+
 SITE_QC = (r"(\d\.\d{3}) \(chance (\d\.\d{3}), permuted-site interval "
            r"(\d\.\d{3})-(\d\.\d{3}), p = ([\d.e-]+)\): (site signal remains|"
            r"at chance|below chance: over-correction)")
@@ -303,6 +318,7 @@ CHECKS = {
     "bench_new_sites.py": check_new_sites,
     "bench_combat.py": check_combat,
     "bench_gpu.py": check_gpu,
+    "bench_ibsi_texture.py": check_ibsi_texture,
     "bench_patches.py": check_patches,
     "bench_proxy.py": check_proxy,
     "bench_radiomics.py": check_radiomics,
