@@ -372,3 +372,22 @@ def test_degenerate_rois():
     assert np.isnan(got["cm_sum_var_d1_3d_avg"])
     assert np.isnan(got["cm_dissimilarity_d1_3d_avg"])
     assert got["dzm_sde_3d"] == 1.0 and got["ngl_dc_perc_d1_a0.0_3d"] == 1.0
+
+
+def test_agree_with_mirp_the_ibsi_reference_implementation():
+    # mirp (oncoray, IBSI's reference implementation) on an image whose zones
+    # lie at several distances from the ROI edge (the phantom's all touch it)
+    mirp = pytest.importorskip("mirp")
+    grey, mask = _blocky_case()
+    out = mirp.extract_features(
+        image=grey, mask=mask.astype(int), base_discretisation_method="none",
+        base_feature_families=["dzm", "cm", "ngldm"], by_slice=False,
+        glcm_spatial_method="3d_average", ngldm_spatial_method="3d",
+        gldzm_spatial_method="3d", glcm_distance=1.0, ngldm_distance=1.0,
+        ngldm_difference_level=0.0,
+    )[0].iloc[0]
+    ours = {**gldzm_features(grey, mask), **glcm_features(grey, mask),
+            **ngldm_features(grey, mask)}
+    assert len(ours) == 16 + 25 + 17
+    for name, value in ours.items():
+        assert value == pytest.approx(float(out[name]), rel=1e-9, abs=1e-12), name
