@@ -36,6 +36,8 @@ Definitions (IBSI reference manual, "3D" aggregation):
 
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 __all__ = ["glcm_features", "gldzm_features", "ngldm_features", "texture_features"]
 
@@ -292,17 +294,20 @@ def _dependence(index):
     return count[inside] + 1, index[inside]
 
 
-def _zone_features(prefix, suffix, level, size, n_voxels, names):
+def _zone_features(prefix, suffix, levels, level_index, size, n_voxels, names):
     """Features of a (grey level, size-like) matrix from one entry per element.
 
-    ``level`` and ``size`` hold the grey level and the run/zone/dependence
-    measure (distance for the GLDZM, dependence count for the NGLDM) of each
-    counted element; ``names`` maps IBSI's generic names to this family's.
+    ``level_index`` (into ``levels``, the grey level values) and ``size`` (a
+    positive integer) hold the grey level and the zone/dependence measure
+    (distance for the GLDZM, dependence count for the NGLDM) of each counted
+    element; ``names`` maps IBSI's generic names to this family's.
     """
-    n_s = len(level)
-    _, per_level = np.unique(level, return_counts=True)
-    _, per_size = np.unique(size, return_counts=True)
-    _, cells = np.unique(np.stack([level, size]), axis=1, return_counts=True)
+    n_s = len(level_index)
+    per_level = np.bincount(level_index)
+    per_size = np.bincount(size)
+    cells = np.bincount(level_index * (size.max() + 1) + size)
+    cells = cells[cells > 0]
+    level = levels[level_index]
     i2 = level**2
     s2 = size.astype(float) ** 2
     f = {
@@ -371,15 +376,12 @@ def ngldm_features(grey, mask):
 
 def _ngldm(index, levels):
     k, level_index = _dependence(index)
-    return _zone_features("ngl", "_d1_a0.0_3d", levels[level_index], k,
+    return _zone_features("ngl", "_d1_a0.0_3d", levels, level_index, k,
                           len(k), _NGLDM_NAMES)
 
 
 # ----------------------------------------------------------------------------
 # grey level distance zone matrix
-
-_CONNECT_26 = np.ones((3, 3, 3), dtype=bool)
-
 
 def gldzm_features(grey, mask, morphological_mask=None):
     """All 16 IBSI-1 GLDZM features, 3D.
@@ -433,19 +435,31 @@ def _gldzm(index, levels, morph):
     # taxicab distance to the nearest voxel outside the morphological mask;
     # the padding makes the image border count as outside
     distance = ndimage.distance_transform_cdt(morph, metric="taxicab")
-    zone_level, zone_distance = [], []
-    # each grey level labelled within its own bounding box
-    for level, box in enumerate(ndimage.find_objects(index + 1)):
-        labels, n = ndimage.label(index[box] == level, structure=_CONNECT_26)
-        inside = labels > 0
-        nearest = np.full(n, np.iinfo(np.intp).max)
-        np.minimum.at(nearest, labels[inside] - 1, distance[box][inside])
-        zone_level.append(np.full(n, levels[level]))
-        zone_distance.append(nearest)
-    return _zone_features(
-        "dzm", "_3d", np.concatenate(zone_level), np.concatenate(zone_distance),
-        int((index >= 0).sum()), _GLDZM_NAMES,
-    )
+    inside = index >= 0
+    n_voxels = int(inside.sum())
+    # zones: connected components of the graph whose edges join ROI voxels of
+    # one grey level along the 13 directions (26-connectivity), all grey
+    # levels in one call
+    voxel = np.full(index.shape, -1, dtype=np.intp)
+    voxel[inside] = np.arange(n_voxels)
+    heads, tails = [], []
+    for offset in _DIRECTIONS_13:
+        a, b = _shifted(index, offset)
+        va, vb = _shifted(voxel, offset)
+        same = (a == b) & (a >= 0)
+        heads.append(va[same])
+        tails.append(vb[same])
+    heads = np.concatenate(heads)
+    graph = coo_matrix((np.ones(len(heads), dtype=np.int8),
+                        (heads, np.concatenate(tails))),
+                       shape=(n_voxels, n_voxels))
+    n_zones, zone = connected_components(graph, directed=False)
+    zone_level = np.empty(n_zones, dtype=np.intp)
+    zone_level[zone] = index[inside]
+    zone_distance = np.full(n_zones, np.iinfo(np.intp).max)
+    np.minimum.at(zone_distance, zone, distance[inside].astype(np.intp))
+    return _zone_features("dzm", "_3d", levels, zone_level, zone_distance,
+                          n_voxels, _GLDZM_NAMES)
 
 
 # ----------------------------------------------------------------------------
