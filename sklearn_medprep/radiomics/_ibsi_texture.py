@@ -3,13 +3,13 @@
 :func:`texture_features` returns the 21 IBSI-1 texture features of the 3D
 configuration that PyRadiomics does not compute:
 
-- the 16 features of the grey level distance zone matrix (GLDZM, IBSI-1 3.10),
+- the 16 features of the grey level distance zone matrix (GLDZM),
   ``dzm_*_3d``;
-- sum variance and dissimilarity of the grey level co-occurrence matrix (GLCM,
-  IBSI-1 3.6), ``cm_sum_var_d1_3d_avg`` and ``cm_dissimilarity_d1_3d_avg``;
+- sum variance and dissimilarity of the grey level co-occurrence matrix
+  (GLCM), ``cm_sum_var_d1_3d_avg`` and ``cm_dissimilarity_d1_3d_avg``;
 - normalised grey level non-uniformity, dependence count percentage and
   dependence count energy of the neighbouring grey level dependence matrix
-  (NGLDM, IBSI-1 3.11), ``ngl_*_d1_a0.0_3d``.
+  (NGLDM), ``ngl_*_d1_a0.0_3d``.
 
 The GLCM and NGLDM functions below compute every feature of their family
 (:func:`glcm_features`, :func:`ngldm_features`), so that the tests can hold the
