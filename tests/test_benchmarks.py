@@ -305,6 +305,19 @@ def check_new_sites(out):
         assert all(0.0 <= float(v) <= 1.0 for v in values), values
 
 
+def check_ibsi_families(out):
+    assert re.search(r"all (\d+) of our features finite: True", out), out[-2000:]
+    ratios = re.search(r"added CPU time ours/PyRadiomics: median " + NUM
+                       + r"x \(rounds " + NUM + "-" + NUM + r"\); wall time ratio "
+                       + NUM + "x", out)
+    assert ratios, out[-2000:]
+    _positive([float(v) for v in ratios.groups()], "IBSI families ratios")
+    families = re.search(r"ours per family \(CPU, median\): morphology_features "
+                         + NUM + " ms, intensity_features " + NUM
+                         + " ms, histogram_features " + NUM + " ms", out)
+    assert families, out[-2000:]
+
+
 def check_longitudinal(out):
     (diff,) = re.search(r"max \|ours - reference\| (\S+)", out).groups()
     assert float(diff) <= 1e-6, "longitudinal ComBat differs from its reference"
@@ -323,6 +336,7 @@ CHECKS = {
     "bench_new_sites.py": check_new_sites,
     "bench_combat.py": check_combat,
     "bench_gpu.py": check_gpu,
+    "bench_ibsi_families.py": check_ibsi_families,
     "bench_ibsi_texture.py": check_ibsi_texture,
     "bench_patches.py": check_patches,
     "bench_proxy.py": check_proxy,

@@ -32,6 +32,7 @@ from ._ibsi_intensity import (
     intensity_features,
 )
 from ._ibsi_morphology import MORPHOLOGY_FEATURES, morphology_features
+from ._ibsi_texture import TEXTURE_FEATURES, texture_features
 
 __all__ = [
     "FAMILIES",
@@ -48,6 +49,7 @@ FAMILIES = [
     (morphology_features, "intensities", MORPHOLOGY_FEATURES),
     (intensity_features, "intensities", INTENSITY_FEATURES),
     (histogram_features, "grey", HISTOGRAM_FEATURES),
+    (texture_features, "grey", TEXTURE_FEATURES),
 ]
 
 #: Prefix of the column names of the families' features.
