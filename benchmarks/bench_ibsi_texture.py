@@ -54,7 +54,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sklearn_medprep.radiomics._ibsi import IBSI_FEATURE_MAP  # noqa: E402
+from sklearn_medprep.radiomics._ibsi import PYRADIOMICS_FEATURE_MAP  # noqa: E402
 from sklearn_medprep.radiomics._ibsi_texture import (  # noqa: E402
     glcm_features,
     gldzm_features,
@@ -202,7 +202,7 @@ def main(argv=None):
     rel = [
         abs(ours[ibsi] - float(reference[name])) / max(abs(float(reference[name])),
                                                        1e-300)
-        for name, ibsi in IBSI_FEATURE_MAP.items()
+        for name, ibsi in PYRADIOMICS_FEATURE_MAP.items()
         if "_glcm_" in name or "_gldm_" in name
     ]
     print(f"our GLCM + NGLDM vs PyRadiomics' {len(rel)} GLCM + GLDM features on "

@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from sklearn_medprep import RadiomicsExtractor
-from sklearn_medprep.radiomics._ibsi import IBSI_FEATURE_MAP
+from sklearn_medprep.radiomics._ibsi import PYRADIOMICS_FEATURE_MAP
 from sklearn_medprep.radiomics._ibsi_phantom import _half_unit
 from sklearn_medprep.radiomics._ibsi_texture import (
     TEXTURE_FEATURES,
@@ -328,12 +328,16 @@ def _pyradiomics_agreement(image, mask):
     assert grey[roi].min() == 1
     ours = {**glcm_features(grey, roi), **ngldm_features(grey, roi)}
     compared = 0
-    for name, ibsi in IBSI_FEATURE_MAP.items():
+    for name, ibsi in PYRADIOMICS_FEATURE_MAP.items():
         if "_glcm_" in name or "_gldm_" in name:
             assert ours[ibsi] == pytest.approx(float(out[name]), rel=1e-6,
                                                abs=1e-9), (name, ibsi)
             compared += 1
     assert compared == 23 + 14
+    # and the preset's own columns of the 21 are these functions' values
+    expected = texture_features(grey, roi, image.GetSpacing()[::-1])
+    got = {ibsi: float(out["original_ibsi_" + ibsi]) for ibsi in TEXTURE_FEATURES}
+    assert got == pytest.approx(expected, rel=1e-12, nan_ok=True)
 
 
 @pytest.mark.shared_data
