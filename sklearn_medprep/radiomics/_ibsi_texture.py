@@ -230,6 +230,20 @@ def _glcm(index, levels, n_levels=None):
     p = p[~np.isnan(p[:, 0, 0])]
     if not len(p):  # no two ROI voxels are neighbours: no co-occurrence
         return {f"cm_{name}_d1_3d_avg": float("nan") for name in _GLCM_NAMES}
+    # directions in chunks of at most ~4M matrix cells: with many grey levels
+    # (no discretisation of a CT) the temporaries stay tens of MB
+    chunk = max(1, min(len(p), 2**22 // (n * n)))
+    values = [_glcm_per_direction(p[start:start + chunk], levels, n_levels)
+              for start in range(0, len(p), chunk)]
+    return {
+        f"cm_{name}_d1_3d_avg": float(np.mean(np.concatenate(
+            [value[name] for value in values])))
+        for name in _GLCM_NAMES
+    }
+
+
+def _glcm_per_direction(p, levels, n_levels):
+    """The GLCM features of each of the ``(m, n, n)`` matrices ``p``."""
     i = levels[:, None]
     j = levels[None, :]
     diff = np.abs(i - j)
@@ -276,7 +290,7 @@ def _glcm(index, levels, n_levels=None):
     # a single grey level (HX = 0): 0, as PyRadiomics
     f["info_corr1"] = np.divide(hxy - hxy1, hx, out=np.zeros_like(hx), where=hx > 0)
     f["info_corr2"] = np.sqrt(np.clip(1 - np.exp(-2 * (hxy2 - hxy)), 0, None))
-    return {f"cm_{name}_d1_3d_avg": float(np.mean(f[name])) for name in _GLCM_NAMES}
+    return f
 
 
 # ----------------------------------------------------------------------------
