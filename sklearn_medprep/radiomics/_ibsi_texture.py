@@ -145,40 +145,6 @@ def _entropy(p):
 # grey level co-occurrence matrix
 
 
-def _glcms(index, n):
-    """The 13 normalised symmetric co-occurrence matrices, shape (13, n, n)."""
-    out = np.zeros((len(_DIRECTIONS_13), n, n))
-    for d, offset in enumerate(_DIRECTIONS_13):
-        a, b = _shifted(index, offset)
-        both = (a >= 0) & (b >= 0)
-        counts = np.bincount(a[both] * n + b[both], minlength=n * n).reshape(n, n)
-        counts = counts + counts.T
-        total = counts.sum()
-        if total:
-            out[d] = counts / total
-        else:  # no pair along this direction (a flat ROI)
-            out[d] = np.nan
-    return out
-
-
-def _grouped(values, p):
-    """Marginal distribution of ``values`` (an (n, n) grid) under ``p`` (m, n, n)."""
-    keys, inverse = np.unique(values, return_inverse=True)
-    inverse = inverse.ravel()
-    flat = p.reshape(len(p), -1)
-    marginal = np.zeros((len(p), len(keys)))
-    for m in range(len(p)):
-        marginal[m] = np.bincount(inverse, weights=flat[m], minlength=len(keys))
-    return keys, marginal
-
-
-def _xlogx(p):
-    out = np.zeros_like(p)
-    positive = p > 0
-    out[positive] = p[positive] * np.log2(p[positive])
-    return out
-
-
 def glcm_features(grey, mask, n_levels=None):
     """All 25 IBSI-1 GLCM features, 3D, distance 1, averaged over 13 directions.
 
@@ -226,70 +192,83 @@ def _glcm(index, levels, n_levels=None):
     n = len(levels)
     if n_levels is None:
         n_levels = float(levels.max())
-    p = _glcms(index, n)  # (13, n, n)
-    p = p[~np.isnan(p[:, 0, 0])]
-    if not len(p):  # no two ROI voxels are neighbours: no co-occurrence
+    values = []
+    for offset in _DIRECTIONS_13:
+        a, b = _shifted(index, offset)
+        both = (a >= 0) & (b >= 0)
+        a, b = a[both], b[both]
+        if not a.size:  # no voxel pair along this direction: left out
+            continue
+        # the nonzero cells of the symmetric matrix, and their probabilities:
+        # counted densely when the matrix is small, sorted when it is not
+        keys = np.concatenate([a * n + b, b * n + a])
+        if n * n <= max(4096, keys.size):
+            counts = np.bincount(keys, minlength=n * n)
+            cells = np.flatnonzero(counts)
+            counts = counts[cells]
+        else:
+            cells, counts = np.unique(keys, return_counts=True)
+        values.append(_glcm_cells(cells // n, cells % n, counts / counts.sum(),
+                                  levels, n_levels))
+    if not values:  # no two ROI voxels are neighbours: no co-occurrence
         return {f"cm_{name}_d1_3d_avg": float("nan") for name in _GLCM_NAMES}
-    # directions in chunks of at most ~4M matrix cells: with many grey levels
-    # (no discretisation of a CT) the temporaries stay tens of MB
-    chunk = max(1, min(len(p), 2**22 // (n * n)))
-    values = [_glcm_per_direction(p[start:start + chunk], levels, n_levels)
-              for start in range(0, len(p), chunk)]
-    return {
-        f"cm_{name}_d1_3d_avg": float(np.mean(np.concatenate(
-            [value[name] for value in values])))
-        for name in _GLCM_NAMES
-    }
+    return {f"cm_{name}_d1_3d_avg": float(np.mean([v[name] for v in values]))
+            for name in _GLCM_NAMES}
 
 
-def _glcm_per_direction(p, levels, n_levels):
-    """The GLCM features of each of the ``(m, n, n)`` matrices ``p``."""
-    i = levels[:, None]
-    j = levels[None, :]
+def _marginal(values, p):
+    """Distribution of ``values`` (one per matrix cell) under ``p``."""
+    keys, inverse = np.unique(values, return_inverse=True)
+    return keys, np.bincount(inverse.ravel(), weights=p)
+
+
+def _glcm_cells(ii, jj, p, levels, n_levels):
+    """GLCM features from the nonzero cells of one symmetric matrix.
+
+    ``(ii, jj)``: the cells' level indices; ``p``: their probabilities. Every
+    feature is a sum over cells, so a matrix with many grey levels costs its
+    nonzero cells only.
+    """
+    i, j = levels[ii], levels[jj]
+    px = np.bincount(ii, weights=p, minlength=len(levels))  # == py (symmetric)
+    mu = (px * levels).sum()
+    var = (px * (levels - mu) ** 2).sum()
     diff = np.abs(i - j)
-    px = p.sum(axis=2)  # (m, n); symmetric, so py == px
-    mu = (px * levels).sum(axis=1)  # (m,)
-    var = (px * (levels - mu[:, None]) ** 2).sum(axis=1)
-    f = {}
-    f["joint_max"] = p.max(axis=(1, 2))
-    f["joint_avg"] = mu
-    f["joint_var"] = var
-    hxy = -_xlogx(p).sum(axis=(1, 2))
+    log_px = np.log2(px, out=np.zeros_like(px), where=px > 0)
+    f = {"joint_max": p.max(), "joint_avg": mu, "joint_var": var}
+    hxy = -(p * np.log2(p)).sum()
     f["joint_entr"] = hxy
-    k_diff, p_diff = _grouped(diff, p)
-    f["diff_avg"] = (p_diff * k_diff).sum(axis=1)
-    f["diff_var"] = (p_diff * (k_diff - f["diff_avg"][:, None]) ** 2).sum(axis=1)
-    f["diff_entr"] = -_xlogx(p_diff).sum(axis=1)
-    k_sum, p_sum = _grouped(i + j, p)
-    f["sum_avg"] = (p_sum * k_sum).sum(axis=1)
-    f["sum_var"] = (p_sum * (k_sum - f["sum_avg"][:, None]) ** 2).sum(axis=1)
-    f["sum_entr"] = -_xlogx(p_sum).sum(axis=1)
-    f["energy"] = (p**2).sum(axis=(1, 2))
-    f["contrast"] = (p * diff**2).sum(axis=(1, 2))
-    f["dissimilarity"] = (p * diff).sum(axis=(1, 2))
-    f["inv_diff"] = (p / (1 + diff)).sum(axis=(1, 2))
-    f["inv_diff_norm"] = (p / (1 + diff / n_levels)).sum(axis=(1, 2))
-    f["inv_diff_mom"] = (p / (1 + diff**2)).sum(axis=(1, 2))
-    f["inv_diff_mom_norm"] = (p / (1 + diff**2 / n_levels**2)).sum(axis=(1, 2))
+    k_diff, p_diff = _marginal(diff, p)
+    f["diff_avg"] = (p_diff * k_diff).sum()
+    f["diff_var"] = (p_diff * (k_diff - f["diff_avg"]) ** 2).sum()
+    f["diff_entr"] = _entropy(p_diff)
+    k_sum, p_sum = _marginal(i + j, p)
+    f["sum_avg"] = (p_sum * k_sum).sum()
+    f["sum_var"] = (p_sum * (k_sum - f["sum_avg"]) ** 2).sum()
+    f["sum_entr"] = _entropy(p_sum)
+    f["energy"] = (p**2).sum()
+    f["contrast"] = (p * diff**2).sum()
+    f["dissimilarity"] = (p * diff).sum()
+    f["inv_diff"] = (p / (1 + diff)).sum()
+    f["inv_diff_norm"] = (p / (1 + diff / n_levels)).sum()
+    f["inv_diff_mom"] = (p / (1 + diff**2)).sum()
+    f["inv_diff_mom_norm"] = (p / (1 + diff**2 / n_levels**2)).sum()
     off = diff > 0
-    f["inv_var"] = (p[:, off] / diff[off] ** 2).sum(axis=1)
-    ci = i - mu[:, None, None]
-    cj = j - mu[:, None, None]
-    covariance = (p * ci * cj).sum(axis=(1, 2))
+    f["inv_var"] = (p[off] / diff[off] ** 2).sum()
+    ci, cj = i - mu, j - mu
     # a single grey level (no variance): correlation 1, as PyRadiomics
-    f["corr"] = np.divide(covariance, var, out=np.ones_like(var), where=var > 0)
-    f["auto_corr"] = (p * i * j).sum(axis=(1, 2))
-    f["clust_tend"] = (p * (ci + cj) ** 2).sum(axis=(1, 2))
-    f["clust_shade"] = (p * (ci + cj) ** 3).sum(axis=(1, 2))
-    f["clust_prom"] = (p * (ci + cj) ** 4).sum(axis=(1, 2))
-    hx = -_xlogx(px).sum(axis=1)
-    pxpy = px[:, :, None] * px[:, None, :]
-    log_pxpy = np.log2(pxpy, out=np.zeros_like(pxpy), where=pxpy > 0)
-    hxy1 = -(p * log_pxpy).sum(axis=(1, 2))
-    hxy2 = -(pxpy * log_pxpy).sum(axis=(1, 2))
+    f["corr"] = (p * ci * cj).sum() / var if var > 0 else 1.0
+    f["auto_corr"] = (p * i * j).sum()
+    f["clust_tend"] = (p * (ci + cj) ** 2).sum()
+    f["clust_shade"] = (p * (ci + cj) ** 3).sum()
+    f["clust_prom"] = (p * (ci + cj) ** 4).sum()
+    hx = -(px * log_px).sum()
+    hxy1 = -(p * (log_px[ii] + log_px[jj])).sum()
+    # HXY2 = -sum_ij px(i) py(j) log2(px(i) py(j)) = HX + HY = 2 HX
+    hxy2 = 2 * hx
     # a single grey level (HX = 0): 0, as PyRadiomics
-    f["info_corr1"] = np.divide(hxy - hxy1, hx, out=np.zeros_like(hx), where=hx > 0)
-    f["info_corr2"] = np.sqrt(np.clip(1 - np.exp(-2 * (hxy2 - hxy)), 0, None))
+    f["info_corr1"] = (hxy - hxy1) / hx if hx > 0 else 0.0
+    f["info_corr2"] = np.sqrt(max(1 - np.exp(-2 * (hxy2 - hxy)), 0.0))
     return f
 
 

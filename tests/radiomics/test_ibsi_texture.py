@@ -230,8 +230,16 @@ def test_ngldm_matches_per_voxel_loop(case):
             expected[generic], rel=1e-12, abs=1e-14), name
 
 
+def _many_levels_case(shape=(8, 10, 12)):
+    """A distinct grey level per voxel: matrices with mostly empty cells."""
+    grey = np.random.default_rng(2).permutation(np.prod(shape)).reshape(shape) + 1.0
+    mask = np.ones(shape, bool)
+    mask[0, :3, :4] = False
+    return grey, mask
+
+
 @pytest.mark.parametrize("case", [_case(0), _case(5, levels=(2, 3, 7)),
-                                  _blocky_case()])
+                                  _blocky_case(), _many_levels_case()])
 def test_glcm_matches_per_voxel_loop(case):
     grey, mask = case
     expected = _naive_glcm(grey, mask, n_levels=9)
