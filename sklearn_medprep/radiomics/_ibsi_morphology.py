@@ -20,9 +20,10 @@ differ from PyRadiomics' by 0.03-0.4% on brain1).
 Moran's I and Geary's C use inverse-distance weights over *all* pairs of ROI
 voxels, exactly: on a voxel grid the weight depends on the offset between two
 voxels only, so every pair sum is a correlation of the ROI with the kernel
-``1 / |offset|``, computed by FFT in ``O(M log M)`` with ``M`` eight times the
-voxels of the ROI's bounding box (no random subsampling, unlike mirp's
-approximation above 1000 voxels).
+``1 / |offset|``, computed by FFT (circular, on a grid of twice the ROI's
+bounding box per axis, where it equals the linear one) in ``O(M log M)`` with
+``M`` eight times the voxels of the bounding box; no random subsampling, unlike
+mirp's approximation above 1000 voxels.
 """
 
 import math
@@ -104,14 +105,24 @@ def _ellipsoid_area(semi_axes, degree=20):
     return float(4.0 * math.pi * a * b * legval(x, coefficients))
 
 
-def _offset_kernel(shape, spacing):
-    """``1 / distance`` for every voxel offset a box of ``shape`` can hold (0 at 0)."""
-    axes = [np.arange(-(n - 1), n) * s for n, s in zip(shape, spacing)]
+def _wrapped_kernel(shape, size, spacing):
+    """``1 / distance`` of every offset a box of ``shape`` holds, 0 at offset 0,
+    laid out circularly on a grid of ``size`` (offset ``-k`` at ``size - k``).
+
+    With ``size >= 2 * shape - 1`` per axis the offsets do not overlap, so a
+    circular convolution on that grid is the linear one inside the box.
+    """
+    axes = []
+    for n, m, s in zip(shape, size, spacing):
+        k = np.arange(m)
+        offset = np.where(k < n, k, k - m).astype(float)
+        offset[(k >= n) & (k <= m - n)] = np.inf  # beyond any pair in the box
+        axes.append(offset * s)
     zz, yy, xx = np.meshgrid(*axes, indexing="ij", sparse=True)
     distance = np.sqrt(zz**2 + yy**2 + xx**2)
     with np.errstate(divide="ignore"):
         kernel = 1.0 / distance
-    kernel[tuple(n - 1 for n in shape)] = 0.0
+    kernel[0, 0, 0] = 0.0
     return kernel
 
 
@@ -166,15 +177,12 @@ def spatial_autocorrelation(values, mask, spacing):
     denominator = float(np.sum(dev**2))
     if denominator == 0.0:
         return 1.0, 1.0
-    kernel = _offset_kernel(shape, spacing)
-    full = [2 * s - 1 for s in shape]
-    size = [sp_fft.next_fast_len(f + s - 1, real=True) for f, s in zip(full, shape)]
-    kernel_f = sp_fft.rfftn(kernel, size)
+    size = [sp_fft.next_fast_len(2 * n - 1, real=True) for n in shape]
+    kernel_f = sp_fft.rfftn(_wrapped_kernel(shape, size, spacing))
 
-    def correlate(field):
+    def correlate(field):  # sum_j w_ij field_j, per voxel i of the box
         out = sp_fft.irfftn(sp_fft.rfftn(field, size) * kernel_f, size)
-        # the centre of the full convolution sits at offset (n - 1) per axis
-        return out[tuple(slice(s - 1, 2 * s - 1) for s in shape)]
+        return out[tuple(slice(0, n) for n in shape)]
 
     near_roi = correlate(roi.astype(float))  # sum_j w_ij over the ROI, per voxel
     near_dev = correlate(dev)  # sum_j w_ij d_j, per voxel
