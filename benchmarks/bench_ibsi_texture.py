@@ -19,15 +19,21 @@ Method: BLAS/OpenMP and SimpleITK pinned to one thread (environment,
 threadpoolctl, SimpleITK's global default);
 one warm-up call of each; then rounds alternating which tool goes first; each
 call timed in process CPU time (the machine is shared) and wall time; medians
-over rounds. Ours is timed from the SimpleITK images: array copy, bin-width
-discretisation and ``texture_features``. Also printed: the agreement of our
-GLCM and NGLDM features with PyRadiomics' 23 GLCM and 14 GLDM ones on this image
-(max relative difference), and our time per family.
+over rounds. Ours is timed from the SimpleITK images: copy of the ROI's
+bounding box, bin-width discretisation and ``texture_features``; PyRadiomics'
+``execute`` also checks and crops the whole image, which dominates its time on
+a large image with a small ROI (``--case lung1``). Also printed: the agreement
+of our GLCM and NGLDM features with PyRadiomics' 23 GLCM and 14 GLDM ones on
+this image (max relative difference); the features alone on the cropped ROI
+(``texture_features`` on the discretised crop against PyRadiomics'
+``RadiomicsGLCM`` + ``RadiomicsGLDM`` classes on PyRadiomics' own crop, which
+discretise and build their matrices); and our time per family.
 
 Usage::
 
     python benchmarks/bench_ibsi_texture.py --quick   # 3 rounds
     python benchmarks/bench_ibsi_texture.py           # 15 rounds
+    python benchmarks/bench_ibsi_texture.py --case lung1  # another test case
 """
 
 import argparse
@@ -48,7 +54,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sklearn_medprep.radiomics._ibsi import IBSI_FEATURE_MAP  # noqa: E402
+from sklearn_medprep.radiomics._ibsi import PYRADIOMICS_FEATURE_MAP  # noqa: E402
 from sklearn_medprep.radiomics._ibsi_texture import (  # noqa: E402
     glcm_features,
     gldzm_features,
@@ -60,12 +66,12 @@ DATA = REPO.parent / "shared" / "data" / "pyradiomics"
 BIN_WIDTH = 25
 
 
-def _load():
-    image_file = DATA / "brain1_image.nrrd"
+def _load(case="brain1"):
+    image_file = DATA / f"{case}_image.nrrd"
     if image_file.is_file():
         image = sitk.ReadImage(str(image_file))
-        mask = sitk.ReadImage(str(DATA / "brain1_label.nrrd"))
-        return image, mask, "PyRadiomics brain1 (../shared/data/pyradiomics)"
+        mask = sitk.ReadImage(str(DATA / f"{case}_label.nrrd"))
+        return image, mask, f"PyRadiomics {case} (../shared/data/pyradiomics)"
     # a smooth random image with an ellipsoid ROI of about 4,000 voxels
     rng = np.random.default_rng(0)
     from scipy import ndimage
@@ -83,8 +89,15 @@ def _load():
 
 def _discretise(image, mask):
     """Fixed bin width as PyRadiomics: bins from ``min - min % width``, from 1."""
-    array = sitk.GetArrayFromImage(image).astype(float)
-    roi = sitk.GetArrayFromImage(mask) > 0
+    # the ROI's bounding box, as PyRadiomics crops before its texture classes
+    labels = sitk.GetArrayViewFromImage(mask)
+    box = tuple(
+        slice(where[0], where[-1] + 1)
+        for where in (np.flatnonzero(labels.any(axis=other))
+                      for other in ((1, 2), (0, 2), (0, 1)))
+    )
+    array = sitk.GetArrayViewFromImage(image)[box].astype(float)
+    roi = labels[box] > 0
     low = array[roi].min()
     low -= low % BIN_WIDTH
     grey = np.zeros_like(array)
@@ -110,6 +123,24 @@ def _extractor():
     return extractor
 
 
+def _classes(image, mask):
+    """PyRadiomics' GLCM and GLDM feature classes alone, on the cropped ROI."""
+    from radiomics import glcm, gldm, imageoperations
+
+    box, _ = imageoperations.checkMask(image, mask, label=1)
+    image, mask = imageoperations.cropToTumorMask(image, mask, box)
+    settings = {"binWidth": BIN_WIDTH, "distances": [1], "symmetricalGLCM": True,
+                "weightingNorm": None, "gldm_a": 0, "force2D": False}
+
+    def run():
+        for cls in (glcm.RadiomicsGLCM, gldm.RadiomicsGLDM):
+            features = cls(image, mask, **settings)
+            features.enableAllFeatures()
+            features.execute()
+
+    return run
+
+
 def _timed(fn):
     cpu, wall = time.process_time(), time.perf_counter()
     result = fn()
@@ -120,26 +151,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--case", default="brain1",
+                        choices=["brain1", "brain2", "breast1", "lung1", "lung2"],
+                        help="PyRadiomics test case (default brain1)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 15)
     from radiomics import imageoperations
 
     # SimpleITK's own thread pool, which PyRadiomics' image operations use
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    image, mask, source = _load()
+    image, mask, source = _load(args.case)
     extractor = _extractor()
     grey, roi, _ = _discretise(image, mask)
     # the discretisation is PyRadiomics' own
+    full_roi = sitk.GetArrayFromImage(mask) > 0
     binned, _ = imageoperations.binImage(
-        sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(mask) > 0,
-        binWidth=BIN_WIDTH)
-    same = bool(np.array_equal(binned[roi], grey[roi]))
+        sitk.GetArrayFromImage(image), full_roi, binWidth=BIN_WIDTH)
+    same = bool(np.array_equal(binned[full_roi], grey[roi]))
     print(f"data: {source}; {int(roi.sum())} ROI voxels, "
           f"{len(np.unique(grey[roi]))} grey levels (bin width {BIN_WIDTH}); "
           f"discretisation identical to PyRadiomics' binImage: {same}")
     print(f"method: {rounds} rounds alternating which tool goes first, after one "
-          "warm-up each; BLAS/OpenMP and SimpleITK on one thread; process CPU time and wall "
-          "time per call; medians over rounds")
+          "warm-up each; BLAS/OpenMP and SimpleITK on one thread; process CPU "
+          "time and wall time per call; medians over rounds")
     with threadpool_limits(1):
         reference = extractor.execute(image, mask)
         _ours(image, mask)
@@ -151,6 +185,14 @@ def main(argv=None):
             for tool in order:
                 cpu, wall, _ = _timed(runs[tool])
                 times[tool].append((cpu, wall))
+        classes = _classes(image, mask)
+        classes()
+        crop_times = {"ours": [], "pyradiomics": []}
+        crop_runs = {"ours": lambda: texture_features(grey, roi, (1, 1, 1)),
+                     "pyradiomics": classes}
+        for r in range(rounds):
+            for tool in ["ours", "pyradiomics"][:: 1 if r % 2 == 0 else -1]:
+                crop_times[tool].append(_timed(crop_runs[tool])[0])
         parts = {}
         for name, fn in (("GLDZM", gldzm_features), ("GLCM", glcm_features),
                          ("NGLDM", ngldm_features)):
@@ -160,7 +202,7 @@ def main(argv=None):
     rel = [
         abs(ours[ibsi] - float(reference[name])) / max(abs(float(reference[name])),
                                                        1e-300)
-        for name, ibsi in IBSI_FEATURE_MAP.items()
+        for name, ibsi in PYRADIOMICS_FEATURE_MAP.items()
         if "_glcm_" in name or "_gldm_" in name
     ]
     print(f"our GLCM + NGLDM vs PyRadiomics' {len(rel)} GLCM + GLDM features on "
@@ -177,6 +219,11 @@ def main(argv=None):
           f"{median['pyradiomics'][0] / median['ours'][0]:.2f}x "
           f"(rounds {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f}); wall time ratio "
           f"{median['pyradiomics'][1] / median['ours'][1]:.2f}x")
+    crop = {tool: statistics.median(values) for tool, values in crop_times.items()}
+    print(f"features alone, on the cropped ROI: texture_features CPU "
+          f"{crop['ours'] * 1e3:.1f} ms, PyRadiomics' RadiomicsGLCM + RadiomicsGLDM "
+          f"classes CPU {crop['pyradiomics'] * 1e3:.1f} ms; CPU time ratio "
+          f"PyRadiomics/ours {crop['pyradiomics'] / crop['ours']:.2f}x")
     print("ours per family (CPU, median): " + ", ".join(
         f"{name} {seconds * 1e3:.1f} ms" for name, seconds in parts.items()))
 

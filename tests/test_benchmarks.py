@@ -195,6 +195,11 @@ def check_ibsi_texture(out):
                        + NUM + "x", out)
     assert ratios, out[-2000:]
     _positive([float(v) for v in ratios.groups()], "IBSI texture ratios")
+    alone = re.search(r"features alone, on the cropped ROI: texture_features CPU "
+                      + NUM + r" ms, .* classes CPU " + NUM + r" ms; CPU time ratio "
+                      r"PyRadiomics/ours " + NUM + "x", out)
+    assert alone, out[-2000:]
+    _positive([float(v) for v in alone.groups()], "IBSI texture features alone")
     families = re.search(r"ours per family \(CPU, median\): GLDZM " + NUM
                          + " ms, GLCM " + NUM + " ms, NGLDM " + NUM + " ms", out)
     assert families, out[-2000:]

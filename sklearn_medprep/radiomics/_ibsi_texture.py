@@ -3,13 +3,13 @@
 :func:`texture_features` returns the 21 IBSI-1 texture features of the 3D
 configuration that PyRadiomics does not compute:
 
-- the 16 features of the grey level distance zone matrix (GLDZM, IBSI-1 3.10),
+- the 16 features of the grey level distance zone matrix (GLDZM),
   ``dzm_*_3d``;
-- sum variance and dissimilarity of the grey level co-occurrence matrix (GLCM,
-  IBSI-1 3.6), ``cm_sum_var_d1_3d_avg`` and ``cm_dissimilarity_d1_3d_avg``;
+- sum variance and dissimilarity of the grey level co-occurrence matrix
+  (GLCM), ``cm_sum_var_d1_3d_avg`` and ``cm_dissimilarity_d1_3d_avg``;
 - normalised grey level non-uniformity, dependence count percentage and
   dependence count energy of the neighbouring grey level dependence matrix
-  (NGLDM, IBSI-1 3.11), ``ngl_*_d1_a0.0_3d``.
+  (NGLDM), ``ngl_*_d1_a0.0_3d``.
 
 The GLCM and NGLDM functions below compute every feature of their family
 (:func:`glcm_features`, :func:`ngldm_features`), so that the tests can hold the
@@ -36,6 +36,8 @@ Definitions (IBSI reference manual, "3D" aggregation):
 
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 __all__ = ["glcm_features", "gldzm_features", "ngldm_features", "texture_features"]
 
@@ -143,40 +145,6 @@ def _entropy(p):
 # grey level co-occurrence matrix
 
 
-def _glcms(index, n):
-    """The 13 normalised symmetric co-occurrence matrices, shape (13, n, n)."""
-    out = np.zeros((len(_DIRECTIONS_13), n, n))
-    for d, offset in enumerate(_DIRECTIONS_13):
-        a, b = _shifted(index, offset)
-        both = (a >= 0) & (b >= 0)
-        counts = np.bincount(a[both] * n + b[both], minlength=n * n).reshape(n, n)
-        counts = counts + counts.T
-        total = counts.sum()
-        if total:
-            out[d] = counts / total
-        else:  # no pair along this direction (a flat ROI)
-            out[d] = np.nan
-    return out
-
-
-def _grouped(values, p):
-    """Marginal distribution of ``values`` (an (n, n) grid) under ``p`` (m, n, n)."""
-    keys, inverse = np.unique(values, return_inverse=True)
-    inverse = inverse.ravel()
-    flat = p.reshape(len(p), -1)
-    marginal = np.zeros((len(p), len(keys)))
-    for m in range(len(p)):
-        marginal[m] = np.bincount(inverse, weights=flat[m], minlength=len(keys))
-    return keys, marginal
-
-
-def _xlogx(p):
-    out = np.zeros_like(p)
-    positive = p > 0
-    out[positive] = p[positive] * np.log2(p[positive])
-    return out
-
-
 def glcm_features(grey, mask, n_levels=None):
     """All 25 IBSI-1 GLCM features, 3D, distance 1, averaged over 13 directions.
 
@@ -224,57 +192,84 @@ def _glcm(index, levels, n_levels=None):
     n = len(levels)
     if n_levels is None:
         n_levels = float(levels.max())
-    p = _glcms(index, n)  # (13, n, n)
-    p = p[~np.isnan(p[:, 0, 0])]
-    if not len(p):  # no two ROI voxels are neighbours: no co-occurrence
+    values = []
+    for offset in _DIRECTIONS_13:
+        a, b = _shifted(index, offset)
+        both = (a >= 0) & (b >= 0)
+        a, b = a[both], b[both]
+        if not a.size:  # no voxel pair along this direction: left out
+            continue
+        # the nonzero cells of the symmetric matrix, and their probabilities:
+        # counted densely when the matrix is small, sorted when it is not
+        keys = np.concatenate([a * n + b, b * n + a])
+        if n * n <= max(4096, keys.size):
+            counts = np.bincount(keys, minlength=n * n)
+            cells = np.flatnonzero(counts)
+            counts = counts[cells]
+        else:
+            cells, counts = np.unique(keys, return_counts=True)
+        values.append(_glcm_cells(cells // n, cells % n, counts / counts.sum(),
+                                  levels, n_levels))
+    if not values:  # no two ROI voxels are neighbours: no co-occurrence
         return {f"cm_{name}_d1_3d_avg": float("nan") for name in _GLCM_NAMES}
-    i = levels[:, None]
-    j = levels[None, :]
+    return {f"cm_{name}_d1_3d_avg": float(np.mean([v[name] for v in values]))
+            for name in _GLCM_NAMES}
+
+
+def _marginal(values, p):
+    """Distribution of ``values`` (one per matrix cell) under ``p``."""
+    keys, inverse = np.unique(values, return_inverse=True)
+    return keys, np.bincount(inverse.ravel(), weights=p)
+
+
+def _glcm_cells(ii, jj, p, levels, n_levels):
+    """GLCM features from the nonzero cells of one symmetric matrix.
+
+    ``(ii, jj)``: the cells' level indices; ``p``: their probabilities. Every
+    feature is a sum over cells, so a matrix with many grey levels costs its
+    nonzero cells only.
+    """
+    i, j = levels[ii], levels[jj]
+    px = np.bincount(ii, weights=p, minlength=len(levels))  # == py (symmetric)
+    mu = (px * levels).sum()
+    var = (px * (levels - mu) ** 2).sum()
     diff = np.abs(i - j)
-    px = p.sum(axis=2)  # (m, n); symmetric, so py == px
-    mu = (px * levels).sum(axis=1)  # (m,)
-    var = (px * (levels - mu[:, None]) ** 2).sum(axis=1)
-    f = {}
-    f["joint_max"] = p.max(axis=(1, 2))
-    f["joint_avg"] = mu
-    f["joint_var"] = var
-    hxy = -_xlogx(p).sum(axis=(1, 2))
+    log_px = np.log2(px, out=np.zeros_like(px), where=px > 0)
+    f = {"joint_max": p.max(), "joint_avg": mu, "joint_var": var}
+    hxy = -(p * np.log2(p)).sum()
     f["joint_entr"] = hxy
-    k_diff, p_diff = _grouped(diff, p)
-    f["diff_avg"] = (p_diff * k_diff).sum(axis=1)
-    f["diff_var"] = (p_diff * (k_diff - f["diff_avg"][:, None]) ** 2).sum(axis=1)
-    f["diff_entr"] = -_xlogx(p_diff).sum(axis=1)
-    k_sum, p_sum = _grouped(i + j, p)
-    f["sum_avg"] = (p_sum * k_sum).sum(axis=1)
-    f["sum_var"] = (p_sum * (k_sum - f["sum_avg"][:, None]) ** 2).sum(axis=1)
-    f["sum_entr"] = -_xlogx(p_sum).sum(axis=1)
-    f["energy"] = (p**2).sum(axis=(1, 2))
-    f["contrast"] = (p * diff**2).sum(axis=(1, 2))
-    f["dissimilarity"] = (p * diff).sum(axis=(1, 2))
-    f["inv_diff"] = (p / (1 + diff)).sum(axis=(1, 2))
-    f["inv_diff_norm"] = (p / (1 + diff / n_levels)).sum(axis=(1, 2))
-    f["inv_diff_mom"] = (p / (1 + diff**2)).sum(axis=(1, 2))
-    f["inv_diff_mom_norm"] = (p / (1 + diff**2 / n_levels**2)).sum(axis=(1, 2))
+    k_diff, p_diff = _marginal(diff, p)
+    f["diff_avg"] = (p_diff * k_diff).sum()
+    f["diff_var"] = (p_diff * (k_diff - f["diff_avg"]) ** 2).sum()
+    f["diff_entr"] = _entropy(p_diff)
+    k_sum, p_sum = _marginal(i + j, p)
+    f["sum_avg"] = (p_sum * k_sum).sum()
+    f["sum_var"] = (p_sum * (k_sum - f["sum_avg"]) ** 2).sum()
+    f["sum_entr"] = _entropy(p_sum)
+    f["energy"] = (p**2).sum()
+    f["contrast"] = (p * diff**2).sum()
+    f["dissimilarity"] = (p * diff).sum()
+    f["inv_diff"] = (p / (1 + diff)).sum()
+    f["inv_diff_norm"] = (p / (1 + diff / n_levels)).sum()
+    f["inv_diff_mom"] = (p / (1 + diff**2)).sum()
+    f["inv_diff_mom_norm"] = (p / (1 + diff**2 / n_levels**2)).sum()
     off = diff > 0
-    f["inv_var"] = (p[:, off] / diff[off] ** 2).sum(axis=1)
-    ci = i - mu[:, None, None]
-    cj = j - mu[:, None, None]
-    covariance = (p * ci * cj).sum(axis=(1, 2))
+    f["inv_var"] = (p[off] / diff[off] ** 2).sum()
+    ci, cj = i - mu, j - mu
     # a single grey level (no variance): correlation 1, as PyRadiomics
-    f["corr"] = np.divide(covariance, var, out=np.ones_like(var), where=var > 0)
-    f["auto_corr"] = (p * i * j).sum(axis=(1, 2))
-    f["clust_tend"] = (p * (ci + cj) ** 2).sum(axis=(1, 2))
-    f["clust_shade"] = (p * (ci + cj) ** 3).sum(axis=(1, 2))
-    f["clust_prom"] = (p * (ci + cj) ** 4).sum(axis=(1, 2))
-    hx = -_xlogx(px).sum(axis=1)
-    pxpy = px[:, :, None] * px[:, None, :]
-    log_pxpy = np.log2(pxpy, out=np.zeros_like(pxpy), where=pxpy > 0)
-    hxy1 = -(p * log_pxpy).sum(axis=(1, 2))
-    hxy2 = -(pxpy * log_pxpy).sum(axis=(1, 2))
+    f["corr"] = (p * ci * cj).sum() / var if var > 0 else 1.0
+    f["auto_corr"] = (p * i * j).sum()
+    f["clust_tend"] = (p * (ci + cj) ** 2).sum()
+    f["clust_shade"] = (p * (ci + cj) ** 3).sum()
+    f["clust_prom"] = (p * (ci + cj) ** 4).sum()
+    hx = -(px * log_px).sum()
+    hxy1 = -(p * (log_px[ii] + log_px[jj])).sum()
+    # HXY2 = -sum_ij px(i) py(j) log2(px(i) py(j)) = HX + HY = 2 HX
+    hxy2 = 2 * hx
     # a single grey level (HX = 0): 0, as PyRadiomics
-    f["info_corr1"] = np.divide(hxy - hxy1, hx, out=np.zeros_like(hx), where=hx > 0)
-    f["info_corr2"] = np.sqrt(np.clip(1 - np.exp(-2 * (hxy2 - hxy)), 0, None))
-    return {f"cm_{name}_d1_3d_avg": float(np.mean(f[name])) for name in _GLCM_NAMES}
+    f["info_corr1"] = (hxy - hxy1) / hx if hx > 0 else 0.0
+    f["info_corr2"] = np.sqrt(max(1 - np.exp(-2 * (hxy2 - hxy)), 0.0))
+    return f
 
 
 # ----------------------------------------------------------------------------
@@ -292,17 +287,20 @@ def _dependence(index):
     return count[inside] + 1, index[inside]
 
 
-def _zone_features(prefix, suffix, level, size, n_voxels, names):
+def _zone_features(prefix, suffix, levels, level_index, size, n_voxels, names):
     """Features of a (grey level, size-like) matrix from one entry per element.
 
-    ``level`` and ``size`` hold the grey level and the run/zone/dependence
-    measure (distance for the GLDZM, dependence count for the NGLDM) of each
-    counted element; ``names`` maps IBSI's generic names to this family's.
+    ``level_index`` (into ``levels``, the grey level values) and ``size`` (a
+    positive integer) hold the grey level and the zone/dependence measure
+    (distance for the GLDZM, dependence count for the NGLDM) of each counted
+    element; ``names`` maps IBSI's generic names to this family's.
     """
-    n_s = len(level)
-    _, per_level = np.unique(level, return_counts=True)
-    _, per_size = np.unique(size, return_counts=True)
-    _, cells = np.unique(np.stack([level, size]), axis=1, return_counts=True)
+    n_s = len(level_index)
+    per_level = np.bincount(level_index)
+    per_size = np.bincount(size)
+    cells = np.bincount(level_index * (size.max() + 1) + size)
+    cells = cells[cells > 0]
+    level = levels[level_index]
     i2 = level**2
     s2 = size.astype(float) ** 2
     f = {
@@ -371,15 +369,12 @@ def ngldm_features(grey, mask):
 
 def _ngldm(index, levels):
     k, level_index = _dependence(index)
-    return _zone_features("ngl", "_d1_a0.0_3d", levels[level_index], k,
+    return _zone_features("ngl", "_d1_a0.0_3d", levels, level_index, k,
                           len(k), _NGLDM_NAMES)
 
 
 # ----------------------------------------------------------------------------
 # grey level distance zone matrix
-
-_CONNECT_26 = np.ones((3, 3, 3), dtype=bool)
-
 
 def gldzm_features(grey, mask, morphological_mask=None):
     """All 16 IBSI-1 GLDZM features, 3D.
@@ -433,19 +428,31 @@ def _gldzm(index, levels, morph):
     # taxicab distance to the nearest voxel outside the morphological mask;
     # the padding makes the image border count as outside
     distance = ndimage.distance_transform_cdt(morph, metric="taxicab")
-    zone_level, zone_distance = [], []
-    # each grey level labelled within its own bounding box
-    for level, box in enumerate(ndimage.find_objects(index + 1)):
-        labels, n = ndimage.label(index[box] == level, structure=_CONNECT_26)
-        inside = labels > 0
-        nearest = np.full(n, np.iinfo(np.intp).max)
-        np.minimum.at(nearest, labels[inside] - 1, distance[box][inside])
-        zone_level.append(np.full(n, levels[level]))
-        zone_distance.append(nearest)
-    return _zone_features(
-        "dzm", "_3d", np.concatenate(zone_level), np.concatenate(zone_distance),
-        int((index >= 0).sum()), _GLDZM_NAMES,
-    )
+    inside = index >= 0
+    n_voxels = int(inside.sum())
+    # zones: connected components of the graph whose edges join ROI voxels of
+    # one grey level along the 13 directions (26-connectivity), all grey
+    # levels in one call
+    voxel = np.full(index.shape, -1, dtype=np.intp)
+    voxel[inside] = np.arange(n_voxels)
+    heads, tails = [], []
+    for offset in _DIRECTIONS_13:
+        a, b = _shifted(index, offset)
+        va, vb = _shifted(voxel, offset)
+        same = (a == b) & (a >= 0)
+        heads.append(va[same])
+        tails.append(vb[same])
+    heads = np.concatenate(heads)
+    graph = coo_matrix((np.ones(len(heads), dtype=np.int8),
+                        (heads, np.concatenate(tails))),
+                       shape=(n_voxels, n_voxels))
+    n_zones, zone = connected_components(graph, directed=False)
+    zone_level = np.empty(n_zones, dtype=np.intp)
+    zone_level[zone] = index[inside]
+    zone_distance = np.full(n_zones, np.iinfo(np.intp).max)
+    np.minimum.at(zone_distance, zone, distance[inside].astype(np.intp))
+    return _zone_features("dzm", "_3d", levels, zone_level, zone_distance,
+                          n_voxels, _GLDZM_NAMES)
 
 
 # ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from sklearn_medprep import RadiomicsExtractor
-from sklearn_medprep.radiomics._ibsi import IBSI_FEATURE_MAP
+from sklearn_medprep.radiomics._ibsi import PYRADIOMICS_FEATURE_MAP
 from sklearn_medprep.radiomics._ibsi_phantom import _half_unit
 from sklearn_medprep.radiomics._ibsi_texture import (
     TEXTURE_FEATURES,
@@ -230,8 +230,16 @@ def test_ngldm_matches_per_voxel_loop(case):
             expected[generic], rel=1e-12, abs=1e-14), name
 
 
+def _many_levels_case(shape=(8, 10, 12)):
+    """A distinct grey level per voxel: matrices with mostly empty cells."""
+    grey = np.random.default_rng(2).permutation(np.prod(shape)).reshape(shape) + 1.0
+    mask = np.ones(shape, bool)
+    mask[0, :3, :4] = False
+    return grey, mask
+
+
 @pytest.mark.parametrize("case", [_case(0), _case(5, levels=(2, 3, 7)),
-                                  _blocky_case()])
+                                  _blocky_case(), _many_levels_case()])
 def test_glcm_matches_per_voxel_loop(case):
     grey, mask = case
     expected = _naive_glcm(grey, mask, n_levels=9)
@@ -328,12 +336,16 @@ def _pyradiomics_agreement(image, mask):
     assert grey[roi].min() == 1
     ours = {**glcm_features(grey, roi), **ngldm_features(grey, roi)}
     compared = 0
-    for name, ibsi in IBSI_FEATURE_MAP.items():
+    for name, ibsi in PYRADIOMICS_FEATURE_MAP.items():
         if "_glcm_" in name or "_gldm_" in name:
             assert ours[ibsi] == pytest.approx(float(out[name]), rel=1e-6,
                                                abs=1e-9), (name, ibsi)
             compared += 1
     assert compared == 23 + 14
+    # and the preset's own columns of the 21 are these functions' values
+    expected = texture_features(grey, roi, image.GetSpacing()[::-1])
+    got = {ibsi: float(out["original_ibsi_" + ibsi]) for ibsi in TEXTURE_FEATURES}
+    assert got == pytest.approx(expected, rel=1e-12, nan_ok=True)
 
 
 @pytest.mark.shared_data
@@ -372,3 +384,22 @@ def test_degenerate_rois():
     assert np.isnan(got["cm_sum_var_d1_3d_avg"])
     assert np.isnan(got["cm_dissimilarity_d1_3d_avg"])
     assert got["dzm_sde_3d"] == 1.0 and got["ngl_dc_perc_d1_a0.0_3d"] == 1.0
+
+
+def test_agree_with_mirp_the_ibsi_reference_implementation():
+    # mirp (oncoray, IBSI's reference implementation) on an image whose zones
+    # lie at several distances from the ROI edge (the phantom's all touch it)
+    mirp = pytest.importorskip("mirp")
+    grey, mask = _blocky_case()
+    out = mirp.extract_features(
+        image=grey, mask=mask.astype(int), base_discretisation_method="none",
+        base_feature_families=["dzm", "cm", "ngldm"], by_slice=False,
+        glcm_spatial_method="3d_average", ngldm_spatial_method="3d",
+        gldzm_spatial_method="3d", glcm_distance=1.0, ngldm_distance=1.0,
+        ngldm_difference_level=0.0,
+    )[0].iloc[0]
+    ours = {**gldzm_features(grey, mask), **glcm_features(grey, mask),
+            **ngldm_features(grey, mask)}
+    assert len(ours) == 16 + 25 + 17
+    for name, value in ours.items():
+        assert value == pytest.approx(float(out[name]), rel=1e-9, abs=1e-12), name
