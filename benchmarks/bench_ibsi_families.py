@@ -151,9 +151,9 @@ def main(argv=None):
     cpu_ratios = [o[0] / p[0] for o, p in zip(times["ours"], times["pyradiomics"])
                   if p[0] > 0]
     print(f"added CPU time ours/PyRadiomics: median "
-          f"{median['ours'][0] / median['pyradiomics'][0]:.2f}x "
-          f"(rounds {min(cpu_ratios):.2f}-{max(cpu_ratios):.2f}); wall time ratio "
-          f"{median['ours'][1] / median['pyradiomics'][1]:.2f}x")
+          f"{median['ours'][0] / median['pyradiomics'][0]:.2g}x "
+          f"(rounds {min(cpu_ratios):.2g}-{max(cpu_ratios):.2g}); wall time ratio "
+          f"{median['ours'][1] / median['pyradiomics'][1]:.2g}x")
     print("ours per family (CPU, median): " + ", ".join(
         f"{name} {seconds * 1e3:.1f} ms" for name, seconds in parts.items()))
 
