@@ -185,6 +185,26 @@ def check_voxel(out):
     _positive([float(v) for v in peak.groups()], "voxel time and peak")
 
 
+def check_ibsi_texture(out):
+    assert "discretisation identical to PyRadiomics' binImage: True" in out, out
+    (rel,) = re.search(r"GLCM \+ GLDM features on this image: max rel diff (\S+)",
+                       out).groups()
+    assert float(rel) <= 1e-9, "our GLCM/NGLDM differ from PyRadiomics'"
+    ratios = re.search(r"CPU time ratio PyRadiomics/ours: median " + NUM
+                       + r"x \(rounds " + NUM + "-" + NUM + r"\); wall time ratio "
+                       + NUM + "x", out)
+    assert ratios, out[-2000:]
+    _positive([float(v) for v in ratios.groups()], "IBSI texture ratios")
+    alone = re.search(r"features alone, on the cropped ROI: texture_features CPU "
+                      + NUM + r" ms, .* classes CPU " + NUM + r" ms; CPU time ratio "
+                      r"PyRadiomics/ours " + NUM + "x", out)
+    assert alone, out[-2000:]
+    _positive([float(v) for v in alone.groups()], "IBSI texture features alone")
+    families = re.search(r"ours per family \(CPU, median\): GLDZM " + NUM
+                         + " ms, GLCM " + NUM + " ms, NGLDM " + NUM + " ms", out)
+    assert families, out[-2000:]
+
+
 SITE_QC = (r"(\d\.\d{3}) \(chance (\d\.\d{3}), permuted-site interval "
            r"(\d\.\d{3})-(\d\.\d{3}), p = ([\d.e-]+)\): (site signal remains|"
            r"at chance|below chance: over-correction)")
@@ -285,6 +305,19 @@ def check_new_sites(out):
         assert all(0.0 <= float(v) <= 1.0 for v in values), values
 
 
+def check_ibsi_families(out):
+    assert re.search(r"all (\d+) of our features finite: True", out), out[-2000:]
+    ratios = re.search(r"added CPU time ours/PyRadiomics: median " + NUM
+                       + r"x \(rounds " + NUM + "-" + NUM + r"\); wall time ratio "
+                       + NUM + "x", out)
+    assert ratios, out[-2000:]
+    _positive([float(v) for v in ratios.groups()], "IBSI families ratios")
+    families = re.search(r"ours per family \(CPU, median\): morphology_features "
+                         + NUM + " ms, intensity_features " + NUM
+                         + " ms, histogram_features " + NUM + " ms", out)
+    assert families, out[-2000:]
+
+
 def check_longitudinal(out):
     (diff,) = re.search(r"max \|ours - reference\| (\S+)", out).groups()
     assert float(diff) <= 1e-6, "longitudinal ComBat differs from its reference"
@@ -335,6 +368,8 @@ CHECKS = {
     "bench_new_sites.py": check_new_sites,
     "bench_combat.py": check_combat,
     "bench_gpu.py": check_gpu,
+    "bench_ibsi_families.py": check_ibsi_families,
+    "bench_ibsi_texture.py": check_ibsi_texture,
     "bench_patches.py": check_patches,
     "bench_proxy.py": check_proxy,
     "bench_radiomics.py": check_radiomics,

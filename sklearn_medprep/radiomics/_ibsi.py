@@ -1,7 +1,9 @@
 """IBSI-1 preset: settings, IBSI definitions where PyRadiomics differs, phantom table.
 
 ``RadiomicsExtractor(settings="ibsi")`` extracts with :data:`IBSI_SETTINGS` (each
-choice documented there) and then applies :func:`apply_ibsi_definitions`, which
+choice documented there), adds the IBSI-1 features PyRadiomics lacks
+(``original_ibsi_*``, :mod:`sklearn_medprep.radiomics._ibsi_families`) and
+applies :func:`apply_ibsi_definitions`, which
 replaces the three PyRadiomics features whose definition differs from the IBSI
 reference manual by IBSI's, under names that show the difference:
 
@@ -21,9 +23,12 @@ digital phantom with the consensus values, feature by feature.
 import copy
 import math
 
+from ._ibsi_families import FAMILY_FEATURES
+
 __all__ = [
     "IBSI_FEATURE_MAP",
     "IBSI_SETTINGS",
+    "PYRADIOMICS_FEATURE_MAP",
     "apply_ibsi_definitions",
     "ibsi_settings",
 ]
@@ -210,11 +215,15 @@ def _feature_map():
     return out
 
 
+#: PyRadiomics' feature name (``settings="ibsi"``) -> IBSI-1 feature identifier
+#: of the 3D configuration of the digital phantom (102 features).
+PYRADIOMICS_FEATURE_MAP = _feature_map()
+
 #: Our feature name (``settings="ibsi"``) -> IBSI-1 feature identifier of the
-#: 3D configuration of the digital phantom (102 features; the remaining IBSI
-#: features, e.g. intensity-volume histogram, local intensity peaks, GLDZM, have
-#: no PyRadiomics counterpart).
-IBSI_FEATURE_MAP = _feature_map()
+#: 3D configuration of the digital phantom: PyRadiomics' 102, then the features
+#: the library computes for what PyRadiomics lacks (``original_ibsi_<IBSI id>``,
+#: :mod:`sklearn_medprep.radiomics._ibsi_families`).
+IBSI_FEATURE_MAP = {**PYRADIOMICS_FEATURE_MAP, **FAMILY_FEATURES}
 
 _AXES = ("MajorAxisLength", "MinorAxisLength", "LeastAxisLength")
 # our IBSI-mode name -> PyRadiomics' name of the feature it replaces

@@ -5,9 +5,11 @@ Settings are PyRadiomics parameter files, validated with its own schema
 process); the geometry check follows its ``geometryTolerance`` and
 ``correctMask``; crops are exact per image type
 (:mod:`sklearn_medprep.radiomics._crop`); with ``settings="ibsi"``, IBSI's
-definitions where PyRadiomics differs (:mod:`sklearn_medprep.radiomics._ibsi`);
-with ``setting: {noDiscretization: true}``, texture features whose grey levels
-are the intensities (:mod:`sklearn_medprep.radiomics._discretisation`).
+definitions where PyRadiomics differs (:mod:`sklearn_medprep.radiomics._ibsi`) and
+the IBSI-1 features PyRadiomics lacks, on the same image and ROI
+(:mod:`sklearn_medprep.radiomics._ibsi_families`); with ``setting:
+{noDiscretization: true}``, texture features whose grey levels are the
+intensities (:mod:`sklearn_medprep.radiomics._discretisation`).
 Registered as ``"pyradiomics"``, the default backend.
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..exceptions import GeometryMismatchError
+from ..utils._optional import import_optional
 from ._backend import (
     RadiomicsBackend,
     check_label,
@@ -28,6 +31,7 @@ from ._backend import (
 from ._crop import CropPlan, bounding_box, crop_plan
 from ._discretisation import check_intensities, intensity_extractor, split_option
 from ._ibsi import apply_ibsi_definitions
+from ._ibsi_families import definitions_tag, family_values
 from ._settings import (
     IBSI_PRESET,
     RADIOMICS_LOCK,
@@ -136,7 +140,8 @@ class PyRadiomicsBackend(RadiomicsBackend):
     """PyRadiomics' ``RadiomicsFeatureExtractor``, built once per settings and
     process, on the exact crop around the ROI (filtered types each on its own
     region, see :mod:`sklearn_medprep.radiomics._crop`); with
-    ``settings="ibsi"``, IBSI's definitions where PyRadiomics differs.
+    ``settings="ibsi"``, IBSI's definitions where PyRadiomics differs and the
+    IBSI-1 features it lacks (``original_ibsi_*``).
     """
 
     name = "pyradiomics"
@@ -145,8 +150,11 @@ class PyRadiomicsBackend(RadiomicsBackend):
     def validate_settings(self, settings):
         """Validate PyRadiomics parameters with PyRadiomics' schema.
 
-        ``settings``: a dict, a YAML/JSON file, None or ``"ibsi"``.
+        ``settings``: a dict, a YAML/JSON file, None or ``"ibsi"`` (whose IBSI-1
+        morphology needs scikit-image's marching cubes: checked here, at fit).
         """
+        if isinstance(settings, str) and settings == IBSI_PRESET:
+            import_optional("skimage.measure", "settings='ibsi' (IBSI-1 mesh)")
         return _validated_settings(settings)
 
     def settings_key(self, settings, *, include_diagnostics=False):
@@ -154,7 +162,7 @@ class PyRadiomicsBackend(RadiomicsBackend):
         return settings_key(
             self.validate_settings(settings),
             include_diagnostics=include_diagnostics,
-            definitions="ibsi" if ibsi else None,
+            definitions=definitions_tag() if ibsi else None,
         )
 
     def versions(self):
@@ -200,10 +208,12 @@ class PyRadiomicsBackend(RadiomicsBackend):
     def extract(self, image, mask, label, key, plan, verbose):
         extractor = _get_extractor(key, verbose)
         spec = json.loads(key)
-        if split_option(spec["params"])[1] and mask.GetSize() == image.GetSize() \
+        keep_intensities = split_option(spec["params"])[1]
+        if keep_intensities and mask.GetSize() == image.GetSize() \
                 and mask.GetNumberOfComponentsPerPixel() == 1:
             # (other masks: checked by the feature classes, on PyRadiomics' grid)
             check_intensities(image, mask, int(label))
+        whole = image, mask  # before the crop: the IBSI families' local peaks
         try:
             if isinstance(plan, CropPlan):  # filtered image types, each on its region
                 result = plan.execute(extractor, image, mask, int(label))
@@ -218,9 +228,12 @@ class PyRadiomicsBackend(RadiomicsBackend):
                 raise GeometryMismatchError(message) from exc
             raise
         values = [(name, _plain(value)) for name, value in result.items()]
-        if spec.get("definitions") == "ibsi":
+        if str(spec.get("definitions", "")).startswith("ibsi"):
             n_voxels = int((sitk.GetArrayViewFromImage(mask) == label).sum())
             values = apply_ibsi_definitions(values, n_voxels)
+            bin_width = spec["params"].get("setting", {}).get("binWidth", 25)
+            values += family_values(*whole, int(label), bin_width,
+                                    keep_intensities=keep_intensities)
         return values
 
     def check_feature_names(self, names, settings):

@@ -196,11 +196,15 @@ def settings_key(settings, *, include_diagnostics=False, definitions=None):
         Validated parameters.
     include_diagnostics : bool, default=False
         Whether diagnostics are extracted.
-    definitions : {None, "ibsi"}, default=None
+    definitions : None or str, default=None
         Feature definitions applied after PyRadiomics: None keeps PyRadiomics'
-        values; ``"ibsi"`` applies
-        :func:`~sklearn_medprep.radiomics._ibsi.apply_ibsi_definitions`. Only a non-None
-        value enters the key (keys of PyRadiomics' definitions are unchanged).
+        values; the ``"ibsi"`` preset passes
+        :func:`~sklearn_medprep.radiomics._ibsi_families.definitions_tag`
+        (``"ibsi:<families>"``: it applies
+        :func:`~sklearn_medprep.radiomics._ibsi.apply_ibsi_definitions` and adds
+        the IBSI-1 families, so adding a family changes the key). Only a
+        non-None value enters the key (keys of PyRadiomics' definitions are
+        unchanged).
 
     Returns
     -------

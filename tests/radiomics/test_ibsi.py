@@ -12,9 +12,11 @@ from sklearn_medprep import RadiomicsExtractor
 from sklearn_medprep.radiomics._discretisation import split_option
 from sklearn_medprep.radiomics._ibsi import (
     IBSI_FEATURE_MAP,
+    PYRADIOMICS_FEATURE_MAP,
     apply_ibsi_definitions,
     ibsi_settings,
 )
+from sklearn_medprep.radiomics._ibsi_families import FAMILY_FEATURES
 from sklearn_medprep.radiomics._ibsi_phantom import phantom_table, phantom_table_rst
 from sklearn_medprep.radiomics._settings import validate_settings
 
@@ -60,7 +62,10 @@ def test_ibsi_mode_applies_ibsi_definitions_hand_computed():
         **{f"original_shape_{a}AxisLength": f"original_shape_{a}AxisLengthIBSI"
            for a in ("Major", "Minor", "Least")},
     }
-    assert list(out.index) == [renamed.get(name, name) for name in ref.index]
+    # PyRadiomics' features first, then the library's IBSI families
+    assert list(out.index) == (
+        [renamed.get(name, name) for name in ref.index] + list(FAMILY_FEATURES)
+    )
     same = [name for name in ref.index if name not in renamed]
     np.testing.assert_allclose(out[same].to_numpy(float), ref[same].to_numpy(),
                                rtol=1e-12, atol=0)
@@ -112,9 +117,13 @@ def test_apply_ibsi_definitions_other_image_types_and_degenerate_roi():
     assert np.isnan(out[2][1])  # one voxel: the N - 1 covariance is undefined
 
 
-def test_feature_map_covers_102_distinct_ibsi_features():
-    assert len(IBSI_FEATURE_MAP) == 102
-    assert len(set(IBSI_FEATURE_MAP.values())) == 102
+def test_feature_map_covers_distinct_ibsi_features():
+    assert len(PYRADIOMICS_FEATURE_MAP) == 102
+    # the library's families add the features PyRadiomics lacks, none twice
+    assert len(IBSI_FEATURE_MAP) == 102 + len(FAMILY_FEATURES)
+    assert len(set(IBSI_FEATURE_MAP.values())) == len(IBSI_FEATURE_MAP)
+    assert all(name == "original_ibsi_" + ibsi
+               for name, ibsi in FAMILY_FEATURES.items())
 
 
 @pytest.mark.shared_data
@@ -123,10 +132,13 @@ def test_ibsi_phantom_within_tolerance_and_docs_table_is_current(shared_data):
     if not folder.is_dir():
         pytest.skip("../shared/data/ibsi is absent")
     table = phantom_table(folder)
-    assert len(table) == 102
-    assert table["passed"].sum() >= 100, table[~table["passed"]]
+    assert len(table) == len(IBSI_FEATURE_MAP)
+    assert table["passed"].all(), table[~table["passed"]]
+    # PyRadiomics computes its 102, not the library's families
+    assert set(table.index[table["pyradiomics"].notna()]) == set(
+        PYRADIOMICS_FEATURE_MAP)
     # PyRadiomics' own definitions miss exactly the three IBSI redefines
-    missed = set(table.index[~table["pyradiomics_passed"]])
+    missed = set(table.index[~table["pyradiomics_passed"]]) - set(FAMILY_FEATURES)
     assert missed <= {"original_firstorder_ExcessKurtosis",
                       "original_shape_MinorAxisLengthIBSI",
                       "original_shape_LeastAxisLengthIBSI",
