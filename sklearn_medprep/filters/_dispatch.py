@@ -12,6 +12,7 @@ own keys): any other key is then refused, so that a typo never passes silently.
 import numpy as np
 
 from ._boundary import check_boundary, check_image, get_param
+from ._gabor import gabor_response
 from ._laws import laws_response
 from ._log import log_response
 from ._mean import mean_response
@@ -23,6 +24,7 @@ FILTER_FAMILIES = {
     "mean": mean_response,
     "laplacian_of_gaussian": log_response,
     "laws": laws_response,
+    "gabor": gabor_response,
 }
 
 #: voxel-wise pooling over rotations / orientations
