@@ -102,7 +102,7 @@ FILTERS = {
     ),
     "simoncelli": (
         {"family": "nonseparable_wavelet", "wavelet": "simoncelli",
-         "decomposition_level": 1, "response": "real", "boundary": "reflect"},
+         "decomposition_level": 1, "response": "real", "boundary": "wrap"},
         {"filter_kernels": "nonseparable_wavelet",
          "nonseparable_wavelet_families": "simoncelli",
          "nonseparable_wavelet_decomposition_level": 1,

@@ -138,6 +138,7 @@ assert main(["extract", "manifest.csv", "-p", "params.yaml", "-o", "features.csv
     "user_guide/ibsi.rst": {0: _COHORT},
     # self-contained: the page builds its own array
     "user_guide/filters.rst": {},
+    "user_guide/filters_extractor.rst": {},
     "user_guide/patches.rst": {
         0: _COHORT + _TINY_NET.format(name="MyCNN", channels=1) + """
 table["diagnosis"] = table["y"]

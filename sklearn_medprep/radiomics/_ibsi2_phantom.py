@@ -110,6 +110,10 @@ def _entry(config_id, config):
                 name="c" + config_id.replace(".", ""))
     if config.get("pooling"):
         spec["pooling"] = config["pooling"]
+    if spec["family"] == "nonseparable_wavelet":
+        # mirp passes "reflect" but filters in the Fourier domain, unpadded:
+        # the boundary in effect is periodic (configurations.json's note)
+        spec["boundary"] = "wrap"
     return spec
 
 
@@ -222,9 +226,9 @@ def _variant(configs, ids, image, mask):
             prefix = "ibsi2-" + entry["name"]
             index = ibsi2_regions(entry, pre_image.GetSize(), pre_image.GetSpacing(),
                                   box)
-            response = sitk.GetArrayViewFromImage(
-                response_region(pre_image, entry, index))
-            roi = sitk.GetArrayViewFromImage(pre_mask[index]) == 1
+            # copies: a view of a temporary image would outlive its memory
+            response = sitk.GetArrayFromImage(response_region(pre_image, entry, index))
+            roi = sitk.GetArrayFromImage(pre_mask[index]) == 1
             voxels = response[roi]
         for tag, name in STATISTICS.items():
             if name is not None:

@@ -38,8 +38,17 @@ CONFIGS = {
               "theta_deg": 0.0, "theta_step_deg": 45.0, "response": "modulus",
               "boundary": "reflect", "rotation_invariance": True, "pooling": "mean",
               "by_slice": True},
+    "gabor-3d": {"family": "gabor", "sigma_mm": 1.5, "lambda_mm": 3.0, "gamma": 0.8,
+                 "theta_deg": 30.0, "theta_step_deg": 90.0, "response": "modulus",
+                 "boundary": "nearest", "rotation_invariance": True,
+                 "pooling": "max"},
     "wavelet": {"family": "separable_wavelet", "wavelet": "db2", "filter_set": "LHL",
                 "decomposition_level": 2, "boundary": "reflect"},
+    "wavelet-ri": {"family": "separable_wavelet", "wavelet": "db3", "filter_set": "HH",
+                   "decomposition_level": 1, "boundary": "wrap", "by_slice": True,
+                   "rotation_invariance": True, "pooling": "mean"},
+    "simoncelli": {"family": "nonseparable_wavelet", "wavelet": "simoncelli",
+                   "decomposition_level": 2, "boundary": "wrap"},
 }
 
 
