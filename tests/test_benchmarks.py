@@ -362,6 +362,28 @@ def check_residual_site(out):
     assert re.search(r"age R2 ours - ComBat: [-+][\d.]+", out), out[-2000:]
 
 
+def check_filters(out):
+    families = re.search(r"families: ([a-z, ]+)", out).group(1).strip().split(", ")
+    assert {"mean", "log"} <= set(families), out[-2000:]
+    if "mirp not importable" in out:  # numpy-1 leg: our timings only
+        rows = re.findall(r"(filter|extractor) +(\S+) +ours +" + NUM + "s", out)
+        assert len(rows) == 2 * 2 * len(families), out[-2000:]
+        _positive([float(r[2]) for r in rows], "our times")
+        return
+    rows = re.findall(r"filter (\S+) +ours +" + NUM + r"s  mirp +" + NUM
+                      + r"s  ours/mirp " + NUM + r"  max\|diff\|/range (\S+)", out)
+    assert [r[0] for r in rows] == families * 2, out[-2000:]
+    _positive([float(v) for r in rows for v in r[1:4]], "filter times")
+    # the same response as mirp's within IBSI-2's 1 % of the range
+    assert all(float(r[4]) <= 0.01 for r in rows), rows
+    rows = re.findall(r"extractor (\S+) +ours +" + NUM + r"s  mirp +" + NUM
+                      + r"s  ours/mirp " + NUM + r"  stats max rel diff (\S+)", out)
+    assert [r[0] for r in rows] == families * 2, out[-2000:]
+    _positive([float(v) for r in rows for v in r[1:4]], "extractor times")
+    assert all(float(r[4]) <= 0.01 for r in rows), rows
+    assert re.search(r"filter ours/mirp over cases and families: median " + NUM, out)
+
+
 CHECKS = {
     "bench_cache.py": check_cache,
     "bench_import.py": check_import,
@@ -379,6 +401,9 @@ CHECKS = {
     "bench_voxel.py": check_voxel,
     "bench_longitudinal.py": check_longitudinal,
     "bench_residual_site.py": check_residual_site,
+
+
+    "bench_filters.py": check_filters,
 }
 
 

@@ -144,6 +144,7 @@ for path in table["image"]:
 """},
     # self-contained: the page builds its own array
     "user_guide/filters.rst": {},
+    "user_guide/filters_extractor.rst": {},
     "user_guide/patches.rst": {
         0: _COHORT + _TINY_NET.format(name="MyCNN", channels=1) + """
 table["diagnosis"] = table["y"]

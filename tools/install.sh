@@ -39,7 +39,7 @@ step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 # pair it with neuroHarmonize's numpy 1.26: the numpy 1 stack takes pyarrow < 26.
 PINS=()
 case "$STACK" in
-    latest) EXTRAS="dev,survival" ;;
+    latest) EXTRAS="dev,survival,mirp" ;;
     numpy1) EXTRAS="dev,neuroharmonize"; PINS=("pyarrow<26") ;;
     *) echo "STACK must be 'latest' or 'numpy1', got '$STACK'" >&2; exit 2 ;;
 esac

@@ -16,6 +16,8 @@ from ._gabor import gabor_response
 from ._laws import laws_response
 from ._log import log_response
 from ._mean import mean_response
+from ._simoncelli import simoncelli_response
+from ._wavelet import separable_wavelet_response
 
 __all__ = ["FILTER_FAMILIES", "POOLING_METHODS", "filter_image"]
 
@@ -25,6 +27,9 @@ FILTER_FAMILIES = {
     "laplacian_of_gaussian": log_response,
     "laws": laws_response,
     "gabor": gabor_response,
+    # task E's wavelet families (filters/_wavelet.py, filters/_simoncelli.py)
+    "separable_wavelet": separable_wavelet_response,
+    "nonseparable_wavelet": simoncelli_response,
 }
 
 

@@ -31,6 +31,8 @@ from ._backend import (
 from ._crop import CropPlan, bounding_box, crop_plan
 from ._discretisation import check_intensities, intensity_extractor, split_option
 from ._ibsi import apply_ibsi_definitions
+from ._ibsi2_extract import ibsi2_features
+from ._ibsi2_settings import IBSI2_KEY, PREFIX, split_ibsi2, validate_ibsi2
 from ._ibsi_families import definitions_tag, family_values
 from ._settings import (
     IBSI_PRESET,
@@ -69,14 +71,28 @@ _VALIDATED = {}  # canonical settings JSON -> validated settings (per process)
 
 
 def _validated_settings(settings):
-    """Validate ``settings`` once per distinct value (PyRadiomics' schema is slow)."""
+    """Validate ``settings`` once per distinct value (PyRadiomics' schema is slow).
+
+    The IBSI-2 filters (``imageType["IBSI2"]``) are checked here
+    (:func:`~sklearn_medprep.radiomics._ibsi2_settings.validate_ibsi2`), the
+    rest by PyRadiomics' schema.
+    """
     data = load_settings(settings)
     text = json.dumps(data, sort_keys=True, default=str)
     if text not in _VALIDATED:
         if len(_VALIDATED) > 256:
             _VALIDATED.clear()
-        _VALIDATED[text] = validate_settings(data)
+        rest, filters = split_ibsi2(data)
+        valid = validate_settings(rest)
+        if filters is not None:
+            valid.setdefault("imageType", {})[IBSI2_KEY] = validate_ibsi2(filters)
+        _VALIDATED[text] = valid
     return copy.deepcopy(_VALIDATED[text])
+
+
+def _split_key(params):
+    """``(PyRadiomics' params, IBSI-2 entries or None)`` of validated params."""
+    return split_ibsi2(params)
 
 
 _EXTRACTORS = {}  # per process: settings key -> RadiomicsFeatureExtractor
@@ -95,13 +111,17 @@ def _get_extractor(key, verbose):
 
             radiomics.setVerbosity(logging.WARNING if verbose > 1 else logging.ERROR)
             spec = json.loads(key)
-            params, keep_intensities = split_option(spec["params"])
+            params, filters = _split_key(spec["params"])
+            params, keep_intensities = split_option(params)
             params.setdefault("setting", {})
             params["setting"]["additionalInfo"] = bool(spec["diagnostics"])
             if keep_intensities:  # IBSI "no discretisation"
                 extractor = intensity_extractor(params)
             else:
                 extractor = RadiomicsFeatureExtractor(params)
+            if filters is not None and not params.get("imageType"):
+                # IBSI-2 filters only: PyRadiomics would add "Original"
+                extractor.enabledImagetypes = {}
             _EXTRACTORS[key] = extractor
     return extractor
 
@@ -193,14 +213,20 @@ class PyRadiomicsBackend(RadiomicsBackend):
 
     def plan_crop(self, key):
         spec = json.loads(key)
-        margin = crop_margin(spec["params"], include_diagnostics=spec["diagnostics"])
+        params, filters = _split_key(spec["params"])
+        if filters is not None and not params.get("imageType"):
+            # IBSI-2 filters only (cropped on their own): shape features on
+            # the ROI's box, unless a whole-image step comes first
+            plan = crop_plan(params, include_diagnostics=spec["diagnostics"])
+            return None if plan is None else 0
+        margin = crop_margin(params, include_diagnostics=spec["diagnostics"])
         if margin is None or margin == 0:
             # margin 0 (``Original`` only: default settings) too: the plan does
             # the mask check once, one grey-level discretisation for all
             # texture classes and lists feature names once per class, where
             # ``execute`` on the crop repeats them (about 7% of brain1's
             # extraction); the same values bit for bit
-            plan = crop_plan(spec["params"], include_diagnostics=spec["diagnostics"])
+            plan = crop_plan(params, include_diagnostics=spec["diagnostics"])
             if plan is not None:
                 return plan
         return margin
@@ -208,12 +234,14 @@ class PyRadiomicsBackend(RadiomicsBackend):
     def extract(self, image, mask, label, key, plan, verbose):
         extractor = _get_extractor(key, verbose)
         spec = json.loads(key)
+        filters = _split_key(spec["params"])[1]
         keep_intensities = split_option(spec["params"])[1]
         if keep_intensities and mask.GetSize() == image.GetSize() \
                 and mask.GetNumberOfComponentsPerPixel() == 1:
             # (other masks: checked by the feature classes, on PyRadiomics' grid)
             check_intensities(image, mask, int(label))
-        whole = image, mask  # before the crop: the IBSI families' local peaks
+        # before the crop: the IBSI-2 filters' margins, the IBSI-1 local peaks
+        full_image, full_mask = image, mask
         try:
             if isinstance(plan, CropPlan):  # filtered image types, each on its region
                 result = plan.execute(extractor, image, mask, int(label))
@@ -227,19 +255,31 @@ class PyRadiomicsBackend(RadiomicsBackend):
             if "geometry mismatch" in message or "size mismatch" in message:
                 raise GeometryMismatchError(message) from exc
             raise
+        if filters:
+            result.update(ibsi2_features(extractor, full_image, full_mask,
+                                         int(label), filters))
         values = [(name, _plain(value)) for name, value in result.items()]
         if str(spec.get("definitions", "")).startswith("ibsi"):
             n_voxels = int((sitk.GetArrayViewFromImage(mask) == label).sum())
             values = apply_ibsi_definitions(values, n_voxels)
             bin_width = spec["params"].get("setting", {}).get("binWidth", 25)
-            values += family_values(*whole, int(label), bin_width,
+            values += family_values(full_image, full_mask, int(label), bin_width,
                                     keep_intensities=keep_intensities)
         return values
 
     def check_feature_names(self, names, settings):
         """Refuse an enabled image type that gave no feature (never silent)."""
-        enabled = settings.get("imageType") or {"Original": {}}
+        params, filters = _split_key(settings)
+        enabled = params.get("imageType") or ({} if filters else {"Original": {}})
         names = [name.lower() for name in names]
+        for entry in filters or ():
+            prefix = (PREFIX + entry["name"] + "_").lower()
+            if not any(name.startswith(prefix) for name in names):
+                raise ValueError(
+                    f"IBSI-2 filter {entry['name']!r} produced no features: only "
+                    "shape features are enabled, which PyRadiomics computes on the "
+                    "original image only; enable e.g. featureClass 'firstorder'"
+                )
         for image_type in enabled:
             prefix = _FEATURE_PREFIX.get(image_type, image_type.lower())
             if not any(name.startswith(prefix) for name in names):
