@@ -16,7 +16,12 @@ rows, side by side:
   rows, the target at its training centre (the former recommendation);
 - ``unseen_site="estimate_outside_target"``: the same outside the span of the
   protected target's coefficients;
-- each of the two estimates with ``mean_only=True`` and with
+- ``unseen_site="estimate_prior"``: the new site's mean split between its
+  location and a shift of its target distribution, each with a prior learned
+  on the training sites (how the sites' locations differ, how far their mean
+  age moves; the age effect as a cubic spline);
+- each of the three estimates (and ``"passthrough"``) with ``mean_only=True``
+  and (the estimates) with
   ``target_scale="project"``; with ``--smooth``, also with
   ``protect_target="smooth"`` (a ComBat-GAM spline of age: its span has the
   spline's dimension; slower, the penalty is cross-validated in every fold).
@@ -37,6 +42,8 @@ Usage::
     python benchmarks/bench_new_sites.py            # FCON1000, a few minutes
     python benchmarks/bench_new_sites.py --smooth   # + the spline options
     python benchmarks/bench_new_sites.py --quick    # synthetic, seconds
+    python benchmarks/bench_new_sites.py --options "raw features" \
+        "estimate_prior, mean_only"                 # only these rows
 """
 
 import argparse
@@ -62,7 +69,8 @@ def options(smooth):
 
     out = {"raw features": None}
     out["passthrough"] = combat(unseen_site="passthrough")
-    for policy in ("estimate", "estimate_outside_target"):
+    out["passthrough, mean_only"] = combat(unseen_site="passthrough", mean_only=True)
+    for policy in ("estimate", "estimate_outside_target", "estimate_prior"):
         out[policy] = combat(unseen_site=policy)
         out[f"{policy}, mean_only"] = combat(unseen_site=policy, mean_only=True)
         out[f"{policy}, target_scale='project'"] = combat(
@@ -86,6 +94,10 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="synthetic, seconds")
     parser.add_argument("--smooth", action="store_true", help="+ spline options")
     parser.add_argument("--data", type=Path, default=DATA, help="pcn_fcon1000.csv")
+    parser.add_argument(
+        "--options", nargs="+", default=None,
+        help="only these rows (their labels); the raw features always run first",
+    )
     args = parser.parse_args(argv)
 
     from sklearn.metrics import mean_absolute_error, r2_score
@@ -113,7 +125,14 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
     raw_r2 = None
-    for label, harmonizer in options(args.smooth).items():
+    chosen = options(args.smooth)
+    if args.options is not None:
+        unknown = sorted(set(args.options) - set(chosen))
+        if unknown:
+            parser.error(f"unknown rows {unknown}; rows: {list(chosen)}")
+        chosen = {k: v for k, v in chosen.items()
+                  if k == "raw features" or k in args.options}
+    for label, harmonizer in chosen.items():
         start = time.perf_counter()
         pred, tests = evaluate(X, y, feats, LeaveOneSiteOut(), harmonizer=harmonizer)
         seconds = time.perf_counter() - start

@@ -294,10 +294,13 @@ def check_read(out):
 
 def check_new_sites(out):
     rows = dict(re.findall(
-        r"^(raw features|passthrough|estimate[a-z_]*(?:, [^\n]*?)?)\s+(-?\d+\.\d+) ",
+        r"^(raw features|(?:passthrough|estimate[a-z_]*)(?:, [^\n]*?)?)\s+"
+        r"(-?\d+\.\d+) ",
         out, re.M))
-    for name in ("raw features", "passthrough", "estimate",
-                 "estimate_outside_target", "estimate_outside_target, mean_only"):
+    for name in ("raw features", "passthrough", "passthrough, mean_only",
+                 "estimate", "estimate_outside_target",
+                 "estimate_outside_target, mean_only", "estimate_prior",
+                 "estimate_prior, mean_only"):
         assert name in rows, (name, out[-2000:])
     accuracies = re.findall(r" (\d\.\d{3}) \[(\d\.\d{3}),(\d\.\d{3})\]", out)
     assert len(accuracies) == len(rows), out[-2000:]

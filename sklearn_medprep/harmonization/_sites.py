@@ -20,6 +20,7 @@ from . import _design as design
 from ._blocks import column_blocks
 from ._core import SITE_VAR_TINY, _constant_within_sites, _site_stats, standardize
 from ._eb import EBInput, EBOptions, adjustments
+from ._new_site_prior import prior_location
 
 __all__ = [
     "BatchSites",
@@ -121,7 +122,8 @@ def resolve_unseen(
     ----------
     sites : BatchSites
         The batch's sites; new sites are appended to ``sites.new_sites``.
-    policy : {"error", "estimate", "estimate_outside_target", "passthrough"}
+    policy : {"error", "estimate", "estimate_outside_target", \
+"estimate_prior", "passthrough"}
         The estimator's ``unseen_site``.
     site_values : ndarray of shape (n_samples,)
         Site of each row.
@@ -187,6 +189,7 @@ def estimate_new_site(
     parametric,
     mean_only,
     target_basis=None,
+    prior=None,
 ):
     """Estimate the adjustments of one new site from its rows, model held fixed.
 
@@ -197,12 +200,25 @@ def estimate_new_site(
     With ``target_basis`` (``unseen_site="estimate_outside_target"``), the
     location and scale are estimated outside the span of the protected
     target's standardized coefficients (:func:`outside_target_moments`).
+    With ``prior`` (``unseen_site="estimate_prior"``, a
+    :class:`~._new_site_prior.NewSitePrior`), the location is the site's mean
+    less its posterior target shift (:func:`~._new_site_prior.prior_location`),
+    the scale the variance outside the span of the prior's target effect.
 
     Returns
     -------
     gamma_star, delta_star : ndarray of shape (n_features,)
     """
-    if target_basis is None:
+    if prior is not None:
+        mean, var, counts, _ = _new_site_moments(
+            get, n_features, covariate_design, params
+        )
+        _, var_out, counts, constant = outside_target_moments(
+            get, n_features, covariate_design, params, prior.effect
+        )
+        location = prior_location(mean, var, counts, prior)
+        moments = (location, var_out, counts, constant)
+    elif target_basis is None:
         moments = _new_site_moments(get, n_features, covariate_design, params)
     else:
         moments = outside_target_moments(

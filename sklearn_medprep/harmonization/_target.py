@@ -419,8 +419,9 @@ def target_basis(model, target_mask, term):
     """
     if term is None:
         raise ValueError(
-            "unseen_site='estimate_outside_target' keeps the protected target's "
-            "direction out of a new site's estimate, but no target is protected: "
+            "unseen_site='estimate_outside_target' or 'estimate_prior' keeps the "
+            "protected target's direction out of a new site's estimate, but no "
+            "target is protected: "
             "fit with y and protect_target other than 'none', or use "
             "unseen_site='estimate'"
         )
