@@ -16,6 +16,7 @@ from ._gabor import gabor_response
 from ._laws import laws_response
 from ._log import log_response
 from ._mean import mean_response
+from ._riesz import riesz_log_response, riesz_simoncelli_response
 from ._simoncelli import simoncelli_response
 from ._wavelet import separable_wavelet_response
 
@@ -27,9 +28,10 @@ FILTER_FAMILIES = {
     "laplacian_of_gaussian": log_response,
     "laws": laws_response,
     "gabor": gabor_response,
-    # task E's wavelet families (filters/_wavelet.py, filters/_simoncelli.py)
     "separable_wavelet": separable_wavelet_response,
     "nonseparable_wavelet": simoncelli_response,
+    "riesz_transformed_laplacian_of_gaussian": riesz_log_response,
+    "riesz_transformed_simoncelli": riesz_simoncelli_response,
 }
 
 
@@ -82,7 +84,7 @@ def filter_image(image, spacing, config):
         ``energy_distance_voxels``; ``sigma_mm``, ``lambda_mm``, ``gamma``,
         ``theta_deg``, ``theta_step_deg``, ``response``) plus the shared keys
         ``boundary`` (``"constant"``, ``"nearest"``, ``"wrap"`` or ``"reflect"``,
-        default ``"constant"``), ``by_slice`` (default False),
+        default ``"constant"``, ``"wrap"`` for the Simoncelli families), ``by_slice`` (default False),
         ``rotation_invariance`` (default False) and ``pooling`` (``"max"``,
         ``"min"`` or ``"mean"``; required with rotation invariance).
 
@@ -125,7 +127,10 @@ def filter_image(image, spacing, config):
                 f"{family!r} (its keys: {sorted(accepted)}, and the shared keys "
                 f"{sorted(_COMMON_KEYS)})")
     config = dict(config)
-    config["boundary"] = check_boundary(config.get("boundary") or "constant")
+    # no boundary given: the family's own (periodic for the Fourier-domain
+    # Simoncelli families), else zero padding
+    config["boundary"] = check_boundary(
+        config.get("boundary") or getattr(function, "default_boundary", "constant"))
     config["by_slice"] = bool(get_param(config, "by_slice", "bool", default=False))
     config["rotation_invariance"] = bool(
         get_param(config, "rotation_invariance", "bool", default=False))
