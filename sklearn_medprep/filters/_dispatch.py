@@ -84,7 +84,8 @@ def filter_image(image, spacing, config):
         ``energy_distance_voxels``; ``sigma_mm``, ``lambda_mm``, ``gamma``,
         ``theta_deg``, ``theta_step_deg``, ``response``) plus the shared keys
         ``boundary`` (``"constant"``, ``"nearest"``, ``"wrap"`` or ``"reflect"``,
-        default ``"constant"``, ``"wrap"`` for the Simoncelli families), ``by_slice`` (default False),
+        default ``"constant"``, ``"wrap"`` for the Simoncelli families),
+        ``by_slice`` (default False),
         ``rotation_invariance`` (default False) and ``pooling`` (``"max"``,
         ``"min"`` or ``"mean"``; required with rotation invariance).
 
