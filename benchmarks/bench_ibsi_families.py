@@ -47,6 +47,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sklearn_medprep.radiomics._discretisation import split_option  # noqa: E402
 from sklearn_medprep.radiomics._ibsi import ibsi_settings  # noqa: E402
 from sklearn_medprep.radiomics._ibsi_families import (  # noqa: E402
     FAMILIES,
@@ -115,7 +116,9 @@ def main(argv=None):
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     image, mask, source = _load(args.case, args.quick)
     mask = sitk.Cast(mask, sitk.sitkUInt32)
-    extractor = RadiomicsFeatureExtractor(ibsi_settings())
+    # PyRadiomics' own extractor with the preset's parameters (binWidth 1; the
+    # library's "no discretisation" option is not a PyRadiomics parameter)
+    extractor = RadiomicsFeatureExtractor(split_option(ibsi_settings())[0])
     inputs, roi, spacing = _family_inputs(image, mask)
     print(f"data: {source}; {int(roi.sum())} ROI voxels, "
           f"{len(np.unique(inputs['grey'][roi]))} grey levels (bin width 1, the "

@@ -366,15 +366,18 @@ def test_discretise_equals_pyradiomics_bin_image():
         np.testing.assert_array_equal(ours[roi], theirs[roi])
 
 
-def test_grey_families_use_the_preset_discretisation():
-    # intensities with ROI minimum 101: the grey levels start at 1
+def test_grey_families_use_the_preset_grey_levels():
+    # intensities with ROI minimum 101: under the preset's "no discretisation"
+    # the grey levels are the intensities (not bins renumbered from 1)
     image, mask, array, roi = _case(7, low=101, high=108)
     out = _extract(image, mask)
-    grey = array - array[roi].min() + 1
-    expected = histogram_features(grey, roi, SPACING)
+    expected = histogram_features(array, roi, SPACING)
     for ibsi, value in expected.items():
         np.testing.assert_allclose(out[f"original_ibsi_{ibsi}"], value, rtol=1e-12)
-    assert out["original_ibsi_ih_min"] == 1.0
+    assert out["original_ibsi_ih_min"] == array[roi].min() >= 101
+    # with the bins PyRadiomics numbers from the ROI minimum, another value
+    renumbered = histogram_features(array - array[roi].min() + 1, roi, SPACING)
+    assert renumbered["ih_mean"] != pytest.approx(expected["ih_mean"])
 
 
 def test_family_values_refuses_a_multichannel_mask():
