@@ -98,15 +98,15 @@ class CorrelationSelector(SelectorMixin, BaseEstimator):
 
     Attributes
     ----------
-    scores_ : ndarray of shape (n_features_in_,)
+    scores_ : ndarray of shape (n_features,)
         The ranking scores (``"order"``: ``-column position``).
-    support_ : ndarray of bool of shape (n_features_in_,)
+    support_ : ndarray of bool of shape (n_features,)
         Kept features.
     redundant_with_ : dict
         Each dropped feature's name -> the name of the first-ranked kept feature
         it correlated with above the threshold.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         When ``X`` has string column names.
 
     Notes
@@ -238,7 +238,7 @@ class CorrelationSelector(SelectorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or pandas.DataFrame of shape (n_samples, n_features_in_)
+        X : array-like or pandas.DataFrame of shape (n_samples, n_features)
 
         Returns
         -------
