@@ -5,20 +5,24 @@ A family is a function ``f(image, spacing, config) -> ndarray`` registered in
 dispatcher checks the image, the spacing and the keys every family shares
 (``boundary``, ``by_slice``, ``rotation_invariance``, ``pooling``) and hands the
 family a float64 (z, y, x) array, a (z, y, x) spacing and a config whose shared
-keys are filled in. A family function may carry ``accepted_keys`` (a set of its
-own keys): any other key is then refused, so that a typo never passes silently.
+keys are filled in (:func:`~sklearn_medprep.filters._config.prepare`), and the
+family checks none of them again. A family function may carry ``accepted_keys``
+(a set of its own keys): any other key is then refused, so that a typo never
+passes silently. The wavelet and Riesz families registered here are the private
+cores of public functions that can also be called on their own (they run the same
+checks first).
 """
 
 import numpy as np
 
-from ._boundary import check_boundary, check_image, get_param
+from ._config import POOLING_METHODS, prepare
 from ._gabor import gabor_response
 from ._laws import laws_response
 from ._log import log_response
 from ._mean import mean_response
-from ._riesz import riesz_log_response, riesz_simoncelli_response
-from ._simoncelli import simoncelli_response
-from ._wavelet import separable_wavelet_response
+from ._riesz import _riesz_log, _riesz_simoncelli
+from ._simoncelli import _simoncelli
+from ._wavelet import _separable_wavelet
 
 __all__ = ["FILTER_FAMILIES", "POOLING_METHODS", "filter_image"]
 
@@ -28,42 +32,11 @@ FILTER_FAMILIES = {
     "laplacian_of_gaussian": log_response,
     "laws": laws_response,
     "gabor": gabor_response,
-    "separable_wavelet": separable_wavelet_response,
-    "nonseparable_wavelet": simoncelli_response,
-    "riesz_transformed_laplacian_of_gaussian": riesz_log_response,
-    "riesz_transformed_simoncelli": riesz_simoncelli_response,
+    "separable_wavelet": _separable_wavelet,
+    "nonseparable_wavelet": _simoncelli,
+    "riesz_transformed_laplacian_of_gaussian": _riesz_log,
+    "riesz_transformed_simoncelli": _riesz_simoncelli,
 }
-
-
-def _dimensionality_agrees(text, by_slice):
-    """configurations.json's "dimensionality" text against ``by_slice``.
-
-    By slice is ``"2D"``; otherwise ``"3D"`` or, for Gabor, a text starting with
-    ``"2D kernel in a 3D volume"``.
-    """
-    if not isinstance(text, str):
-        return False
-    if by_slice:
-        return text == "2D"
-    return text == "3D" or text.startswith("2D kernel in a 3D volume")
-
-
-#: voxel-wise pooling over rotations / orientations
-POOLING_METHODS = ("max", "min", "mean")
-
-_COMMON_KEYS = frozenset({
-    "family", "boundary", "by_slice", "rotation_invariance", "pooling",
-    "dimensionality",
-})
-
-# descriptive keys of configurations.json's filter entries that restate the
-# others for a reader (values for 2 mm voxels, angles as text multiples of pi,
-# the plane names), accepted and not used; the restatements a family can check
-# (Laws' per-axis letters, Gabor's orientation list) are that family's keys
-_DESCRIPTIVE_KEYS = frozenset({
-    "derived_for_2mm_voxels", "theta_rad", "theta_step_rad", "planes",
-    "kernel_dimensionality",
-})
 
 
 def filter_image(image, spacing, config):
@@ -119,33 +92,7 @@ def filter_image(image, spacing, config):
             f"filter config key 'family': {family!r} is not one of "
             f"{sorted(FILTER_FAMILIES)}")
     function = FILTER_FAMILIES[family]
-    accepted = getattr(function, "accepted_keys", None)
-    if accepted is not None:
-        unknown = sorted(set(config) - _COMMON_KEYS - _DESCRIPTIVE_KEYS - set(accepted))
-        if unknown:
-            raise ValueError(
-                f"filter config key {unknown[0]!r} is not a parameter of family "
-                f"{family!r} (its keys: {sorted(accepted)}, and the shared keys "
-                f"{sorted(_COMMON_KEYS)})")
-    config = dict(config)
-    # no boundary given: the family's own (periodic for the Fourier-domain
-    # Simoncelli families), else zero padding
-    config["boundary"] = check_boundary(
-        config.get("boundary") or getattr(function, "default_boundary", "constant"))
-    config["by_slice"] = bool(get_param(config, "by_slice", "bool", default=False))
-    config["rotation_invariance"] = bool(
-        get_param(config, "rotation_invariance", "bool", default=False))
-    dimensionality = config.get("dimensionality")
-    if dimensionality is not None and not _dimensionality_agrees(
-            dimensionality, config["by_slice"]):
-        raise ValueError(
-            f"filter config key 'dimensionality': {dimensionality!r} contradicts "
-            f"by_slice={config['by_slice']} (by_slice True is '2D', False is '3D' or, "
-            "for Gabor, '2D kernel in a 3D volume')")
-    pooling = config.get("pooling")
-    if pooling is not None or config["rotation_invariance"]:
-        config["pooling"] = get_param(config, "pooling", "str", choices=POOLING_METHODS)
-    image, spacing = check_image(image, spacing)
+    image, spacing, config = prepare(function, image, spacing, config, [family])
     out = np.asarray(function(image, spacing, config), dtype=np.float64)
     if out.shape != image.shape:  # pragma: no cover - a family's bug
         raise RuntimeError(

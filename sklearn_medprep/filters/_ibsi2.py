@@ -12,17 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ._config import flat_config
 from ._dispatch import FILTER_FAMILIES, filter_image
 
 __all__ = [
     "ibsi2_phase1_rst",
     "ibsi2_phase1_table",
     "load_nifti_zyx",
-    "test_config",
 ]
-
-_SHARED_KEYS = ("boundary", "by_slice", "rotation_invariance", "pooling")
-
 
 def load_nifti_zyx(path):
     """Read a NIfTI file as a float64 (z, y, x) array and its (z, y, x) spacing.
@@ -37,21 +34,6 @@ def load_nifti_zyx(path):
         raise ValueError(f"{path}: expected a 3D image, got shape {array.shape}")
     spacing = tuple(float(s) for s in image.header.get_zooms()[:3])
     return array.transpose(2, 1, 0), spacing[::-1]
-
-
-def test_config(entry):
-    """The :func:`filter_image` config of one configurations.json test entry.
-
-    The ``filter`` entry plus the shared keys of the test (``boundary``,
-    ``by_slice``, ``rotation_invariance``, ``pooling``).
-    """
-    config = dict(entry["filter"])
-    for key in _SHARED_KEYS:
-        config[key] = entry.get(key)
-    return config
-
-
-test_config.__test__ = False  # not a pytest test
 
 
 def _describe(config):
@@ -125,8 +107,12 @@ def ibsi2_phase1_table(folder, ids=None):
         tests = {k: tests[k] for k in ids}
     rows = []
     for test_id, entry in tests.items():
-        config = test_config(entry)
-        family = config["family"]
+        if not isinstance(entry, dict) or not isinstance(entry.get("filter"), dict):
+            raise ValueError(
+                f"{folder / 'configurations.json'}: phase-1 test {test_id!r} has no "
+                "'filter' entry")
+        config = flat_config(entry)
+        family = config.get("family")
         row = {"test": test_id, "family": family, "filter": _describe(config),
                "covered": family in FILTER_FAMILIES, "max_abs_diff": np.nan,
                "tolerance": np.nan, "worst_over_tolerance": np.nan, "passed": False}

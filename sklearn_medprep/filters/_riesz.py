@@ -24,14 +24,14 @@ import math
 import numpy as np
 from scipy import fft
 
-from ._boundary import check_boundary, check_image, filter_axes, get_param, pad
+from ._boundary import filter_axes, get_param, pad
+from ._config import flat_config, prepare
 from ._simoncelli import (
     _simoncelli_settings,
     fourier_filter,
     frequency_coordinates,
     simoncelli_transfer,
 )
-from ._wavelet import _check_family, _shared_settings, flat_config
 
 __all__ = [
     "log_kernel",
@@ -138,21 +138,20 @@ def _riesz_order(config, by_slice):
     return order[:n_axes][::-1]  # x, y(, z) -> array axes (z,) y, x
 
 
-def _check_not_invariant(invariant):
-    if invariant:
+def riesz_log_response(image, spacing, config):
+    """Riesz-transformed Laplacian of Gaussian; see :func:`riesz_response`."""
+    image, spacing, config = prepare(
+        _riesz_log, image, spacing, flat_config(config), [RIESZ_LOG])
+    return _riesz_log(image, spacing, config)
+
+
+def _riesz_log(image, spacing, config):
+    """The family function: ``config`` flat, as :func:`.prepare` leaves it."""
+    if config["rotation_invariance"]:
         raise ValueError(
             "filter config key 'rotation_invariance': not available for "
             "Riesz-transformed filters, give False")
-
-
-def riesz_log_response(image, spacing, config):
-    """Riesz-transformed Laplacian of Gaussian; see :func:`riesz_response`."""
-    config = flat_config(config)
-    _check_family(config, RIESZ_LOG)
-    by_slice, invariant, _, mode = _shared_settings(config)
-    _check_not_invariant(invariant)
-    mode = check_boundary(mode)
-    image, spacing = check_image(image, spacing)
+    by_slice, mode = config["by_slice"], config["boundary"]
     order = _riesz_order(config, by_slice)
     sigma_mm = get_param(config, "sigma_mm", "positive")
     truncate = get_param(config, "kernel_truncate_sigmas", "positive", default=4.0)
@@ -174,10 +173,14 @@ def riesz_log_response(image, spacing, config):
 
 def riesz_simoncelli_response(image, spacing, config):
     """Riesz-transformed Simoncelli wavelet; see :func:`riesz_response`."""
-    config = flat_config(config)
-    _check_family(config, RIESZ_SIMONCELLI)
+    image, spacing, config = prepare(
+        _riesz_simoncelli, image, spacing, flat_config(config), [RIESZ_SIMONCELLI])
+    return _riesz_simoncelli(image, spacing, config)
+
+
+def _riesz_simoncelli(image, spacing, config):
+    """The family function: ``config`` flat, as :func:`.prepare` leaves it."""
     level, by_slice = _simoncelli_settings(config)
-    image, _ = check_image(image, spacing)
     order = _riesz_order(config, by_slice)
     shape = image.shape[1:] if by_slice else image.shape
     transfer = simoncelli_transfer(shape, level) * riesz_factor(shape, order)
@@ -195,7 +198,7 @@ def riesz_response(image, spacing, config):
         Voxel spacing (z, y, x) in mm (divides ``sigma_mm`` of the LoG).
     config : dict
         The filter configuration, flat or a whole configurations.json test
-        entry (see :func:`~sklearn_medprep.filters._wavelet.flat_config`):
+        entry (see :func:`~sklearn_medprep.filters._config.flat_config`):
         ``family`` ``"riesz_transformed_laplacian_of_gaussian"`` (with
         ``sigma_mm`` and ``kernel_truncate_sigmas``, default 4, and
         ``boundary``: ``constant`` (default), ``nearest``, ``wrap`` or
@@ -230,15 +233,18 @@ def riesz_response(image, spacing, config):
     ((7, 8, 9), True)
     """
     config = flat_config(config)
-    family = _check_family(config, RIESZ_LOG, RIESZ_SIMONCELLI)
+    family = config.setdefault("family", RIESZ_LOG)
+    if family not in (RIESZ_LOG, RIESZ_SIMONCELLI):
+        raise ValueError(f"filter config key 'family': {family!r} is not one of "
+                         f"{[RIESZ_LOG, RIESZ_SIMONCELLI]}")
     if family == RIESZ_SIMONCELLI:
         return riesz_simoncelli_response(image, spacing, config)
     return riesz_log_response(image, spacing, config)
 
 
-riesz_log_response.accepted_keys = frozenset(
+_riesz_log.accepted_keys = frozenset(
     {"sigma_mm", "kernel_truncate_sigmas", "riesz_order_xyz"})
-riesz_simoncelli_response.accepted_keys = frozenset(
+_riesz_simoncelli.accepted_keys = frozenset(
     {"wavelet", "decomposition_level", "response", "riesz_order_xyz"})
 #: the boundary :func:`filter_image` should fill in when none is given
-riesz_simoncelli_response.default_boundary = "wrap"
+_riesz_simoncelli.default_boundary = "wrap"

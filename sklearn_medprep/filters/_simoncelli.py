@@ -21,8 +21,8 @@ on the 64-voxel phantoms it is outside the band up to level 4 anyway).
 import numpy as np
 from scipy import fft
 
-from ._boundary import check_image, get_param
-from ._wavelet import _check_family, _shared_settings, flat_config
+from ._boundary import get_param
+from ._config import flat_config, prepare
 
 __all__ = ["frequency_coordinates", "simoncelli_response", "simoncelli_transfer"]
 
@@ -93,23 +93,23 @@ def simoncelli_transfer(shape, level):
 
 
 def _simoncelli_settings(config):
-    """``decomposition_level`` and ``by_slice`` of a flat Simoncelli config, checked."""
+    """``decomposition_level`` and ``by_slice`` of a prepared Simoncelli config."""
     wavelet = get_param(config, "wavelet", "str", default="simoncelli")
     if wavelet != "simoncelli":
         raise ValueError(
             f"filter config key 'wavelet': {wavelet!r} is not 'simoncelli'")
     level = get_param(config, "decomposition_level", "positive_int", default=1)
     get_param(config, "response", "str", default="real", choices=("real",))
-    by_slice, invariant, _, boundary = _shared_settings(config, default_boundary="wrap")
+    boundary = config["boundary"]
     if boundary != "wrap":
         raise ValueError(
             f"filter config key 'boundary': {boundary!r}; the Simoncelli wavelet is "
             "applied in the Fourier domain, so its boundary is periodic: give 'wrap'")
-    if invariant:
+    if config["rotation_invariance"]:
         raise ValueError(
             "filter config key 'rotation_invariance': the Simoncelli wavelet is "
             "isotropic, give False")
-    return int(level), by_slice
+    return int(level), config["by_slice"]
 
 
 def fourier_filter(image, transfer, by_slice):
@@ -146,7 +146,7 @@ def simoncelli_response(image, spacing, config):
         grid, so the spacing is only checked.
     config : dict
         The filter configuration, flat or a whole configurations.json test
-        entry (see :func:`~sklearn_medprep.filters._wavelet.flat_config`):
+        entry (see :func:`~sklearn_medprep.filters._config.flat_config`):
         ``family`` ``"nonseparable_wavelet"``, ``wavelet`` ``"simoncelli"``,
         ``decomposition_level`` (default 1), ``response`` (``"real"``, the
         default), ``boundary`` (``"wrap"``, the default: the filter is
@@ -176,15 +176,19 @@ def simoncelli_response(image, spacing, config):
     >>> response.shape, abs(float(response.mean())) < 1e-12
     ((7, 8, 9), True)
     """
-    config = flat_config(config)
-    _check_family(config, "nonseparable_wavelet")
+    image, spacing, config = prepare(
+        _simoncelli, image, spacing, flat_config(config), ["nonseparable_wavelet"])
+    return _simoncelli(image, spacing, config)
+
+
+def _simoncelli(image, spacing, config):
+    """The family function: ``config`` flat, as :func:`.prepare` leaves it."""
     level, by_slice = _simoncelli_settings(config)
-    image, _ = check_image(image, spacing)
     shape = image.shape[1:] if by_slice else image.shape
     return fourier_filter(image, simoncelli_transfer(shape, level), by_slice)
 
 
-simoncelli_response.accepted_keys = frozenset(
+_simoncelli.accepted_keys = frozenset(
     {"wavelet", "decomposition_level", "response"})
 #: the boundary :func:`filter_image` should fill in when none is given
-simoncelli_response.default_boundary = "wrap"
+_simoncelli.default_boundary = "wrap"

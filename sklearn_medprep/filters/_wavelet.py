@@ -29,70 +29,13 @@ import numpy as np
 import pywt
 from scipy import ndimage
 
-from ._boundary import check_boundary, check_image, filter_axes, get_param
+from ._boundary import filter_axes, get_param
+from ._config import flat_config, prepare
 from ._laws import _rotations
 
-__all__ = ["flat_config", "separable_wavelet_response"]
+__all__ = ["separable_wavelet_response"]
 
-POOLING_METHODS = ("mean", "max", "min")
-_SHARED_KEYS = ("boundary", "by_slice", "rotation_invariance", "pooling")
-
-
-def flat_config(config):
-    """The filter configuration as one flat dict.
-
-    Accepts either the flat form :func:`~sklearn_medprep.filters.filter_image`
-    takes (``family`` and its parameters next to ``boundary``, ``by_slice``,
-    ``rotation_invariance``, ``pooling``) or a whole configurations.json test
-    entry (the parameters under ``filter``), which it flattens.
-
-    Parameters
-    ----------
-    config : dict
-
-    Returns
-    -------
-    dict
-
-    Examples
-    --------
-    >>> flat_config({"filter": {"family": "separable_wavelet"},
-    ...              "boundary": "wrap"})["boundary"]
-    'wrap'
-    """
-    if not isinstance(config, dict):
-        raise ValueError(f"config: expected a dict, got {type(config).__name__}")
-    if "filter" not in config:
-        return config
-    nested = config["filter"]
-    if not isinstance(nested, dict):
-        raise ValueError(
-            f"filter config key 'filter': expected a dict, got {type(nested).__name__}")
-    flat = dict(nested)
-    for key in _SHARED_KEYS:
-        if key in config:
-            flat[key] = config[key]
-    return flat
-
-
-def _check_family(config, *families):
-    family = config.get("family", families[0])
-    if family not in families:
-        raise ValueError(
-            f"filter config key 'family': {family!r} is not one of {list(families)}")
-    return family
-
-
-def _shared_settings(config, default_boundary="constant"):
-    """``by_slice``, ``rotation_invariance``, ``pooling`` of ``config``, checked."""
-    by_slice = bool(get_param(config, "by_slice", "bool", default=False))
-    invariant = bool(get_param(config, "rotation_invariance", "bool", default=False))
-    pooling = None
-    if invariant or config.get("pooling") is not None:
-        pooling = get_param(config, "pooling", "str", choices=POOLING_METHODS)
-    boundary = config.get("boundary")
-    boundary = default_boundary if boundary is None else boundary
-    return by_slice, invariant, pooling, boundary
+_FAMILY = "separable_wavelet"
 
 
 def _centred_kernel(kernel):
@@ -184,7 +127,8 @@ def separable_wavelet_response(image, spacing, config):
         The filter configuration, flat as
         :func:`~sklearn_medprep.filters.filter_image` takes it or a whole
         configurations.json test entry (parameters under ``filter``, see
-        :func:`flat_config`): ``family`` ``"separable_wavelet"``, ``wavelet``
+        :func:`~sklearn_medprep.filters._config.flat_config`): ``family``
+        ``"separable_wavelet"``, ``wavelet``
         (a PyWavelets name such as ``"db2"``), ``filter_set`` (``L``/``H``
         letters in the order x, y, z; two letters, x and y, when
         ``by_slice``), ``decomposition_level`` (default 1),
@@ -219,11 +163,14 @@ def separable_wavelet_response(image, spacing, config):
     >>> response.shape, round(float(response.sum()), 6)
     ((7, 8, 9), 2.828427)
     """
-    config = flat_config(config)
-    _check_family(config, "separable_wavelet")
-    by_slice, invariant, pooling, mode = _shared_settings(config)
-    mode = check_boundary(mode)
-    image, _ = check_image(image, spacing)
+    image, spacing, config = prepare(
+        _separable_wavelet, image, spacing, flat_config(config), [_FAMILY])
+    return _separable_wavelet(image, spacing, config)
+
+
+def _separable_wavelet(image, spacing, config):
+    """The family function: ``config`` flat, as :func:`.prepare` leaves it."""
+    by_slice, invariant = config["by_slice"], config["rotation_invariance"]
     wavelet = get_param(config, "wavelet", "str")
     filter_set = get_param(config, "filter_set", "str")
     level = get_param(config, "decomposition_level", "positive_int", default=1)
@@ -245,6 +192,7 @@ def separable_wavelet_response(image, spacing, config):
     chains_xyz = _filter_chains(wavelet, filter_set.upper(), int(level))
     chains = chains_xyz[::-1]
     axes = filter_axes(by_slice)
+    mode = config["boundary"]
     if invariant:
         rotations = _rotations(n_axes)
     else:
@@ -264,9 +212,9 @@ def separable_wavelet_response(image, spacing, config):
     responses = _responses(image, counts, axes, mode)
     if not invariant:
         return np.asarray(next(responses)[0], dtype=np.float64)
-    return _pooled(responses, pooling)
+    return _pooled(responses, config["pooling"])
 
 
-separable_wavelet_response.accepted_keys = frozenset(
+_separable_wavelet.accepted_keys = frozenset(
     {"wavelet", "filter_set", "decomposition_level", "stationary_undecimated",
      "filter_per_axis"})

@@ -11,8 +11,9 @@ from scipy import ndimage
 
 from sklearn_medprep import filter_image
 from sklearn_medprep.filters._boundary import BOUNDARY_MODES, pad
+from sklearn_medprep.filters._config import flat_config
 from sklearn_medprep.filters._dispatch import FILTER_FAMILIES
-from sklearn_medprep.filters._ibsi2 import load_nifti_zyx, test_config
+from sklearn_medprep.filters._ibsi2 import load_nifti_zyx
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("MEDPREP_SHARED_DATA") or ROOT.parent / "shared" / "data")
@@ -38,7 +39,7 @@ def test_phase1_map_within_ibsi_criterion(test_id):
     image, spacing = load_nifti_zyx(IBSI2 / entry["image"])
     reference, ref_spacing = load_nifti_zyx(IBSI2 / entry["reference_map"])
     assert spacing == ref_spacing
-    response = filter_image(image, spacing, test_config(entry))
+    response = filter_image(image, spacing, flat_config(entry))
     tolerance = 0.01 * (reference.max() - reference.min())
     assert response.shape == reference.shape
     assert np.abs(response - reference).max() <= tolerance
@@ -57,7 +58,7 @@ def test_every_covered_configuration_is_accepted_as_written():
     for entry in entries:
         if not entry["filter"] or entry["filter"]["family"] not in FILTER_FAMILIES:
             continue
-        config = {**test_config(entry), "dimensionality": entry["dimensionality"]}
+        config = {**flat_config(entry), "dimensionality": entry["dimensionality"]}
         function = FILTER_FAMILIES[entry["filter"]["family"]]
         if getattr(function, "default_boundary", None) == "wrap" and \
                 config.get("boundary") not in (None, "wrap"):

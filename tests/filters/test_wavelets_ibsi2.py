@@ -17,6 +17,8 @@ import pytest
 import pywt
 from scipy import ndimage
 
+from sklearn_medprep.filters import _config, filter_image
+from sklearn_medprep.filters._config import flat_config
 from sklearn_medprep.filters._riesz import (
     log_kernel,
     riesz_log_response,
@@ -24,7 +26,7 @@ from sklearn_medprep.filters._riesz import (
     riesz_simoncelli_response,
 )
 from sklearn_medprep.filters._simoncelli import simoncelli_response
-from sklearn_medprep.filters._wavelet import flat_config, separable_wavelet_response
+from sklearn_medprep.filters._wavelet import separable_wavelet_response
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("MEDPREP_SHARED_DATA") or ROOT.parent / "shared" / "data")
@@ -323,6 +325,42 @@ def test_riesz_order_follows_x_y_z_on_a_transposed_image():
                                                   boundary="constant"))
     assert np.abs(odd).max() > 1e-3
     assert np.abs(odd[4, 4, 4]) < 1e-3 * np.abs(odd).max()
+
+
+# ------------------------------------------------ dispatcher and standalone calls
+
+STANDALONE = [
+    (separable_wavelet_response,
+     _wavelet_config("HLH", "db2", boundary="nearest", invariant=True, pooling="max")),
+    (simoncelli_response,
+     {"filter": {"family": "nonseparable_wavelet", "wavelet": "simoncelli",
+                 "decomposition_level": 2}, "by_slice": True}),
+    (riesz_log_response,
+     {"filter": {"family": "riesz_transformed_laplacian_of_gaussian", "sigma_mm": 2.0,
+                 "riesz_order_xyz": [1, 0, 1]}, "boundary": "reflect"}),
+    (riesz_simoncelli_response, {"family": "riesz_transformed_simoncelli",
+                                 "riesz_order_xyz": [0, 2, 0]}),
+]
+
+
+@pytest.mark.parametrize("function, config", STANDALONE)
+def test_standalone_call_is_filter_image_with_the_shared_keys_checked_once(
+        monkeypatch, function, config):
+    # the shared keys are checked in one place (_config.prepare), once per call:
+    # by filter_image, or by the public function called on its own
+    calls = []
+    check_boundary = _config.check_boundary
+    monkeypatch.setattr(_config, "check_boundary",
+                        lambda mode: calls.append(mode) or check_boundary(mode))
+    image = _image()
+    via_dispatcher = filter_image(image, (1.0, 1.5, 1.0), flat_config(config))
+    assert len(calls) == 1
+    alone = function(image, (1.0, 1.5, 1.0), config)
+    assert len(calls) == 2
+    np.testing.assert_array_equal(via_dispatcher, alone)
+    for call in (function, lambda *a: filter_image(*a[:2], flat_config(a[2]))):
+        with pytest.raises(ValueError, match="'pooling'"):
+            call(image, (1.0, 1.0, 1.0), {**flat_config(config), "pooling": "median"})
 
 
 # ------------------------------------------------------------------ bad configs
