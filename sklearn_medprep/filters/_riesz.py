@@ -26,6 +26,7 @@ from scipy import fft
 
 from ._boundary import filter_axes, get_param, pad
 from ._config import flat_config, prepare
+from ._log import log_kernel
 from ._simoncelli import (
     _simoncelli_settings,
     fourier_filter,
@@ -34,7 +35,6 @@ from ._simoncelli import (
 )
 
 __all__ = [
-    "log_kernel",
     "riesz_factor",
     "riesz_log_response",
     "riesz_response",
@@ -82,39 +82,6 @@ def riesz_factor(shape, order):
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(radius > 0, numerator / radius**total, 0.0)
     return prefactor * factor
-
-
-def log_kernel(sigma_voxels, truncate, ndim):
-    """Laplacian-of-Gaussian kernel (IBSI-2 definition) on the voxel grid.
-
-    Parameters
-    ----------
-    sigma_voxels : sequence of float
-        Standard deviation per axis, in voxels.
-    truncate : float
-        The kernel radius per axis is ``floor(truncate * sigma + 0.5)``.
-    ndim : int
-        Number of axes (2 or 3).
-
-    Returns
-    -------
-    ndarray
-        The kernel: the Laplacian of a normalised Gaussian,
-        ``sum_a (u_a**2 - 1) / sigma_a**2 * G`` with ``u_a = x_a / sigma_a``
-        (for an isotropic sigma, ``-1/sigma**2 (d - |u|**2) G``).
-
-    Examples
-    --------
-    >>> k = log_kernel((1.5, 1.5, 1.5), 4.0, 3)
-    >>> k.shape, bool(k[6, 6, 6] < 0)
-    ((13, 13, 13), True)
-    """
-    sigma = np.asarray(sigma_voxels, dtype=np.float64)
-    radius = np.floor(truncate * sigma + 0.5).astype(int)
-    grids = np.ogrid[tuple(slice(-r, r + 1) for r in radius)]
-    u2 = [(g / s) ** 2 for g, s in zip(grids, sigma)]
-    gauss = np.exp(-0.5 * sum(u2)) / (np.sqrt(2.0 * np.pi) ** ndim * np.prod(sigma))
-    return sum((u - 1.0) / s**2 for u, s in zip(u2, sigma)) * gauss
 
 
 def _riesz_order(config, by_slice):
