@@ -1,10 +1,11 @@
 """The patch-based skorch net for segmentation: a label map per subject.
 
 Training and grid inference are those of
-:class:`~sklearn_medprep.PatchNeuralNetClassifier` (``_patch_net.py``); this
-module adds the voxel-wise target, the :class:`torchio.GridAggregator` that
-stitches patch outputs back into volumes, and outputs as subject tables.
-Imports torch, TorchIO and skorch (through ``_patch_net``) when imported.
+:class:`~sklearn_medprep.PatchNeuralNetClassifier` (the mixin of
+``_patch_mixin.py``, which both nets share); this module adds the voxel-wise
+target, the :class:`torchio.GridAggregator` that stitches patch outputs back
+into volumes, and outputs as subject tables.
+Imports torch, TorchIO and skorch (through ``_patch_mixin``) when imported.
 """
 
 import numpy as np
@@ -15,7 +16,8 @@ from skorch import NeuralNet
 from ..exceptions import SubjectTableError
 from ..io._read import to_torchio
 from ..table._checks import check_subject_table
-from ._patch_net import _SHARED_DOC, _PatchNetMixin
+from ._patch_doc import _SHARED_DOC
+from ._patch_mixin import _PatchNetMixin
 from ._patches import sliding_window
 
 __all__ = ["PatchNeuralNetSegmenter"]
