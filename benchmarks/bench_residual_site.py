@@ -28,12 +28,17 @@ the repository), no covariates. Printed:
   ``QuantileComBatHarmonizer(n_quantiles=None)`` (ComBat with the metrics
   that are constant within some training site pooled) and
   ``QuantileComBatHarmonizer()`` (and the residuals' quantiles matched per
-  site, 21 quantiles);
+  site, 21 quantiles), and both with ``shrinkage="sites"`` (empirical Bayes
+  across sites per feature instead of ComBat's across features: each site's
+  location, log-scale and quantile map shrunk by its own sampling error; also
+  on the permuted-site floor, where it should approach chance);
 - the same methods scored by a nonlinear site classifier (a random forest,
   split seed 0, no permutations): what a flexible downstream model finds;
 - the diagnosis: ComBat's score on the metrics constant within some site
   alone and on the others alone (linear and forest), with non-parametric
-  empirical Bayes, and the best single metric.
+  empirical Bayes, and the best single metric; and the decomposition of the
+  across-site prior (fitted on all rows, real and permuted sites): how much
+  of each site's location estimate it keeps, and on how many metrics none.
 
 FCON1000: 150 cortical-thickness features, 1075 subjects of the 22 sites with
 at least 5 (../shared/data/multisite/pcn_fcon1000.csv): site predictability
@@ -198,6 +203,10 @@ def methods(feats, covariates=None):
         out["neuroHarmonize"] = NeuroHarmonizer(feats, covariates or ())
     out["QuantileComBat, pooling only"] = QuantileComBatHarmonizer(
         n_quantiles=None, **kw)
+    out["QuantileComBat, pooling, across-site EB"] = QuantileComBatHarmonizer(
+        n_quantiles=None, shrinkage="sites", **kw)
+    out["QuantileComBat, across-site EB"] = QuantileComBatHarmonizer(
+        shrinkage="sites", **kw)
     out["QuantileComBat (ours)"] = QuantileComBatHarmonizer(**kw)
     return out
 
@@ -227,6 +236,12 @@ def abide_section(quick, n_perm):
         "floor: sites permuted, ComBat": ("permuted", combat),
         "floor: sites permuted, QuantileComBat": (
             "permuted", QuantileComBatHarmonizer(features=feats)),
+        "floor: sites permuted, pooling, across-site EB": (
+            "permuted", QuantileComBatHarmonizer(
+                features=feats, n_quantiles=None, shrinkage="sites")),
+        "floor: sites permuted, QuantileComBat, across-site EB": (
+            "permuted", QuantileComBatHarmonizer(features=feats,
+                                                 shrinkage="sites")),
     }
     tables = {}
     for seed in SPLIT_SEEDS:  # a fresh noise table and permutation per seed
@@ -292,6 +307,11 @@ def abide_section(quick, n_perm):
     best = max(singles, key=singles.get)
     print(f"  ComBat, best single metric ({best}): "
           f"{singles[best]:.3f} (chance {1 / n_sites:.3f})")
+    for kind, table in (("real sites", df), ("sites permuted", tables[0]["permuted"])):
+        keep, none, total = across_site_decomposition(table, feats)
+        print(f"  across-site prior, {kind}: location estimate kept, median over "
+              f"site/metric pairs {keep:.3f}; no correction (tau2 = 0) on "
+              f"{none} of {total} metrics")
     if "ComBat" in results and "QuantileComBat (ours)" in results:
         print(f"ABIDE ours / ComBat: {results['QuantileComBat (ours)']:.3f} / "
               f"{results['ComBat']:.3f} (goal <= {2 / n_sites:.3f} = 2x chance; "
@@ -299,6 +319,22 @@ def abide_section(quick, n_perm):
               f"{forest_scores.get('QuantileComBat (ours)', np.nan):.3f} / "
               f"{forest_scores.get('ComBat', np.nan):.3f}")
     return results
+
+
+def across_site_decomposition(table, feats):
+    """``(median kept, metrics with tau2 = 0, metrics shrunk)``, all rows."""
+    from sklearn_medprep import QuantileComBatHarmonizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        h = QuantileComBatHarmonizer(features=feats, n_quantiles=None,
+                                     shrinkage="sites").fit(table)
+    tau2 = h.location_prior_var_
+    shrunk = np.isfinite(tau2)
+    cells = shrunk[None, :] & (h.model_.gamma_hat != 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kept = np.where(cells, h.gamma_star_ / h.model_.gamma_hat, np.nan)
+    return float(np.nanmedian(kept)), int((tau2[shrunk] == 0).sum()), int(shrunk.sum())
 
 
 def fcon_section(quick, n_perm):
