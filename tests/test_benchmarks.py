@@ -340,7 +340,8 @@ def check_residual_site(out):
     floors = re.findall(r"^  floor: (.+?)\s+" + NUM + r" \(\d seeds ", out, re.M)
     assert [f[0] for f in floors] == [
         "Gaussian noise, raw", "Gaussian noise, ComBat",
-        "sites permuted, raw", "sites permuted, ComBat",
+        "Gaussian noise, across-site EB", "sites permuted, raw",
+        "sites permuted, ComBat",
         "sites permuted, QuantileComBat",
         "sites permuted, pooling, across-site EB",
         "sites permuted, QuantileComBat, across-site EB"], out[-2000:]

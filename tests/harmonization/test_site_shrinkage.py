@@ -1,15 +1,23 @@
 """QuantileComBatHarmonizer(shrinkage="sites"): empirical Bayes across sites."""
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import cross_val_predict
+from sklearn.pipeline import make_pipeline
 
 from sklearn_medprep import (
     ComBatHarmonizer,
     QuantileComBatHarmonizer,
     site_predictability,
 )
+from sklearn_medprep.datasets import make_multisite_features
 from sklearn_medprep.harmonization._site_shrinkage import shrink_maps
+from sklearn_medprep.model_selection import SiteStratifiedKFold
 
 SIZES = (30, 45, 60, 25, 50, 40)
 
@@ -183,3 +191,36 @@ def test_options():
     out = QuantileComBatHarmonizer(shrinkage="sites").fit(holes).transform(holes)
     assert out["f2"].isna().equals(holes["f2"].isna())
     assert np.isfinite(out.drop(columns="f2").to_numpy()).all()
+
+
+def test_contract_with_covariates_and_a_protected_target_in_a_pipeline():
+    df = make_multisite_features(240, 6, n_sites=4, site_effect=1.0, random_state=0)
+    X, y = df.drop(columns="y"), df["y"]
+    h = QuantileComBatHarmonizer(covariates=["age", "sex"], shrinkage="sites")
+    params = h.get_params()
+    assert h.fit(X, y) is h and h.get_params() == params
+    out = h.transform(X)
+    state = set(vars(h))
+    h.transform(X)
+    assert set(vars(h)) == state
+    # reproducible (the bootstrap is seeded), picklable, row order free
+    again = clone(h).fit(X, y).transform(X)
+    np.testing.assert_array_equal(again.to_numpy(), out.to_numpy())
+    restored = pickle.loads(pickle.dumps(h))
+    np.testing.assert_array_equal(restored.transform(X).to_numpy(), out.to_numpy())
+    perm = np.random.RandomState(0).permutation(len(X))
+    np.testing.assert_allclose(h.transform(X.iloc[perm]).to_numpy(),
+                               out.iloc[perm].to_numpy(), rtol=0, atol=1e-12)
+    # the sites' true location effects are removed as ComBat removes them
+    # (site_effect=1.0 is far beyond the sampling error: the prior keeps them;
+    # the sites' different ages stay in both outputs)
+    feats = list(h.features_)
+    combat = ComBatHarmonizer(covariates=["age", "sex"]).fit(X, y).transform(X)
+    gap = (out.groupby(X["site"])[feats].mean()
+           - combat.groupby(X["site"])[feats].mean()).abs().to_numpy().max()
+    raw = (X.groupby("site")[feats].mean()
+           - combat.groupby(X["site"])[feats].mean()).abs().to_numpy().max()
+    assert gap < 0.1 * raw, (gap, raw)
+    pipe = make_pipeline(clone(h), Ridge())
+    pred = cross_val_predict(pipe, X, y, cv=SiteStratifiedKFold(3), groups=X["site"])
+    assert np.corrcoef(pred, y)[0, 1] > 0.5
