@@ -36,6 +36,10 @@ the repository), no covariates. Printed:
   on the permuted-site floor, where it should approach chance);
 - the same methods scored by a nonlinear site classifier (a random forest,
   split seed 0, no permutations): what a flexible downstream model finds;
+- a benchmark-only prototype (``PrincipalAxesEB``, below): the same
+  empirical Bayes across sites on the principal axes of the within-site
+  correlation instead of per feature, on the permuted-site floor and on
+  ABIDE (linear and forest); no covariates, so not on FCON1000;
 - the diagnosis: ComBat's score on the metrics constant within some site
   alone and on the others alone (linear and forest), with non-parametric
   empirical Bayes, and the best single metric; and the decomposition of the
@@ -116,6 +120,73 @@ class NeuroHarmonizer(TransformerMixin, BaseEstimator):
                 X[self.features].to_numpy(dtype=float), self._covars(X), self.model_
             )
         return pd.DataFrame(out, index=X.index, columns=self.features)
+
+
+def _across_sites(estimate, noise):
+    """Posterior means under a prior across sites (rows), per column."""
+    tau2 = np.maximum(0.0, np.mean(estimate**2 - noise, axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = tau2 / (tau2 + noise)
+    return np.where(np.isfinite(factor), factor, 0.0) * estimate
+
+
+class PrincipalAxesEB(TransformerMixin, BaseEstimator):
+    """Benchmark-only prototype: empirical Bayes across sites on principal axes.
+
+    No covariates, no NaN, training sites only (ABIDE's setting). Features
+    constant within a training site are pooled (the training mean). The
+    others are standardized as by ComBat (grand mean, pooled within-site
+    variance) and rotated onto the principal axes of their pooled within-site
+    correlation; each site's location and log-scale along each axis are
+    shrunk across sites as ``QuantileComBatHarmonizer(shrinkage="sites")``
+    shrinks them per feature, removed, and the rows rotated back (the null
+    space, axes without within-site variance, kept). A per-site affine map:
+    linear relations between features (ABIDE's metrics are nearly collinear)
+    are kept, where per-feature corrections with different factors break them.
+    """
+
+    def __init__(self, features=None, tol=1e-8):
+        self.features = features
+        self.tol = tol
+
+    def fit(self, X, y=None):
+        x = X[self.features].to_numpy(float)
+        self.sites_, codes = np.unique(X["site"].to_numpy(), return_inverse=True)
+        n_sites = self.sites_.size
+        rows = [codes == i for i in range(n_sites)]
+        self.constant_ = np.array([np.ptp(x[r], axis=0) == 0 for r in rows]).any(0)
+        self.mean_ = x.mean(axis=0)
+        xv = x[:, ~self.constant_]
+        n = np.bincount(codes)[:, None].astype(float)
+        site_mean = np.stack([xv[r].mean(axis=0) for r in rows])
+        self.grand_ = (n * site_mean).sum(axis=0) / n.sum()
+        within = xv - site_mean[codes]
+        self.sd_ = np.sqrt((within**2).mean(axis=0))
+        corr = (within / self.sd_).T @ (within / self.sd_) / len(xv)
+        lam, axes = np.linalg.eigh(corr)
+        self.axes_ = axes[:, lam > self.tol * lam.max()]
+        z = (xv - self.grand_) / self.sd_ @ self.axes_
+        g = np.stack([z[r].mean(axis=0) for r in rows])
+        v = np.stack([z[r].var(axis=0, ddof=1) for r in rows])
+        self.gamma_ = _across_sites(g, v / n)
+        zc = np.concatenate([(z[r] - g[i]) / np.sqrt(v[i]) for i, r in enumerate(rows)])
+        kurt = (zc**4).mean(axis=0)
+        log_v = np.log(v)
+        centre = log_v.mean(axis=0)
+        noise = (kurt - (n - 3) / (n - 1)) / n
+        self.delta_ = np.exp(centre + _across_sites(log_v - centre, noise))
+        return self
+
+    def transform(self, X):
+        x = X[self.features].to_numpy(float).copy()
+        codes = np.searchsorted(self.sites_, X["site"].to_numpy())
+        s = (x[:, ~self.constant_] - self.grand_) / self.sd_
+        z = s @ self.axes_
+        null = s - z @ self.axes_.T
+        z = (z - self.gamma_[codes]) / np.sqrt(self.delta_[codes])
+        x[:, ~self.constant_] = (z @ self.axes_.T + null) * self.sd_ + self.grand_
+        x[:, self.constant_] = self.mean_[self.constant_]
+        return pd.DataFrame(x, columns=self.features, index=X.index)
 
 
 def neuroharmonize_available():
@@ -247,6 +318,8 @@ def abide_section(quick, n_perm):
         "floor: sites permuted, QuantileComBat, across-site EB": (
             "permuted", QuantileComBatHarmonizer(features=feats,
                                                  shrinkage="sites")),
+        "floor: sites permuted, prototype, principal axes": (
+            "permuted", PrincipalAxesEB(feats)),
     }
     tables = {}
     for seed in SPLIT_SEEDS:  # a fresh noise table and permutation per seed
@@ -278,6 +351,13 @@ def abide_section(quick, n_perm):
               f"{len(values)} split seeds {min(values):.3f}-{max(values):.3f}) "
               f"seed 0: {seeds[0].summary()} "
               f"[{time.process_time() - start:.1f} CPU s]")
+    label = "prototype: across-site EB on principal axes"
+    values = [float(score(df, feats, PrincipalAxesEB(feats), 0, random_state=seed))
+              for seed in SPLIT_SEEDS]
+    tree = float(score(df, feats, PrincipalAxesEB(feats), 0, classifier=forest()))
+    print(f"  {label:<44} {np.mean(values):.3f} ({len(values)} split seeds "
+          f"{min(values):.3f}-{max(values):.3f}); forest (split seed 0) "
+          f"{tree:.3f}")
     print("nonlinear site classifier (random forest, 100 trees, classes "
           "balanced; split seed 0, no permutations):")
     forest_scores = {}

@@ -344,7 +344,8 @@ def check_residual_site(out):
         "sites permuted, ComBat",
         "sites permuted, QuantileComBat",
         "sites permuted, pooling, across-site EB",
-        "sites permuted, QuantileComBat, across-site EB"], out[-2000:]
+        "sites permuted, QuantileComBat, across-site EB",
+        "sites permuted, prototype, principal axes"], out[-2000:]
     rows = re.findall(r"^  (raw|ComBat|CovBat|neuroHarmonize|QuantileComBat, "
                       r"pooling only|QuantileComBat, pooling, across-site EB|"
                       r"QuantileComBat, across-site EB|"
@@ -358,6 +359,9 @@ def check_residual_site(out):
     for _, value, chance in rows + [(n, v, "0.5") for n, v in floors]:
         assert 0.0 <= float(value) <= 1.0 and 0.0 < float(chance) < 1.0
     assert re.search(r"ABIDE ours / ComBat: " + NUM + " / " + NUM, out)
+    assert re.search(r"prototype: across-site EB on principal axes\s+" + NUM
+                     + r" \(\d split seeds " + NUM + "-" + NUM
+                     + r"\); forest \(split seed 0\) " + NUM, out), out[-2000:]
     forest = re.findall(r"^  forest, (.+?)\s+" + NUM + r" \[", out, re.M)
     assert [f[0] for f in forest][:3] == ["raw", "ComBat", "CovBat"], out[-2000:]
     assert forest[-1][0] == "QuantileComBat (ours)", out[-2000:]
