@@ -392,6 +392,13 @@ def abide_section(quick, n_perm):
     best = max(singles, key=singles.get)
     print(f"  ComBat, best single metric ({best}): "
           f"{singles[best]:.3f} (chance {1 / n_sites:.3f})")
+    varying = df[others].to_numpy(float)
+    within = varying - df.groupby("site")[others].transform("mean").to_numpy(float)
+    lam = np.linalg.eigvalsh(np.corrcoef(within / within.std(axis=0), rowvar=False))
+    print(f"  within-site correlation of the {len(others)} others: "
+          f"{int((lam < 1e-3 * lam.max()).sum())} of {lam.size} principal axes "
+          f"with variance below 1e-3 of the largest, "
+          f"{int((lam < 1e-2 * lam.max()).sum())} below 1e-2")
     for kind, table in (("real sites", df), ("sites permuted", tables[0]["permuted"])):
         keep, none, total = across_site_decomposition(table, feats)
         print(f"  across-site prior, {kind}: location estimate kept, median over "

@@ -370,6 +370,9 @@ def check_residual_site(out):
         assert re.search(r"ComBat, the \d+ " + label + r"\s+" + NUM
                          + r" \(\d split seeds", out), label
     assert re.search(r"ComBat, non-parametric EB, all metrics\s+" + NUM, out)
+    assert re.search(r"within-site correlation of the \d+ others: \d+ of \d+ "
+                     r"principal axes with variance below 1e-3 of the largest, "
+                     r"\d+ below 1e-2", out), out[-2000:]
     prior = re.findall(r"across-site prior, (real sites|sites permuted): location "
                        r"estimate kept, median over site/metric pairs " + NUM
                        + r"; no correction \(tau2 = 0\) on (\d+) of (\d+) metrics",
