@@ -60,7 +60,7 @@ differ in age) and uses 2 permutations, so that it runs in seconds.
 
 Usage::
 
-    python benchmarks/bench_residual_site.py          # ABIDE + FCON1000, ~1-2 min
+    python benchmarks/bench_residual_site.py          # ABIDE + FCON1000, ~4-6 min
     python benchmarks/bench_residual_site.py --quick  # synthetic, seconds
 """
 

@@ -96,7 +96,7 @@ random_state, protect_target, interactions, target_scale, categorical
         ComBat's empirical Bayes (a site's location and scale towards that
         site's mean over the features), the quantile maps as estimated.
         ``"sites"``: empirical Bayes *across sites*, per feature
-        (:mod:`~sklearn_medprep.harmonization._site_shrinkage`): the sites'
+        (see the user guide, "Empirical Bayes across sites"): the sites'
         locations ``gamma_sf ~ N(0, tau_f**2)`` with ``tau_f**2`` the mean
         over sites of the squared estimates less the mean of their sampling
         variances (clipped at 0), each replaced by its posterior mean
@@ -109,7 +109,10 @@ random_state, protect_target, interactions, target_scale, categorical
         do not differ beyond their sampling error is left (nearly)
         unchanged, instead of getting each site's error. It replaces ComBat's
         empirical Bayes (``eb=True`` required, ``parametric`` then only
-        concerns a new site's estimate).
+        concerns a new site's estimate). Measured: it lowers the site
+        predictability of features without a site effect that are not
+        collinear (Gaussian noise with ABIDE's sites: 0.093 after ComBat,
+        0.069), not ABIDE's (nearly collinear metrics; see the guide).
 
     Attributes
     ----------
