@@ -17,23 +17,34 @@ ABIDE: the 68 MRIQC image-quality metrics of 1101 scans from 17 sites
 the repository), no covariates. Printed:
 
 - the floors of the protocol: pure Gaussian noise with ABIDE's site sizes
-  (raw, and harmonized by ComBat: the site estimates' own error, shared by the
-  held-out rows of a site, is what the classifier then finds), and ABIDE with
-  its site labels permuted before harmonization (the same on ABIDE's skewed,
-  heavy-tailed distributions: what ComBat scores with no true site effect
-  to remove), each the mean over 3 seeds of noise, permutation and split;
+  (raw, harmonized by ComBat: the site estimates' own error, shared by the
+  held-out rows of a site, is what the classifier then finds, and with the
+  empirical Bayes across sites, which should leave noise nearly unchanged),
+  and ABIDE with its site labels permuted before harmonization (the same on
+  ABIDE's skewed, heavy-tailed distributions: what ComBat scores with no true
+  site effect to remove), each the mean over 3 seeds of noise, permutation
+  and split;
 - raw, ComBat, CovBat, neuroHarmonize (when importable: in the numpy 1 venv
   only; wrapped as a transformer, fitted on the training rows,
   ``harmonizationApply`` on the held-out ones),
   ``QuantileComBatHarmonizer(n_quantiles=None)`` (ComBat with the metrics
   that are constant within some training site pooled) and
   ``QuantileComBatHarmonizer()`` (and the residuals' quantiles matched per
-  site, 21 quantiles);
+  site, 21 quantiles), and both with ``shrinkage="sites"`` (empirical Bayes
+  across sites per feature instead of ComBat's across features: each site's
+  location, log-scale and quantile map shrunk by its own sampling error; also
+  on the permuted-site floor, where it should approach chance);
 - the same methods scored by a nonlinear site classifier (a random forest,
   split seed 0, no permutations): what a flexible downstream model finds;
+- a benchmark-only prototype (``PrincipalAxesEB``, below): the same
+  empirical Bayes across sites on the principal axes of the within-site
+  correlation instead of per feature, on the permuted-site floor and on
+  ABIDE (linear and forest); no covariates, so not on FCON1000;
 - the diagnosis: ComBat's score on the metrics constant within some site
   alone and on the others alone (linear and forest), with non-parametric
-  empirical Bayes, and the best single metric.
+  empirical Bayes, and the best single metric; and the decomposition of the
+  across-site prior (fitted on all rows, real and permuted sites): how much
+  of each site's location estimate it keeps, and on how many metrics none.
 
 FCON1000: 150 cortical-thickness features, 1075 subjects of the 22 sites with
 at least 5 (../shared/data/multisite/pcn_fcon1000.csv): site predictability
@@ -49,7 +60,7 @@ differ in age) and uses 2 permutations, so that it runs in seconds.
 
 Usage::
 
-    python benchmarks/bench_residual_site.py          # ABIDE + FCON1000, ~1-2 min
+    python benchmarks/bench_residual_site.py          # ABIDE + FCON1000, ~4-6 min
     python benchmarks/bench_residual_site.py --quick  # synthetic, seconds
 """
 
@@ -109,6 +120,73 @@ class NeuroHarmonizer(TransformerMixin, BaseEstimator):
                 X[self.features].to_numpy(dtype=float), self._covars(X), self.model_
             )
         return pd.DataFrame(out, index=X.index, columns=self.features)
+
+
+def _across_sites(estimate, noise):
+    """Posterior means under a prior across sites (rows), per column."""
+    tau2 = np.maximum(0.0, np.mean(estimate**2 - noise, axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        factor = tau2 / (tau2 + noise)
+    return np.where(np.isfinite(factor), factor, 0.0) * estimate
+
+
+class PrincipalAxesEB(TransformerMixin, BaseEstimator):
+    """Benchmark-only prototype: empirical Bayes across sites on principal axes.
+
+    No covariates, no NaN, training sites only (ABIDE's setting). Features
+    constant within a training site are pooled (the training mean). The
+    others are standardized as by ComBat (grand mean, pooled within-site
+    variance) and rotated onto the principal axes of their pooled within-site
+    correlation; each site's location and log-scale along each axis are
+    shrunk across sites as ``QuantileComBatHarmonizer(shrinkage="sites")``
+    shrinks them per feature, removed, and the rows rotated back (the null
+    space, axes without within-site variance, kept). A per-site affine map:
+    linear relations between features (ABIDE's metrics are nearly collinear)
+    are kept, where per-feature corrections with different factors break them.
+    """
+
+    def __init__(self, features=None, tol=1e-8):
+        self.features = features
+        self.tol = tol
+
+    def fit(self, X, y=None):
+        x = X[self.features].to_numpy(float)
+        self.sites_, codes = np.unique(X["site"].to_numpy(), return_inverse=True)
+        n_sites = self.sites_.size
+        rows = [codes == i for i in range(n_sites)]
+        self.constant_ = np.array([np.ptp(x[r], axis=0) == 0 for r in rows]).any(0)
+        self.mean_ = x.mean(axis=0)
+        xv = x[:, ~self.constant_]
+        n = np.bincount(codes)[:, None].astype(float)
+        site_mean = np.stack([xv[r].mean(axis=0) for r in rows])
+        self.grand_ = (n * site_mean).sum(axis=0) / n.sum()
+        within = xv - site_mean[codes]
+        self.sd_ = np.sqrt((within**2).mean(axis=0))
+        corr = (within / self.sd_).T @ (within / self.sd_) / len(xv)
+        lam, axes = np.linalg.eigh(corr)
+        self.axes_ = axes[:, lam > self.tol * lam.max()]
+        z = (xv - self.grand_) / self.sd_ @ self.axes_
+        g = np.stack([z[r].mean(axis=0) for r in rows])
+        v = np.stack([z[r].var(axis=0, ddof=1) for r in rows])
+        self.gamma_ = _across_sites(g, v / n)
+        zc = np.concatenate([(z[r] - g[i]) / np.sqrt(v[i]) for i, r in enumerate(rows)])
+        kurt = (zc**4).mean(axis=0)
+        log_v = np.log(v)
+        centre = log_v.mean(axis=0)
+        noise = (kurt - (n - 3) / (n - 1)) / n
+        self.delta_ = np.exp(centre + _across_sites(log_v - centre, noise))
+        return self
+
+    def transform(self, X):
+        x = X[self.features].to_numpy(float).copy()
+        codes = np.searchsorted(self.sites_, X["site"].to_numpy())
+        s = (x[:, ~self.constant_] - self.grand_) / self.sd_
+        z = s @ self.axes_
+        null = s - z @ self.axes_.T
+        z = (z - self.gamma_[codes]) / np.sqrt(self.delta_[codes])
+        x[:, ~self.constant_] = (z @ self.axes_.T + null) * self.sd_ + self.grand_
+        x[:, self.constant_] = self.mean_[self.constant_]
+        return pd.DataFrame(x, columns=self.features, index=X.index)
 
 
 def neuroharmonize_available():
@@ -198,6 +276,10 @@ def methods(feats, covariates=None):
         out["neuroHarmonize"] = NeuroHarmonizer(feats, covariates or ())
     out["QuantileComBat, pooling only"] = QuantileComBatHarmonizer(
         n_quantiles=None, **kw)
+    out["QuantileComBat, pooling, across-site EB"] = QuantileComBatHarmonizer(
+        n_quantiles=None, shrinkage="sites", **kw)
+    out["QuantileComBat, across-site EB"] = QuantileComBatHarmonizer(
+        shrinkage="sites", **kw)
     out["QuantileComBat (ours)"] = QuantileComBatHarmonizer(**kw)
     return out
 
@@ -223,10 +305,21 @@ def abide_section(quick, n_perm):
     floors = {
         "floor: Gaussian noise, raw": ("noise", None),
         "floor: Gaussian noise, ComBat": ("noise", combat),
+        "floor: Gaussian noise, across-site EB": (
+            "noise", QuantileComBatHarmonizer(
+                features=feats, n_quantiles=None, shrinkage="sites")),
         "floor: sites permuted, raw": ("permuted", None),
         "floor: sites permuted, ComBat": ("permuted", combat),
         "floor: sites permuted, QuantileComBat": (
             "permuted", QuantileComBatHarmonizer(features=feats)),
+        "floor: sites permuted, pooling, across-site EB": (
+            "permuted", QuantileComBatHarmonizer(
+                features=feats, n_quantiles=None, shrinkage="sites")),
+        "floor: sites permuted, QuantileComBat, across-site EB": (
+            "permuted", QuantileComBatHarmonizer(features=feats,
+                                                 shrinkage="sites")),
+        "floor: sites permuted, prototype, principal axes": (
+            "permuted", PrincipalAxesEB(feats)),
     }
     tables = {}
     for seed in SPLIT_SEEDS:  # a fresh noise table and permutation per seed
@@ -258,6 +351,13 @@ def abide_section(quick, n_perm):
               f"{len(values)} split seeds {min(values):.3f}-{max(values):.3f}) "
               f"seed 0: {seeds[0].summary()} "
               f"[{time.process_time() - start:.1f} CPU s]")
+    label = "prototype: across-site EB on principal axes"
+    values = [float(score(df, feats, PrincipalAxesEB(feats), 0, random_state=seed))
+              for seed in SPLIT_SEEDS]
+    tree = float(score(df, feats, PrincipalAxesEB(feats), 0, classifier=forest()))
+    print(f"  {label:<44} {np.mean(values):.3f} ({len(values)} split seeds "
+          f"{min(values):.3f}-{max(values):.3f}); forest (split seed 0) "
+          f"{tree:.3f}")
     print("nonlinear site classifier (random forest, 100 trees, classes "
           "balanced; split seed 0, no permutations):")
     forest_scores = {}
@@ -292,6 +392,18 @@ def abide_section(quick, n_perm):
     best = max(singles, key=singles.get)
     print(f"  ComBat, best single metric ({best}): "
           f"{singles[best]:.3f} (chance {1 / n_sites:.3f})")
+    varying = df[others].to_numpy(float)
+    within = varying - df.groupby("site")[others].transform("mean").to_numpy(float)
+    lam = np.linalg.eigvalsh(np.corrcoef(within / within.std(axis=0), rowvar=False))
+    print(f"  within-site correlation of the {len(others)} others: "
+          f"{int((lam < 1e-3 * lam.max()).sum())} of {lam.size} principal axes "
+          f"with variance below 1e-3 of the largest, "
+          f"{int((lam < 1e-2 * lam.max()).sum())} below 1e-2")
+    for kind, table in (("real sites", df), ("sites permuted", tables[0]["permuted"])):
+        keep, none, total = across_site_decomposition(table, feats)
+        print(f"  across-site prior, {kind}: location estimate kept, median over "
+              f"site/metric pairs {keep:.3f}; no correction (tau2 = 0) on "
+              f"{none} of {total} metrics")
     if "ComBat" in results and "QuantileComBat (ours)" in results:
         print(f"ABIDE ours / ComBat: {results['QuantileComBat (ours)']:.3f} / "
               f"{results['ComBat']:.3f} (goal <= {2 / n_sites:.3f} = 2x chance; "
@@ -299,6 +411,22 @@ def abide_section(quick, n_perm):
               f"{forest_scores.get('QuantileComBat (ours)', np.nan):.3f} / "
               f"{forest_scores.get('ComBat', np.nan):.3f}")
     return results
+
+
+def across_site_decomposition(table, feats):
+    """``(median kept, metrics with tau2 = 0, metrics shrunk)``, all rows."""
+    from sklearn_medprep import QuantileComBatHarmonizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        h = QuantileComBatHarmonizer(features=feats, n_quantiles=None,
+                                     shrinkage="sites").fit(table)
+    tau2 = h.location_prior_var_
+    shrunk = np.isfinite(tau2)
+    cells = shrunk[None, :] & (h.model_.gamma_hat != 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kept = np.where(cells, h.gamma_star_ / h.model_.gamma_hat, np.nan)
+    return float(np.nanmedian(kept)), int((tau2[shrunk] == 0).sum()), int(shrunk.sum())
 
 
 def fcon_section(quick, n_perm):

@@ -340,17 +340,28 @@ def check_residual_site(out):
     floors = re.findall(r"^  floor: (.+?)\s+" + NUM + r" \(\d seeds ", out, re.M)
     assert [f[0] for f in floors] == [
         "Gaussian noise, raw", "Gaussian noise, ComBat",
-        "sites permuted, raw", "sites permuted, ComBat",
-        "sites permuted, QuantileComBat"], out[-2000:]
+        "Gaussian noise, across-site EB", "sites permuted, raw",
+        "sites permuted, ComBat",
+        "sites permuted, QuantileComBat",
+        "sites permuted, pooling, across-site EB",
+        "sites permuted, QuantileComBat, across-site EB",
+        "sites permuted, prototype, principal axes"], out[-2000:]
     rows = re.findall(r"^  (raw|ComBat|CovBat|neuroHarmonize|QuantileComBat, "
-                      r"pooling only|QuantileComBat \(ours\))\s+" + NUM
+                      r"pooling only|QuantileComBat, pooling, across-site EB|"
+                      r"QuantileComBat, across-site EB|"
+                      r"QuantileComBat \(ours\))\s+" + NUM
                       + r" \(chance " + NUM, out, re.M)
     names = [r[0] for r in rows]
     assert names[:3] == ["raw", "ComBat", "CovBat"], out[-2000:]
-    assert names[-1] == "QuantileComBat (ours)", out[-2000:]
+    assert names[-3:] == ["QuantileComBat, pooling, across-site EB",
+                          "QuantileComBat, across-site EB",
+                          "QuantileComBat (ours)"], out[-2000:]
     for _, value, chance in rows + [(n, v, "0.5") for n, v in floors]:
         assert 0.0 <= float(value) <= 1.0 and 0.0 < float(chance) < 1.0
     assert re.search(r"ABIDE ours / ComBat: " + NUM + " / " + NUM, out)
+    assert re.search(r"prototype: across-site EB on principal axes\s+" + NUM
+                     + r" \(\d split seeds " + NUM + "-" + NUM
+                     + r"\); forest \(split seed 0\) " + NUM, out), out[-2000:]
     forest = re.findall(r"^  forest, (.+?)\s+" + NUM + r" \[", out, re.M)
     assert [f[0] for f in forest][:3] == ["raw", "ComBat", "CovBat"], out[-2000:]
     assert forest[-1][0] == "QuantileComBat (ours)", out[-2000:]
@@ -359,6 +370,15 @@ def check_residual_site(out):
         assert re.search(r"ComBat, the \d+ " + label + r"\s+" + NUM
                          + r" \(\d split seeds", out), label
     assert re.search(r"ComBat, non-parametric EB, all metrics\s+" + NUM, out)
+    assert re.search(r"within-site correlation of the \d+ others: \d+ of \d+ "
+                     r"principal axes with variance below 1e-3 of the largest, "
+                     r"\d+ below 1e-2", out), out[-2000:]
+    prior = re.findall(r"across-site prior, (real sites|sites permuted): location "
+                       r"estimate kept, median over site/metric pairs " + NUM
+                       + r"; no correction \(tau2 = 0\) on (\d+) of (\d+) metrics",
+                       out)
+    assert [p[0] for p in prior] == ["real sites", "sites permuted"], out[-2000:]
+    assert all(0 <= float(k) <= 1 and int(a) <= int(b) for _, k, a, b in prior)
     r2 = re.findall(r"^  (\S.*?)\s+age R2 (-?[\d.]+)  site " + NUM, out, re.M)
     assert [r[0] for r in r2][:3] == ["raw", "ComBat", "CovBat"], out[-2000:]
     assert all(-1 <= float(v) <= 1 for _, v, _ in r2)

@@ -5,15 +5,21 @@ import numbers
 import warnings
 
 import numpy as np
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..exceptions import MedprepWarning, plain
 from . import _input as inputs
+from . import _site_shrinkage as across
 from . import _target as target
 from ._combat import ComBatHarmonizer
 from ._sites import estimate_new_site
 
 __all__ = ["QuantileComBatHarmonizer"]
+
+#: Bootstrap resamples of each site's training residuals that estimate the
+#: noise of its quantiles (``shrinkage="sites"``)
+N_BOOTSTRAP = 30
 
 
 class QuantileComBatHarmonizer(ComBatHarmonizer):
@@ -85,6 +91,28 @@ random_state, protect_target, interactions, target_scale, categorical
         of each site's training residuals that are matched to the pooled
         ones; ``None`` skips the step. With fewer training rows at a site
         than quantiles, the map goes through every row's value.
+    shrinkage : {"features", "sites"}, default="features"
+        How each training site's corrections are shrunk. ``"features"``:
+        ComBat's empirical Bayes (a site's location and scale towards that
+        site's mean over the features), the quantile maps as estimated.
+        ``"sites"``: empirical Bayes *across sites*, per feature
+        (see the user guide, "Empirical Bayes across sites"): the sites'
+        locations ``gamma_sf ~ N(0, tau_f**2)`` with ``tau_f**2`` the mean
+        over sites of the squared estimates less the mean of their sampling
+        variances (clipped at 0), each replaced by its posterior mean
+        ``gamma_hat * tau_f**2 / (tau_f**2 + v_sf)``; the same for the
+        log-scales (around their mean over sites; the sampling variance of a
+        log-variance with the feature's pooled kurtosis) and for the quantile
+        maps (each moved towards the identity by one factor per site and
+        feature, its noise a bootstrap of the site's training residuals,
+        seeded by ``random_state``, seed 0 when None). A feature whose sites
+        do not differ beyond their sampling error is left (nearly)
+        unchanged, instead of getting each site's error. It replaces ComBat's
+        empirical Bayes (``eb=True`` required, ``parametric`` then only
+        concerns a new site's estimate). Measured: it lowers the site
+        predictability of features without a site effect that are not
+        collinear (Gaussian noise with ABIDE's sites: 0.093 after ComBat,
+        0.069), not ABIDE's (nearly collinear metrics; see the guide).
 
     Attributes
     ----------
@@ -96,6 +124,17 @@ random_state, protect_target, interactions, target_scale, categorical
         Each training site's residual quantiles (None without the step).
     pooled_quantiles_ : ndarray of shape (n_quantiles, n_features) or None
         The pooled training residuals' quantiles.
+    site_targets_ : ndarray of shape (n_sites, n_quantiles, n_features) or None
+        What each site's quantiles are mapped to: ``pooled_quantiles_``, or
+        with ``shrinkage="sites"`` the site's quantiles moved towards them by
+        ``map_shrinkage_``.
+    location_prior_var_, scale_prior_var_ : ndarray of shape (n_features,) or None
+        With ``shrinkage="sites"``: the prior variances across sites of the
+        locations (standardized scale) and log-scales (NaN where the feature
+        is not shrunk); None otherwise.
+    map_shrinkage_ : ndarray of shape (n_sites, n_features) or None
+        With ``shrinkage="sites"`` and ``n_quantiles``: the posterior factor
+        of each site's quantile map (1 where not shrunk); None otherwise.
     sites_, features_, coef_, gamma_star_, delta_star_, harmonized_ : ndarray
         And the other attributes, as in :class:`ComBatHarmonizer`.
 
@@ -137,6 +176,7 @@ random_state, protect_target, interactions, target_scale, categorical
         "site_constant": [StrOptions({"pool", "harmonize"})],
         "min_constant_sites": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_quantiles": [Interval(numbers.Integral, 2, None, closed="left"), None],
+        "shrinkage": [StrOptions({"features", "sites"})],
     }
 
     def __init__(
@@ -160,6 +200,7 @@ random_state, protect_target, interactions, target_scale, categorical
         site_constant="pool",
         min_constant_sites=1,
         n_quantiles=21,
+        shrinkage="features",
     ):
         super().__init__(
             site=site,
@@ -182,6 +223,7 @@ random_state, protect_target, interactions, target_scale, categorical
         self.site_constant = site_constant
         self.min_constant_sites = min_constant_sites
         self.n_quantiles = n_quantiles
+        self.shrinkage = shrinkage
 
     def _estimate_site_effects(self, batch, coding, coef):
         """Fit step (site effects): ComBat's, and the features to pool.
@@ -193,6 +235,13 @@ random_state, protect_target, interactions, target_scale, categorical
         """
         stats = super()._estimate_site_effects(batch, coding, coef)
         self._constant_counts = np.asarray(stats.constant).sum(axis=0)
+        self._site_summary = None
+        if self.shrinkage == "sites":
+            coef_cov = stats.coef[stats.n_sites :]
+            coef_cov = np.where(np.isfinite(coef_cov), coef_cov, 0.0)
+            resid = batch.get(0, batch.n_features) - batch.design_cov @ coef_cov
+            kurt = across.kurtosis(resid, coding.codes, stats.n_sites)
+            self._site_summary = (stats.counts, stats.site_var, kurt)
         return stats
 
     def _shrink(self, stats, *, eb):
@@ -232,7 +281,51 @@ random_state, protect_target, interactions, target_scale, categorical
                 delta_star=delta_star,
                 degenerate=model.degenerate & ~pooled[None, :],
             )
+        self.location_prior_var_ = self.scale_prior_var_ = None
+        if self._site_summary is not None:
+            model = self._shrink_across_sites(model)
         return model
+
+    def _shrink_cells(self, model):
+        """Site/feature pairs shrunk across sites (``shrinkage="sites"``).
+
+        Harmonized and not pooled features, pairs with spread and rows, the
+        reference site left out.
+        """
+        cells = (model.ok & ~self.pooled_)[None, :] & ~model.degenerate
+        if model.empty is not None:
+            cells &= ~model.empty
+        if model.ref_level is not None:
+            cells[model.ref_level] = False
+        return cells
+
+    def _shrink_across_sites(self, model):
+        """Fit step (``shrinkage="sites"``): posterior means across sites.
+
+        ComBat's adjustments of the shrunk pairs are replaced by the
+        posterior means under a prior across sites, per feature
+        (:func:`~._site_shrinkage.posterior_factor`).
+        """
+        counts, site_var, kurt = self._site_summary
+        cells = self._shrink_cells(model) & (counts > 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            noise = site_var / counts
+        factor, self.location_prior_var_ = across.posterior_factor(
+            model.gamma_hat, noise, cells
+        )
+        gamma_star = np.where(cells, model.gamma_hat * factor, model.gamma_star)
+        delta_star = model.delta_star
+        if not self.mean_only:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                log_d = np.where(cells, np.log(model.delta_hat), np.nan)
+            centre = np.nanmean(np.where(cells.any(axis=0), log_d, 0.0), axis=0)
+            factor, self.scale_prior_var_ = across.posterior_factor(
+                log_d - centre, across.log_variance_noise(kurt, counts), cells
+            )
+            delta_star = np.where(
+                cells, np.exp(centre + factor * (log_d - centre)), delta_star
+            )
+        return dataclasses.replace(model, gamma_star=gamma_star, delta_star=delta_star)
 
     def fit(self, X, y=None, *, sites=None, covariates=None):
         """Learn ComBat's parameters and which features to pool.
@@ -253,6 +346,11 @@ random_state, protect_target, interactions, target_scale, categorical
         self : QuantileComBatHarmonizer
             Fitted estimator.
         """
+        if self.shrinkage == "sites" and not self.eb:
+            raise ValueError(
+                "shrinkage='sites' is an empirical-Bayes step (it replaces "
+                "ComBat's); it needs eb=True"
+            )
         super().fit(X, y, sites=sites, covariates=covariates)
         self.pooled_features_ = np.asarray(self.features_[self.pooled_], dtype=object)
         if self.pooled_.any():
@@ -300,7 +398,8 @@ random_state, protect_target, interactions, target_scale, categorical
         :class:`CovBatHarmonizer` takes them, so that the sites' different
         target distributions are not mapped away.
         """
-        self.site_quantiles_ = self.pooled_quantiles_ = None
+        self.site_quantiles_ = self.pooled_quantiles_ = self.site_targets_ = None
+        self.map_shrinkage_ = None
         if self.n_quantiles is None:
             return
         batch = self._prepare_rows(X, sites, covariates)
@@ -317,6 +416,23 @@ random_state, protect_target, interactions, target_scale, categorical
                     for i in range(self.sites_.size)
                 ]
             )
+        if self.shrinkage != "sites":
+            self.site_targets_ = np.broadcast_to(
+                self.pooled_quantiles_, self.site_quantiles_.shape
+            ).copy()
+            return
+        seed = check_random_state(self.random_state if self.random_state is not None
+                                  else 0).randint(np.iinfo(np.int32).max)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            noise = across.quantile_noise(
+                resid, codes, self.sites_.size, levels, N_BOOTSTRAP,
+                np.random.default_rng(seed),
+            )
+        cells = self._shrink_cells(self.model_)
+        self.site_targets_, self.map_shrinkage_ = across.shrink_maps(
+            self.site_quantiles_, self.pooled_quantiles_, noise, cells
+        )
 
     def _modelled_mean(self, batch):
         """Grand mean plus covariate effects of each row (0 where unharmonized)."""
@@ -364,7 +480,7 @@ random_state, protect_target, interactions, target_scale, categorical
                 quantile_map(
                     out[cells] - mean[cells],
                     self.site_quantiles_[i][:, cols],
-                    self.pooled_quantiles_[:, cols],
+                    self.site_targets_[i][:, cols],
                     np.zeros(cols.size, dtype=bool),
                 )
                 + mean[cells]
