@@ -238,25 +238,81 @@ def test_filters_in_a_thread_give_the_serial_values_bit_for_bit(monkeypatch):
 def test_mask_checked_once_for_every_region(monkeypatch):
     # PyRadiomics' execute reads (getMask: a label scan of every voxel) and
     # checks (checkMask) the mask once; so does the per-region extraction,
-    # on the ROI's bounding box, instead of once per region
+    # on the ROI's bounding box, instead of once per region, and without
+    # ITK's label statistics (checkMask runs only where a check fails)
     from radiomics import imageoperations
 
-    calls = {"getMask": [], "checkMask": []}
-    for name in calls:
-        original = getattr(imageoperations, name)
+    calls = {"getMask": [], "checkMask": [], "_check_mask": []}
+    for module, name in ((imageoperations, "getMask"),
+                         (imageoperations, "checkMask"), (crop, "_check_mask")):
+        original = getattr(module, name)
 
         def spy(image, *args, _name=name, _original=original, **kwargs):
             calls[_name].append(image.GetSize())
             return _original(image, *args, **kwargs)
 
-        monkeypatch.setattr(imageoperations, name, spy)
+        monkeypatch.setattr(module, name, spy)
     image, mask = _case(7)
     out = RadiomicsExtractor(settings=MANY_TYPES).fit_transform(
         pd.DataFrame({"image": [image], "mask": [mask]}))
     assert out.shape[1] > 600
-    assert calls["getMask"] == []
-    assert len(calls["checkMask"]) == 1
-    assert np.prod(calls["checkMask"][0]) < np.prod(image.GetSize()) / 20
+    assert calls["getMask"] == [] and calls["checkMask"] == []
+    assert len(calls["_check_mask"]) == 1
+    assert np.prod(calls["_check_mask"][0]) < np.prod(image.GetSize()) / 20
+
+
+@pytest.mark.parametrize("center", [(18, 40, 48), (0, 0, 0), (35, 79, 95)])
+def test_mask_check_gives_pyradiomics_box(center):
+    # the box of checkMask (ITK's label statistics) on the ROI's bounding box
+    from radiomics import imageoperations
+
+    image, mask = _case(12, center=center)
+    array = sitk.GetArrayFromImage(mask).astype(np.uint32)
+    bounds = crop.bounding_box(array, 1)
+    box = array[tuple(slice(lo, hi + 1) for lo, hi in bounds)]
+    box[tuple(np.argwhere(box == 0)[0])] = 2  # another label inside the box
+    labelled = sitk.GetImageFromArray(array)
+    labelled.CopyInformation(mask)
+    tight = crop._region(mask.GetSize(), bounds, (0, 0, 0))
+    part_image, part_mask = image[tight], labelled[tight]
+    settings = {**RadiomicsFeatureExtractor().settings, "label": 1}
+    want, _ = imageoperations.checkMask(part_image, part_mask, **settings)
+    got = crop._check_mask(part_image, part_mask, 1, settings)
+    assert got.dtype == want.dtype and got.tolist() == want.tolist()
+
+
+def test_mask_check_minimum_size_reads_as_pyradiomics():
+    image, mask = _case(13)
+    count = int(sitk.GetArrayViewFromImage(mask).sum())
+    table = pd.DataFrame({"image": [image], "mask": [mask]})
+    params = {**CLASSES, "setting": {"minimumROISize": count}}
+    with pytest.raises(ValueError, match="ROI is too small"):
+        _reference(image, mask, params)
+    with pytest.raises(Exception, match="ROI is too small"):
+        RadiomicsExtractor(settings=params).fit_transform(table)
+    # one voxel fewer: extracted, PyRadiomics' values
+    params = {**CLASSES, "setting": {"minimumROISize": count - 1}}
+    out = RadiomicsExtractor(settings=params).fit_transform(table).iloc[0]
+    ref = _reference(image, mask, params)
+    np.testing.assert_allclose(out[ref.index].to_numpy(float), ref.to_numpy(),
+                               rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint16, np.int32,
+                                   np.int64, np.uint64])
+def test_mask_cast_is_itks(dtype):
+    # PyRadiomics' UInt32 mask: numpy's cast equals ITK's CastImageFilter
+    values = np.array([0, 1, 2, 127, -1, -128, 255, 70000, -70000, 2**40 + 3])
+    array = values.astype(dtype).reshape(2, 5, 1)
+    mask = sitk.GetImageFromArray(np.repeat(array, 3, axis=2))
+    mask.SetSpacing((0.5, 1.5, 2.5))
+    mask.SetOrigin((3.0, -4.0, 5.0))
+    want = sitk.Cast(mask, sitk.sitkUInt32)
+    got = crop._uint32(mask)
+    assert got.GetPixelID() == sitk.sitkUInt32
+    assert (sitk.GetArrayViewFromImage(got) == sitk.GetArrayViewFromImage(want)).all()
+    assert got.GetOrigin() == want.GetOrigin() and got.GetSpacing() == want.GetSpacing()
+    assert got.GetDirection() == want.GetDirection()
 
 
 def test_mask_check_failures_read_as_pyradiomics():
