@@ -542,7 +542,11 @@ class RadiomicsExtractor(TransformerMixin, BaseEstimator):
             out[name] = pd.Series(column, index=X.index, dtype=object)
         if not self.passthrough_:  # iloc + concat of nothing: ~1 ms a call
             return out
-        extra = X.iloc[:, X.columns.get_indexer(self.passthrough_)]
+        # the columns' arrays (no alignment, no take; the table's column names
+        # are unique): about half the cost of ``X.iloc[:, positions]`` with
+        # pandas 3's string columns
+        extra = pd.DataFrame({c: X[c].array for c in self.passthrough_},
+                             index=X.index)
         return pd.concat([out, extra], axis=1)
 
     def transform(self, X):
