@@ -57,6 +57,7 @@ in the order of the settings). With ``resegmentRange`` (the mask then depends
 on the image) every region goes through ``execute`` instead.
 """
 
+import collections
 import copy
 import math
 import os
@@ -205,7 +206,7 @@ class CropPlan:
             return self._execute_each(extractor, image, mask, label, bounds)
         # PyRadiomics' getMask: a UInt32 mask (cast per region: less to cast)
         tight = _region(mask.GetSize(), bounds, (0,) * mask.GetDimension())
-        tight_image, tight_mask = region(image, tight), _uint32(region(mask, tight))
+        tight_image, tight_mask = region(image, tight), _mask_region(mask, tight)
         box = _check_mask(tight_image, tight_mask, label, settings)
         # every region is cut here, in this thread: filters in the other
         # thread then touch only their own images
@@ -227,7 +228,7 @@ class CropPlan:
             offset = np.repeat([t.start - r.start for t, r in zip(tight, index)], 2)
             jobs.append((image_types, part_image, part_mask, box + offset,
                          image.GetSize()))
-        out = extractor.computeShape(tight_image, tight_mask, box, **settings)
+        out = _shape(extractor, tight_image, tight_mask, box, settings)
         parts = [None] * len(jobs)
 
         def features(position, filtered):
@@ -348,6 +349,59 @@ def _check_mask(image, mask, label, settings):
     return box
 
 
+def _shape(extractor, image, mask, box, settings):
+    """``extractor.computeShape(image, mask, box, **settings)`` on the ROI's box.
+
+    ``computeShape`` first crops image and mask to ``box`` (two ITK crop
+    filters); where ``box`` spans the whole region (the ROI's bounding box,
+    always here) that crop copies them unchanged, and the shape classes get
+    image and mask themselves: PyRadiomics' own steps otherwise (its shape
+    classes, settings and messages).
+    """
+    if not _covers(box, mask.GetSize()):
+        return extractor.computeShape(image, mask, box, **settings)
+    from radiomics import getFeatureClasses
+    from radiomics.featureextractor import logger
+
+    out = collections.OrderedDict()
+    enabled = extractor.enabledFeatures
+
+    def compute(shape_type):
+        logger.info("Computing %s", shape_type)
+        names = enabled[shape_type]
+        shape = getFeatureClasses()[shape_type](image, mask, **settings)
+        if names is not None:
+            for name in names:
+                shape.enableFeatureByName(name)
+        for name, value in shape.execute().items():
+            out[f"original_{shape_type}_{name}"] = value
+
+    ndim = mask.GetDimension()
+    if "shape" in enabled:
+        if ndim == 3:
+            compute("shape")
+        else:
+            logger.warning("Shape features are only available 3D input (for 2D "
+                           "input, use shape2D). Found %iD input", ndim)
+    if "shape2D" in enabled:
+        if ndim == 3:
+            dimension = settings.get("force2Ddimension", 0)
+            if not settings.get("force2D", False):
+                logger.warning("parameter force2D must be set to True to enable "
+                               "shape2D extraction")
+            elif not (box[1::2] - box[0::2] + 1)[dimension] > 1:
+                logger.warning("Size in specified 2D dimension (%i) is greater "
+                               "than 1, cannot calculate 2D shape", dimension)
+            else:
+                compute("shape2D")
+        elif ndim == 2:
+            compute("shape2D")
+        else:
+            logger.warning("Shape2D features are only available for 2D and 3D "
+                           "(with force2D=True) input. Found %iD input", ndim)
+    return out
+
+
 def _covers(box, size):
     """Whether PyRadiomics' bounding ``box`` (lo, hi pairs) spans all of ``size``."""
     return all(int(lo) == 0 and int(hi) == n - 1
@@ -461,6 +515,24 @@ def _uint32(mask):
     )
     cast.CopyInformation(mask)
     return cast
+
+
+def _mask_region(mask, index):
+    """``_uint32(region(mask, index))`` in one numpy step for an integer mask.
+
+    The cut and the cast of the voxels together, and the geometry of the cut
+    (spacing, direction and the origin at the region's first voxel,
+    ``TransformIndexToPhysicalPoint``, as ITK's slice filter sets it): the
+    same image as the two ITK filters at a fraction of their cost.
+    """
+    if mask.GetPixelID() not in _INTEGER_PIXELS:  # (vector masks included)
+        return _uint32(region(mask, index))
+    array = sitk.GetArrayViewFromImage(mask)[tuple(reversed(index))]
+    out = sitk.GetImageFromArray(array.astype(np.uint32), isVector=False)
+    out.SetSpacing(mask.GetSpacing())
+    out.SetDirection(mask.GetDirection())
+    out.SetOrigin(mask.TransformIndexToPhysicalPoint([int(s.start) for s in index]))
+    return out
 
 
 def _part(image, mask, label, index, image_types):

@@ -427,3 +427,77 @@ def test_no_filter_thread_with_one_cpu_per_worker(monkeypatch):
     with pytest.raises(Exception, match="a filter thread was started"):
         RadiomicsExtractor(settings=params).fit_transform(table)
     assert serial.shape[1] > 100
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mask_region_is_itks_cut_and_cast(seed):
+    # one numpy step: the voxels and the geometry of ITK's slice + cast filters
+    from sklearn_medprep.radiomics._log import region
+
+    rng = np.random.default_rng(seed)
+    dtype = [np.uint8, np.int16, np.int32, np.int64][seed]
+    mask = sitk.GetImageFromArray(rng.integers(0, 4, (7, 9, 11)).astype(dtype))
+    mask.SetSpacing(tuple(rng.uniform(0.1, 3, 3)))
+    mask.SetOrigin(tuple(rng.uniform(-300, 300, 3)))
+    direction, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    mask.SetDirection(tuple(direction.ravel()))
+    index = tuple(slice(int(a), int(a) + int(n)) for a, n in
+                  zip(rng.integers(0, 4, 3), rng.integers(1, 5, 3)))
+    want = crop._uint32(region(mask, index))
+    got = crop._mask_region(mask, index)
+    assert got.GetPixelID() == want.GetPixelID() == sitk.sitkUInt32
+    assert got.GetSize() == want.GetSize()
+    assert got.GetOrigin() == want.GetOrigin()
+    assert got.GetSpacing() == want.GetSpacing()
+    assert got.GetDirection() == want.GetDirection()
+    assert (sitk.GetArrayViewFromImage(got) == sitk.GetArrayViewFromImage(want)).all()
+
+
+def _shape_or_error(func, *args, **kwargs):
+    try:
+        return {k: float(v) for k, v in func(*args, **kwargs).items()}
+    except ValueError as exc:
+        return ("raised", str(exc))
+
+
+@pytest.mark.parametrize("shape_settings, flat", [
+    ({}, False), ({"force2D": True, "force2Ddimension": 0}, True),
+    ({"force2D": True, "force2Ddimension": 0}, False), ({"force2D": False}, True),
+])
+def test_shape_on_the_roi_box_equals_compute_shape(shape_settings, flat):
+    # computeShape's crop to a box spanning the region is skipped: the same
+    # features, names and order (3D shape, and shape2D where enabled), or the
+    # same error
+    image, mask = _case(14)
+    array = sitk.GetArrayFromImage(mask).astype(np.uint32)
+    if flat:  # one slice along z
+        array[:18] = 0
+        array[19:] = 0
+    mask = sitk.GetImageFromArray(array)
+    mask.CopyInformation(image)
+    bounds = crop.bounding_box(array, 1)
+    tight = crop._region(mask.GetSize(), bounds, (0, 0, 0))
+    part_image, part_mask = image[tight], mask[tight]
+    params = {"featureClass": {"shape": [], "shape2D": [], "firstorder": ["Mean"]},
+              "setting": {**shape_settings, "additionalInfo": False,
+                          "minimumROIDimensions": 1}}
+    extractor = RadiomicsFeatureExtractor(params)
+    settings = {**extractor.settings, "label": 1}
+    box = crop._check_mask(part_image, part_mask, 1, settings)
+    want = _shape_or_error(extractor.computeShape, part_image, part_mask, box,
+                           **settings)
+    got = _shape_or_error(crop._shape, extractor, part_image, part_mask, box,
+                          settings)
+    assert got == want
+    if isinstance(want, dict):
+        assert list(got) == list(want) and len(want) >= 14
+        assert any("shape2D" in k for k in want) == (
+            bool(shape_settings.get("force2D")) and flat)
+    # a box smaller than the region: PyRadiomics' computeShape itself
+    inner = box.copy()
+    inner[1] -= 1
+    want = _shape_or_error(extractor.computeShape, part_image, part_mask, inner,
+                           **settings)
+    got = _shape_or_error(crop._shape, extractor, part_image, part_mask, inner,
+                          settings)
+    assert got == want
