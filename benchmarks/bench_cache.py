@@ -28,6 +28,9 @@
     only wait for each other.
 
 Usage: python benchmarks/bench_cache.py [--quick] [--rounds N] [--data FOLDER]
+       [--demo-only]
+
+``--demo-only`` runs (c) alone (no PyRadiomics cases needed).
 
 ``--quick`` uses a small synthetic cohort instead of the PyRadiomics cases.
 """
@@ -311,7 +314,14 @@ def main():
                              "1 with --quick)")
     parser.add_argument("--data", type=Path, default=None,
                         help="folder holding brain1_image.nrrd, ...")
+    parser.add_argument("--demo-only", action="store_true",
+                        help="run (c), the demo's nested cross-validation, alone")
     args = parser.parse_args()
+    rounds = args.rounds or (1 if args.quick else 2)
+    if args.demo_only:
+        with tempfile.TemporaryDirectory() as folder:
+            nested_cv(folder, 30 if args.quick else 120, rounds)
+        return
     candidates = [args.data] if args.data else CANDIDATES
     data = next((c for c in candidates
                  if c is not None and (c / "brain1_image.nrrd").is_file()), None)
@@ -326,7 +336,6 @@ def main():
             table, label, n_variants, repeats = real_table(data), 1, 4, 3
         hit_cost(table, label, repeats, folder)
         grid_search(variants(table, folder, n_variants), label, folder)
-        rounds = args.rounds or (1 if args.quick else 2)
         nested_cv(folder, 30 if args.quick else 120, rounds)
 
 

@@ -91,6 +91,23 @@ def test_passthrough_list_and_set_output():
     assert isinstance(extractor.transform(table), pd.DataFrame)
 
 
+def test_passthrough_columns_keep_their_values_and_dtypes():
+    # the passthrough columns are X's own (values, dtypes, order), also
+    # nullable, categorical and datetime columns, and an integer index
+    table = _table(3)
+    table.index = pd.Index([7, 3, 5], name="subject")
+    table["group"] = pd.Categorical(["x", "y", "x"], categories=["y", "x"])
+    table["count"] = pd.array([1, None, 3], dtype="Int64")
+    table["flag"] = [True, False, True]
+    table["when"] = pd.to_datetime(["2020-01-01", "2021-06-30", "2022-12-31"])
+    columns = ["when", "flag", "count", "group", "site", "age"]
+    extractor = RadiomicsExtractor(settings=FIRSTORDER, passthrough=columns)
+    out = extractor.fit_transform(table)
+    pd.testing.assert_frame_equal(out[columns], table[columns], check_exact=True)
+    assert list(out.columns) == list(extractor.get_feature_names_out())
+    assert out.index.equals(table.index)
+
+
 def test_settings_dict_yaml_json_give_same_features(tmp_path):
     import yaml
 

@@ -238,25 +238,81 @@ def test_filters_in_a_thread_give_the_serial_values_bit_for_bit(monkeypatch):
 def test_mask_checked_once_for_every_region(monkeypatch):
     # PyRadiomics' execute reads (getMask: a label scan of every voxel) and
     # checks (checkMask) the mask once; so does the per-region extraction,
-    # on the ROI's bounding box, instead of once per region
+    # on the ROI's bounding box, instead of once per region, and without
+    # ITK's label statistics (checkMask runs only where a check fails)
     from radiomics import imageoperations
 
-    calls = {"getMask": [], "checkMask": []}
-    for name in calls:
-        original = getattr(imageoperations, name)
+    calls = {"getMask": [], "checkMask": [], "_check_mask": []}
+    for module, name in ((imageoperations, "getMask"),
+                         (imageoperations, "checkMask"), (crop, "_check_mask")):
+        original = getattr(module, name)
 
         def spy(image, *args, _name=name, _original=original, **kwargs):
             calls[_name].append(image.GetSize())
             return _original(image, *args, **kwargs)
 
-        monkeypatch.setattr(imageoperations, name, spy)
+        monkeypatch.setattr(module, name, spy)
     image, mask = _case(7)
     out = RadiomicsExtractor(settings=MANY_TYPES).fit_transform(
         pd.DataFrame({"image": [image], "mask": [mask]}))
     assert out.shape[1] > 600
-    assert calls["getMask"] == []
-    assert len(calls["checkMask"]) == 1
-    assert np.prod(calls["checkMask"][0]) < np.prod(image.GetSize()) / 20
+    assert calls["getMask"] == [] and calls["checkMask"] == []
+    assert len(calls["_check_mask"]) == 1
+    assert np.prod(calls["_check_mask"][0]) < np.prod(image.GetSize()) / 20
+
+
+@pytest.mark.parametrize("center", [(18, 40, 48), (0, 0, 0), (35, 79, 95)])
+def test_mask_check_gives_pyradiomics_box(center):
+    # the box of checkMask (ITK's label statistics) on the ROI's bounding box
+    from radiomics import imageoperations
+
+    image, mask = _case(12, center=center)
+    array = sitk.GetArrayFromImage(mask).astype(np.uint32)
+    bounds = crop.bounding_box(array, 1)
+    box = array[tuple(slice(lo, hi + 1) for lo, hi in bounds)]
+    box[tuple(np.argwhere(box == 0)[0])] = 2  # another label inside the box
+    labelled = sitk.GetImageFromArray(array)
+    labelled.CopyInformation(mask)
+    tight = crop._region(mask.GetSize(), bounds, (0, 0, 0))
+    part_image, part_mask = image[tight], labelled[tight]
+    settings = {**RadiomicsFeatureExtractor().settings, "label": 1}
+    want, _ = imageoperations.checkMask(part_image, part_mask, **settings)
+    got = crop._check_mask(part_image, part_mask, 1, settings)
+    assert got.dtype == want.dtype and got.tolist() == want.tolist()
+
+
+def test_mask_check_minimum_size_reads_as_pyradiomics():
+    image, mask = _case(13)
+    count = int(sitk.GetArrayViewFromImage(mask).sum())
+    table = pd.DataFrame({"image": [image], "mask": [mask]})
+    params = {**CLASSES, "setting": {"minimumROISize": count}}
+    with pytest.raises(ValueError, match="ROI is too small"):
+        _reference(image, mask, params)
+    with pytest.raises(Exception, match="ROI is too small"):
+        RadiomicsExtractor(settings=params).fit_transform(table)
+    # one voxel fewer: extracted, PyRadiomics' values
+    params = {**CLASSES, "setting": {"minimumROISize": count - 1}}
+    out = RadiomicsExtractor(settings=params).fit_transform(table).iloc[0]
+    ref = _reference(image, mask, params)
+    np.testing.assert_allclose(out[ref.index].to_numpy(float), ref.to_numpy(),
+                               rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint16, np.int32,
+                                   np.int64, np.uint64])
+def test_mask_cast_is_itks(dtype):
+    # PyRadiomics' UInt32 mask: numpy's cast equals ITK's CastImageFilter
+    values = np.array([0, 1, 2, 127, -1, -128, 255, 70000, -70000, 2**40 + 3])
+    array = values.astype(dtype).reshape(2, 5, 1)
+    mask = sitk.GetImageFromArray(np.repeat(array, 3, axis=2))
+    mask.SetSpacing((0.5, 1.5, 2.5))
+    mask.SetOrigin((3.0, -4.0, 5.0))
+    want = sitk.Cast(mask, sitk.sitkUInt32)
+    got = crop._uint32(mask)
+    assert got.GetPixelID() == sitk.sitkUInt32
+    assert (sitk.GetArrayViewFromImage(got) == sitk.GetArrayViewFromImage(want)).all()
+    assert got.GetOrigin() == want.GetOrigin() and got.GetSpacing() == want.GetSpacing()
+    assert got.GetDirection() == want.GetDirection()
 
 
 def test_mask_check_failures_read_as_pyradiomics():
@@ -371,3 +427,77 @@ def test_no_filter_thread_with_one_cpu_per_worker(monkeypatch):
     with pytest.raises(Exception, match="a filter thread was started"):
         RadiomicsExtractor(settings=params).fit_transform(table)
     assert serial.shape[1] > 100
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mask_region_is_itks_cut_and_cast(seed):
+    # one numpy step: the voxels and the geometry of ITK's slice + cast filters
+    from sklearn_medprep.radiomics._log import region
+
+    rng = np.random.default_rng(seed)
+    dtype = [np.uint8, np.int16, np.int32, np.int64][seed]
+    mask = sitk.GetImageFromArray(rng.integers(0, 4, (7, 9, 11)).astype(dtype))
+    mask.SetSpacing(tuple(rng.uniform(0.1, 3, 3)))
+    mask.SetOrigin(tuple(rng.uniform(-300, 300, 3)))
+    direction, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    mask.SetDirection(tuple(direction.ravel()))
+    index = tuple(slice(int(a), int(a) + int(n)) for a, n in
+                  zip(rng.integers(0, 4, 3), rng.integers(1, 5, 3)))
+    want = crop._uint32(region(mask, index))
+    got = crop._mask_region(mask, index)
+    assert got.GetPixelID() == want.GetPixelID() == sitk.sitkUInt32
+    assert got.GetSize() == want.GetSize()
+    assert got.GetOrigin() == want.GetOrigin()
+    assert got.GetSpacing() == want.GetSpacing()
+    assert got.GetDirection() == want.GetDirection()
+    assert (sitk.GetArrayViewFromImage(got) == sitk.GetArrayViewFromImage(want)).all()
+
+
+def _shape_or_error(func, *args, **kwargs):
+    try:
+        return {k: float(v) for k, v in func(*args, **kwargs).items()}
+    except ValueError as exc:
+        return ("raised", str(exc))
+
+
+@pytest.mark.parametrize("shape_settings, flat", [
+    ({}, False), ({"force2D": True, "force2Ddimension": 0}, True),
+    ({"force2D": True, "force2Ddimension": 0}, False), ({"force2D": False}, True),
+])
+def test_shape_on_the_roi_box_equals_compute_shape(shape_settings, flat):
+    # computeShape's crop to a box spanning the region is skipped: the same
+    # features, names and order (3D shape, and shape2D where enabled), or the
+    # same error
+    image, mask = _case(14)
+    array = sitk.GetArrayFromImage(mask).astype(np.uint32)
+    if flat:  # one slice along z
+        array[:18] = 0
+        array[19:] = 0
+    mask = sitk.GetImageFromArray(array)
+    mask.CopyInformation(image)
+    bounds = crop.bounding_box(array, 1)
+    tight = crop._region(mask.GetSize(), bounds, (0, 0, 0))
+    part_image, part_mask = image[tight], mask[tight]
+    params = {"featureClass": {"shape": [], "shape2D": [], "firstorder": ["Mean"]},
+              "setting": {**shape_settings, "additionalInfo": False,
+                          "minimumROIDimensions": 1}}
+    extractor = RadiomicsFeatureExtractor(params)
+    settings = {**extractor.settings, "label": 1}
+    box = crop._check_mask(part_image, part_mask, 1, settings)
+    want = _shape_or_error(extractor.computeShape, part_image, part_mask, box,
+                           **settings)
+    got = _shape_or_error(crop._shape, extractor, part_image, part_mask, box,
+                          settings)
+    assert got == want
+    if isinstance(want, dict):
+        assert list(got) == list(want) and len(want) >= 14
+        assert any("shape2D" in k for k in want) == (
+            bool(shape_settings.get("force2D")) and flat)
+    # a box smaller than the region: PyRadiomics' computeShape itself
+    inner = box.copy()
+    inner[1] -= 1
+    want = _shape_or_error(extractor.computeShape, part_image, part_mask, inner,
+                           **settings)
+    got = _shape_or_error(crop._shape, extractor, part_image, part_mask, inner,
+                          settings)
+    assert got == want

@@ -244,10 +244,13 @@ def test_default_extraction_hands_pyradiomics_a_cropped_image(monkeypatch):
         return spy
 
     # the image PyRadiomics' execute gets or (the per-image-type plan, default
-    # settings included) its computeShape, on the ROI's box
+    # settings included) its computeShape's steps (crop._shape), on the ROI's box
+    from sklearn_medprep.radiomics import _crop
+
     for name in ("execute", "computeShape"):
         monkeypatch.setattr(RadiomicsFeatureExtractor, name,
                             spying(getattr(RadiomicsFeatureExtractor, name)))
+    monkeypatch.setattr(_crop, "_shape", spying(_crop._shape))
     image, mask = _large_case(0)
     table = _table([(image, mask)])
     RadiomicsExtractor(n_jobs=1).fit_transform(table)
