@@ -72,15 +72,14 @@ def _pipelines(cache, n_jobs, verbose):
     The feature pipeline extracts with ``n_jobs`` workers and a progress bar; in
     the full pipeline, which the cross-validation refits many times, extraction
     is served from the cache, and parallelism goes to the search instead. The
-    full pipeline is ``prepare`` (preprocessing, radiomics, ComBat, the
-    harmonized table's values, scaler) then ``classify``: the search tunes the
-    classifier only, so each fold's ``prepare`` is fitted once for all
-    candidates (see :func:`_search`).
+    full pipeline is ``prepare`` (preprocessing, radiomics, ComBat, scaler)
+    then ``classify``: the search tunes the classifier only, so each fold's
+    ``prepare`` is fitted once for all candidates (see :func:`_search`).
     """
     import torchio as tio
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from sklearn.preprocessing import StandardScaler
 
     from sklearn_medprep import (
         ComBatHarmonizer,
@@ -117,24 +116,11 @@ def _pipelines(cache, n_jobs, verbose):
         [
             *feature_steps(1, False),
             ("combat", ComBatHarmonizer(site="site", covariates=["age", "sex"])),
-            # the scaler gets the harmonized features as the array it would
-            # make of the table itself (the same values and layout: the same
-            # output bit for bit), without scikit-learn's per-column checks of
-            # a DataFrame, which cost it 4-10x its own work on a fold's ~100
-            # rows x 88 features (its fit and transform run 60 times per
-            # nested cross-validation)
-            ("values", FunctionTransformer(_feature_values,
-                                           feature_names_out="one-to-one")),
             *model_steps[:-1],
         ]
     )
     full = Pipeline([("prepare", prepare), model_steps[-1]])
     return features, model, full
-
-
-def _feature_values(X):
-    """The harmonized table's values, as ``check_array`` would convert them."""
-    return X.to_numpy() if isinstance(X, pd.DataFrame) else np.asarray(X)
 
 
 def _search(pipeline, n_jobs, random_state):
@@ -550,9 +536,7 @@ def main(argv=None):
         print(f"    best C = {search.best_params_['classify__C']}")
 
     with stage("Site-effect report: radiomic features before/after ComBat"):
-        prepare = best["prepare"]
-        upto = [name for name, _ in prepare.steps].index("combat") + 1
-        after = prepare[:upto].transform(train)  # the harmonized table
+        after = best["prepare"][:-1].transform(train)
         # ComBat keeps the diagnosis (protected), whose prevalence differs by
         # hospital: the site effect is reported adjusted for it
         before = raw[after.columns.tolist() + ["site"]].assign(diagnosis=y)
