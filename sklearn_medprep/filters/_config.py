@@ -15,7 +15,16 @@ checks none of the shared keys again.
 
 from ._boundary import check_boundary, check_image, get_param
 
-__all__ = ["POOLING_METHODS", "SHARED_KEYS", "flat_config", "prepare"]
+__all__ = [
+    "DEFINITIONS_REVISION", "POOLING_METHODS", "SHARED_KEYS", "flat_config", "prepare",
+]
+
+#: revision of the filters' definitions, part of the radiomics cache keys of
+#: settings with IBSI-2 filters: raise it whenever a response map changes, so
+#: that features cached with the former maps are not reused (revision 2: the
+#: LoG with IBSI's normalisation of the sampled Gaussian instead of scipy's
+#: renormalised truncated one, a relative change of up to 3e-5 at 4 widths)
+DEFINITIONS_REVISION = 2
 
 #: keys of a configurations.json test entry that sit beside ``filter``
 SHARED_KEYS = ("boundary", "by_slice", "rotation_invariance", "pooling")

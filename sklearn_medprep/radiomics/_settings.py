@@ -16,9 +16,11 @@ import os
 import threading
 from pathlib import Path
 
+from ..filters._config import DEFINITIONS_REVISION
 from ..utils._optional import import_optional
 from ._discretisation import NO_DISCRETIZATION, split_option
 from ._ibsi import ibsi_settings
+from ._ibsi2_settings import IBSI2_KEY
 
 __all__ = [
     "crop_margin",
@@ -205,6 +207,11 @@ def settings_key(settings, *, include_diagnostics=False, definitions=None):
         the IBSI-1 families, so adding a family changes the key). Only a
         non-None value enters the key (keys of PyRadiomics' definitions are
         unchanged).
+        With IBSI-2 filters (``imageType: {IBSI2: [...]}``) the key also holds
+        the filters' definitions revision
+        (:data:`sklearn_medprep.filters._config.DEFINITIONS_REVISION`), so that a
+        change of a filter's response map is never served from a cache written
+        before it.
 
     Returns
     -------
@@ -221,6 +228,8 @@ def settings_key(settings, *, include_diagnostics=False, definitions=None):
     spec = {"diagnostics": bool(include_diagnostics), "params": settings}
     if definitions is not None:
         spec["definitions"] = definitions
+    if IBSI2_KEY in ((settings or {}).get("imageType") or {}):
+        spec["filters"] = DEFINITIONS_REVISION
     return json.dumps(spec, default=str)
 
 

@@ -196,6 +196,38 @@ def test_a_changed_filter_parameter_misses_the_cache(tmp_path, monkeypatch):
     assert not np.allclose(other.to_numpy(), first.to_numpy())
 
 
+def test_a_new_filters_revision_misses_the_cache(tmp_path, monkeypatch):
+    # a change of a filter's response map (DEFINITIONS_REVISION raised) must not
+    # be served from entries written before it; PyRadiomics-only keys unchanged
+    import sklearn_medprep.radiomics._settings as settings_module
+
+    image, mask, _, _ = _case()
+    calls = []
+    features = pyradiomics_backend.ibsi2_features
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return features(*args, **kwargs)
+
+    monkeypatch.setattr(pyradiomics_backend, "ibsi2_features", spy)
+    settings = {**FIRSTORDER, "imageType": {"IBSI2": [CONFIGS["mean"]]}}
+
+    def run():
+        return RadiomicsExtractor(settings=settings, memory=tmp_path).fit_transform(
+            _table(image, mask))
+
+    first = run()
+    run()
+    assert len(calls) == 1
+    revision = settings_module.DEFINITIONS_REVISION
+    monkeypatch.setattr(settings_module, "DEFINITIONS_REVISION", revision + 1)
+    pd.testing.assert_frame_equal(run(), first)
+    assert len(calls) == 2  # a miss: extracted again
+    key = settings_module.settings_key(FIRSTORDER)
+    assert '"filters"' not in key
+    assert f'"filters": {revision + 1}' in settings_module.settings_key(settings)
+
+
 @pytest.mark.parametrize("entries, match", [
     ({"family": "mean"}, r"\['IBSI2'\] must be a list"),
     ([["mean"]], r"\['IBSI2'\]\[0\] must be a mapping"),
