@@ -70,7 +70,8 @@ def options(smooth):
     out = {"raw features": None}
     out["passthrough"] = combat(unseen_site="passthrough")
     out["passthrough, mean_only"] = combat(unseen_site="passthrough", mean_only=True)
-    for policy in ("estimate", "estimate_outside_target", "estimate_prior"):
+    for policy in ("estimate", "estimate_outside_target", "estimate_prior",
+                   "estimate_prior_cov"):
         out[policy] = combat(unseen_site=policy)
         out[f"{policy}, mean_only"] = combat(unseen_site=policy, mean_only=True)
         out[f"{policy}, target_scale='project'"] = combat(
