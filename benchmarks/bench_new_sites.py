@@ -20,7 +20,15 @@ rows, side by side:
   location and a shift of its target distribution, each with a prior learned
   on the training sites (how the sites' locations differ, how far their mean
   age moves; the age effect as a cubic spline);
-- each of the three estimates (and ``"passthrough"``) with ``mean_only=True``
+- ``unseen_site="estimate_prior_cov"``: the same with the features'
+  covariances learned on the training sites (the within-site covariance of
+  the noise of the new site's mean, Ledoit-Wolf; the site locations'
+  covariance less the noise of the training sites' own estimates) and the
+  new site's scale shrunk per feature towards the training sites' scales;
+  with ``--decompose``, also with each of the three parts undone (diagonal
+  noise; the site covariance not debiased; the scale by empirical Bayes
+  across features, as ``"estimate_prior"``);
+- each of the estimates (and ``"passthrough"``) with ``mean_only=True``
   and (the estimates) with
   ``target_scale="project"``; with ``--smooth``, also with
   ``protect_target="smooth"`` (a ComBat-GAM spline of age: its span has the
@@ -41,17 +49,20 @@ Usage::
 
     python benchmarks/bench_new_sites.py            # FCON1000, a few minutes
     python benchmarks/bench_new_sites.py --smooth   # + the spline options
+    python benchmarks/bench_new_sites.py --decompose  # + estimate_prior_cov's parts
     python benchmarks/bench_new_sites.py --quick    # synthetic, seconds
     python benchmarks/bench_new_sites.py --options "raw features" \
         "estimate_prior, mean_only"                 # only these rows
 """
 
 import argparse
+import dataclasses
 import sys
 import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +72,34 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_target_protection import DATA, evaluate, load_table  # noqa: E402
 
 
-def options(smooth):
+def undone(part):
+    """A ComBatHarmonizer whose ``"estimate_prior_cov"`` prior lacks ``part``.
+
+    ``"noise"``: the noise covariance cut to its diagonal; ``"sites"``: the
+    site locations' covariance ``G' G / n_sites``, not debiased; ``"scale"``:
+    no scale prior (the new site's scale by empirical Bayes across its
+    features, as ``"estimate_prior"``).
+    """
+    from sklearn_medprep import ComBatHarmonizer
+
+    class Undone(ComBatHarmonizer):
+        def fit(self, X, y=None, **kwargs):
+            super().fit(X, y, **kwargs)
+            prior = self.new_site_prior_
+            if part == "noise":
+                change = {"noise_cov": np.diag(np.diag(prior.noise_cov))}
+            elif part == "sites":
+                g = prior.site_locations
+                change = {"site_cov": g.T @ g / g.shape[0]}
+            else:
+                change = {"log_scale_mean": None, "log_scale_var": None}
+            self.new_site_prior_ = dataclasses.replace(prior, **change)
+            return self
+
+    return Undone
+
+
+def options(smooth, decompose=False):
     from sklearn_medprep import ComBatHarmonizer
 
     def combat(**kwargs):
@@ -87,6 +125,16 @@ def options(smooth):
                 mean_only=True,
                 random_state=0,
             )
+    if decompose:
+        for part, label in (("noise", "diagonal noise"),
+                            ("sites", "site cov. not debiased"),
+                            ("scale", "no scale prior")):
+            for scale in ("centre", "project"):
+                suffix = ", 'project'" if scale == "project" else ""
+                out[f"estimate_prior_cov, {label}{suffix}"] = undone(part)(
+                    covariates=["sex"], unseen_site="estimate_prior_cov",
+                    target_scale=scale,
+                )
     return out
 
 
@@ -94,6 +142,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="synthetic, seconds")
     parser.add_argument("--smooth", action="store_true", help="+ spline options")
+    parser.add_argument("--decompose", action="store_true",
+                        help="+ estimate_prior_cov with each part undone")
     parser.add_argument("--data", type=Path, default=DATA, help="pcn_fcon1000.csv")
     parser.add_argument(
         "--options", nargs="+", default=None,
@@ -126,7 +176,7 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
     raw_r2 = None
-    chosen = options(args.smooth)
+    chosen = options(args.smooth, args.decompose)
     if args.options is not None:
         unknown = sorted(set(args.options) - set(chosen))
         if unknown:
