@@ -95,6 +95,11 @@ class NewSitePrior:
     log_scale_mean, log_scale_var : ndarray of shape (n_features,) or None
         ``"estimate_prior_cov"``: mean of the training sites' log scales and
         their variance beyond sampling noise (the prior of :func:`prior_scale`).
+    shift_limit : float or None
+        ``"estimate_prior_cov"``: the largest distance ``s P s'`` of a
+        training site's own target shift; a new site whose estimated shift
+        lies ``OUTLIER_FACTOR`` times farther is taken for a site outside
+        the training sites' distribution (:func:`prior_location`).
     """
 
     effect: np.ndarray
@@ -104,6 +109,7 @@ class NewSitePrior:
     site_cov: np.ndarray = None
     log_scale_mean: np.ndarray = None
     log_scale_var: np.ndarray = None
+    shift_limit: float = None
 
 
 def _target_basis_rows(design_cov, target_mask, kind):
@@ -169,8 +175,9 @@ def fit_new_site_prior(get, n_features, design_cov, codes, n_sites, model,
     eigval, eigvec = np.linalg.eigh(site_cov)
     site_cov = (eigvec * np.maximum(eigval, 0.0)) @ eigvec.T
     log_mean, log_var = _log_scale_prior(model, n_rows, ok)
+    limit = float(np.einsum("ij,jk,ik->i", site_means, precision, site_means).max())
     return NewSitePrior(effect, precision, locations, noise, site_cov,
-                        log_mean, log_var)
+                        log_mean, log_var, limit)
 
 
 def _log_bias(n):
@@ -256,15 +263,51 @@ def _dense_prior_location(mean, counts, prior):
 
     The covariance of ``gamma + noise`` is ``site_cov + D Sigma D`` (``D =
     diag(1 / sqrt(counts))``), restricted to the features with a finite
-    mean and rows, solved directly.
+    mean and rows, solved directly. If the target shift so estimated lies
+    more than twice as far as every training site's, in the shift prior's
+    standard deviations (``s P s' > OUTLIER_FACTOR * shift_limit``), the new
+    site is taken for one outside the training sites' distribution (another
+    scanner or software release: a location in directions the training sites
+    never moved): ``lambda diag(site_cov)`` is added to the site covariance,
+    ``lambda`` (on the grid :data:`OUTLIER_GRID`) maximizing the marginal
+    likelihood of the site's mean, and the split is solved again.
     """
     effect = prior.effect
     use = (np.isfinite(mean) & (counts > 0)
            & ((effect != 0).any(axis=0) | (prior.site_locations != 0).any(axis=0)))
     c, m = effect[:, use], mean[use]
     root = 1.0 / np.sqrt(counts[use])
-    cov = (prior.site_cov[np.ix_(use, use)]
-           + prior.noise_cov[np.ix_(use, use)] * np.outer(root, root))
-    wc = np.linalg.solve(cov, c.T).T  # C W, W = cov^-1 (cov is positive definite)
-    shift = np.linalg.solve(wc @ c.T + prior.shift_precision, wc @ m)
+    site_cov = prior.site_cov[np.ix_(use, use)]
+    cov = site_cov + prior.noise_cov[np.ix_(use, use)] * np.outer(root, root)
+    shift = _posterior_shift(cov, c, m, prior.shift_precision)
+    if shift @ prior.shift_precision @ shift > OUTLIER_FACTOR * prior.shift_limit:
+        spread = np.diag(np.diag(site_cov))
+        shifts = c.T @ np.linalg.pinv(prior.shift_precision) @ c
+        best = max(OUTLIER_GRID, key=lambda lam: _log_likelihood(
+            cov + lam * spread + shifts, m))
+        shift = _posterior_shift(cov + best * spread, c, m, prior.shift_precision)
     return mean - shift @ effect
+
+
+#: The inflations of the site covariance's diagonal tried for a new site
+#: outside the training sites' distribution.
+OUTLIER_GRID = np.logspace(-2, 4, 25)
+
+#: A new site whose estimated target shift is farther than this times the
+#: farthest training site's squared distance (twice in standard deviations)
+#: is taken for a site outside the training sites' distribution. A chosen
+#: constant: FCON1000's held-out sites reach 2.2, the OpenNeuro sites (another
+#: processing of the same features) 35 and more (benchmarks/bench_new_sites.py).
+OUTLIER_FACTOR = 4.0
+
+
+def _posterior_shift(cov, c, m, precision):
+    """``(C W C' + P)^-1 C W m``, ``W = cov^-1`` (cov positive definite)."""
+    wc = np.linalg.solve(cov, c.T).T
+    return np.linalg.solve(wc @ c.T + precision, wc @ m)
+
+
+def _log_likelihood(cov, m):
+    """Log density of ``m`` under ``N(0, cov)``, less its constant."""
+    _, logdet = np.linalg.slogdet(cov)
+    return -0.5 * (logdet + m @ np.linalg.solve(cov, m))

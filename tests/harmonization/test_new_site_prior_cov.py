@@ -14,6 +14,7 @@ from sklearn.preprocessing import SplineTransformer
 from sklearn_medprep import ComBatHarmonizer
 from sklearn_medprep.exceptions import MedprepWarning
 from sklearn_medprep.harmonization import _combat
+from sklearn_medprep.harmonization import _new_site_prior as _nsp
 from sklearn_medprep.harmonization._new_site_prior import (
     PRIOR_SPLINE_KNOTS,
     NewSitePrior,
@@ -165,6 +166,7 @@ def test_location_equals_the_dense_posterior():
         rng.normal(size=(n_basis, n_features)),
         np.linalg.inv(np.cov(rng.normal(size=(n_basis, 10)))),
         g, noise, g.T @ g / n_sites, np.zeros(n_features), np.zeros(n_features),
+        np.inf,
     )
     mean = rng.normal(size=n_features)
     counts = rng.integers(8, 15, n_features).astype(float)
@@ -265,3 +267,31 @@ def test_refusals(monkeypatch):
     monkeypatch.setattr(_combat, "MAX_COV_FEATURES", 10)
     with pytest.raises(ValueError, match="30 features are more than 10"):
         ComBatHarmonizer(unseen_site="estimate_prior_cov").fit(X[train], y[train])
+
+
+@pytest.mark.parametrize("factor", [_nsp.OUTLIER_FACTOR, np.inf])
+def test_a_site_outside_the_training_distribution(monkeypatch, factor):
+    """A new site offset far along the age direction is taken for a site.
+
+    The new site's ages are centred like the training sites' (mean 45), but
+    its features carry an offset of ``120 * beta``: 120 years of ageing, an
+    offset no training site's age distribution comes near (another scanner
+    or software release). The split alone attributes it to the target
+    (``OUTLIER_FACTOR`` infinite: the offset is kept, less than 20% of it
+    removed along ``beta``); with the outlier rule the site covariance is
+    inflated and at least 80% of it is removed as the site's.
+    """
+    monkeypatch.setattr(_nsp, "OUTLIER_FACTOR", factor)
+    X, y, beta, truth, _ = _cohort(seed=9, new_age=45.0)
+    train = _train(X)
+    offset = 120.0 * beta
+    X.loc[~train, [f"f{j}" for j in range(N_FEATURES)]] += offset
+    combat = ComBatHarmonizer(unseen_site="estimate_prior_cov", mean_only=True,
+                              eb=False).fit(X[train], y[train])
+    out = combat.transform(X[~train])
+    removed = (X.loc[~train, combat.features_].to_numpy() - out.to_numpy())[0]
+    along = (removed - truth) @ beta / (offset @ beta)
+    if np.isfinite(factor):
+        assert along > 0.8
+    else:
+        assert along < 0.2
