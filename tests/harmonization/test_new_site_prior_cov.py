@@ -279,7 +279,7 @@ def test_a_site_outside_the_training_distribution(monkeypatch, factor):
     or software release). The split alone attributes it to the target
     (``OUTLIER_FACTOR`` infinite: the offset is kept, less than 20% of it
     removed along ``beta``); with the outlier rule the site covariance is
-    inflated and at least 80% of it is removed as the site's.
+    inflated and at least 70% of it is removed as the site's.
     """
     monkeypatch.setattr(_nsp, "OUTLIER_FACTOR", factor)
     X, y, beta, truth, _ = _cohort(seed=9, new_age=45.0)
@@ -292,6 +292,6 @@ def test_a_site_outside_the_training_distribution(monkeypatch, factor):
     removed = (X.loc[~train, combat.features_].to_numpy() - out.to_numpy())[0]
     along = (removed - truth) @ beta / (offset @ beta)
     if np.isfinite(factor):
-        assert along > 0.8
+        assert along > 0.7
     else:
         assert along < 0.2
