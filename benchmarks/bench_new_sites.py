@@ -25,9 +25,9 @@ rows, side by side:
   the noise of the new site's mean, Ledoit-Wolf; the site locations'
   covariance less the noise of the training sites' own estimates) and the
   new site's scale shrunk per feature towards the training sites' scales;
-  with ``--decompose``, also with each of the three parts undone (diagonal
+  with ``--decompose``, also with each of its parts undone (diagonal
   noise; the site covariance not debiased; the scale by empirical Bayes
-  across features, as ``"estimate_prior"``);
+  across features, as ``"estimate_prior"``; no outlier rule);
 - each of the estimates (and ``"passthrough"``) with ``mean_only=True``
   and (the estimates) with
   ``target_scale="project"``; with ``--smooth``, also with
@@ -92,7 +92,8 @@ def undone(part):
     ``"noise"``: the noise covariance cut to its diagonal; ``"sites"``: the
     site locations' covariance ``G' G / n_sites``, not debiased; ``"scale"``:
     no scale prior (the new site's scale by empirical Bayes across its
-    features, as ``"estimate_prior"``).
+    features, as ``"estimate_prior"``); ``"outlier"``: no outlier rule (the
+    split never inflates the site covariance).
     """
     from sklearn_medprep import ComBatHarmonizer
 
@@ -102,6 +103,8 @@ def undone(part):
             prior = self.new_site_prior_
             if part == "noise":
                 change = {"noise_cov": np.diag(np.diag(prior.noise_cov))}
+            elif part == "outlier":
+                change = {"shift_limit": np.inf}
             elif part == "sites":
                 g = prior.site_locations
                 change = {"site_cov": g.T @ g / g.shape[0]}
@@ -142,7 +145,8 @@ def options(smooth, decompose=False):
     if decompose:
         for part, label in (("noise", "diagonal noise"),
                             ("sites", "site cov. not debiased"),
-                            ("scale", "no scale prior")):
+                            ("scale", "no scale prior"),
+                            ("outlier", "no outlier rule")):
             for scale in ("centre", "project"):
                 suffix = ", 'project'" if scale == "project" else ""
                 out[f"estimate_prior_cov, {label}{suffix}"] = undone(part)(

@@ -296,8 +296,9 @@ OUTLIER_GRID = np.logspace(-2, 4, 25)
 #: A new site whose estimated target shift is farther than this times the
 #: farthest training site's squared distance (twice in standard deviations)
 #: is taken for a site outside the training sites' distribution. A chosen
-#: constant: FCON1000's held-out sites reach 2.2, the OpenNeuro sites (another
-#: processing of the same features) 35 and more (benchmarks/bench_new_sites.py).
+#: constant, between FCON1000's held-out sites (none reaches it) and the
+#: OpenNeuro sites (every one exceeds it; benchmarks/bench_new_sites.py
+#: --decompose and --transfer).
 OUTLIER_FACTOR = 4.0
 
 
