@@ -18,7 +18,7 @@ from . import _input as inputs
 from . import _target as target
 from ._apply import apply_combat, output_layout
 from ._interchange import NeuroHarmonizeInterchange
-from ._new_site_prior import MAX_COV_FEATURES, fit_new_site_prior
+from ._new_site_prior import fit_new_site_prior
 from ._sites import BatchSites, estimate_new_site, resolve_unseen
 from ._steps import ComBatFitSteps
 
@@ -95,8 +95,9 @@ default=None
         target); ``"estimate_prior_cov"`` (needs a protected target, at
         most ``MAX_COV_FEATURES`` = 5000 features) does the same with the
         features' covariances (within-site noise, debiased site locations)
-        learned on the training sites and the new site's scale shrunk
-        towards theirs, the best measured on FCON1000 leave-one-site-out;
+        learned on the training sites, the new site's scale shrunk
+        towards theirs and a site unlike them all recognised, the best
+        measured on FCON1000 leave-one-site-out;
         ``"passthrough"`` returns them unchanged with a warning.
     features : list of str or None, default=None
         Columns to harmonize; ``None`` takes every numeric column that is neither
@@ -363,11 +364,6 @@ default="auto"
         if self.unseen_site != "estimate" and self.unseen_site.startswith("estimate"):
             # refused now, not later
             target.target_basis(model, self.target_columns_, self.target_term_)
-        if covs and batch.n_features > MAX_COV_FEATURES:
-            raise ValueError(
-                f"unseen_site='estimate_prior_cov' keeps two n_features x "
-                f"n_features covariances; {batch.n_features} features are more "
-                f"than {MAX_COV_FEATURES}: use unseen_site='estimate_prior'")
         if covs or self.unseen_site == "estimate_prior":
             self.new_site_prior_ = fit_new_site_prior(
                 batch.get, batch.n_features, batch.design_cov, coding.codes,

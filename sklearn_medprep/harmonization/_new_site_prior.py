@@ -42,7 +42,11 @@ and it shrinks the new site's scale per feature towards the training sites'
 target's span is averaged with the mean of the training sites' log scales,
 weighted by the inverse of its sampling variance (trigamma of half its
 degrees of freedom) and of the training sites' spread beyond theirs
-(empirical Bayes across sites, per feature). Both covariances are
+(empirical Bayes across sites, per feature). A new site whose estimated
+target shift lies far beyond every training site's is taken for one unlike
+them (another scanner or software release) and gets a site covariance
+inflated by marginal likelihood (:func:`_dense_prior_location`). Both
+covariances are
 ``n_features x n_features``: the option is refused above
 ``MAX_COV_FEATURES`` features.
 """
@@ -150,7 +154,17 @@ def fit_new_site_prior(get, n_features, design_cov, codes, n_sites, model,
     Returns
     -------
     NewSitePrior
+
+    Raises
+    ------
+    ValueError
+        With ``covariances`` and more than ``MAX_COV_FEATURES`` features.
     """
+    if covariances and n_features > MAX_COV_FEATURES:
+        raise ValueError(
+            f"unseen_site='estimate_prior_cov' keeps two n_features x "
+            f"n_features covariances; {n_features} features are more than "
+            f"{MAX_COV_FEATURES}: use unseen_site='estimate_prior'")
     ok = np.asarray(model["ok"], dtype=bool)
     mask = np.asarray(target_mask, dtype=bool)
     centred = design_cov.copy()

@@ -13,7 +13,6 @@ from sklearn.preprocessing import SplineTransformer
 
 from sklearn_medprep import ComBatHarmonizer
 from sklearn_medprep.exceptions import MedprepWarning
-from sklearn_medprep.harmonization import _combat
 from sklearn_medprep.harmonization import _new_site_prior as _nsp
 from sklearn_medprep.harmonization._new_site_prior import (
     PRIOR_SPLINE_KNOTS,
@@ -264,7 +263,7 @@ def test_refusals(monkeypatch):
     train = _train(X)
     with pytest.raises(ValueError, match="no target is protected"):
         ComBatHarmonizer(unseen_site="estimate_prior_cov").fit(X[train])
-    monkeypatch.setattr(_combat, "MAX_COV_FEATURES", 10)
+    monkeypatch.setattr(_nsp, "MAX_COV_FEATURES", 10)
     with pytest.raises(ValueError, match="30 features are more than 10"):
         ComBatHarmonizer(unseen_site="estimate_prior_cov").fit(X[train], y[train])
 
