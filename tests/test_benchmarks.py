@@ -300,7 +300,8 @@ def check_new_sites(out):
     for name in ("raw features", "passthrough", "passthrough, mean_only",
                  "estimate", "estimate_outside_target",
                  "estimate_outside_target, mean_only", "estimate_prior",
-                 "estimate_prior, mean_only"):
+                 "estimate_prior, mean_only", "estimate_prior_cov",
+                 "estimate_prior_cov, target_scale='project'"):
         assert name in rows, (name, out[-2000:])
     accuracies = re.findall(r" (\d\.\d{3}) \[(\d\.\d{3}),(\d\.\d{3})\]", out)
     assert len(accuracies) == len(rows), out[-2000:]

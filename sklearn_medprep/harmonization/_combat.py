@@ -80,7 +80,7 @@ default=None
         Site whose data are kept unchanged and towards which the others are
         harmonized.
     unseen_site : {"error", "estimate", "estimate_outside_target", \
-"estimate_prior", "passthrough"}, default="error"
+"estimate_prior", "estimate_prior_cov", "passthrough"}, default="error"
         Rows of a site absent at ``fit``: ``"error"`` raises naming the site;
         ``"estimate"`` estimates the new site's location and scale from its rows
         in the batch (at least ``MIN_NEW_SITE_SUBJECTS`` = 5), the fitted model
@@ -92,9 +92,13 @@ default=None
         mean between a site location and a shift of its target, each with a
         prior learned on the training sites (how sites differ, how far a
         site's target distribution moves; a cubic spline of a numeric
-        target), the best measured on FCON1000 leave-one-site-out with
-        ``mean_only=True``; ``"passthrough"`` returns them unchanged with a
-        warning.
+        target); ``"estimate_prior_cov"`` (needs a protected target, at
+        most ``MAX_COV_FEATURES`` = 5000 features) does the same with the
+        features' covariances (within-site noise, debiased site locations)
+        learned on the training sites, the new site's scale shrunk
+        towards theirs and a site unlike them all recognised, the best
+        measured on FCON1000 leave-one-site-out;
+        ``"passthrough"`` returns them unchanged with a warning.
     features : list of str or None, default=None
         Columns to harmonize; ``None`` takes every numeric column that is neither
         the site nor a covariate.
@@ -201,9 +205,11 @@ default="auto"
         The protected target (``kind``, class ``levels``, training ``centre``
         of its design columns); None when nothing is protected.
     new_site_prior_ : NewSitePrior or None
-        With ``unseen_site="estimate_prior"``: the target's effect in a
-        spline basis, the covariance of the training sites' target shifts
-        and their locations, learned on the training rows; else None.
+        With ``unseen_site="estimate_prior"`` or ``"estimate_prior_cov"``:
+        the target's effect in a spline basis, the covariance of the training
+        sites' target shifts and their locations (and, for the latter, the
+        features' covariances and the scale prior), learned on the training
+        rows; else None.
     target_columns_ : ndarray of bool of shape (n_design - n_sites,)
         Which covariate-design columns (rows of ``coef_`` after the sites)
         are the target's.
@@ -263,7 +269,7 @@ default="auto"
         "unseen_site": [
             StrOptions(
                 {"error", "estimate", "estimate_outside_target",
-                 "estimate_prior", "passthrough"}
+                 "estimate_prior", "estimate_prior_cov", "passthrough"}
             )
         ],
         "features": [list, tuple, None],
@@ -354,14 +360,15 @@ default="auto"
         self.features_ = np.asarray(batch.feats, dtype=object)
         self._set_model(model)
         self.new_site_prior_ = None
-        if self.unseen_site in ("estimate_outside_target", "estimate_prior"):
+        covs = self.unseen_site == "estimate_prior_cov"
+        if self.unseen_site != "estimate" and self.unseen_site.startswith("estimate"):
             # refused now, not later
             target.target_basis(model, self.target_columns_, self.target_term_)
-        if self.unseen_site == "estimate_prior":
+        if covs or self.unseen_site == "estimate_prior":
             self.new_site_prior_ = fit_new_site_prior(
                 batch.get, batch.n_features, batch.design_cov, coding.codes,
                 len(self.sites_), model, self.target_columns_,
-                self.target_term_.kind,
+                self.target_term_.kind, covariances=covs,
             )
         self._output_columns = np.asarray(self._handed_on(X, batch), dtype=object)
         self._feature_index = pd.Index(self.features_)

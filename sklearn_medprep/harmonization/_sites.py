@@ -20,7 +20,7 @@ from . import _design as design
 from ._blocks import column_blocks
 from ._core import SITE_VAR_TINY, _constant_within_sites, _site_stats, standardize
 from ._eb import EBInput, EBOptions, adjustments
-from ._new_site_prior import prior_location
+from ._new_site_prior import prior_location, prior_scale
 
 __all__ = [
     "BatchSites",
@@ -123,7 +123,7 @@ def resolve_unseen(
     sites : BatchSites
         The batch's sites; new sites are appended to ``sites.new_sites``.
     policy : {"error", "estimate", "estimate_outside_target", \
-"estimate_prior", "passthrough"}
+"estimate_prior", "estimate_prior_cov", "passthrough"}
         The estimator's ``unseen_site``.
     site_values : ndarray of shape (n_samples,)
         Site of each row.
@@ -203,7 +203,10 @@ def estimate_new_site(
     With ``prior`` (``unseen_site="estimate_prior"``, a
     :class:`~._new_site_prior.NewSitePrior`), the location is the site's mean
     less its posterior target shift (:func:`~._new_site_prior.prior_location`),
-    the scale the variance outside the span of the prior's target effect.
+    the scale the variance outside the span of the prior's target effect;
+    a prior with a scale prior (``"estimate_prior_cov"``) then replaces the
+    scale by :func:`~._new_site_prior.prior_scale` (shrunk towards the
+    training sites' scales of the feature, not across features).
 
     Returns
     -------
@@ -218,6 +221,11 @@ def estimate_new_site(
         )
         location = prior_location(mean, var, counts, prior)
         moments = (location, var_out, counts, constant)
+        if prior.log_scale_var is not None and not mean_only:
+            return _new_site_adjustments(
+                *moments, params["ok"], eb=eb, parametric=parametric,
+                mean_only=mean_only, scale=prior_scale(var_out, counts, prior),
+            )
     elif target_basis is None:
         moments = _new_site_moments(get, n_features, covariate_design, params)
     else:
@@ -300,8 +308,12 @@ def outside_target_moments(get, n_features, covariate_design, params, basis):
 
 
 def _new_site_adjustments(mean, var, counts, constant, ok, *, eb, parametric,
-                          mean_only):
-    """Empirical-Bayes adjustments of one new site from its moments."""
+                          mean_only, scale=None):
+    """Empirical-Bayes adjustments of one new site from its moments.
+
+    ``scale`` (``(n_features,)``), if given, replaces the empirical-Bayes
+    scale of the features that have spread.
+    """
     n_features = mean.shape[0]
     ok = ok & np.isfinite(mean)
     if mean_only:
@@ -321,6 +333,8 @@ def _new_site_adjustments(mean, var, counts, constant, ok, *, eb, parametric,
         ),
         EBOptions(eb=eb, parametric=parametric, mean_only=mean_only),
     )
+    if scale is not None:
+        d[0] = scale
     g[0, degenerate] = mean[degenerate]
     d[0, degenerate] = 1.0
     g[:, ~ok] = 0.0

@@ -419,7 +419,8 @@ def target_basis(model, target_mask, term):
     """
     if term is None:
         raise ValueError(
-            "unseen_site='estimate_outside_target' or 'estimate_prior' keeps the "
+            "unseen_site='estimate_outside_target', 'estimate_prior' or "
+            "'estimate_prior_cov' keeps the "
             "protected target's direction out of a new site's estimate, but no "
             "target is protected: "
             "fit with y and protect_target other than 'none', or use "
