@@ -67,7 +67,9 @@ class QuantileComBatHarmonizer(ComBatHarmonizer):
     New sites: a site unseen in ``fit`` has no training quantiles; its rows
     get ComBat's treatment under ``unseen_site`` (``"estimate"``: location
     and scale estimated from its rows, as in :class:`ComBatHarmonizer`, with
-    ComBat's own fitted model) and the pooled features their modelled mean,
+    ComBat's own fitted model; the same for ``"estimate_outside_target"``,
+    ``"estimate_prior"`` and ``"estimate_prior_cov"``, with their priors
+    fitted on the training rows) and the pooled features their modelled mean,
     which needs no estimate; ``"passthrough"`` returns them unchanged,
     pooled features included. NaN cells stay NaN and are left out of the
     quantiles.
@@ -388,6 +390,7 @@ random_state, protect_target, interactions, target_scale, categorical
             parametric=self.parametric,
             mean_only=self.mean_only,
             target_basis=basis,
+            prior=self.new_site_prior_,  # "estimate_prior(_cov)": fitted on it
         )
 
     def _fit_after_combat(self, X, sites, covariates, fit_design):

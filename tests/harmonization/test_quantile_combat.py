@@ -363,3 +363,23 @@ def test_quantiles_keep_a_protected_target():
         preds[q] = cross_val_predict(pipe, X, age, cv=cv, groups=X["site"])
     r2 = {q: 1 - np.mean((age - p) ** 2) / np.var(age) for q, p in preds.items()}
     assert r2[21] > r2[None] - 0.02, r2
+
+
+@pytest.mark.parametrize("unseen", ["estimate_outside_target", "estimate_prior",
+                                    "estimate_prior_cov"])
+def test_new_site_options_of_combat_are_combats(unseen):
+    # every unseen-site option reaches ComBat's estimate (the fitted new-site
+    # prior included): with both steps off the new site's rows equal ComBat's,
+    # and they differ from plain "estimate"
+    df = make_multisite_features(300, 6, n_sites=6, site_effect=1.0, random_state=3)
+    X, y = df.drop(columns=["y", "age", "sex"]), df["age"]
+    new = X["site"] == "site_5"
+    kwargs = {"unseen_site": unseen, "n_quantiles": None,
+              "site_constant": "harmonize"}
+    ours = _quiet(QuantileComBatHarmonizer(**kwargs).fit, X[~new], y[~new])
+    ref = _quiet(ComBatHarmonizer(unseen_site=unseen).fit, X[~new], y[~new])
+    plain = _quiet(ComBatHarmonizer(unseen_site="estimate").fit, X[~new], y[~new])
+    out = _quiet(ours.transform, X[new]).to_numpy()
+    np.testing.assert_allclose(out, _quiet(ref.transform, X[new]).to_numpy(),
+                               rtol=0, atol=1e-12)
+    assert not np.allclose(out, _quiet(plain.transform, X[new]).to_numpy())
