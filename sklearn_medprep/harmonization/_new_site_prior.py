@@ -51,6 +51,7 @@ covariances are
 ``MAX_COV_FEATURES`` features.
 """
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,7 @@ from scipy.special import digamma, polygamma
 from sklearn.covariance import ledoit_wolf
 from sklearn.preprocessing import SplineTransformer
 
+from ..exceptions import MedprepWarning
 from ._core import SITE_VAR_TINY, standardize
 
 __all__ = [
@@ -100,10 +102,11 @@ class NewSitePrior:
         ``"estimate_prior_cov"``: mean of the training sites' log scales and
         their variance beyond sampling noise (the prior of :func:`prior_scale`).
     shift_limit : float or None
-        ``"estimate_prior_cov"``: the largest distance ``s P s'`` of a
-        training site's own target shift; a new site whose estimated shift
-        lies ``OUTLIER_FACTOR`` times farther is taken for a site outside
-        the training sites' distribution (:func:`prior_location`).
+        The largest distance ``s P s'`` of a training site's own target
+        shift; a new site whose estimated shift lies ``OUTLIER_FACTOR`` times
+        farther is taken for a site outside the training sites' distribution
+        (``"estimate_prior_cov"``) or warned of (``"estimate_prior"``;
+        :func:`prior_location`).
     """
 
     effect: np.ndarray
@@ -180,8 +183,9 @@ def fit_new_site_prior(get, n_features, design_cov, codes, n_sites, model,
                            for j in range(n_sites)])
     precision = np.linalg.pinv(site_means.T @ site_means / n_sites)
     effect = np.where(ok, effect, 0.0)
+    limit = float(np.einsum("ij,jk,ik->i", site_means, precision, site_means).max())
     if not covariances:
-        return NewSitePrior(effect, precision, locations)
+        return NewSitePrior(effect, precision, locations, shift_limit=limit)
     within = residual - residual.mean(axis=0) - basis @ effect
     noise = ledoit_wolf(np.where(ok, within, 0.0), assume_centered=True)[0]
     n_rows = np.bincount(codes, minlength=n_sites).astype(float)
@@ -189,7 +193,6 @@ def fit_new_site_prior(get, n_features, design_cov, codes, n_sites, model,
     eigval, eigvec = np.linalg.eigh(site_cov)
     site_cov = (eigvec * np.maximum(eigval, 0.0)) @ eigvec.T
     log_mean, log_var = _log_scale_prior(model, n_rows, ok)
-    limit = float(np.einsum("ij,jk,ik->i", site_means, precision, site_means).max())
     return NewSitePrior(effect, precision, locations, noise, site_cov,
                         log_mean, log_var, limit)
 
@@ -269,6 +272,23 @@ def prior_location(mean, var, counts, prior):
 
     wc = w(c)
     shift = np.linalg.solve(wc @ c.T + prior.shift_precision, wc @ m)
+    if (prior.shift_limit is not None
+            and shift @ prior.shift_precision @ shift
+            > OUTLIER_FACTOR * prior.shift_limit):
+        # resolve_unseen names the site
+        warnings.warn(
+            "its estimated target shift lies beyond every training site's "
+            f"({OUTLIER_FACTOR:g} times the farthest one's squared distance): "
+            "either its target distribution lies outside the training "
+            "sites', or its features carry an offset the training sites "
+            "never showed (another scanner or software release), which "
+            "unseen_site='estimate_prior' takes for a target shift and keeps "
+            "(see the user guide, 'New sites'); unseen_site="
+            "'estimate_prior_cov' treats such a site as one outside the "
+            "training sites' distribution",
+            MedprepWarning,
+            stacklevel=2,
+        )
     return mean - shift @ effect
 
 

@@ -174,7 +174,15 @@ def resolve_unseen(
         )
     for label in new_labels:
         rows = design.new_site_rows(site_values, label, index, column)
-        gamma_star, delta_star = estimate(rows)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gamma_star, delta_star = estimate(rows)
+        for caught_warning in caught:  # the estimate's warnings, site named
+            warnings.warn(
+                f"new site {plain(label)!r}: {caught_warning.message}",
+                caught_warning.category,
+                stacklevel=4,
+            )
         sites.new_sites.append(NewSite(label, rows, gamma_star, delta_star))
     return sites
 

@@ -157,7 +157,12 @@ def test_scale_adjusted_and_classes_target():
         plain = ComBatHarmonizer(unseen_site="estimate").fit(X[train], target[train])
         prior = ComBatHarmonizer(unseen_site="estimate_prior")
         prior.fit(X[train], target[train])
-        out = prior.transform(X)
+        with warnings.catch_warnings():
+            # the class target warns: the new site's ages (70) continue the
+            # age effect beyond the training sites' (30-60), so its estimated
+            # class shift exceeds what any share of "old" can reach
+            warnings.simplefilter("ignore", MedprepWarning)
+            out = prior.transform(X)
         assert np.isfinite(out.to_numpy()).all()
         np.testing.assert_allclose(out[train], plain.transform(X[train]),
                                    rtol=1e-12)

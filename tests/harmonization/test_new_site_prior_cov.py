@@ -294,3 +294,23 @@ def test_a_site_outside_the_training_distribution(monkeypatch, factor):
         assert along > 0.7
     else:
         assert along < 0.2
+
+
+def test_estimate_prior_warns_of_a_site_outside_the_training_distribution():
+    """``"estimate_prior"`` has no outlier rule: it says so, naming the site.
+
+    The same new site as above, centred like the training sites: silent;
+    with the offset of 120 years of ageing, which it would keep as a target
+    shift, a warning names the site and the option that handles it.
+    """
+    X, y, beta, _, _ = _cohort(seed=9, new_age=45.0)
+    train = _train(X)
+    combat = ComBatHarmonizer(unseen_site="estimate_prior").fit(X[train], y[train])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MedprepWarning)
+        combat.transform(X[~train])
+    X.loc[~train, [f"f{j}" for j in range(N_FEATURES)]] += 120.0 * beta
+    with pytest.warns(MedprepWarning, match=(
+            r"new site 's10': its estimated target shift lies beyond every "
+            r"training site's.*'estimate_prior_cov'")):
+        combat.transform(X[~train])
