@@ -14,6 +14,7 @@ import SimpleITK as sitk
 
 import sklearn_medprep.radiomics._ibsi2_extract as extract
 import sklearn_medprep.radiomics._pyradiomics as pyradiomics_backend
+import sklearn_medprep.radiomics._settings as settings_module
 from sklearn_medprep import RadiomicsExtractor
 from sklearn_medprep.filters import filter_image
 from sklearn_medprep.filters._dispatch import FILTER_FAMILIES
@@ -169,8 +170,8 @@ def test_resegmentation_applies_to_the_filtered_features():
                                response[kept].mean(), rtol=1e-9)
 
 
-def test_a_changed_filter_parameter_misses_the_cache(tmp_path, monkeypatch):
-    image, mask, _, _ = _case()
+def _count_filter_extractions(monkeypatch):
+    """A list that gets one item per IBSI-2 extraction (cache misses)."""
     calls = []
     features = pyradiomics_backend.ibsi2_features
 
@@ -179,6 +180,12 @@ def test_a_changed_filter_parameter_misses_the_cache(tmp_path, monkeypatch):
         return features(*args, **kwargs)
 
     monkeypatch.setattr(pyradiomics_backend, "ibsi2_features", spy)
+    return calls
+
+
+def test_a_changed_filter_parameter_misses_the_cache(tmp_path, monkeypatch):
+    image, mask, _, _ = _case()
+    calls = _count_filter_extractions(monkeypatch)
 
     def run(size):
         config = {**CONFIGS["mean"], "kernel_size_voxels": size, "name": "m"}
@@ -199,17 +206,8 @@ def test_a_changed_filter_parameter_misses_the_cache(tmp_path, monkeypatch):
 def test_a_new_filters_revision_misses_the_cache(tmp_path, monkeypatch):
     # a change of a filter's response map (DEFINITIONS_REVISION raised) must not
     # be served from entries written before it; PyRadiomics-only keys unchanged
-    import sklearn_medprep.radiomics._settings as settings_module
-
     image, mask, _, _ = _case()
-    calls = []
-    features = pyradiomics_backend.ibsi2_features
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return features(*args, **kwargs)
-
-    monkeypatch.setattr(pyradiomics_backend, "ibsi2_features", spy)
+    calls = _count_filter_extractions(monkeypatch)
     settings = {**FIRSTORDER, "imageType": {"IBSI2": [CONFIGS["mean"]]}}
 
     def run():
