@@ -539,6 +539,7 @@ default="auto"
             mean_only=self.mean_only,
             target_basis=basis,
             prior=self.new_site_prior_,
+            site=batch.site_values[rows][0],
         )
 
     def _adjust(self, batch):

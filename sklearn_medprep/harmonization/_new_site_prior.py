@@ -59,7 +59,7 @@ from scipy.special import digamma, polygamma
 from sklearn.covariance import ledoit_wolf
 from sklearn.preprocessing import SplineTransformer
 
-from ..exceptions import MedprepWarning
+from ..exceptions import MedprepWarning, plain
 from ._core import SITE_VAR_TINY, standardize
 
 __all__ = [
@@ -247,13 +247,14 @@ def prior_scale(var, counts, prior):
     return np.where(use, np.exp(post), 1.0)
 
 
-def prior_location(mean, var, counts, prior):
+def prior_location(mean, var, counts, prior, *, site=None):
     """The new site's location: its mean less the posterior target shift.
 
     ``mean``, ``var``, ``counts`` (``(n_features,)``): the site's standardized
     per-feature mean, ddof=1 variance and rows. Features with a non-finite
     mean or variance, or outside the prior (zero effect and locations), are
-    left out of the split and keep their mean.
+    left out of the split and keep their mean. ``site`` (the new site's
+    label) names it in the warning of a shift beyond every training site's.
     """
     effect, locations = prior.effect, prior.site_locations
     if prior.site_cov is not None:
@@ -275,9 +276,9 @@ def prior_location(mean, var, counts, prior):
     if (prior.shift_limit is not None
             and shift @ prior.shift_precision @ shift
             > OUTLIER_FACTOR * prior.shift_limit):
-        # resolve_unseen names the site
         warnings.warn(
-            "its estimated target shift lies beyond every training site's "
+            f"new site {plain(site)!r}: its estimated target shift lies "
+            "beyond every training site's "
             f"({OUTLIER_FACTOR:g} times the farthest one's squared distance): "
             "either its target distribution lies outside the training "
             "sites', or its features carry an offset the training sites "

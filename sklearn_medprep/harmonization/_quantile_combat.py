@@ -391,6 +391,7 @@ random_state, protect_target, interactions, target_scale, categorical
             mean_only=self.mean_only,
             target_basis=basis,
             prior=self.new_site_prior_,  # "estimate_prior(_cov)": fitted on it
+            site=batch.site_values[rows][0],
         )
 
     def _fit_after_combat(self, X, sites, covariates, fit_design):

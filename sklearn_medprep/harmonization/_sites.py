@@ -174,15 +174,7 @@ def resolve_unseen(
         )
     for label in new_labels:
         rows = design.new_site_rows(site_values, label, index, column)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            gamma_star, delta_star = estimate(rows)
-        for caught_warning in caught:  # the estimate's warnings, site named
-            warnings.warn(
-                f"new site {plain(label)!r}: {caught_warning.message}",
-                caught_warning.category,
-                stacklevel=4,
-            )
+        gamma_star, delta_star = estimate(rows)
         sites.new_sites.append(NewSite(label, rows, gamma_star, delta_star))
     return sites
 
@@ -198,6 +190,7 @@ def estimate_new_site(
     mean_only,
     target_basis=None,
     prior=None,
+    site=None,
 ):
     """Estimate the adjustments of one new site from its rows, model held fixed.
 
@@ -214,7 +207,8 @@ def estimate_new_site(
     the scale the variance outside the span of the prior's target effect;
     a prior with a scale prior (``"estimate_prior_cov"``) then replaces the
     scale by :func:`~._new_site_prior.prior_scale` (shrunk towards the
-    training sites' scales of the feature, not across features).
+    training sites' scales of the feature, not across features). ``site``
+    (the new site's label) names it in the prior's warning.
 
     Returns
     -------
@@ -227,7 +221,7 @@ def estimate_new_site(
         _, var_out, counts, constant = outside_target_moments(
             get, n_features, covariate_design, params, prior.effect
         )
-        location = prior_location(mean, var, counts, prior)
+        location = prior_location(mean, var, counts, prior, site=site)
         moments = (location, var_out, counts, constant)
         if prior.log_scale_var is not None and not mean_only:
             return _new_site_adjustments(
