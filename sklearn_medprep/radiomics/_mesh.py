@@ -84,10 +84,13 @@ _TRIANGLES = (
 ).split()
 _N_TRIANGLES = np.array([len(edges) // 3 if edges != "-" else 0
                          for edges in _TRIANGLES])
-_TRIANGLE_EDGES = np.full((128, 15), -1, dtype=np.intp)
+# the corner points (z, y, x offsets in the cube) of each index's triangles
+_TRIANGLE_POINTS = np.zeros((128, 5, 3, 3))
 for _index, _edges in enumerate(_TRIANGLES):
-    if _edges != "-":
-        _TRIANGLE_EDGES[_index, : len(_edges)] = [int(e, 16) for e in _edges]
+    for _nth in range(_N_TRIANGLES[_index]):
+        _TRIANGLE_POINTS[_index, _nth] = _EDGE_POINTS[
+            [int(e, 16) for e in _edges[3 * _nth:3 * _nth + 3]]
+        ]
 # vertices stored per cube (no vertex twice): on edges 6, 7 and 11, present
 # where corners 6, 4 and 3 of the (flipped) index are set
 _STORED = ((6, 6), (4, 7), (3, 11))
@@ -106,15 +109,15 @@ def _cube_indices(mask):
 
 
 def _vertices(index, spacing):
-    """The mesh vertices PyRadiomics stores for its diameters (same coordinates)."""
-    points = []
+    """The mesh vertices PyRadiomics stores for its diameters (same coordinates),
+    and their indices on the half-voxel grid (twice the coordinates in voxels).
+    """
+    points, grid = [], []
     for corner, edge in _STORED:
-        cz, cy, cx = np.nonzero(index & np.uint8(1 << corner))
-        offset = _EDGE_POINTS[edge]
-        points.append(np.stack([(cz + offset[0]) * spacing[0],
-                                (cy + offset[1]) * spacing[1],
-                                (cx + offset[2]) * spacing[2]], axis=1))
-    return np.concatenate(points)
+        cube = np.stack(np.nonzero(index & np.uint8(1 << corner)), axis=1)
+        points.append((cube + _EDGE_POINTS[edge]) * spacing)
+        grid.append(2 * cube + (2 * _EDGE_POINTS[edge]).astype(np.intp))
+    return np.concatenate(points), np.concatenate(grid)
 
 
 def _cross(a, b):
@@ -135,10 +138,9 @@ def _surface_and_volume(index, flipped, spacing):
     if cube.size == 0:
         return 0.0, 0.0
     nth = np.arange(cube.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    origin = np.stack([cz[cube], cy[cube], cx[cube]], axis=1).astype(np.float64)
-    edges = _TRIANGLE_EDGES[cubes[cube]]
-    a, b, c = ((origin + _EDGE_POINTS[edges[np.arange(cube.size), 3 * nth + k]])
-               * spacing for k in range(3))
+    origin = np.stack([cz, cy, cx], axis=1).astype(np.float64)[cube]
+    corners = (origin[:, None, :] + _TRIANGLE_POINTS[cubes[cube], nth]) * spacing
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
     ab = _cross(a, b)
     sign = np.where(flipped[cz, cy, cx][cube], -1.0, 1.0)
     volume = sign * (ab[0] * c[:, 0] + ab[1] * c[:, 1] + ab[2] * c[:, 2])
@@ -167,20 +169,21 @@ def _hull_points(points, columns=None):
     return np.union1d(hull.vertices, hull.coplanar[:, 0])
 
 
-def _line_ends(points, along):
+def _line_ends(grid, along):
     """Whether each vertex is the first or last of its line along ``along``
-    (the vertices of equal coordinates on the two other axes).
+    (the vertices of equal coordinates on the two other axes); ``grid``: the
+    vertices' half-voxel indices.
 
     A vertex between two others on such a line is nearer to any point than one
     of the two, by ``delta^2`` at least (see the module docstring): no largest
     distance, in 3D or in a plane holding the line, needs it.
     """
     fixed = [k for k in range(3) if k != along]
-    order = np.lexsort((points[:, along], points[:, fixed[1]], points[:, fixed[0]]))
-    ordered = points[order]
-    new = (ordered[1:, fixed[0]] != ordered[:-1, fixed[0]]) \
-        | (ordered[1:, fixed[1]] != ordered[:-1, fixed[1]])
-    ends = np.zeros(len(points), dtype=bool)
+    size = int(grid.max()) + 1
+    line = grid[:, fixed[0]] * size + grid[:, fixed[1]]
+    order = np.argsort(line * size + grid[:, along], kind="stable")
+    new = np.diff(line[order]) != 0
+    ends = np.zeros(len(grid), dtype=bool)
     ends[order[np.r_[True, new] | np.r_[new, True]]] = True
     return ends
 
@@ -241,8 +244,8 @@ def mesh_coefficients(mask, spacing):
                  for corner, _ in _STORED)
     if stored < MIN_VERTICES:
         return cShape.calculate_coefficients(mask, spacing)
-    points = _vertices(index, spacing)
-    line_ends = [_line_ends(points, along) for along in range(3)]
+    points, grid = _vertices(index, spacing)
+    line_ends = [_line_ends(grid, along) for along in range(3)]
     keep = _hull_points(points[line_ends[0] & line_ends[1] & line_ends[2]])
     if keep is None:
         return cShape.calculate_coefficients(mask, spacing)
