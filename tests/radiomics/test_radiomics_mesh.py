@@ -39,6 +39,9 @@ def _same(mask, spacing):
     want = cShape.calculate_coefficients(mask, spacing)
     got = mesh_coefficients(mask, spacing)
     assert got == want  # every value bit for bit, not to a tolerance
+    # the bound that sends small ROIs to PyRadiomics' loop without the cubes
+    vertices = _mesh._vertices(_mesh._cube_indices(mask)[0], spacing)[0]
+    assert len(vertices) <= 6 * np.count_nonzero(mask)
 
 
 def _blob(rng, shape, noise):
