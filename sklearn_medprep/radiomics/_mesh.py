@@ -149,11 +149,16 @@ def _surface_and_volume(index, flipped, spacing):
     return float(np.cumsum(area)[-1]), float(np.cumsum(volume)[-1] / 6)
 
 
-def _largest(points):
-    """Largest squared distance over all pairs, PyRadiomics' formula."""
-    diff = points[:, None, :] - points[None, :, :]
-    diff *= diff
-    return float(((diff[..., 0] + diff[..., 1]) + diff[..., 2]).max())
+def _largest(points, block=256):
+    """Largest squared distance over all pairs, PyRadiomics' formula (``block``
+    points against all at a time: bounded memory on large hulls).
+    """
+    best = 0.0
+    for start in range(0, len(points), block):
+        diff = points[start:start + block, None, :] - points[None, :, :]
+        diff *= diff
+        best = max(best, float(((diff[..., 0] + diff[..., 1]) + diff[..., 2]).max()))
+    return best
 
 
 def _hull_points(points, columns=None):

@@ -130,3 +130,27 @@ def test_pyradiomics_cases(shared_data, case):
     index, _ = _mesh._cube_indices(padded)
     assert len(_mesh._vertices(index, np.ones(3))[0]) >= _mesh.MIN_VERTICES
     _same(box, mask.GetSpacing()[::-1])
+
+
+def test_large_round_roi(monkeypatch):
+    # a large ball (many hull vertices, round planes): the default path
+    calls = []
+    compute = _mesh._surface_and_volume
+    monkeypatch.setattr(_mesh, "_surface_and_volume",
+                        lambda *args: calls.append(1) or compute(*args))
+    zz, yy, xx = np.mgrid[:21, :44, :41]
+    ball = ((zz - 10) / 9.5) ** 2 + ((yy - 21.5) / 20.0) ** 2 \
+        + ((xx - 19.7) / 18.6) ** 2 < 1
+    _same(ball, (2.5, 0.8, 0.85))
+    assert calls == [1]
+
+
+def test_largest_in_blocks():
+    rng = np.random.default_rng(5)
+    points = rng.normal(0, 10, (50, 3))
+    want = max(
+        float(((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) + (a[2] - b[2]) ** 2)
+        for a in points for b in points
+    )
+    for block in (1, 7, 50, 256):
+        assert _mesh._largest(points, block) == want
