@@ -68,6 +68,7 @@ import SimpleITK as sitk
 
 from ._features import compute_features
 from ._log import log_images, region
+from ._mesh import shape_class
 
 __all__ = ["CropPlan", "crop_plan"]
 
@@ -356,7 +357,9 @@ def _shape(extractor, image, mask, box, settings):
     filters); where ``box`` spans the whole region (the ROI's bounding box,
     always here) that crop copies them unchanged, and the shape classes get
     image and mask themselves: PyRadiomics' own steps otherwise (its shape
-    classes, settings and messages).
+    classes, settings and messages), the 3D class's mesh coefficients from
+    :func:`~sklearn_medprep.radiomics._mesh.mesh_coefficients` (the same
+    values, without PyRadiomics' loop over every pair of mesh vertices).
     """
     if not _covers(box, mask.GetSize()):
         return extractor.computeShape(image, mask, box, **settings)
@@ -369,7 +372,10 @@ def _shape(extractor, image, mask, box, settings):
     def compute(shape_type):
         logger.info("Computing %s", shape_type)
         names = enabled[shape_type]
-        shape = getFeatureClasses()[shape_type](image, mask, **settings)
+        cls = getFeatureClasses()[shape_type]
+        if shape_type == "shape":  # mesh diameters without the all-pairs loop
+            cls = shape_class(cls)
+        shape = cls(image, mask, **settings)
         if names is not None:
             for name in names:
                 shape.enableFeatureByName(name)
