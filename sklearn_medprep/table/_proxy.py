@@ -180,10 +180,10 @@ def _numeric_head(X, positions, head, unique):
         return np.column_stack([
             _series_values(X[X.columns[p]])[head] for p in positions
         ])
-    # the columns first, then the head rows (cheaper than one iloc)
-    return X.iloc[:, _as_slice(positions)].to_numpy(
+    # only the head rows of a wide table (50,000 columns: never the whole)
+    return X.iloc[_as_slice(head), _as_slice(positions)].to_numpy(
         dtype=np.float64, na_value=np.nan
-    )[head]
+    )
 
 
 def _corr_rows(T, yh, missing):
