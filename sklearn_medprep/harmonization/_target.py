@@ -268,7 +268,12 @@ def _codes(values):
         # numbers and booleans as floats, as _key has them (1 == 1.0 == True),
         # without a Python call per value
         return pd.factorize(array.astype(np.float64))[0]
-    return pd.factorize(pd.Series(values, dtype=object).map(_key))[0]
+    # distinct values first, then one key per distinct value (not per row)
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    first = {}  # key -> code, in order of first appearance (as factorize)
+    merged = np.array([first.setdefault(_key(u), len(first)) for u in uniques],
+                      dtype=np.intp)
+    return merged[codes]
 
 
 def _key(v):
@@ -286,7 +291,7 @@ def _same_up_to_relabelling(a, b):
     na, nb = ca.max() + 1, cb.max() + 1
     n = len(ca)
     if na == nb and na < n:
-        pairs = np.unique(np.stack([ca, cb]), axis=1).shape[1]
+        pairs = np.count_nonzero(np.bincount(ca * nb + cb, minlength=na * nb))
         if pairs == na:  # a one-to-one map between the two sets of values
             return True
     try:
@@ -298,9 +303,11 @@ def _same_up_to_relabelling(a, b):
         return True
     if not (np.isfinite(fa).all() and np.isfinite(fb).all()):
         return False
-    if fa.std() == 0 or fb.std() == 0:
+    da, db = fa - fa.mean(), fb - fb.mean()
+    saa, sbb = da @ da, db @ db
+    if saa == 0 or sbb == 0:
         return False
-    return abs(np.corrcoef(fa, fb)[0, 1]) > 1 - 1e-12  # a change of unit
+    return abs(da @ db) / np.sqrt(saa * sbb) > 1 - 1e-12  # a change of unit
 
 
 def check_target_not_covariate(cov, y):

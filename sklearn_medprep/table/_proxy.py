@@ -58,6 +58,7 @@ __all__ = [
 EXACT_KINDS = ("equal", "relabel", "unit", "monotone")
 
 #: Rows of the vectorized screen.
+_FEW = 8  # up to this many numeric columns are read one by one
 _HEAD = 50
 #: Fewest rows compared for an exact kind / for a near proxy.
 _MIN_ROWS = 3
@@ -144,6 +145,8 @@ def _outputs(y, n, index):
 
 def _series_values(series):
     """A Series' values; a numeric one (nullable dtypes too) as float64 with NaN."""
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "biuf":
+        return series.to_numpy().astype(np.float64)  # no NA to fill: cheaper
     if _is_numeric_dtype(series.dtype):
         return series.to_numpy(dtype=np.float64, na_value=np.nan)
     return series.to_numpy()
@@ -169,6 +172,18 @@ def _as_slice(positions):
     if positions.size and positions[-1] - positions[0] == positions.size - 1:
         return slice(int(positions[0]), int(positions[-1]) + 1)
     return positions
+
+
+def _numeric_head(X, positions, head, unique):
+    """The ``head`` rows of the numeric columns at ``positions`` (float64, NaN)."""
+    if unique and positions.size <= _FEW:  # a few columns: by label, no iloc
+        return np.column_stack([
+            _series_values(X[X.columns[p]])[head] for p in positions
+        ])
+    # only the head rows of a wide table (50,000 columns: never the whole)
+    return X.iloc[_as_slice(head), _as_slice(positions)].to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
 
 
 def _corr_rows(T, yh, missing):
@@ -418,10 +433,12 @@ def find_target_proxies(X, y, *, columns=None, near=0.99):
             raise KeyError(f"column {plain(missing)!r} is not in X")
     if positions.size == 0 or n == 0:
         return []
-    dtypes = X.dtypes.iloc[positions]
+    dtypes = X.dtypes.to_numpy()[positions]  # no Series take
     # one answer per distinct dtype (50,000 float64 columns: one question)
-    numeric_dtypes = [d for d in dtypes.unique() if _is_numeric_dtype(d)]
-    numeric = dtypes.isin(numeric_dtypes).to_numpy()
+    answer = {d: _is_numeric_dtype(d) for d in set(dtypes)}
+    numeric = np.fromiter((answer[d] for d in dtypes), dtype=bool,
+                          count=dtypes.size)
+    unique = X.columns.is_unique  # then a column by its label: no iloc
     found = {}
     for y_label, y_values in outputs:
         y_float = _numeric(y_values)
@@ -436,9 +453,7 @@ def find_target_proxies(X, y, *, columns=None, near=0.99):
         num_pos = positions[numeric]
         if num_pos.size:
             head = present[:_HEAD]
-            H = X.iloc[_as_slice(head), _as_slice(num_pos)].to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
+            H = _numeric_head(X, num_pos, head, unique)
             yh = y_float[head] if y_numeric else codes[:_HEAD].astype(np.float64)
             keep = _screen(
                 np.ascontiguousarray(H.T),
@@ -449,7 +464,7 @@ def find_target_proxies(X, y, *, columns=None, near=0.99):
             )
             todo.extend(num_pos[keep])
         for pos in sorted(todo):
-            col = X.iloc[:, pos]
+            col = X[X.columns[pos]] if unique else X.iloc[:, pos]
             is_num = _is_numeric_dtype(col.dtype)
             x = (
                 col.to_numpy(dtype=np.float64, na_value=np.nan)

@@ -371,3 +371,13 @@ def test_fcon1000_recommended_keeps_age_and_removes_site(shared_data):
     assert r2_rec >= r2_raw - 0.02, (r2_rec, r2_raw)
     assert site_rec <= site_raw / 2, (site_rec, site_raw)
     assert r2_none < r2_raw - 0.3  # without protection the age signal is gone
+
+
+def test_relabelling_codes_are_those_of_each_values_key():
+    # 1 == 1.0 == True share a code, the text "1" does not (codes are found
+    # per distinct value, then merged by key: the same as keying every row)
+    from sklearn_medprep.harmonization._target import _codes
+
+    values = np.array([1, 1.0, True, "1", "a", 2, np.int64(2), np.float32(2.0),
+                       False, 0, "a"], dtype=object)
+    assert _codes(values).tolist() == [0, 0, 0, 1, 2, 3, 3, 3, 4, 4, 2]
