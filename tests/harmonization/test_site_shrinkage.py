@@ -68,7 +68,8 @@ def _direct(df, feats):
     w = (kurt - (n - 3) / (n - 1)) / n
     log_d = np.log(d_hat)
     centre = log_d.mean(0)
-    t2 = np.maximum(0.0, ((log_d - centre) ** 2 - w).mean(0))
+    # the centre estimated: the squared deviations over n_sites - 1
+    t2 = np.maximum(0.0, ((log_d - centre) ** 2).sum(0) / (n_sites - 1) - w.mean(0))
     d_star = np.exp(centre + (log_d - centre) * t2 / (t2 + w))
     out = (s - g_star[codes]) / np.sqrt(d_star[codes]) * np.sqrt(var_pooled) + grand
     return g_star, d_star, tau2, t2, out
