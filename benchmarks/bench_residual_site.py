@@ -122,12 +122,18 @@ class NeuroHarmonizer(TransformerMixin, BaseEstimator):
         return pd.DataFrame(out, index=X.index, columns=self.features)
 
 
-def _across_sites(estimate, noise):
-    """Posterior means under a prior across sites (rows), per column."""
-    tau2 = np.maximum(0.0, np.mean(estimate**2 - noise, axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        factor = tau2 / (tau2 + noise)
-    return np.where(np.isfinite(factor), factor, 0.0) * estimate
+def _across_sites(estimate, noise, centre=0.0):
+    """Posterior means under the library's prior across sites (rows), per column.
+
+    :func:`sklearn_medprep.harmonization._site_prior.posterior_factor`, every
+    cell entering: the estimates moved towards ``centre`` (known, or
+    ``"mean"``: estimated) by their posterior factors.
+    """
+    from sklearn_medprep.harmonization._site_prior import posterior_factor
+
+    factor, centre, _ = posterior_factor(
+        estimate, noise, np.ones(estimate.shape, dtype=bool), centre=centre)
+    return centre + factor * (estimate - centre)
 
 
 class PrincipalAxesEB(TransformerMixin, BaseEstimator):
@@ -150,6 +156,8 @@ class PrincipalAxesEB(TransformerMixin, BaseEstimator):
         self.tol = tol
 
     def fit(self, X, y=None):
+        from sklearn_medprep.harmonization._site_prior import log_variance_noise
+
         x = X[self.features].to_numpy(float)
         self.sites_, codes = np.unique(X["site"].to_numpy(), return_inverse=True)
         n_sites = self.sites_.size
@@ -171,10 +179,8 @@ class PrincipalAxesEB(TransformerMixin, BaseEstimator):
         self.gamma_ = _across_sites(g, v / n)
         zc = np.concatenate([(z[r] - g[i]) / np.sqrt(v[i]) for i, r in enumerate(rows)])
         kurt = (zc**4).mean(axis=0)
-        log_v = np.log(v)
-        centre = log_v.mean(axis=0)
-        noise = (kurt - (n - 3) / (n - 1)) / n
-        self.delta_ = np.exp(centre + _across_sites(log_v - centre, noise))
+        noise = log_variance_noise(kurt, n)  # the library's, as shrinkage="sites"
+        self.delta_ = np.exp(_across_sites(np.log(v), noise, centre="mean"))
         return self
 
     def transform(self, X):

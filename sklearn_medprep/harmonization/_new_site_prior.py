@@ -42,7 +42,8 @@ and it shrinks the new site's scale per feature towards the training sites'
 target's span is averaged with the mean of the training sites' log scales,
 weighted by the inverse of its sampling variance (trigamma of half its
 degrees of freedom) and of the training sites' spread beyond theirs
-(empirical Bayes across sites, per feature). A new site whose estimated
+(empirical Bayes across sites, per feature: the prior of :mod:`._site_prior`
+that ``QuantileComBatHarmonizer(shrinkage="sites")`` shares). A new site whose estimated
 target shift lies far beyond every training site's is taken for one unlike
 them (another scanner or software release) and gets a site covariance
 inflated by marginal likelihood (:func:`_dense_prior_location`). Both
@@ -55,12 +56,12 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import digamma, polygamma
 from sklearn.covariance import ledoit_wolf
 from sklearn.preprocessing import SplineTransformer
 
 from ..exceptions import MedprepWarning, plain
 from ._core import SITE_VAR_TINY, standardize
+from ._site_prior import gaussian_log_variance, posterior_weight, site_prior
 
 __all__ = [
     "MAX_COV_FEATURES",
@@ -197,33 +198,22 @@ def fit_new_site_prior(get, n_features, design_cov, codes, n_sites, model,
                         log_mean, log_var, limit)
 
 
-def _log_bias(n):
-    """``E[log s2] - log sigma2`` of a ddof=1 variance of ``n`` normal rows."""
-    half = (n - 1.0) / 2.0
-    return digamma(half) - np.log(half)
-
-
 def _log_scale_prior(model, n_rows, ok):
     """Mean and spread (beyond sampling noise) of the training log scales.
 
-    Sites of fewer than 3 rows and degenerate or empty site/feature pairs
-    are left out; a feature without 2 usable sites gets the prior ``(0,
-    0)``: its new-site scale is 1.
+    The prior across sites of :mod:`._site_prior`, centre estimated, on the
+    training sites' log scales with the Gaussian bias and noise
+    (:func:`~._site_prior.gaussian_log_variance`). Sites of fewer than 3
+    rows and degenerate or empty site/feature pairs are left out; a feature
+    without 2 usable sites gets the prior ``(0, 0)``: its new-site scale is 1.
     """
     delta = np.asarray(model["delta_hat"], dtype=float)
     usable = (np.isfinite(delta) & (delta > SITE_VAR_TINY)
               & (n_rows[:, None] >= 3))
-    n = np.maximum(n_rows, 3.0)[:, None]
-    logs = np.where(usable, np.log(np.where(usable, delta, 1.0)) - _log_bias(n),
-                    0.0)
-    count = usable.sum(axis=0)
-    enough = ok & (count >= 2)
-    safe = np.maximum(count, 1)
-    mean = logs.sum(axis=0) / safe
-    spread = np.where(usable, logs - mean, 0.0)
-    spread = (spread**2).sum(axis=0) / np.maximum(count - 1, 1)
-    noise = np.where(usable, polygamma(1, (n - 1.0) / 2.0), 0.0).sum(axis=0) / safe
-    var = np.maximum(spread - noise, 0.0)
+    logs, noise = gaussian_log_variance(np.where(usable, delta, 1.0),
+                                        np.maximum(n_rows, 3.0)[:, None])
+    mean, var = site_prior(logs, noise, usable, centre="mean")
+    enough = ok & np.isfinite(var)
     return np.where(enough, mean, 0.0), np.where(enough, var, 0.0)
 
 
@@ -232,17 +222,18 @@ def prior_scale(var, counts, prior):
 
     ``var`` and ``counts`` (``(n_features,)``): the site's variance outside
     the target's span and its rows. The bias-corrected ``log var`` (sampling
-    variance ``trigamma((n - 1) / 2)``) and the prior ``N(log_scale_mean,
-    log_scale_var)`` are averaged by their precisions; a prior without
-    spread gives the prior mean, a feature with a non-finite variance or
-    fewer than 3 rows 1.
+    variance ``trigamma((n - 1) / 2)``:
+    :func:`~._site_prior.gaussian_log_variance`) and the prior
+    ``N(log_scale_mean, log_scale_var)`` are averaged by their precisions
+    (:func:`~._site_prior.posterior_weight`); a prior without spread gives
+    the prior mean, a feature with a non-finite variance or fewer than 3
+    rows 1.
     """
     use = np.isfinite(var) & (var > 0) & (counts >= 3)
-    n = np.where(use, counts, 3.0)
-    log_var = np.log(np.where(use, var, 1.0)) - _log_bias(n)
-    noise = polygamma(1, (n - 1.0) / 2.0)
-    tau = prior.log_scale_var
-    weight = tau / (tau + noise)  # 0 where the sites' scales do not spread
+    log_var, noise = gaussian_log_variance(np.where(use, var, 1.0),
+                                           np.where(use, counts, 3.0))
+    # weight 0 where the sites' scales do not spread
+    weight = posterior_weight(prior.log_scale_var, noise)
     post = prior.log_scale_mean + weight * (log_var - prior.log_scale_mean)
     return np.where(use, np.exp(post), 1.0)
 

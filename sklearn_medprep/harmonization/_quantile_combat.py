@@ -13,6 +13,7 @@ from . import _input as inputs
 from . import _site_shrinkage as across
 from . import _target as target
 from ._combat import ComBatHarmonizer
+from ._site_prior import log_variance_noise, posterior_factor
 from ._sites import estimate_new_site
 
 __all__ = ["QuantileComBatHarmonizer"]
@@ -103,7 +104,8 @@ random_state, protect_target, interactions, target_scale, categorical
         over sites of the squared estimates less the mean of their sampling
         variances (clipped at 0), each replaced by its posterior mean
         ``gamma_hat * tau_f**2 / (tau_f**2 + v_sf)``; the same for the
-        log-scales (around their mean over sites; the sampling variance of a
+        log-scales (around their mean over sites, estimated: their squared
+        deviations summed over ``n_sites - 1``; the sampling variance of a
         log-variance with the feature's pooled kurtosis) and for the quantile
         maps (each moved towards the identity by one factor per site and
         feature, its noise a bootstrap of the site's training residuals,
@@ -114,7 +116,7 @@ random_state, protect_target, interactions, target_scale, categorical
         concerns a new site's estimate). Measured: it lowers the site
         predictability of features without a site effect that are not
         collinear (Gaussian noise with ABIDE's sites: 0.093 after ComBat,
-        0.069), not ABIDE's (nearly collinear metrics; see the guide).
+        0.071), not ABIDE's (nearly collinear metrics; see the guide).
 
     Attributes
     ----------
@@ -306,13 +308,14 @@ random_state, protect_target, interactions, target_scale, categorical
 
         ComBat's adjustments of the shrunk pairs are replaced by the
         posterior means under a prior across sites, per feature
-        (:func:`~._site_shrinkage.posterior_factor`).
+        (:func:`~._site_prior.posterior_factor`; the log-scales around their
+        estimated mean).
         """
         counts, site_var, kurt = self._site_summary
         cells = self._shrink_cells(model) & (counts > 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             noise = site_var / counts
-        factor, self.location_prior_var_ = across.posterior_factor(
+        factor, _, self.location_prior_var_ = posterior_factor(
             model.gamma_hat, noise, cells
         )
         gamma_star = np.where(cells, model.gamma_hat * factor, model.gamma_star)
@@ -320,9 +323,8 @@ random_state, protect_target, interactions, target_scale, categorical
         if not self.mean_only:
             with np.errstate(invalid="ignore", divide="ignore"):
                 log_d = np.where(cells, np.log(model.delta_hat), np.nan)
-            centre = np.nanmean(np.where(cells.any(axis=0), log_d, 0.0), axis=0)
-            factor, self.scale_prior_var_ = across.posterior_factor(
-                log_d - centre, across.log_variance_noise(kurt, counts), cells
+            factor, centre, self.scale_prior_var_ = posterior_factor(
+                log_d, log_variance_noise(kurt, counts), cells, centre="mean"
             )
             delta_star = np.where(
                 cells, np.exp(centre + factor * (log_d - centre)), delta_star

@@ -4,15 +4,17 @@ ComBat's empirical Bayes (:mod:`._eb`) shrinks a site's location towards the
 mean of that site's estimates over the *features*, with a prior variance that
 includes their noise: where the sites do not differ, about half of each
 site's sampling error is still applied, and every row of the site shares it.
-Here the prior is taken *across sites*, per feature: the true site effects
+Here the prior is taken *across sites*, per feature (:mod:`._site_prior`,
+the prior ``unseen_site="estimate_prior_cov"`` shares): the true site effects
 ``gamma_sf ~ N(0, tau_f**2)``, ``tau_f**2`` estimated by the method of
 moments as the mean over sites of the squared estimates less the mean of
 their sampling variances (clipped at 0), and each estimate is replaced by its
 posterior mean ``gamma_hat * tau**2 / (tau**2 + v)``. A feature whose sites
 do not differ beyond their noise gets no correction; one whose sites differ
 far beyond it gets the full estimate. The same for the log-scales (around
-their mean over sites, the sampling variance of a log-variance with the
-feature's kurtosis), and for the quantile maps of
+their estimated mean over sites, one degree of freedom spent on it, the
+sampling variance of a log-variance with the feature's kurtosis:
+:func:`~._site_prior.log_variance_noise`), and for the quantile maps of
 :class:`~sklearn_medprep.QuantileComBatHarmonizer` (each site's map moved
 towards the identity, its noise from a bootstrap of the site's rows).
 Everything is computed from per-site summaries of the training rows.
@@ -20,54 +22,13 @@ Everything is computed from per-site summaries of the training rows.
 
 import numpy as np
 
+from ._site_prior import posterior_factor
+
 __all__ = [
     "kurtosis",
-    "log_variance_noise",
-    "posterior_factor",
     "quantile_noise",
     "shrink_maps",
 ]
-
-
-def posterior_factor(estimate, noise, cells):
-    """Posterior factors ``tau**2 / (tau**2 + noise)`` under a prior across sites.
-
-    Parameters
-    ----------
-    estimate : ndarray of shape (n_sites, n_features)
-        Per-site estimates, centred on the prior mean (0).
-    noise : ndarray of shape (n_sites, n_features)
-        Their sampling variances.
-    cells : ndarray of bool of shape (n_sites, n_features)
-        Cells entering the prior and shrunk (the others get factor 1).
-
-    Returns
-    -------
-    factor : ndarray of shape (n_sites, n_features)
-    tau2 : ndarray of shape (n_features,)
-        ``max(0, mean_s(estimate**2) - mean_s(noise))`` over each feature's
-        cells (NaN for a feature with fewer than 2 cells: factor 1).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> est = np.array([[1.0, 0.1], [-1.0, -0.1]])
-    >>> factor, tau2 = posterior_factor(est, np.full((2, 2), 0.25),
-    ...                                 np.ones((2, 2), dtype=bool))
-    >>> tau2.tolist(), factor[:, 0].tolist(), factor[:, 1].tolist()
-    ([0.75, 0.0], [0.75, 0.75], [0.0, 0.0])
-    """
-    cells = cells & np.isfinite(estimate) & np.isfinite(noise)
-    count = cells.sum(axis=0)
-    sq = np.where(cells, estimate, 0.0) ** 2
-    var = np.where(cells, noise, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tau2 = np.maximum(0.0, (sq.sum(axis=0) - var.sum(axis=0)) / count)
-        tau2 = np.where(count >= 2, tau2, np.nan)
-        factor = tau2 / (tau2 + noise)
-    # tau2 = noise = 0: nothing to shrink by, and nothing to estimate
-    factor = np.where(np.isnan(factor) & (tau2 == 0), 0.0, factor)
-    return np.where(cells & np.isfinite(factor), factor, 1.0), tau2
 
 
 def kurtosis(resid, codes, n_sites):
@@ -104,27 +65,6 @@ def kurtosis(resid, codes, n_sites):
         return (np.where(finite, z, 0.0) ** 4).sum(axis=0) / finite.sum(axis=0)
 
 
-def log_variance_noise(kurt, counts):
-    """Sampling variance of the log of a ddof=1 variance of ``counts`` rows.
-
-    ``(kurt - (n - 3) / (n - 1)) / n`` (the variance of a sample variance
-    relative to its square, by the delta method), ``2 / (n - 1)`` for normal
-    data (``kurt = 3``).
-
-    Parameters
-    ----------
-    kurt : ndarray of shape (n_features,)
-    counts : ndarray of shape (n_sites, n_features)
-
-    Returns
-    -------
-    ndarray of shape (n_sites, n_features)
-    """
-    n = np.asarray(counts, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (np.asarray(kurt)[None, :] - (n - 3.0) / (n - 1.0)) / n
-
-
 def quantile_noise(resid, codes, n_sites, levels, n_boot, rng):
     """Bootstrap variance of each site's residual quantiles.
 
@@ -157,11 +97,11 @@ def shrink_maps(site_q, pooled_q, noise, cells):
     """Move each site's quantile map towards the identity by its noise.
 
     The displacement of site ``s``'s knots, ``pooled_q - site_q[s]``, gets
-    one posterior factor per site and feature (:func:`posterior_factor` on
+    one posterior factor per site and feature (:func:`~._site_prior.posterior_factor` on
     the root mean square displacement and mean noise over the interior
-    levels; the extreme quantiles, the minimum and maximum, have a bootstrap
-    variance that misses their bias with the site's size). One factor per
-    map keeps it monotone.
+    levels, centre 0: the pooled map; the extreme quantiles, the minimum and
+    maximum, have a bootstrap variance that misses their bias with the
+    site's size). One factor per map keeps it monotone.
 
     Parameters
     ----------
@@ -183,5 +123,5 @@ def shrink_maps(site_q, pooled_q, noise, cells):
     with np.errstate(invalid="ignore"):
         rms = np.sqrt(np.mean(disp[:, inner] ** 2, axis=1))
         var = np.mean(noise[:, inner], axis=1)
-    factor, _ = posterior_factor(rms, var, cells)
+    factor, _, _ = posterior_factor(rms, var, cells)
     return site_q + factor[:, None, :] * disp, factor

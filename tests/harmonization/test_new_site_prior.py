@@ -1,10 +1,14 @@
-"""``unseen_site="estimate_prior"``: a new site's shift without its target's."""
+"""``unseen_site="estimate_prior"``: a new site's shift without its target's.
+
+The two tests shared with ``"estimate_prior_cov"`` (its own in
+``test_new_site_prior_cov.py``) are parametrised over both options.
+"""
 
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
+from new_site_cohort import N_FEATURES, PRIOR, PRIOR_COV, new_site_cohort
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 
@@ -16,52 +20,21 @@ from sklearn_medprep.harmonization._new_site_prior import (
 )
 from sklearn_medprep.model_selection import LeaveOneSiteOut
 
-N_FEATURES = 30
-N_TRAIN_SITES = 8
+N_TRAIN_SITES = PRIOR["n_train_sites"]
 
 
-def _cohort(seed=0, new_age=70.0):
-    """Eight training sites of different mean ages, a new one much older.
-
-    Every feature is ``2 + beta * age + gamma_site + noise``; the sites'
-    locations ``gamma`` lie in a two-dimensional subspace (two scanner
-    factors) plus a little independent noise, the age effect ``beta`` is
-    drawn independently of it. Training sites' mean ages spread from 30 to
-    60, the new site's is ``new_age``. Returns the table, the ages, ``beta``
-    and the new site's true location (in data units, relative to the
-    row-weighted mean of the training sites' locations, as ComBat's grand
-    mean is).
-    """
-    rng = np.random.default_rng(seed)
-    beta = rng.normal(0.0, 0.06, N_FEATURES)
-    factors = rng.normal(0.0, 1.0, (2, N_FEATURES))
-    means = [*np.linspace(30, 60, N_TRAIN_SITES), new_age]
-    rows, sites, ages, gammas, counts = [], [], [], [], []
-    for k, mean_age in enumerate(means):
-        n = 40 if k < N_TRAIN_SITES else 30
-        age = rng.normal(mean_age, 6.0, n)
-        gamma = rng.normal(0.0, 0.8, 2) @ factors + rng.normal(0, 0.05, N_FEATURES)
-        rows.append(2.0 + age[:, None] * beta + gamma
-                    + rng.normal(0.0, 1.0, (n, N_FEATURES)))
-        sites += [f"s{k}"] * n
-        ages.append(age)
-        gammas.append(gamma)
-        counts.append(n)
-    X = pd.DataFrame(np.vstack(rows), columns=[f"f{j}" for j in range(N_FEATURES)])
-    X.index = [f"sub{i:03d}" for i in range(len(X))]
-    X["site"] = sites
-    weights = np.array(counts[:-1]) / sum(counts[:-1])
-    truth = gammas[-1] - weights @ np.array(gammas[:-1])
-    return X, np.concatenate(ages), beta, truth
+def _cohort(seed=0, **kwargs):
+    """:func:`new_site_cohort` with ``"estimate_prior"``'s setting (no noise cov)."""
+    return new_site_cohort(seed, **{**PRIOR, **kwargs})[:4]
 
 
-def _new_site_location(policy, X, y):
+def _new_site_location(policy, X, y, n_train_sites=N_TRAIN_SITES):
     """The location removed from the new site's rows (``mean_only``).
 
     Without empirical Bayes, whose shrinkage across features is the same for
     every policy: what is compared is the estimate itself.
     """
-    train = (X["site"] != f"s{N_TRAIN_SITES}").to_numpy()
+    train = (X["site"] != f"s{n_train_sites}").to_numpy()
     combat = ComBatHarmonizer(unseen_site=policy, mean_only=True, eb=False)
     combat.fit(X[train], y[train])
     with warnings.catch_warnings():
@@ -73,30 +46,37 @@ def _new_site_location(policy, X, y):
     return removed[0]
 
 
-def test_recovers_the_site_shift_and_keeps_the_age_shift():
+@pytest.mark.parametrize(("policy", "cohort", "closer", "within"), [
+    ("estimate_prior", PRIOR, 3.0, 2.0),
+    ("estimate_prior_cov", PRIOR_COV, 2.5, 2.5),
+])
+def test_recovers_the_site_shift_and_keeps_the_age_shift(policy, cohort, closer,
+                                                          within):
     """The location found is the site's, not its age shift; "estimate" fails.
 
     The truth is known: the new site's simulated location. ``"estimate"``
-    removes the site's whole mean, so ``beta`` times its extra age goes with
-    it; ``"estimate_prior"`` must get the location at least three times
-    closer, within twice the noise of a 30-row mean (``1 / sqrt(30)``), and
-    keep 80-120% of the age shift along ``beta``.
+    removes the site's whole mean, so ``beta`` times its extra age (10-20
+    years beyond the oldest training site) goes with it; ``policy`` must get
+    the location ``closer`` times closer, within ``within`` times the noise
+    of the 30-row mean, and keep 80-120% of the age shift along ``beta``.
+    ``"estimate_prior_cov"`` on the cohort whose noise has factors common to
+    the features (that noise's covariance gives the mean's noise).
     """
-    X, y, beta, truth = _cohort()
-    train_mean_age = y[(X["site"] != f"s{N_TRAIN_SITES}").to_numpy()].mean()
-    new_ages = y[(X["site"] == f"s{N_TRAIN_SITES}").to_numpy()]
-    age_shift = (new_ages.mean() - train_mean_age) * beta
+    X, y, beta, truth, noise_cov = new_site_cohort(**cohort)
+    train = (X["site"] != f"s{cohort['n_train_sites']}").to_numpy()
+    age_shift = (y[~train].mean() - y[train].mean()) * beta
     errors, kept = {}, {}
-    for policy in ("estimate", "estimate_prior"):
-        removed = _new_site_location(policy, X, y)
-        errors[policy] = np.sqrt(np.mean((removed - truth) ** 2))
+    for option in ("estimate", policy):
+        removed = _new_site_location(option, X, y, cohort["n_train_sites"])
+        errors[option] = np.sqrt(np.mean((removed - truth) ** 2))
         # the part of the age shift along beta left in the rows
-        kept[policy] = 1.0 - (removed - truth) @ beta / (age_shift @ beta)
+        kept[option] = 1.0 - (removed - truth) @ beta / (age_shift @ beta)
     # "estimate" removes the age shift with the site (what this test guards)
     assert kept["estimate"] < 0.2
-    assert errors["estimate_prior"] < errors["estimate"] / 3
-    assert errors["estimate_prior"] < 2.0 / np.sqrt(30)
-    assert 0.8 < kept["estimate_prior"] < 1.2
+    assert errors[policy] < errors["estimate"] / closer
+    noise_of_mean = np.sqrt(np.mean(np.diag(noise_cov)) / 30)
+    assert errors[policy] < within * noise_of_mean
+    assert 0.8 < kept[policy] < 1.2
 
 
 def test_prior_location_equals_the_dense_posterior():
@@ -123,17 +103,22 @@ def test_prior_location_equals_the_dense_posterior():
     assert np.isnan(out[4]) and np.isfinite(np.delete(out, 4)).all()
 
 
-def test_new_site_labels_are_never_read():
+@pytest.mark.parametrize(("policy", "cohort", "mean_only"), [
+    ("estimate_prior", {**PRIOR, "new_age": 70.0}, True),
+    ("estimate_prior_cov", {**PRIOR_COV, "new_age": 50.0}, False),
+])
+def test_new_site_labels_are_never_read(policy, cohort, mean_only):
     """Leak check: the held-out site's predictions ignore its labels.
 
     Under ``LeaveOneSiteOut`` in a Pipeline, replacing the held-out site's
     ages by noise changes nothing of its predictions (the training sites'
-    labels are those of the fit, the new site's never reach ``transform``).
+    labels are those of the fit, the new site's never reach ``transform``);
+    ``"estimate_prior_cov"`` with the scale adjusted.
     """
-    X, y, _, _ = _cohort(seed=2)
+    X, y, _, _, _ = new_site_cohort(2, **cohort)
     rng = np.random.default_rng(3)
     pipe = make_pipeline(
-        ComBatHarmonizer(unseen_site="estimate_prior", mean_only=True), Ridge()
+        ComBatHarmonizer(unseen_site=policy, mean_only=mean_only), Ridge()
     )
     for train, test in LeaveOneSiteOut().split(X, y, groups=X["site"]):
         garbled = y.copy()
@@ -142,10 +127,13 @@ def test_new_site_labels_are_never_read():
         again = pipe.fit(X.iloc[train], garbled[train]).predict(X.iloc[test])
         np.testing.assert_array_equal(first, again)
         # and the prior was learned: the new site is not simply passed through
-        combat = pipe[0]
-        assert combat.new_site_prior_.effect.shape[1] == N_FEATURES
-        assert not np.allclose(combat.transform(X.iloc[test]),
-                               X.iloc[test][combat.features_])
+        prior = pipe[0].new_site_prior_
+        if policy == "estimate_prior":
+            assert prior.effect.shape[1] == N_FEATURES
+            assert not np.allclose(pipe[0].transform(X.iloc[test]),
+                                   X.iloc[test][pipe[0].features_])
+        else:
+            assert prior.noise_cov.shape == (N_FEATURES, N_FEATURES)
 
 
 def test_scale_adjusted_and_classes_target():

@@ -1,14 +1,16 @@
-"""``unseen_site="estimate_prior_cov"``: the prior with the features' covariances."""
+"""``unseen_site="estimate_prior_cov"``: the prior with the features' covariances.
+
+Recovering the new site's location and never reading its labels are tested
+with ``"estimate_prior"``'s, parametrised (``test_new_site_prior.py``).
+"""
 
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
+from new_site_cohort import N_FEATURES, PRIOR_COV, new_site_cohort
 from scipy.special import digamma, polygamma
 from sklearn.covariance import LedoitWolf
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import SplineTransformer
 
 from sklearn_medprep import ComBatHarmonizer
@@ -20,92 +22,18 @@ from sklearn_medprep.harmonization._new_site_prior import (
     prior_location,
     prior_scale,
 )
-from sklearn_medprep.model_selection import LeaveOneSiteOut
 
-N_FEATURES = 30
-N_TRAIN_SITES = 10
+N_TRAIN_SITES = PRIOR_COV["n_train_sites"]
 NEW = f"s{N_TRAIN_SITES}"
 
 
-def _cohort(seed=0, new_age=80.0, new_scale=1.0, scale_spread=0.0):
-    """Ten training sites of mean ages 30-60, a new one of mean age ``new_age``.
-
-    Every feature is ``2 + beta * age + gamma_site + noise``: the sites'
-    locations lie in a two-dimensional subspace plus a little independent
-    noise, the within-site noise has two common factors (the features move
-    together, as cortical thicknesses do) and the age effect ``beta`` is drawn
-    independently. The new site's noise is multiplied by ``new_scale`` on the
-    first half of the features, each training site's by ``exp(scale_spread
-    * N(0, 1))`` per feature (drawn from a generator of its own). Returns the
-    table, the ages, ``beta``, the new site's true location (relative to the
-    row-weighted mean of the training sites', as ComBat's grand mean is) and
-    the noise covariance.
-    """
-    rng = np.random.default_rng(seed)
-    scales = np.exp(scale_spread * np.random.default_rng(seed + 100).normal(
-        size=(N_TRAIN_SITES, N_FEATURES)))
-    beta = rng.normal(0.0, 0.06, N_FEATURES)
-    factors = rng.normal(0.0, 1.0, (2, N_FEATURES))
-    common = rng.normal(0.0, 1.0, (2, N_FEATURES))
-    means = [*np.linspace(30, 60, N_TRAIN_SITES), new_age]
-    rows, sites, ages, gammas, counts = [], [], [], [], []
-    for k, mean_age in enumerate(means):
-        n = 40 if k < N_TRAIN_SITES else 30
-        age = rng.normal(mean_age, 6.0, n)
-        gamma = rng.normal(0.0, 0.8, 2) @ factors + rng.normal(0, 0.05, N_FEATURES)
-        noise = (rng.normal(0.0, 1.0, (n, 2)) @ common
-                 + rng.normal(0.0, 1.0, (n, N_FEATURES)))
-        if k == N_TRAIN_SITES:
-            noise[:, : N_FEATURES // 2] *= new_scale
-        else:
-            noise *= scales[k]
-        rows.append(2.0 + age[:, None] * beta + gamma + noise)
-        sites += [f"s{k}"] * n
-        ages.append(age)
-        gammas.append(gamma)
-        counts.append(n)
-    X = pd.DataFrame(np.vstack(rows), columns=[f"f{j}" for j in range(N_FEATURES)])
-    X.index = [f"sub{i:03d}" for i in range(len(X))]
-    X["site"] = sites
-    weights = np.array(counts[:-1]) / sum(counts[:-1])
-    truth = gammas[-1] - weights @ np.array(gammas[:-1])
-    return X, np.concatenate(ages), beta, truth, common.T @ common + np.eye(N_FEATURES)
+def _cohort(seed=0, **kwargs):
+    """:func:`new_site_cohort` with ``"estimate_prior_cov"``'s setting."""
+    return new_site_cohort(seed, **{**PRIOR_COV, **kwargs})
 
 
 def _train(X):
     return (X["site"] != NEW).to_numpy()
-
-
-def test_recovers_the_site_shift_and_keeps_the_age_shift():
-    """The location found is the site's, not its age shift; "estimate" fails.
-
-    As for ``"estimate_prior"`` (test_new_site_prior.py), with noise common
-    to the features: ``"estimate"`` removes the new site's 30-year age shift
-    with its location; ``"estimate_prior_cov"`` gets the location at least
-    2.5 times closer, within 2.5 times the noise of the 30-row mean, and
-    keeps 80-120% of the age shift along ``beta``. Without empirical Bayes,
-    whose shrinkage across features is the same for every policy.
-    """
-    X, y, beta, truth, noise_cov = _cohort()
-    train = _train(X)
-    age_shift = (y[~train].mean() - y[train].mean()) * beta
-    errors, kept = {}, {}
-    for policy in ("estimate", "estimate_prior_cov"):
-        combat = ComBatHarmonizer(unseen_site=policy, mean_only=True, eb=False)
-        combat.fit(X[train], y[train])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MedprepWarning)  # "estimate" warns
-            out = combat.transform(X[~train])
-        removed = X.loc[~train, combat.features_].to_numpy() - out.to_numpy()
-        np.testing.assert_allclose(removed, removed[:1].repeat(len(removed), 0),
-                                   atol=1e-10)  # one location per feature
-        errors[policy] = np.sqrt(np.mean((removed[0] - truth) ** 2))
-        kept[policy] = 1.0 - (removed[0] - truth) @ beta / (age_shift @ beta)
-    assert kept["estimate"] < 0.2
-    assert errors["estimate_prior_cov"] < errors["estimate"] / 2.5
-    noise_of_mean = np.sqrt(np.mean(np.diag(noise_cov)) / 30)
-    assert errors["estimate_prior_cov"] < 2.5 * noise_of_mean
-    assert 0.8 < kept["estimate_prior_cov"] < 1.2
 
 
 def test_fitted_covariances_equal_a_direct_computation():
@@ -225,24 +153,6 @@ def test_a_wider_new_site_is_scaled_down():
     ratio = raw.std(axis=0) / out.std(axis=0)  # sqrt(delta*)
     half = N_FEATURES // 2
     assert np.median(ratio[:half]) > 1.5 * np.median(ratio[half:])
-
-
-def test_new_site_labels_are_never_read():
-    """Leak check: the held-out site's predictions ignore its labels.
-
-    Under ``LeaveOneSiteOut`` in a Pipeline (scale adjusted), replacing the
-    held-out site's ages by noise changes nothing of its predictions.
-    """
-    X, y, _, _, _ = _cohort(seed=2, new_age=50.0)
-    rng = np.random.default_rng(3)
-    pipe = make_pipeline(ComBatHarmonizer(unseen_site="estimate_prior_cov"), Ridge())
-    for train, test in LeaveOneSiteOut().split(X, y, groups=X["site"]):
-        garbled = y.copy()
-        garbled[test] = rng.normal(0.0, 100.0, len(test))
-        first = pipe.fit(X.iloc[train], y[train]).predict(X.iloc[test])
-        again = pipe.fit(X.iloc[train], garbled[train]).predict(X.iloc[test])
-        np.testing.assert_array_equal(first, again)
-        assert pipe[0].new_site_prior_.noise_cov.shape == (N_FEATURES, N_FEATURES)
 
 
 def test_nan_cell_stays_nan():
