@@ -34,6 +34,7 @@ from scipy import fft as sp_fft
 from scipy.spatial import ConvexHull
 
 from ..utils._optional import import_optional
+from ._mesh import mesh_coefficients
 
 __all__ = ["MORPHOLOGY_FEATURES", "morphology_features", "spatial_autocorrelation"]
 
@@ -65,16 +66,13 @@ def _mesh(mask, spacing):
     they triangulate ambiguous cubes, which moves volume and area, not the
     vertices, hence not the convex hull or the bounding box).
     """
-    from radiomics import cShape
-
     measure = import_optional("skimage.measure", "settings='ibsi' (IBSI-1 mesh)")
     padded = np.pad(np.asarray(mask, bool), 1)
     vertices, _, _, _ = measure.marching_cubes(
         padded.astype(np.float64), level=0.5, spacing=tuple(spacing)
     )
-    area, volume, _ = cShape.calculate_coefficients(
-        padded, np.asarray(spacing, dtype=float)
-    )
+    # PyRadiomics' values bit for bit, without its all-pairs diameter loop
+    area, volume, _ = mesh_coefficients(padded, np.asarray(spacing, dtype=float))
     return vertices, float(volume), float(area)
 
 

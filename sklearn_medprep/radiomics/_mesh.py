@@ -255,10 +255,11 @@ def mesh_coefficients(mask, spacing):
         return cShape.calculate_coefficients(mask, spacing)
     points, grid = _vertices(index, spacing)
     line_ends = [_line_ends(grid, along) for along in range(3)]
-    keep = _hull_points(points[line_ends[0] & line_ends[1] & line_ends[2]])
+    ends = points[line_ends[0] & line_ends[1] & line_ends[2]]
+    keep = _hull_points(ends)
     if keep is None:
         return cShape.calculate_coefficients(mask, spacing)
-    largest = _largest(points[line_ends[0] & line_ends[1] & line_ends[2]][keep])
+    largest = _largest(ends[keep])
     # distinct vertices are half a voxel apart at least (see the docstring)
     gap = (0.5 * float(spacing.min())) ** 2
     if gap < MIN_RELATIVE_GAP * largest:
